@@ -1,0 +1,192 @@
+"""The one command-line app. Each subcommand parses, builds a config, calls one library
+function and writes its artifacts; user mistakes become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from ganedit import __version__
+from ganedit.errors import UserInputError
+
+app = typer.Typer(
+    help="ganedit: controllable editing of pretrained GANs.",
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+world_app = typer.Typer(
+    help="The synthetic face world: render data sets and contact sheets.", no_args_is_help=True
+)
+app.add_typer(world_app, name="world")
+
+log = logging.getLogger("ganedit")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    _setup_logging(verbose)
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
+
+
+PRESET_HELP = "Preset name (celeba, independent, balanced) or a world config TOML file."
+
+
+@world_app.command("render")
+def world_render(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output: a path ending in .lmdb for an LMDB, else an image folder."
+    ),
+    preset: str = typer.Option("celeba", "--preset", "--config", help=PRESET_HELP),
+    n: int = typer.Option(50000, "--n", "-n", min=1, help="Number of images."),
+    size: int = typer.Option(64, "--size", help="Image size, a power of two from 16 to 256."),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    image_format: str = typer.Option(
+        "png", "--format", help="Encoding of each image: png or jpeg."
+    ),
+    batch_size: int = typer.Option(512, "--batch-size", min=1),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Render N faces with all ground-truth factors (labels.npz beside the images)."""
+    from ganedit.world.config import load_world_config
+    from ganedit.world.dataset import RenderJob, write_world_dataset
+
+    job = RenderJob(n=n, size=size, seed=seed, image_format=image_format, batch_size=batch_size)
+    path = write_world_dataset(load_world_config(preset), job, out, progress=progress)
+    typer.echo(str(path))
+
+
+@world_app.command("sheet")
+def world_sheet(
+    out: Path = typer.Option(Path("sheet.png"), "--out", "-o", help="PNG file to write."),
+    preset: str = typer.Option("celeba", "--preset", "--config", help=PRESET_HELP),
+    rows: int = typer.Option(6, "--rows", min=1, help="Identities, one per row."),
+    size: int = typer.Option(64, "--size", help="Render size of each face."),
+    scale: int = typer.Option(2, "--scale", min=1, help="Pixel upscaling for viewing."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Contact sheet: each row one identity, each column one attribute off/on, then a yaw sweep."""
+    from ganedit.utils.files import atomic_path, write_json
+    from ganedit.world.config import load_world_config
+    from ganedit.world.sheet import make_sheet
+
+    _expect_suffix(out, ".png")
+    world = load_world_config(preset)
+    image = make_sheet(world, rows=rows, size=size, seed=seed, scale=scale)
+    with atomic_path(out) as tmp:
+        image.save(tmp, format="png")
+    write_json(
+        out.with_suffix(".json"),
+        {"world": world.to_dict(), "rows": rows, "size": size, "seed": seed},
+    )
+    typer.echo(str(out))
+
+
+@app.command("train-predictor")
+def train_predictor_cmd(
+    kind: str = typer.Option(..., "--kind", help="labeler, evaluator or identity."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run folder (checkpoints, stats, final model)."
+    ),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, help="Training steps (default: the shipped recipe)."
+    ),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=2),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a measuring network on renders made on the fly (resumable)."""
+    from ganedit.training.predictors import KINDS, PredictorTrainConfig, train_predictor
+
+    if kind not in KINDS:
+        raise UserInputError(f"expected --kind in {list(KINDS)}, received {kind!r}")
+    overrides = {
+        k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None
+    }
+    cfg = PredictorTrainConfig.for_kind(kind, **overrides)
+    typer.echo(str(train_predictor(cfg, out, resume=resume, progress=progress)))
+
+
+@app.command("evaluate-predictor")
+def evaluate_predictor_cmd(
+    model: str = typer.Option(
+        ..., "--model", "-m", help="labeler, evaluator, identity, or a model folder."
+    ),
+    n: int = typer.Option(
+        5000, "--n", "-n", min=10, help="Held-out renders (identities for the embedder)."
+    ),
+    preset: str = typer.Option("celeba", "--preset", help=PRESET_HELP),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here too."),
+) -> None:
+    """Held-out quality of a measuring network on fresh renders."""
+    import json
+
+    from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
+    from ganedit.models.predictors import IdentityNet
+    from ganedit.models.registry import load_predictor
+    from ganedit.utils.files import write_json
+
+    net = load_predictor(model)
+    if isinstance(net, IdentityNet):
+        report = evaluate_identity_net(net, n_identities=n, preset=preset)
+    else:
+        report = evaluate_attribute_net(net, n=n, preset=preset)
+    report["model"] = model
+    if out is not None:
+        write_json(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = typer.Option(
+        Path("demo_out"), "--out", "-o", help="Folder for everything the demo writes."
+    ),
+    n_render: int = typer.Option(2000, "--n-render", min=1),
+    n_eval: int = typer.Option(2000, "--n-eval", min=10),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run the main job on the embedded default and print the report path."""
+    from ganedit.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(n_render=n_render, n_eval=n_eval)
+    log.info("demo config: %s", dataclasses.asdict(cfg))
+    report = run_demo(cfg, out, progress=progress)
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")
+
+
+def _expect_suffix(path: Path, suffix: str) -> None:
+    if path.suffix.lower() != suffix:
+        raise UserInputError(f"expected a {suffix} output path, received {str(path)!r}")
+
+
+def main() -> None:
+    # Typer handles its own usage errors (exit code 2); ours get the same treatment.
+    try:
+        app()
+    except UserInputError as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Measurements: predictor quality now; disentanglement and identity preservation later."""

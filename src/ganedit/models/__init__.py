@@ -1,0 +1,1 @@
+"""Networks: the measuring networks trained on the face world (and, later, generators)."""

@@ -1,0 +1,138 @@
+"""The measuring networks of the face world.
+
+- `AttributeNet` (kind `labeler` or `evaluator`): one logit per binary attribute plus a yaw
+  regression. The labeler scores generated samples for direction finding; the evaluator, a
+  different architecture trained on disjoint renders with another seed, scores edits.
+- `IdentityNet`: a unit-norm embedding; renders of one identity with different attributes
+  and poses are close, different identities far (the role ArcFace plays for real faces).
+
+All take images [N, 3, H, W] in [-1, 1]; other sizes are resized to the training size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganedit.models.io import register_model
+from ganedit.world.config import BINARY_ATTRIBUTES
+
+YAW_SCALE = 30.0  # degrees per unit of the yaw output
+
+
+def _fit_size(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
+
+
+def _plain_backbone(width: int) -> nn.Sequential:
+    # 64 -> 32 -> 16 -> 8 -> 4, batch-normalised 3x3 convolutions.
+    chans = [3, width, 2 * width, 4 * width, 4 * width]
+    layers: list[nn.Module] = []
+    for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+        layers += [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.norm1 = nn.GroupNorm(8, cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(8, cout)
+        self.skip = nn.Conv2d(cin, cout, 1, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.silu(self.norm1(self.conv1(x)))
+        return F.silu(self.norm2(self.conv2(h)) + self.skip(x))
+
+
+def _residual_backbone(width: int) -> nn.Sequential:
+    # A different family from the plain one: strided residual blocks, group norm, SiLU.
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.SiLU(),
+        _ResBlock(width, width),
+        _ResBlock(width, 2 * width),
+        _ResBlock(2 * width, 4 * width),
+        _ResBlock(4 * width, 4 * width),
+    )
+
+
+def _backbone(arch: str, width: int) -> nn.Sequential:
+    if arch == "plain":
+        return _plain_backbone(width)
+    if arch == "residual":
+        return _residual_backbone(width)
+    raise ValueError(f"expected arch 'plain' or 'residual', received {arch!r}")
+
+
+@register_model
+class AttributeNet(nn.Module):
+    """Multi-task attribute predictor: logits [N, 4] (BINARY_ATTRIBUTES order) and yaw [N]."""
+
+    def __init__(
+        self, arch: str = "plain", width: int = 24, hidden: int = 256, image_size: int = 64
+    ):
+        super().__init__()
+        self.config = {"arch": arch, "width": width, "hidden": hidden, "image_size": image_size}
+        self.attributes = BINARY_ATTRIBUTES
+        self.features = _backbone(arch, width)
+        feat = 4 * width * (image_size // 16) ** 2
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(feat, hidden), nn.ReLU(inplace=True))
+        self.logits = nn.Linear(hidden, len(BINARY_ATTRIBUTES))
+        self.yaw = nn.Linear(hidden, 1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.head(self.features(_fit_size(images, self.config["image_size"])))
+        return self.logits(h), self.yaw(h).squeeze(1) * YAW_SCALE
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Probabilities per attribute name and yaw in degrees: name -> float32 [N]."""
+        logits, yaw = _batched(self, images, batch_size)
+        probs = torch.sigmoid(logits).numpy()
+        out = {name: probs[:, k] for k, name in enumerate(self.attributes)}
+        out["yaw"] = yaw.numpy()
+        return out
+
+
+@register_model
+class IdentityNet(nn.Module):
+    """Identity embedder: unit vectors [N, dim]."""
+
+    def __init__(self, arch: str = "plain", width: int = 24, dim: int = 64, image_size: int = 64):
+        super().__init__()
+        self.config = {"arch": arch, "width": width, "dim": dim, "image_size": image_size}
+        self.features = _backbone(arch, width)
+        feat = 4 * width * (image_size // 16) ** 2
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(feat, 256), nn.ReLU(inplace=True), nn.Linear(256, dim)
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h = self.head(self.features(_fit_size(images, self.config["image_size"])))
+        return F.normalize(h, dim=1)
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        return _batched(self, images, batch_size).numpy()
+
+
+def _batched(model: nn.Module, images: torch.Tensor, batch_size: int):
+    device = next(model.parameters()).device
+    outs = [model(images[i : i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
+    if isinstance(outs[0], tuple):
+        return tuple(torch.cat([o[k] for o in outs]).float().cpu() for k in range(len(outs[0])))
+    return torch.cat(outs).float().cpu()

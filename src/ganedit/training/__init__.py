@@ -1,0 +1,1 @@
+"""Training loops, built from small setup / step / maintenance pieces."""

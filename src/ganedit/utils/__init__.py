@@ -1,0 +1,1 @@
+"""Small shared helpers: counter-based randomness, atomic file output, images."""
