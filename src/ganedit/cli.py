@@ -159,6 +159,31 @@ def evaluate_predictor_cmd(
     typer.echo(json.dumps(report, indent=2))
 
 
+@app.command("score")
+def score_cmd(
+    images: Path = typer.Option(
+        ..., "--images", "-i", help="An image LMDB (StyleGAN2-pytorch layout) or folder."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Scores file (.npz, one array per attribute)."
+    ),
+    model: str = typer.Option(
+        "labeler", "--model", "-m", help="labeler, evaluator, or a model folder."
+    ),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Score every image with an attribute predictor (probabilities per attribute, yaw)."""
+    from ganedit.models.registry import load_predictor
+    from ganedit.models.scoring import save_scores, score_dataset
+    from ganedit.world.dataset import ImageDataset
+
+    _expect_suffix(out, ".npz")
+    data = ImageDataset(images)
+    scores = score_dataset(data, load_predictor(model), batch_size=batch_size, progress=progress)
+    typer.echo(str(save_scores(scores, out)))
+
+
 @app.command("demo")
 def demo_cmd(
     out: Path = typer.Option(

@@ -43,7 +43,8 @@ def evaluate_attribute_net(
         )
     err = np.abs(pred["yaw"] - factors["yaw"])
     report["yaw_mae_deg"] = float(err.mean())
-    report["yaw_mae_abs_over_45_deg"] = float(err[np.abs(factors["yaw"]) > 45].mean())
+    tails = np.abs(factors["yaw"]) > 45
+    report["yaw_mae_abs_over_45_deg"] = float(err[tails].mean()) if tails.any() else None
     return report
 
 

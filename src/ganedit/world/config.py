@@ -8,6 +8,7 @@ with dependencies and one without them share their marginals.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import tomllib
@@ -59,6 +60,10 @@ class WorldConfig:
 
     def base_logits(self) -> dict[str, float]:
         """Base log-odds per attribute, solved so each marginal equals its `rate`."""
+        return dict(self._base_logits)
+
+    @functools.cached_property
+    def _base_logits(self) -> dict[str, float]:
         return _solve_base_logits(self.attributes)
 
     def joint_table(self) -> dict[tuple[int, ...], float]:

@@ -1,0 +1,37 @@
+"""Score an image data set (LMDB or folder) with an attribute predictor, in batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganedit.errors import UserInputError
+from ganedit.models.predictors import AttributeNet
+from ganedit.utils.files import atomic_path
+from ganedit.utils.images import from_uint8
+from ganedit.utils.progress import progress_bar
+from ganedit.world.dataset import ImageDataset
+
+
+def score_dataset(
+    data: ImageDataset, model: torch.nn.Module, batch_size: int = 256, progress: bool = True
+) -> dict[str, np.ndarray]:
+    """Attribute name -> float32 [N] (probabilities; `yaw` in degrees), like a `scores_dict`."""
+    if not isinstance(model, AttributeNet):
+        raise UserInputError(f"expected an attribute predictor, received {type(model).__name__}")
+    parts: list[dict[str, np.ndarray]] = []
+    with progress_bar(len(data), "score", progress) as bar:
+        for start in range(0, len(data), batch_size):
+            stop = min(len(data), start + batch_size)
+            batch = from_uint8(np.stack([data[i] for i in range(start, stop)]))
+            parts.append(model.predict(batch, batch_size=batch_size))
+            bar.advance(stop - start)
+    return {k: np.concatenate([p[k] for p in parts]).astype(np.float32) for k in parts[0]}
+
+
+def save_scores(scores: dict[str, np.ndarray], out: str | Path) -> Path:
+    with atomic_path(out) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **scores)
+    return Path(out)

@@ -1,0 +1,71 @@
+import lmdb
+import numpy as np
+import pytest
+
+from ganedit.errors import UserInputError
+from ganedit.utils.images import to_uint8
+from ganedit.world.dataset import ImageDataset, RenderJob, lmdb_key, write_world_dataset
+from ganedit.world.factors import sample_factors
+from ganedit.world.render import render
+
+
+def _no_temp_left(folder):
+    return not [p for p in folder.iterdir() if ".tmp-" in p.name]
+
+
+def test_lmdb_round_trip_is_lossless_and_in_stylegan2_pytorch_layout(celeba, tmp_path):
+    out = write_world_dataset(
+        celeba, RenderJob(n=37, size=32, seed=4, batch_size=16), tmp_path / "w.lmdb", progress=False
+    )
+    env = lmdb.open(str(out), readonly=True, lock=False)
+    with env.begin() as txn:
+        assert txn.get(b"length") == b"37"
+        assert txn.get(lmdb_key(32, 36)) is not None and lmdb_key(32, 7) == b"32-00007"
+    env.close()
+    data = ImageDataset(out)
+    expected = to_uint8(render(sample_factors(celeba, 4, 0, 37), 32))
+    assert len(data) == 37 and data.size == 32
+    for i in (0, 15, 16, 36):
+        np.testing.assert_array_equal(data[i], expected[i])
+    labels = data.labels()
+    np.testing.assert_array_equal(labels["index"], np.arange(37))
+    np.testing.assert_array_equal(labels["glasses"], sample_factors(celeba, 4, 0, 37)["glasses"])
+    assert _no_temp_left(tmp_path)
+
+
+def test_image_folder_round_trip(celeba, tmp_path):
+    out = write_world_dataset(celeba, RenderJob(n=5, size=16), tmp_path / "faces", progress=False)
+    data = ImageDataset(out)
+    assert len(data) == 5 and data[4].shape == (16, 16, 3)
+    np.testing.assert_array_equal(data[2], to_uint8(render(sample_factors(celeba, 0, 0, 5), 16))[2])
+    assert (out / "world.json").is_file()
+
+
+def test_bad_inputs_are_user_errors(celeba, tmp_path):
+    with pytest.raises(UserInputError, match="missing path"):
+        ImageDataset(tmp_path / "nope")
+    corrupt = tmp_path / "corrupt.lmdb"
+    corrupt.mkdir()
+    (corrupt / "data.mdb").write_bytes(b"this is not an lmdb file" * 100)
+    with pytest.raises(UserInputError, match="LMDB"):
+        ImageDataset(corrupt)
+    empty = tmp_path / "empty.lmdb"
+    lmdb.open(str(empty)).close()
+    with pytest.raises(UserInputError, match="length"):
+        ImageDataset(empty)
+    with pytest.raises(UserInputError, match="image format"):
+        write_world_dataset(
+            celeba, RenderJob(n=2, image_format="gif"), tmp_path / "x", progress=False
+        )
+
+
+def test_interrupted_write_leaves_nothing_that_looks_complete(celeba, tmp_path, monkeypatch):
+    import ganedit.world.dataset as dataset
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dataset, "encode", fail)
+    with pytest.raises(KeyboardInterrupt):
+        write_world_dataset(celeba, RenderJob(n=4, size=16), tmp_path / "w.lmdb", progress=False)
+    assert list(tmp_path.iterdir()) == []
