@@ -171,7 +171,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 first = next((k for k, _ in txn.cursor() if k != b"length"), None)
         except lmdb.Error as err:
             raise UserInputError(
-                f"expected a readable LMDB at {str(self.path)!r}, received: {err}"
+                f"expected a readable LMDB at {str(self.path)!r}, received a corrupt one ({err})"
             ) from err
         if length is None or first is None or b"-" not in first:
             raise UserInputError(
