@@ -159,6 +159,54 @@ def evaluate_predictor_cmd(
     typer.echo(json.dumps(report, indent=2))
 
 
+@app.command("train-gan")
+def train_gan_cmd(
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="Image LMDB (StyleGAN2-pytorch layout) or folder."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Run folder: config, stats.jsonl, samples/, checkpoint/, g_ema/."
+    ),
+    size: int = typer.Option(64, "--size", help="Image size (power of two, 8 to 1024)."),
+    iterations: int = typer.Option(10_000, "--iter", "--iterations", min=1),
+    batch: int = typer.Option(16, "--batch", min=2),
+    style_dim: int = typer.Option(512, "--style-dim", min=1),
+    n_mlp: int = typer.Option(8, "--n-mlp", min=1),
+    channel_multiplier: int = typer.Option(2, "--channel-multiplier", min=1),
+    channel_max: int = typer.Option(512, "--channel-max", min=1),
+    lr: float = typer.Option(0.002, "--lr"),
+    r1: float = typer.Option(10.0, "--r1", help="R1 weight (gamma)."),
+    path_regularize: float = typer.Option(2.0, "--path-regularize"),
+    mixing: float = typer.Option(0.9, "--mixing"),
+    flip: bool = typer.Option(
+        False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
+    ),
+    seed: int = typer.Option(0, "--seed"),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
+    sample_every: int = typer.Option(500, "--sample-every", min=1),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
+    ),
+    ckpt: Path | None = typer.Option(
+        None, "--ckpt", help="Fine-tune: start from this run's checkpoint folder."
+    ),
+    device: str = typer.Option("cpu", "--device"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Train a StyleGAN2 (resumable; fine-tunes from --ckpt)."""
+    from ganedit.training.gan import GanConfig, train_gan
+
+    cfg = GanConfig(
+        data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
+        channel_multiplier=channel_multiplier, channel_max=channel_max, lr=lr, r1=r1,
+        path_regularize=path_regularize, mixing=mixing, flip=flip, seed=seed,
+        checkpoint_every=checkpoint_every, sample_every=sample_every,
+    )  # fmt: skip
+    typer.echo(
+        str(train_gan(cfg, out, resume=resume, init_from=ckpt, device=device, progress=progress))
+    )
+
+
 @app.command("score")
 def score_cmd(
     images: Path = typer.Option(

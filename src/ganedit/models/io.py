@@ -56,6 +56,7 @@ def read_config(directory: str | Path) -> dict:
 def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
     """Rebuild a registered model from its folder and load its weights (eval mode)."""
     config = read_config(directory)
+    _register_builtin_models()
     cls = _REGISTRY.get(config.get("class_name", ""))
     if cls is None:
         raise UserInputError(
@@ -67,3 +68,9 @@ def load_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
         raise UserInputError(f"expected weights at {str(weights)!r}, received no such file")
     model.load_state_dict(load_file(str(weights)))
     return model.to(device).eval()
+
+
+def _register_builtin_models() -> None:
+    # Importing the modules runs their @register_model decorators.
+    import ganedit.models.predictors  # noqa: F401
+    import ganedit.models.stylegan2  # noqa: F401

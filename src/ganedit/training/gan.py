@@ -1,0 +1,369 @@
+"""StyleGAN2 training (the rosinality / NVlabs recipe) as small, reusable pieces.
+
+`setup_gan` builds networks and optimizers, `gan_step` runs one iteration (discriminator,
+lazy R1, generator with style mixing, lazy path-length regularisation, EMA), and
+`train_gan` adds the maintenance: JSON-lines stats, fixed-seed sample grids and resumable
+checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
+and the data batch of iteration t is a function of (seed, t) too, so a resumed run continues
+exactly as an uninterrupted one. The self-conditioning work reuses these pieces with an extra
+loss and a conditioned generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ganedit.errors import UserInputError
+from ganedit.models.io import save_pretrained
+from ganedit.models.stylegan2 import Discriminator, Generator
+from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
+from ganedit.utils import rng
+from ganedit.utils.files import atomic_path, write_json
+from ganedit.utils.images import from_uint8, grid, to_uint8
+from ganedit.utils.progress import progress_bar
+from ganedit.world.dataset import ImageDataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Architecture and recipe. Defaults follow StyleGAN2 config-f, scaled by the caller."""
+
+    data: str = ""
+    size: int = 64
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    channel_max: int = 512
+    batch: int = 16
+    iterations: int = 10_000
+    lr: float = 0.002
+    r1: float = 10.0  # R1 weight (gamma); NVlabs' heuristic is 0.0002 * size**2 / batch
+    path_regularize: float = 2.0
+    path_batch_shrink: int = 2
+    d_reg_every: int = 16
+    g_reg_every: int = 4
+    mixing: float = 0.9
+    ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    flip: bool = False  # horizontal flips; off when pose matters
+    seed: int = 0
+    checkpoint_every: int = 500
+    sample_every: int = 500
+    n_sample: int = 16
+
+
+@dataclass
+class GanState:
+    """Everything a training step changes."""
+
+    g: Generator
+    d: Discriminator
+    g_ema: Generator
+    g_optim: torch.optim.Optimizer
+    d_optim: torch.optim.Optimizer
+    step: int = 0
+    mean_path_length: float = 0.0
+    stats: dict = field(default_factory=dict)
+
+
+def _reg_optimizer(params, lr: float, reg_every: int) -> torch.optim.Optimizer:
+    # Lazy regularisation: scale lr and betas so the effective update matches every-step reg.
+    ratio = reg_every / (reg_every + 1)
+    return torch.optim.Adam(params, lr=lr * ratio, betas=(0.0, float(0.99**ratio)))
+
+
+def build_generator(cfg: GanConfig) -> Generator:
+    return Generator(
+        cfg.size,
+        style_dim=cfg.style_dim,
+        n_mlp=cfg.n_mlp,
+        channel_multiplier=cfg.channel_multiplier,
+        channel_max=cfg.channel_max,
+    )
+
+
+def setup_gan(cfg: GanConfig, device: str | torch.device = "cpu") -> GanState:
+    torch.manual_seed(cfg.seed)
+    g = build_generator(cfg).to(device)
+    d = Discriminator(
+        cfg.size, channel_multiplier=cfg.channel_multiplier, channel_max=cfg.channel_max
+    ).to(device)
+    g_ema = build_generator(cfg).to(device).eval()
+    g_ema.load_state_dict(g.state_dict())
+    for p in g_ema.parameters():
+        p.requires_grad_(False)
+    return GanState(
+        g=g,
+        d=d,
+        g_ema=g_ema,
+        g_optim=_reg_optimizer(g.parameters(), cfg.lr, cfg.g_reg_every),
+        d_optim=_reg_optimizer(d.parameters(), cfg.lr, cfg.d_reg_every),
+    )
+
+
+class BatchSampler:
+    """Batch t holds images at indices drawn from (seed, t): resumable without loader state."""
+
+    def __init__(self, data: ImageDataset, cfg: GanConfig, device: str | torch.device = "cpu"):
+        if len(data) < 1:
+            raise UserInputError(f"expected a non-empty data set, received {len(data)} images")
+        self.data, self.cfg, self.device = data, cfg, device
+        first = data[0]
+        if first.shape[0] != cfg.size or first.shape[1] != cfg.size:
+            raise UserInputError(
+                f"expected {cfg.size}x{cfg.size} images in {cfg.data!r}, received {first.shape[1]}x{first.shape[0]}"
+            )
+
+    def __call__(self, step: int) -> torch.Tensor:  # [B, 3, size, size] in [-1, 1]
+        ids = np.arange(step * self.cfg.batch, (step + 1) * self.cfg.batch)
+        index = (rng.uniform(self.cfg.seed, ids, 1) * len(self.data)).astype(np.int64)
+        images = from_uint8(np.stack([self.data[int(i)] for i in index]))
+        if self.cfg.flip:
+            flip = torch.as_tensor(rng.uniform(self.cfg.seed, ids, 2) < 0.5)
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        return images.to(self.device)
+
+
+def _noise_z(
+    cfg: GanConfig, gen: torch.Generator, n: int, device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    # Style mixing: a second z for a random share of batches, as in rosinality's mixing_noise.
+    z = torch.randn(n, cfg.style_dim, generator=gen).to(device)
+    if cfg.mixing > 0 and torch.rand((), generator=gen).item() < cfg.mixing:
+        return z, torch.randn(n, cfg.style_dim, generator=gen).to(device)
+    return z, None
+
+
+def generate(
+    g: Generator, z: torch.Tensor, z2: torch.Tensor | None, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and the ws used, with style mixing at a random crossover when z2 is given."""
+    ws = g.mapping(z)
+    if z2 is not None:
+        cut = int(torch.randint(1, g.num_ws, (), generator=gen))
+        ws = torch.cat([ws[:, :cut], g.mapping(z2)[:, cut:]], dim=1)
+    noise_gen = torch.Generator(device=ws.device).manual_seed(
+        int(torch.randint(0, 2**62, (), generator=gen))
+    )
+    return g.synthesis(ws, noise_mode="random", generator=noise_gen), ws
+
+
+def d_logistic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
+    return F.softplus(fake_pred).mean() + F.softplus(-real_pred).mean()
+
+
+def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-fake_pred).mean()
+
+
+def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
+    real = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def path_length_penalty(
+    images: torch.Tensor, ws: torch.Tensor, mean_length: float, gen: torch.Generator
+) -> tuple[torch.Tensor, float]:
+    noise = torch.randn(images.shape, generator=gen).to(images.device) / math.sqrt(
+        images.shape[2] * images.shape[3]
+    )
+    (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+    lengths = grad.pow(2).sum(2).mean(1).sqrt()
+    new_mean = mean_length + 0.01 * (lengths.mean().item() - mean_length)
+    return (lengths - new_mean).pow(2).mean(), new_mean
+
+
+def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
+    return torch.Generator().manual_seed(int(rng.uniform(cfg.seed, np.array([step]), 7)[0] * 2**62))
+
+
+def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+def discriminator_step(
+    state: GanState, cfg: GanConfig, real: torch.Tensor, gen: torch.Generator
+) -> None:
+    _set_requires_grad(state.g, False)
+    _set_requires_grad(state.d, True)
+    z, z2 = _noise_z(cfg, gen, cfg.batch, real.device)
+    with torch.no_grad():
+        fake, _ = generate(state.g, z, z2, gen)
+    loss = d_logistic_loss(state.d(real), state.d(fake))
+    state.d_optim.zero_grad(set_to_none=True)
+    loss.backward()
+    state.d_optim.step()
+    state.stats["d_loss"] = loss.item()
+    if step_is(state.step, cfg.d_reg_every):
+        r1 = r1_penalty(state.d, real)
+        state.d_optim.zero_grad(set_to_none=True)
+        (cfg.r1 / 2 * r1 * cfg.d_reg_every).backward()
+        state.d_optim.step()
+        state.stats["r1"] = r1.item()
+
+
+def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator) -> None:
+    _set_requires_grad(state.g, True)
+    _set_requires_grad(state.d, False)
+    z, z2 = _noise_z(cfg, gen, cfg.batch, device)
+    fake, _ = generate(state.g, z, z2, gen)
+    loss = g_nonsaturating_loss(state.d(fake))
+    state.g_optim.zero_grad(set_to_none=True)
+    loss.backward()
+    state.g_optim.step()
+    state.stats["g_loss"] = loss.item()
+    if step_is(state.step, cfg.g_reg_every) and cfg.path_regularize > 0:
+        n = max(1, cfg.batch // cfg.path_batch_shrink)
+        z, z2 = _noise_z(cfg, gen, n, device)
+        images, ws = generate(state.g, z, z2, gen)
+        penalty, state.mean_path_length = path_length_penalty(
+            images, ws, state.mean_path_length, gen
+        )
+        state.g_optim.zero_grad(set_to_none=True)
+        # The zero-weighted pixel term keeps every synthesis parameter in the graph (as rosinality).
+        (cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0]).backward()
+        state.g_optim.step()
+        state.stats["path"] = penalty.item()
+        state.stats["path_length"] = state.mean_path_length
+
+
+def step_is(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+def ema_decay(cfg: GanConfig) -> float:
+    return 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000.0))
+
+
+@torch.no_grad()
+def update_ema(state: GanState, decay: float) -> None:
+    for p_ema, p in zip(state.g_ema.parameters(), state.g.parameters(), strict=True):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(state.g_ema.buffers(), state.g.buffers(), strict=True):
+        b_ema.copy_(b)
+
+
+def gan_step(state: GanState, cfg: GanConfig, sampler: BatchSampler) -> dict:
+    """One training iteration; returns its stats (regularisers: their last values)."""
+    device = next(state.g.parameters()).device
+    gen = _step_generator(cfg, state.step, device)
+    discriminator_step(state, cfg, sampler(state.step), gen)
+    generator_step(state, cfg, device, gen)
+    update_ema(state, ema_decay(cfg))
+    state.step += 1
+    return dict(state.stats)
+
+
+def _modules(state: GanState) -> dict:
+    return {"g": state.g, "d": state.d, "g_ema": state.g_ema}
+
+
+def _optimizers(state: GanState) -> dict:
+    return {"g_optim": state.g_optim, "d_optim": state.d_optim}
+
+
+def save_gan_checkpoint(state: GanState, cfg: GanConfig, directory: Path) -> None:
+    meta = {
+        "step": state.step,
+        "mean_path_length": state.mean_path_length,
+        "config": dataclasses.asdict(cfg),
+    }
+    save_checkpoint(directory, _modules(state), _optimizers(state), meta)
+
+
+def load_gan_checkpoint(state: GanState, directory: Path) -> dict:
+    meta = load_checkpoint(directory, _modules(state), _optimizers(state))
+    state.step = int(meta["step"])
+    state.mean_path_length = float(meta["mean_path_length"])
+    return meta
+
+
+@torch.no_grad()
+def save_samples(g_ema: Generator, cfg: GanConfig, path: Path) -> None:
+    z = torch.randn(cfg.n_sample, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    images = to_uint8(g_ema(z.to(g_ema.w_avg.device)).clamp(-1, 1))
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid(images, cols=int(math.ceil(math.sqrt(cfg.n_sample))))).save(
+            tmp, format="png"
+        )
+
+
+def train_gan(
+    cfg: GanConfig,
+    run_dir: str | Path,
+    resume: bool = True,
+    init_from: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train (or continue, or fine-tune from `init_from`) and return the final g_ema folder."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+    state = setup_gan(cfg, device)
+    sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)
+    ckpt = run_dir / "checkpoint"
+    if resume and (ckpt / "state.json").is_file():
+        meta = load_gan_checkpoint(state, ckpt)
+        if meta["config"] != dataclasses.asdict(cfg):
+            raise UserInputError(
+                f"expected the config of the run in {str(run_dir)!r}, received a different one"
+            )
+        log.info("resuming from step %d", state.step)
+    elif init_from is not None:
+        _init_weights(state, Path(init_from))
+    _train_loop(state, cfg, sampler, run_dir, progress)
+    state.g_ema.update_w_avg(generator=torch.Generator().manual_seed(cfg.seed))
+    extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step}
+    return save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra)
+
+
+def _init_weights(state: GanState, source: Path) -> None:
+    """Fine-tuning: start from another run's checkpoint (networks only, fresh optimizers)."""
+    from safetensors.torch import load_file
+
+    for name, module in _modules(state).items():
+        weights = source / f"{name}.safetensors"
+        if not weights.is_file():
+            raise UserInputError(
+                f"expected {name}.safetensors in checkpoint {str(source)!r}, received none"
+            )
+        module.load_state_dict(load_file(str(weights)))
+
+
+def _train_loop(
+    state: GanState, cfg: GanConfig, sampler: BatchSampler, run_dir: Path, progress: bool
+) -> None:
+    started, start_step = time.perf_counter(), state.step
+    with (
+        (run_dir / "stats.jsonl").open("a") as stats_file,
+        progress_bar(cfg.iterations, "train-gan", progress, completed=state.step) as bar,
+    ):
+        while state.step < cfg.iterations:
+            stats = gan_step(state, cfg, sampler)
+            rate = (state.step - start_step) / (time.perf_counter() - started)
+            bar.advance(1, d=stats["d_loss"], g=stats["g_loss"], it_s=rate)
+            if step_is(state.step, 10) or state.step == cfg.iterations:
+                record = {"step": state.step, "it_s": rate, **stats}
+                stats_file.write(json.dumps(record) + "\n")
+                stats_file.flush()
+            if step_is(state.step, cfg.sample_every) or state.step == cfg.iterations:
+                save_samples(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
+            if step_is(state.step, cfg.checkpoint_every) or state.step == cfg.iterations:
+                save_gan_checkpoint(state, cfg, run_dir / "checkpoint")
+    log.info("trained to step %d (pid %d)", state.step, os.getpid())

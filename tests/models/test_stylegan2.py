@@ -1,0 +1,327 @@
+"""StyleGAN2 networks and rosinality converters, on tiny configurations (8-32 px, <= 32 ch)."""
+
+import argparse
+
+import pytest
+import torch
+
+from ganedit.errors import UserInputError
+from ganedit.models.io import load_pretrained, save_pretrained
+from ganedit.models.stylegan2 import (
+    Discriminator,
+    Generator,
+    export_rosinality_checkpoint,
+    load_rosinality_checkpoint,
+)
+from ganedit.models.stylegan2.convert import infer_channel_config
+from ganedit.models.stylegan2.networks import ModulatedConv2d, ToRGB, channel_table, upfirdn2d
+
+TINY = {"style_dim": 16, "n_mlp": 2, "channel_max": 16}
+
+
+def tiny_generator(size: int = 16, **kwargs) -> Generator:
+    return Generator(size, **{**TINY, **kwargs}).eval()
+
+
+def with_weights_of(source: Generator, **overrides) -> Generator:
+    clone = Generator(**{**source.config, **overrides}).eval()
+    clone.load_state_dict(source.state_dict())
+    return clone
+
+
+@pytest.mark.parametrize(
+    ("size", "style_dim", "n_mlp", "channel_max", "num_ws"),
+    [(8, 16, 2, 16, 4), (16, 8, 1, 32, 6), (32, 32, 4, 8, 8)],
+)
+def test_generator_shapes(size, style_dim, n_mlp, channel_max, num_ws):
+    g = Generator(size, style_dim=style_dim, n_mlp=n_mlp, channel_max=channel_max)
+    assert (g.z_dim, g.w_dim, g.num_ws, g.img_resolution) == (style_dim, style_dim, num_ws, size)
+    z = torch.randn(2, style_dim)
+    ws = g.mapping(z)
+    assert ws.shape == (2, num_ws, style_dim)
+    assert g.style(z).shape == (2, style_dim)
+    with torch.no_grad():
+        img = g.synthesis(ws)
+    assert img.shape == (2, 3, size, size)
+    assert torch.isfinite(img).all()
+    assert g.w_avg.shape == (style_dim,)
+
+
+def test_invalid_arguments_are_user_errors():
+    with pytest.raises(UserInputError, match="power of two"):
+        Generator(24, **TINY)
+    with pytest.raises(UserInputError, match="power of two"):
+        Discriminator(4)
+    g = tiny_generator(8)
+    with pytest.raises(UserInputError, match="z of shape"):
+        g.mapping(torch.randn(2, 3))
+    with pytest.raises(UserInputError, match="ws of shape"):
+        g.synthesis(torch.randn(2, 5, 16))
+    with pytest.raises(UserInputError, match="noise_mode"):
+        g.synthesis(g.mapping(torch.randn(1, 16)), noise_mode="fresh")
+
+
+def test_upfirdn2d_upsample_keeps_constant_interior():
+    x = torch.ones(1, 2, 6, 6)
+    up = upfirdn2d(x, torch.ones(4, 4) / 4, up=2, pad=(2, 1))
+    assert up.shape == (1, 2, 12, 12)
+    assert torch.allclose(up[..., 2:-2, 2:-2], torch.ones(1, 2, 8, 8))
+    down = upfirdn2d(torch.ones(1, 1, 8, 8), torch.ones(4, 4) / 16, down=2, pad=(1, 1))
+    assert down.shape == (1, 1, 4, 4)
+    assert torch.allclose(down[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"upsample": True}, {"downsample": True}, {"demodulate": False}],
+    ids=["plain", "upsample", "downsample", "no-demod"],
+)
+def test_modconv_forms_agree(kwargs):
+    grouped = ModulatedConv2d(8, 12, 3, 16, impl="grouped", **kwargs)
+    inputmod = ModulatedConv2d(8, 12, 3, 16, impl="input", **kwargs)
+    inputmod.load_state_dict(grouped.state_dict())
+    x, w = torch.randn(3, 8, 8, 8), torch.randn(3, 16)
+    a, b = grouped(x, w), inputmod(x, w)
+    factor = 2.0 if kwargs.get("upsample") else 0.5 if kwargs.get("downsample") else 1.0
+    assert a.shape == (3, 12, int(8 * factor), int(8 * factor))
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_torgb_forms_agree():
+    grouped = ToRGB(8, 16, impl="grouped")
+    inputmod = ToRGB(8, 16, impl="input")
+    inputmod.load_state_dict(grouped.state_dict())
+    x, w, skip = torch.randn(2, 8, 8, 8), torch.randn(2, 16), torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(grouped(x, w, skip), inputmod(x, w, skip), atol=1e-4, rtol=0)
+
+
+def test_whole_generator_forms_agree():
+    g = tiny_generator(32, modconv_impl="grouped")
+    g_input = with_weights_of(g, modconv_impl="input")
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        a = g(z, truncation_psi=0.7)
+        b = g_input(z, truncation_psi=0.7)
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+
+
+def test_auto_impl_matches_grouped_on_cpu():
+    g = tiny_generator(8, modconv_impl="grouped")
+    g_auto = with_weights_of(g, modconv_impl="auto")
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(g(z), g_auto(z), atol=1e-4, rtol=0)
+
+
+def test_const_noise_is_deterministic_and_random_noise_follows_generator():
+    g = tiny_generator(16)
+    with torch.no_grad():
+        for conv in g.convs:  # noise weights start at 0; make noise visible
+            conv.noise.weight.fill_(0.5)
+        ws = g.mapping(torch.randn(2, 16))
+        const_a, const_b = g.synthesis(ws), g.synthesis(ws)
+        rand_a = g.synthesis(ws, "random", torch.Generator().manual_seed(1))
+        rand_b = g.synthesis(ws, "random", torch.Generator().manual_seed(1))
+        rand_c = g.synthesis(ws, "random", torch.Generator().manual_seed(2))
+        off = g.synthesis(ws, "none")
+    assert torch.equal(const_a, const_b)
+    assert torch.equal(rand_a, rand_b)
+    assert not torch.allclose(rand_a, rand_c)
+    assert not torch.allclose(off, const_a)
+
+
+def test_sample_independent_of_batch_size():
+    g = tiny_generator(16)
+    z = torch.randn(5, 16)
+    with torch.no_grad():
+        batch = g.synthesis(g.mapping(z), noise_mode="const")
+        single = g.synthesis(g.mapping(z[3:4]), noise_mode="const")
+    torch.testing.assert_close(batch[3:4], single, atol=1e-5, rtol=0)
+
+
+def test_truncation():
+    g = tiny_generator(16)
+    w_avg = g.update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(g.w_avg, w_avg)
+    assert w_avg.abs().sum() > 0
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        collapsed = g.mapping(z, truncation_psi=0.0)
+        plain = g.mapping(z)
+        cut = g.mapping(z, truncation_psi=0.0, truncation_cutoff=2)
+    torch.testing.assert_close(collapsed, w_avg.expand(3, g.num_ws, -1))
+    torch.testing.assert_close(cut[:, :2], w_avg.expand(3, 2, -1))
+    torch.testing.assert_close(cut[:, 2:], plain[:, 2:])
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    g = tiny_generator(16)
+    g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
+    save_pretrained(g, tmp_path / "g")
+    loaded = load_pretrained(tmp_path / "g")
+    assert isinstance(loaded, Generator)
+    assert loaded.config == g.config
+    assert torch.equal(loaded.w_avg, g.w_avg)
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        assert torch.equal(g(z, truncation_psi=0.5), loaded(z, truncation_psi=0.5))
+    d = Discriminator(16, channel_max=16).eval()
+    save_pretrained(d, tmp_path / "d")
+    d2 = load_pretrained(tmp_path / "d")
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(d(x), d2(x))
+
+
+def test_rosinality_export_load_round_trip(tmp_path):
+    g_ema = Generator(32, style_dim=24, n_mlp=3, channel_max=16).eval()
+    g_ema.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
+    g = Generator(**g_ema.config)
+    d = Discriminator(32, channel_max=16)
+    path = export_rosinality_checkpoint(tmp_path / "ckpt" / "model.pt", g_ema, g=g, d=d)
+    assert path.is_file() and not list(path.parent.glob(".*tmp*"))
+
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert set(raw) == {"g_ema", "g", "d", "latent_avg"}
+    assert "w_avg" not in raw["g_ema"]
+
+    out = load_rosinality_checkpoint(path)
+    loaded = out["g_ema"]
+    assert (loaded.config["size"], loaded.config["style_dim"], loaded.config["n_mlp"]) == (
+        32,
+        24,
+        3,
+    )
+    assert loaded.config["channel_max"] == 16
+    torch.testing.assert_close(out["latent_avg"], g_ema.w_avg)
+    assert torch.equal(loaded.w_avg, g_ema.w_avg)
+    z = torch.randn(2, 24)
+    with torch.no_grad():
+        assert torch.equal(g_ema(z, truncation_psi=0.5), loaded(z, truncation_psi=0.5))
+        assert torch.equal(g(z), out["g"](z))
+        x = torch.randn(2, 3, 32, 32)
+        assert torch.equal(d(x), out["d"](x))
+
+
+def test_rosinality_dict_loads_strictly_without_w_avg():
+    g = tiny_generator(8)
+    state = {k: v for k, v in g.state_dict().items() if k != "w_avg"}
+    other = Generator(**g.config)
+    other.load_state_dict(state, strict=True)
+    assert torch.equal(other.input.input, g.input.input)
+
+
+def test_checkpoint_without_g_ema_or_file_is_refused(tmp_path):
+    with pytest.raises(UserInputError, match="no such file"):
+        load_rosinality_checkpoint(tmp_path / "missing.pt")
+    path = tmp_path / "only_g.pt"
+    torch.save({"g": tiny_generator(8).state_dict()}, path)
+    with pytest.raises(UserInputError, match="g_ema"):
+        load_rosinality_checkpoint(path)
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "train.pt"
+    state = {k: v for k, v in tiny_generator(8).state_dict().items() if k != "w_avg"}
+    torch.save({"g_ema": state, "args": argparse.Namespace(size=8)}, path)
+    with pytest.raises(UserInputError, match="plain state-dict checkpoint"):
+        load_rosinality_checkpoint(path)
+
+
+def test_channel_multiplier_inference():
+    assert infer_channel_config(channel_table(1024, 2, 512), 1024) == (2, 512)
+    assert infer_channel_config(channel_table(256, 1, 512), 256) == (1, 512)
+    assert infer_channel_config(channel_table(128, 4, 1024), 128) == (4, 1024)
+    assert infer_channel_config(channel_table(32, 2, 16), 32) == (2, 16)  # below 64: default
+    with pytest.raises(UserInputError, match="rosinality's table"):
+        infer_channel_config({4: 512, 8: 512, 16: 300}, 16)
+
+
+def test_discriminator_shape_gradients_and_batch_rule():
+    d = Discriminator(16, channel_max=16)
+    x = torch.randn(4, 3, 16, 16, requires_grad=True)
+    logits = d(x)
+    assert logits.shape == (4, 1)
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)  # R1 needs 2nd order
+    assert grad.shape == x.shape and grad.abs().sum() > 0
+    grad.square().sum().backward()
+    assert d.convs[0][0].weight.grad.abs().sum() > 0
+    d.zero_grad(set_to_none=True)
+    torch.nn.functional.softplus(-d(x)).mean().backward()
+    assert all(p.grad is not None for p in d.parameters())
+    assert d(torch.randn(2, 3, 16, 16)).shape == (2, 1)
+    with pytest.raises(UserInputError, match="divisible by 4"):
+        d(torch.randn(6, 3, 16, 16))
+
+
+def test_generator_gradients_flow():
+    g = Generator(8, **TINY)
+    g(torch.randn(2, 16), noise_mode="random").square().mean().backward()
+    assert g.style[1].weight.grad is not None
+    assert g.input.input.grad is not None
+    assert g.to_rgbs[0].conv.modulation.weight.grad is not None
+
+
+def test_rosinality_key_names():
+    g = Generator(16, **TINY)
+    keys = set(g.state_dict())
+    expected = {
+        "style.1.weight",
+        "style.1.bias",
+        "style.2.weight",
+        "input.input",
+        "conv1.conv.weight",
+        "conv1.conv.modulation.weight",
+        "conv1.conv.modulation.bias",
+        "conv1.noise.weight",
+        "conv1.activate.bias",
+        "to_rgb1.conv.weight",
+        "to_rgb1.conv.modulation.weight",
+        "to_rgb1.conv.modulation.bias",
+        "to_rgb1.bias",
+        "convs.0.conv.weight",
+        "convs.0.conv.blur.kernel",
+        "convs.0.conv.modulation.weight",
+        "convs.0.noise.weight",
+        "convs.0.activate.bias",
+        "convs.3.conv.weight",
+        "to_rgbs.0.conv.weight",
+        "to_rgbs.0.conv.modulation.bias",
+        "to_rgbs.0.bias",
+        "to_rgbs.1.upsample.kernel",
+        "noises.noise_0",
+        "noises.noise_4",
+        "w_avg",
+    }
+    assert expected <= keys
+    assert not any(
+        k.startswith(("style.0.", "to_rgb1.upsample", "convs.1.conv.blur")) for k in keys
+    )
+    assert sum(k.startswith("noises.") for k in keys) == g.num_layers == 5
+    assert g.state_dict()["noises.noise_4"].shape == (1, 1, 16, 16)
+    assert g.state_dict()["conv1.conv.weight"].shape == (1, 16, 16, 3, 3)
+    assert g.state_dict()["to_rgb1.bias"].shape == (1, 3, 1, 1)
+
+    d_keys = set(Discriminator(16, channel_max=16).state_dict())
+    d_expected = {
+        "convs.0.0.weight",
+        "convs.0.1.bias",
+        "convs.1.conv1.0.weight",
+        "convs.1.conv1.1.bias",
+        "convs.1.conv2.0.kernel",
+        "convs.1.conv2.1.weight",
+        "convs.1.conv2.2.bias",
+        "convs.1.skip.0.kernel",
+        "convs.1.skip.1.weight",
+        "convs.2.skip.1.weight",
+        "final_conv.0.weight",
+        "final_conv.1.bias",
+        "final_linear.0.weight",
+        "final_linear.0.bias",
+        "final_linear.1.weight",
+        "final_linear.1.bias",
+    }
+    assert d_expected <= d_keys
+    assert not any(
+        k.startswith(("convs.3.", "convs.1.skip.1.bias", "convs.1.conv2.1.bias")) for k in d_keys
+    )

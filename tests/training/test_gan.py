@@ -1,0 +1,92 @@
+import json
+
+import pytest
+import torch
+
+import ganedit.training.gan as gan_mod
+from ganedit.errors import UserInputError
+from ganedit.models.io import load_pretrained
+from ganedit.training.gan import GanConfig, train_gan
+from ganedit.world.config import load_world_config
+from ganedit.world.dataset import RenderJob, write_world_dataset
+
+
+@pytest.fixture(scope="module")
+def data16(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "faces16.lmdb"
+    return str(
+        write_world_dataset(
+            load_world_config("celeba"), RenderJob(n=48, size=16), path, progress=False
+        )
+    )
+
+
+def _cfg(data, **kw):
+    base = dict(data=data, size=16, style_dim=32, n_mlp=2, channel_max=32, batch=4, iterations=20)
+    base.update(checkpoint_every=10, sample_every=10, d_reg_every=4, g_reg_every=2)
+    return GanConfig(**{**base, **kw})
+
+
+def test_smoke_run_stays_finite_and_writes_its_artifacts(data16, tmp_path):
+    out = train_gan(_cfg(data16), tmp_path / "run", progress=False)
+    stats = [
+        json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
+    ]
+    assert stats[-1]["step"] == 20
+    for record in stats:
+        assert all(torch.isfinite(torch.tensor(v)) for k, v in record.items() if k != "step")
+    assert any("r1" in r for r in stats) and any("path" in r for r in stats)
+    g = load_pretrained(out)
+    images = g(torch.randn(2, 32))
+    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+    assert (tmp_path / "run" / "samples" / "0000020.png").is_file()
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["size"] == 16
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(data16, tmp_path, monkeypatch):
+    full = load_pretrained(train_gan(_cfg(data16), tmp_path / "full", progress=False))
+    original = gan_mod.gan_step
+
+    def crash_at_13(state, cfg, sampler):
+        if state.step == 13:
+            raise KeyboardInterrupt
+        return original(state, cfg, sampler)
+
+    monkeypatch.setattr(gan_mod, "gan_step", crash_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(_cfg(data16), tmp_path / "part", progress=False)
+    monkeypatch.setattr(gan_mod, "gan_step", original)
+    resumed = load_pretrained(train_gan(_cfg(data16), tmp_path / "part", progress=False))
+    differ = [
+        k for k, v in full.state_dict().items() if not torch.equal(v, resumed.state_dict()[k])
+    ]
+    assert differ == []
+
+
+def test_wrong_image_size_is_a_user_error(data16, tmp_path):
+    with pytest.raises(UserInputError, match="32x32"):
+        train_gan(_cfg(data16, size=32), tmp_path / "run", progress=False)
+
+
+def test_train_gan_cli(data16, tmp_path):
+    from typer.testing import CliRunner
+
+    from ganedit.cli import app
+
+    args = [
+        "train-gan",
+        "--data",
+        data16,
+        "--out",
+        str(tmp_path / "r"),
+        "--size",
+        "16",
+        "--iter",
+        "3",
+        "--batch",
+        "2",
+    ]
+    args += ["--style-dim", "16", "--n-mlp", "1", "--channel-max", "16", "--no-progress"]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "g_ema" / "model.safetensors").is_file()
