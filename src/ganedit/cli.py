@@ -207,6 +207,44 @@ def train_gan_cmd(
     )
 
 
+@app.command("sample")
+def sample_cmd(
+    generator: str = typer.Option(
+        "world64",
+        "--generator",
+        "-g",
+        help="world64, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder.",
+    ),
+    out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
+    n: int = typer.Option(16, "--n", "-n", min=1),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", "--trunc"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    device: str = typer.Option("cpu", "--device"),
+) -> None:
+    """Write a grid of samples from any registered generator."""
+    import math
+
+    from PIL import Image
+
+    from ganedit.models.sources import load_generator
+    from ganedit.utils.files import atomic_path, write_json
+    from ganedit.utils.images import grid, to_uint8
+
+    _expect_suffix(out, ".png")
+    source = load_generator(generator, device=device, truncation_psi=truncation_psi)
+    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
+    with atomic_path(out) as tmp:
+        Image.fromarray(grid(to_uint8(images), cols=math.ceil(math.sqrt(n)))).save(
+            tmp, format="png"
+        )
+    write_json(
+        out.with_suffix(".json"),
+        {"generator": generator, "n": n, "seed": seed, "truncation_psi": truncation_psi},
+    )
+    typer.echo(str(out))
+
+
 @app.command("score")
 def score_cmd(
     images: Path = typer.Option(
