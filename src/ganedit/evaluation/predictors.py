@@ -7,7 +7,13 @@ import torch
 
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
-from ganedit.world.factors import Factors, sample_attributes, sample_factors, sample_identity
+from ganedit.world.factors import (
+    SCENE_FACTORS,
+    Factors,
+    sample_attributes,
+    sample_factors,
+    sample_identity,
+)
 from ganedit.world.render import render
 
 HELD_OUT_SEED = 999_983  # never used for training
@@ -54,8 +60,13 @@ def evaluate_identity_net(
     preset: str = "celeba",
     seed: int = HELD_OUT_SEED,
     size: int = 64,
+    resample_scene: bool = False,
 ) -> dict:
-    """Verification ROC AUC: same identity under other attributes/pose vs. different identities."""
+    """Verification ROC AUC: same identity under other attributes/pose vs. different identities.
+
+    With `resample_scene`, the second view also gets another background, shirt, position and
+    light, so only the face itself (shape, skin, hair, eyes) ties the two views together.
+    """
     world = load_world_config(preset)
     index = np.arange(n_identities)
     identity = sample_identity(seed, index)
@@ -63,6 +74,9 @@ def evaluate_identity_net(
     for view in range(2):
         cols = sample_attributes(world, seed + 1 + view, index)
         cols.update(identity)
+        if resample_scene and view == 1:
+            other = sample_identity(seed + 3, index)
+            cols.update({k: other[k] for k in SCENE_FACTORS})
         emb.append(model.embed(render(Factors(cols), size)))
     same = (emb[0] * emb[1]).sum(1)
     rng = np.random.default_rng(seed)
@@ -81,6 +95,7 @@ def evaluate_identity_net(
         "n_identities": n_identities,
         "preset": preset,
         "seed": seed,
+        "resample_scene": resample_scene,
         "verification_auc": roc_auc(same, different),
         "mean_cos_same": float(same.mean()),
         "mean_cos_different": float(different.mean()),

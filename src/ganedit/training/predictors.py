@@ -25,7 +25,14 @@ from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
 from ganedit.utils.files import write_json
 from ganedit.utils.progress import progress_bar
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
-from ganedit.world.factors import Factors, sample_attributes, sample_factors, sample_identity
+from ganedit.world.factors import (
+    FACE_FACTORS,
+    SCENE_FACTORS,
+    Factors,
+    sample_attributes,
+    sample_factors,
+    sample_identity,
+)
 from ganedit.world.render import render
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,7 @@ KINDS = ("labeler", "evaluator", "identity")
 @dataclass(frozen=True)
 class PredictorTrainConfig:
     kind: str = "labeler"
-    steps: int = 3000
+    steps: int = 700
     batch_size: int = 96
     lr: float = 2e-3
     weight_decay: float = 1e-4
@@ -52,9 +59,15 @@ class PredictorTrainConfig:
     def for_kind(cls, kind: str, **overrides) -> PredictorTrainConfig:
         """The shipped recipe for each kind; overrides replace single fields."""
         defaults = {
-            "labeler": {"arch": "plain", "seed": 1, "data_seed": 101},
-            "evaluator": {"arch": "residual", "width": 32, "seed": 2, "data_seed": 202},
-            "identity": {"arch": "plain", "seed": 3, "data_seed": 303, "batch_size": 128},
+            "labeler": {"arch": "plain", "steps": 700, "seed": 1, "data_seed": 101},
+            "evaluator": {"arch": "residual", "steps": 700, "seed": 2, "data_seed": 202},
+            "identity": {
+                "arch": "plain",
+                "steps": 500,
+                "seed": 3,
+                "data_seed": 303,
+                "batch_size": 128,
+            },
         }
         if kind not in defaults:
             raise ValueError(f"expected kind in {KINDS}, received {kind!r}")
@@ -75,14 +88,20 @@ def attribute_batch(cfg: PredictorTrainConfig, step: int) -> tuple[torch.Tensor,
 
 
 def identity_batch(cfg: PredictorTrainConfig, step: int) -> torch.Tensor:
-    """2B renders: identity i twice, each time with independently drawn attributes and pose."""
+    """2B renders: person i twice, each time with its own attributes, pose and scene.
+
+    Only the face factors are shared, so the embedder learns who is pictured, not where
+    (background, clothes, framing and light are nuisances, as for a face-recognition net).
+    """
     world = load_world_config(cfg.preset)
     index = np.arange(step * cfg.batch_size, (step + 1) * cfg.batch_size)
-    identity = sample_identity(cfg.data_seed, index)
+    face = sample_identity(cfg.data_seed, index)
     views = []
     for view in range(2):
         cols = sample_attributes(world, cfg.data_seed * 7919 + 1 + view, index)
-        cols.update(identity)
+        scene = sample_identity(cfg.data_seed * 7919 + 3 + view, index)
+        cols.update({k: face[k] for k in FACE_FACTORS})
+        cols.update({k: scene[k] for k in SCENE_FACTORS})
         views.append(render(Factors(cols), cfg.image_size))
     return torch.cat(views)
 

@@ -18,10 +18,17 @@ from ganedit.world.config import BINARY_ATTRIBUTES, WorldConfig
 NEGATIVE_RANGE = (0.0, 0.25)
 POSITIVE_RANGE = (0.65, 1.0)
 
-IDENTITY_FACTORS = (
-    "face_w", "face_h", "jaw", "skin", "hair", "eye", "bg_r", "bg_g", "bg_b", "bg_grad",
-    "shirt_r", "shirt_g", "shirt_b", "jit_x", "jit_y", "light_x", "light_amp", "ambient",
+# Who the person is: what an identity embedder should key on.
+FACE_FACTORS = (
+    "face_w", "face_h", "jaw", "skin", "hair", "eye",
+    "eye_gap", "eye_height", "brow_gap", "nose_len", "mouth_w",
 )  # fmt: skip
+# Where and how the picture was taken: also kept by counterfactual renders.
+SCENE_FACTORS = (
+    "bg_r", "bg_g", "bg_b", "bg_grad", "shirt_r", "shirt_g", "shirt_b",
+    "jit_x", "jit_y", "light_x", "light_amp", "ambient",
+)  # fmt: skip
+IDENTITY_FACTORS = FACE_FACTORS + SCENE_FACTORS
 # (low, high) of each identity factor; all uniform and independent of the attributes.
 IDENTITY_RANGES = {
     "face_w": (0.38, 0.48),
@@ -30,6 +37,11 @@ IDENTITY_RANGES = {
     "skin": (0.0, 1.0),
     "hair": (0.0, 3.0),
     "eye": (0.0, 2.0),
+    "eye_gap": (0.36, 0.54),  # longitude of the eyes on the head, radians
+    "eye_height": (0.12, 0.24),  # eyes above the head centre, in face heights
+    "brow_gap": (0.08, 0.11),
+    "nose_len": (0.14, 0.30),  # in face heights
+    "mouth_w": (0.09, 0.13),
     "bg_r": (0.1, 0.95),
     "bg_g": (0.1, 0.95),
     "bg_b": (0.1, 0.95),

@@ -136,8 +136,19 @@ class _Face:
             hair * (1 - 0.9 * self.old[:, None]) + np.asarray(_GREY) * 0.9 * self.old[:, None]
         )
         self.iris = _palette(_EYE_PALETTE, f["eye"].astype(np.float64))
+        self.eye_gap, self.eye_height = (
+            f["eye_gap"].astype(np.float64),
+            f["eye_height"].astype(np.float64),
+        )
+        self.brow_gap, self.nose_len = (
+            f["brow_gap"].astype(np.float64),
+            f["nose_len"].astype(np.float64),
+        )
+        self.mouth_w = f["mouth_w"].astype(np.float64)
 
-    def longitude_x(self, phi: float, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    def longitude_x(
+        self, phi: float | np.ndarray, scale: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Screen x of a feature at longitude phi, and its foreshortening cos(phi + yaw)."""
         s = np.sin(phi) * self.cos + np.cos(phi) * self.sin
         c = np.cos(phi) * self.cos - np.sin(phi) * self.sin
@@ -259,9 +270,9 @@ def _paint_fringe_and_wrinkles(cv: _Canvas, face: _Face, face_cov) -> None:
 
 def _paint_eyes(cv: _Canvas, face: _Face) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     eyes = []
-    y = face.cy - 0.18 * face.h
-    band = cv.rows(y - 0.12, y + 0.12)
-    for phi in (-0.45, 0.45):
+    y = face.cy - face.eye_height * face.h
+    band = cv.rows(y - 0.16, y + 0.12)
+    for phi in (-face.eye_gap, face.eye_gap):
         x, c = face.longitude_x(phi)
         shown = np.clip(c, 0.0, 1.0)
         vis = _t(np.clip(5.0 * c, 0.0, 1.0))
@@ -281,7 +292,7 @@ def _paint_eyes(cv: _Canvas, face: _Face) -> list[tuple[np.ndarray, np.ndarray, 
             cv, band, _t(x), _t(y + 0.055), _t(0.004 + 0.05 * shown), _t(np.full(len(x), 0.012))
         )
         cv.paint(band, cv.coverage(bag) * vis * _t(0.6 * face.old), _rgb(face.skin * 0.6))
-        brow_y = y - 0.095
+        brow_y = y - face.brow_gap
         brow = _ellipse(
             cv, band, _t(x), _t(brow_y), _t(0.006 + 0.075 * shown), _t(0.011 + 0.013 * face.male)
         )
@@ -293,7 +304,7 @@ def _paint_eyes(cv: _Canvas, face: _Face) -> list[tuple[np.ndarray, np.ndarray, 
 def _paint_nose(cv: _Canvas, face: _Face) -> None:
     x_root, _ = face.longitude_x(0.0)
     x_tip, _ = face.longitude_x(0.0, scale=1.18)
-    top, bottom = face.cy - 0.1 * face.h, face.cy + 0.2 * face.h
+    top, bottom = face.cy - 0.1 * face.h, face.cy + face.nose_len * face.h
     band = cv.rows(top, bottom + 0.03)
     ridge = _segment(
         cv, band, _t(x_root), _t(top), _t(x_tip), _t(bottom), _t(np.full(len(top), 0.012))
@@ -314,7 +325,7 @@ def _paint_mouth(cv: _Canvas, face: _Face) -> None:
     # A smile bends the mouth into a U, widens it and opens it to show teeth.
     xm, c = face.longitude_x(0.0)
     ym = face.cy + 0.45 * face.h
-    half_w = (0.11 + 0.05 * face.smile) * np.clip(c, 0.25, 1.0)
+    half_w = (face.mouth_w + 0.05 * face.smile) * np.clip(c, 0.25, 1.0)
     bend = 0.07 * face.smile
     thick = 0.011 + 0.03 * face.smile
     band = cv.rows(ym - 0.02, ym + bend + thick + 0.02)
