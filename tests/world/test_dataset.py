@@ -69,3 +69,18 @@ def test_interrupted_write_leaves_nothing_that_looks_complete(celeba, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         write_world_dataset(celeba, RenderJob(n=4, size=16), tmp_path / "w.lmdb", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_readers_of_one_lmdb_in_one_process(celeba, tmp_path):
+    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", progress=False)
+    a, b = ImageDataset(out), ImageDataset(out)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_rewritten_lmdb_is_read_afresh(celeba, tmp_path):
+    out = write_world_dataset(
+        celeba, RenderJob(n=3, size=16, seed=0), tmp_path / "w.lmdb", progress=False
+    )
+    first = ImageDataset(out)[0]
+    write_world_dataset(celeba, RenderJob(n=3, size=16, seed=1), out, progress=False)
+    assert not np.array_equal(first, ImageDataset(out)[0])

@@ -141,6 +141,21 @@ def write_world_dataset(
     return out
 
 
+_READERS: dict[tuple, lmdb.Environment] = {}
+
+
+def _open_readonly(path: Path) -> lmdb.Environment:
+    # LMDB allows one environment per file and process, so readers share it; the key holds
+    # the file's identity, so a data set rewritten at the same path is opened afresh.
+    stat = (path / "data.mdb").stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns)
+    if key not in _READERS:
+        _READERS[key] = lmdb.open(
+            str(path), readonly=True, lock=False, readahead=False, meminit=False
+        )
+    return _READERS[key]
+
+
 class ImageDataset(torch.utils.data.Dataset):
     """Read an LMDB (StyleGAN2-pytorch layout) or an image folder; items are uint8 [H, W, 3]."""
 
@@ -163,9 +178,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def _open_lmdb(self) -> None:
         try:
-            self._env = lmdb.open(
-                str(self.path), readonly=True, lock=False, readahead=False, meminit=False
-            )
+            self._env = _open_readonly(self.path)
             with self._env.begin() as txn:
                 length = txn.get(b"length")
                 first = next((k for k, _ in txn.cursor() if k != b"length"), None)
