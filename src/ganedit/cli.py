@@ -139,6 +139,11 @@ def evaluate_predictor_cmd(
     ),
     preset: str = typer.Option("celeba", "--preset", help=PRESET_HELP),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here too."),
+    resample_scene: bool = typer.Option(
+        False,
+        "--resample-scene",
+        help="Identity: the second view also gets another background, clothes and light.",
+    ),
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
     import json
@@ -150,7 +155,9 @@ def evaluate_predictor_cmd(
 
     net = load_predictor(model)
     if isinstance(net, IdentityNet):
-        report = evaluate_identity_net(net, n_identities=n, preset=preset)
+        report = evaluate_identity_net(
+            net, n_identities=n, preset=preset, resample_scene=resample_scene
+        )
     else:
         report = evaluate_attribute_net(net, n=n, preset=preset)
     report["model"] = model

@@ -1,0 +1,69 @@
+"""The measuring networks shipped in the package: present, small, and doing their job."""
+
+import numpy as np
+import pytest
+
+from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
+from ganedit.models.registry import PREDICTORS, load_predictor, weights_dir
+from ganedit.world.config import BINARY_ATTRIBUTES
+from ganedit.world.factors import sample_factors
+from ganedit.world.render import render
+
+
+@pytest.fixture(scope="module")
+def labeler():
+    return load_predictor("labeler")
+
+
+def test_shipped_weights_load_by_name_and_stay_small():
+    total = 0
+    for name in PREDICTORS:
+        model = load_predictor(name)
+        assert not model.training
+        total += sum(p.stat().st_size for p in weights_dir(name).iterdir())
+    assert total <= 10 * 2**20
+
+
+@pytest.mark.parametrize("name", BINARY_ATTRIBUTES)
+def test_toggling_an_attribute_moves_only_that_prediction(celeba, labeler, name):
+    base = sample_factors(celeba, 11, 0, 64)
+    off = labeler.predict(render(base.replace(**{name: 0.05}), 64))
+    on = labeler.predict(render(base.replace(**{name: 0.95}), 64))
+    assert (off[name] < 0.5).mean() >= 0.95 and (on[name] > 0.5).mean() >= 0.95
+    for other in BINARY_ATTRIBUTES:
+        if other != name:
+            flipped = (off[other] > 0.5) != (on[other] > 0.5)
+            assert flipped.mean() <= 0.05, other
+            assert np.abs(on[other] - off[other]).mean() < 0.05, other
+
+
+def test_labeler_reads_yaw(celeba, labeler):
+    base = sample_factors(celeba, 12, 0, 32)
+    for yaw in (-50.0, 0.0, 30.0):
+        pred = labeler.predict(render(base.replace(yaw=yaw), 64))["yaw"]
+        assert abs(np.median(pred) - yaw) < 4.0
+
+
+def test_quick_held_out_quality():
+    report = evaluate_attribute_net(load_predictor("evaluator"), n=1000)
+    assert min(report[f"{a}_accuracy"] for a in BINARY_ATTRIBUTES) >= 0.97
+    assert (
+        evaluate_identity_net(load_predictor("identity"), n_identities=300)["verification_auc"]
+        >= 0.98
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["labeler", "evaluator"])
+def test_model_card_attribute_bars(name):
+    report = evaluate_attribute_net(load_predictor(name), n=5000)
+    assert min(report[f"{a}_accuracy"] for a in BINARY_ATTRIBUTES) >= 0.98
+    assert report["yaw_mae_deg"] <= 3.0
+
+
+@pytest.mark.slow
+def test_model_card_identity_bar():
+    assert (
+        evaluate_identity_net(load_predictor("identity"), n_identities=2000)["verification_auc"]
+        >= 0.99
+    )
