@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,33 @@ def _median_rate(fn, n: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
+_PEAK_RSS = """
+import sys
+from ganedit.world.config import load_world_config
+from ganedit.world.dataset import RenderJob, write_world_dataset
+write_world_dataset(load_world_config("celeba"), RenderJob(n=int(sys.argv[1])), sys.argv[2], progress=False)
+# VmHWM belongs to this process image; ru_maxrss would carry the parent's peak across exec.
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
+"""
+
+
+def peak_rss_mb(n: int, out: Path) -> float:
+    """Peak resident memory of a fresh process rendering n images to an LMDB."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, str(n), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(proc.stdout.strip())
+
+
+def matmul_gflops(repeats: int) -> float:
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    rate = _median_rate(lambda: a @ b, 1, repeats * 4)
+    return rate * 2 * 1024**3 / 1e9
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
@@ -36,6 +65,9 @@ def main() -> None:
     args = parser.parse_args()
     world = load_world_config("celeba")
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, repeats {args.repeats}")
+    print(
+        f"machine reference, same run: matmul 1024x1024 fp32 {matmul_gflops(args.repeats):.0f} GFLOP/s"
+    )
     print("| what | size | images/s (median) |")
     print("|---|---|---|")
     rate = _median_rate(lambda: sample_factors(world, 0, 0, args.n), args.n, args.repeats)
@@ -56,6 +88,10 @@ def main() -> None:
             print(
                 f"| render + encode PNG + write ({layout.replace('w.', '')}) | 64 | {rate:,.0f} |"
             )
+        # Streaming: peak memory must not grow with n.
+        for n in (2_000, 20_000, 100_000):
+            peak = peak_rss_mb(n, Path(tmp) / f"{n}.lmdb")
+            print(f"peak memory rendering {n:,} images (64 px) to an LMDB: {peak:.0f} MB")
 
 
 if __name__ == "__main__":
