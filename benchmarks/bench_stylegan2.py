@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from ganedit.models.stylegan2 import Generator
 from ganedit.training.gan import BatchSampler, GanConfig, gan_step, setup_gan
@@ -32,10 +33,26 @@ def _median_seconds(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+class _FlopCount(TorchDispatchMode):
+    # torch's FlopCounterMode tracks modules and trips over no_grad sections; this counts
+    # the same registered formulas (convolutions, matmuls, their backward) without that.
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
 def _flops(fn) -> int:
-    with FlopCounterMode(display=False) as counter:
+    with _FlopCount() as counter:
         fn()
-    return counter.get_total_flops()
+    return counter.total
 
 
 def matmul_gflops(repeats: int) -> float:
