@@ -50,6 +50,10 @@ def _root(
 
 
 PRESET_HELP = "Preset name (celeba, independent, balanced) or a world config TOML file."
+# Options shared by several commands, declared once.
+PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
+DEVICE_OPTION = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ...")
+SEED_OPTION = typer.Option(0, "--seed", help="Sample i depends only on (seed, i).")
 
 
 @world_app.command("render")
@@ -60,12 +64,12 @@ def world_render(
     preset: str = typer.Option("celeba", "--preset", "--config", help=PRESET_HELP),
     n: int = typer.Option(50000, "--n", "-n", min=1, help="Number of images."),
     size: int = typer.Option(64, "--size", help="Image size, a power of two from 16 to 256."),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    seed: int = SEED_OPTION,
     image_format: str = typer.Option(
         "png", "--format", help="Encoding of each image: png or jpeg."
     ),
     batch_size: int = typer.Option(512, "--batch-size", min=1),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Render N faces with all ground-truth factors (labels.npz beside the images)."""
     from ganedit.world.config import load_world_config
@@ -83,7 +87,7 @@ def world_sheet(
     rows: int = typer.Option(6, "--rows", min=1, help="Identities, one per row."),
     size: int = typer.Option(64, "--size", help="Render size of each face."),
     scale: int = typer.Option(2, "--scale", min=1, help="Pixel upscaling for viewing."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = SEED_OPTION,
 ) -> None:
     """Contact sheet: each row one identity, each column one attribute off/on, then a yaw sweep."""
     from ganedit.utils.files import atomic_path, write_json
@@ -115,7 +119,7 @@ def train_predictor_cmd(
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Train a measuring network on renders made on the fly (resumable)."""
     from ganedit.training.predictors import KINDS, PredictorTrainConfig, train_predictor
@@ -188,7 +192,7 @@ def train_gan_cmd(
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
     ),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = SEED_OPTION,
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(500, "--sample-every", min=1),
     resume: bool = typer.Option(
@@ -197,8 +201,8 @@ def train_gan_cmd(
     ckpt: Path | None = typer.Option(
         None, "--ckpt", help="Fine-tune: start from this run's checkpoint folder."
     ),
-    device: str = typer.Option("cpu", "--device"),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    device: str = DEVICE_OPTION,
+    progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Train a StyleGAN2 (resumable; fine-tunes from --ckpt)."""
     from ganedit.training.gan import GanConfig, train_gan
@@ -224,10 +228,10 @@ def sample_cmd(
     ),
     out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
     n: int = typer.Option(16, "--n", "-n", min=1),
-    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    seed: int = SEED_OPTION,
     truncation_psi: float = typer.Option(1.0, "--truncation-psi", "--trunc"),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
-    device: str = typer.Option("cpu", "--device"),
+    device: str = DEVICE_OPTION,
 ) -> None:
     """Write a grid of samples from any registered generator."""
     import math
@@ -264,7 +268,7 @@ def score_cmd(
         "labeler", "--model", "-m", help="labeler, evaluator, or a model folder."
     ),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Score every image with an attribute predictor (probabilities per attribute, yaw)."""
     from ganedit.models.registry import load_predictor
@@ -284,7 +288,7 @@ def demo_cmd(
     ),
     n_render: int = typer.Option(2000, "--n-render", min=1),
     n_eval: int = typer.Option(2000, "--n-eval", min=10),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Run the main job on the embedded default and print the report path."""
     from ganedit.demo import DemoConfig, run_demo
