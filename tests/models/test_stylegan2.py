@@ -220,12 +220,28 @@ def test_checkpoint_without_g_ema_or_file_is_refused(tmp_path):
         load_rosinality_checkpoint(path)
 
 
+class Payload:
+    """Stands for any pickled object a checkpoint could smuggle in."""
+
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
 def test_pickled_objects_are_refused(tmp_path):
-    path = tmp_path / "train.pt"
+    path = tmp_path / "evil.pt"
     state = {k: v for k, v in tiny_generator(8).state_dict().items() if k != "w_avg"}
-    torch.save({"g_ema": state, "args": argparse.Namespace(size=8)}, path)
+    torch.save({"g_ema": state, "extra": Payload()}, path)
     with pytest.raises(UserInputError, match="plain state-dict checkpoint"):
         load_rosinality_checkpoint(path)
+
+
+def test_rosinality_training_checkpoint_with_args_namespace_loads(tmp_path):
+    path = tmp_path / "010000.pt"
+    g = tiny_generator(8)
+    state = {k: v for k, v in g.state_dict().items() if k != "w_avg"}
+    torch.save({"g_ema": state, "g": state, "args": argparse.Namespace(size=8, r1=10.0)}, path)
+    loaded = load_rosinality_checkpoint(path)
+    assert loaded["g_ema"].img_resolution == 8
 
 
 def test_channel_multiplier_inference():

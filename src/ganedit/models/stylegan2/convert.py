@@ -8,6 +8,7 @@ nothing in a checkpoint can run code. The architecture is inferred from tensor s
 
 from __future__ import annotations
 
+import argparse
 import math
 import pickle
 import re
@@ -26,14 +27,16 @@ def _read_file(path: Path) -> object:
     if not path.is_file():
         raise UserInputError(f"expected a checkpoint file, received {str(path)!r} (no such file)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # rosinality's training checkpoints keep their argparse Namespace under `args`: a plain
+        # attribute bag, safe to rebuild. Any other object is still refused by weights_only.
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = next((ln for ln in str(err).splitlines() if "Unsupported global" in ln), "")
         raise UserInputError(
             "expected a plain state-dict checkpoint (dicts of tensors, numbers and strings), "
             f"received {str(path)!r}, which holds pickled objects that are not loaded for "
-            f"safety{': ' + found.strip() if found else ''}. rosinality training checkpoints "
-            "store `args` as an argparse Namespace: re-save only the state dicts "
+            f"safety{': ' + found.strip() if found else ''}. Re-save only the state dicts "
             "(g_ema, g, d, latent_avg) from a trusted environment."
         ) from err
     except (RuntimeError, EOFError, OSError) as err:
