@@ -256,6 +256,50 @@ def sample_cmd(
     typer.echo(str(out))
 
 
+@app.command("evaluate-generator")
+def evaluate_generator_cmd(
+    generator: str = typer.Option(
+        "world64", "--generator", "-g", help="A generator of the face world (name, .pt or folder)."
+    ),
+    preset: str = typer.Option("celeba", "--preset", help=PRESET_HELP),
+    n: int = typer.Option(
+        20_000, "--n", "-n", min=2, help="Generated samples scored by the labeler."
+    ),
+    n_fd: int = typer.Option(
+        10_000, "--n-fd", min=2, help="Samples per set for the Frechet distance."
+    ),
+    threshold: float = typer.Option(0.9, "--threshold", min=0.5, max=1.0),
+    seed: int = SEED_OPTION,
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here too."),
+    device: str = DEVICE_OPTION,
+    progress: bool = PROGRESS_OPTION,
+) -> None:
+    """Frechet distance, attribute marginals and correlations, confident share of a generator."""
+    import json
+
+    from ganedit.evaluation.generator import evaluate_generator
+    from ganedit.models.sources import load_generator
+    from ganedit.utils.files import write_json
+    from ganedit.world.config import load_world_config
+
+    if n_fd > n:
+        raise UserInputError(f"expected --n-fd at most --n ({n}), received {n_fd}")
+    source = load_generator(generator, device=device)
+    report = evaluate_generator(
+        source,
+        load_world_config(preset),
+        n=n,
+        n_fd=n_fd,
+        seed=seed,
+        threshold=threshold,
+        progress=progress,
+    )
+    report["generator"] = generator
+    if out is not None:
+        write_json(out, report)
+    typer.echo(json.dumps(report, indent=2))
+
+
 @app.command("score")
 def score_cmd(
     images: Path = typer.Option(

@@ -82,3 +82,26 @@ def test_dcgan_digiface_adapter():
     torch.testing.assert_close(
         images[1:], source.synthesize(source.sample_z(3, seed=0)[1:]), rtol=0, atol=1e-5
     )
+
+
+def test_evaluate_generator_command(tiny_folder, tmp_path):
+    import json
+
+    args = [
+        "evaluate-generator",
+        "--generator",
+        str(tiny_folder),
+        "--n",
+        "40",
+        "--n-fd",
+        "30",
+        "--out",
+        str(tmp_path / "r.json"),
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["frechet_distance"] > report["frechet_distance_floor"] >= 0
+    assert 0 <= report["share_confident_all"] <= 1 and report["n"] == 40
+    assert set(report["world_exact"]["marginals"]) == {"smile", "gender", "glasses", "age"}

@@ -95,8 +95,12 @@ class AttributeNet(nn.Module):
         self.yaw = nn.Linear(hidden, 1)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.head(self.features(_fit_size(images, self.config["image_size"])))
+        h = self.embedding(images)
         return self.logits(h), self.yaw(h).squeeze(1) * YAW_SCALE
+
+    def embedding(self, images: torch.Tensor) -> torch.Tensor:  # [N, hidden]
+        """The penultimate features (for Frechet distances in this network's feature space)."""
+        return self.head(self.features(_fit_size(images, self.config["image_size"])))
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -106,6 +110,16 @@ class AttributeNet(nn.Module):
         out = {name: probs[:, k] for k, name in enumerate(self.attributes)}
         out["yaw"] = yaw.numpy()
         return out
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+        """Penultimate features [N, hidden] as float32 numpy."""
+        device = next(self.parameters()).device
+        parts = [
+            self.embedding(images[i : i + batch_size].to(device)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+        return torch.cat(parts).numpy()
 
 
 @register_model

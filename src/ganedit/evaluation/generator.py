@@ -1,0 +1,134 @@
+"""Quality of a generator of the face world, measured with the world's own networks.
+
+- Frechet distance between generated samples and world renders in the evaluator's feature
+  space, with the distance between two disjoint render sets of the same size as its floor;
+- attribute marginals and pairwise label correlations of generated samples (by the labeler)
+  against the world's exact values (the dependencies a generator must keep);
+- the share of samples confident on every attribute at a threshold (what balanced sampling
+  can use).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import numpy as np
+import torch
+
+from ganedit.models.registry import load_predictor
+from ganedit.utils.progress import progress_bar
+from ganedit.world.config import BINARY_ATTRIBUTES, WorldConfig
+from ganedit.world.factors import sample_factors
+from ganedit.world.render import render
+
+log = logging.getLogger(__name__)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to feature sets a [N, D] and b [M, D]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # tr sqrt(A B) = tr sqrt(A^1/2 B A^1/2); both symmetric, so eigen-decompositions suffice.
+    vals, vecs = np.linalg.eigh(cov_a)
+    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ cov_b @ root_a), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * cross)
+
+
+def world_label_stats(world: WorldConfig) -> dict:
+    """Exact marginals and pairwise label correlations (phi) of a world config."""
+    table = world.joint_table()
+    keys = np.array(list(table.keys()), dtype=np.float64)
+    probs = np.array(list(table.values()))
+    mean = probs @ keys
+    cov = (keys - mean).T @ ((keys - mean) * probs[:, None])
+    return _stats_from_moments(mean, cov)
+
+
+def label_stats(labels: np.ndarray) -> dict:
+    """Marginals and pairwise correlations of binary labels [N, K] (BINARY_ATTRIBUTES order)."""
+    labels = np.asarray(labels, np.float64)
+    mean = labels.mean(0)
+    cov = np.cov(labels, rowvar=False, bias=True)
+    return _stats_from_moments(mean, cov)
+
+
+def _stats_from_moments(mean: np.ndarray, cov: np.ndarray) -> dict:
+    std = np.sqrt(np.diag(cov))
+    out = {
+        "marginals": dict(zip(BINARY_ATTRIBUTES, mean.tolist(), strict=True)),
+        "correlations": {},
+    }
+    for i, j in itertools.combinations(range(len(BINARY_ATTRIBUTES)), 2):
+        r = cov[i, j] / (std[i] * std[j]) if std[i] > 0 and std[j] > 0 else 0.0
+        out["correlations"][f"{BINARY_ATTRIBUTES[i]}-{BINARY_ATTRIBUTES[j]}"] = float(r)
+    return out
+
+
+def generated_scores(
+    source, n: int, seed: int, labeler, evaluator, batch_size: int = 256, progress: bool = True
+):
+    """Labeler probabilities [N, K] and evaluator features of n generated samples."""
+    probs, feats = [], []
+    with progress_bar(n, "generate + score", progress) as bar:
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            images = source.synthesize(
+                source.sample_z(count, seed, start), "z", batch_size=batch_size
+            )
+            pred = labeler.predict(images)
+            probs.append(np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1))
+            feats.append(evaluator.embed(images))
+            bar.advance(count)
+    return np.concatenate(probs), np.concatenate(feats)
+
+
+def render_features(
+    world: WorldConfig, n: int, seed: int, size: int, evaluator, batch_size: int = 512
+) -> np.ndarray:
+    parts = []
+    for start in range(0, n, batch_size):
+        images = render(sample_factors(world, seed, start, min(batch_size, n - start)), size)
+        parts.append(evaluator.embed(images))
+    return np.concatenate(parts)
+
+
+def evaluate_generator(
+    source,
+    world: WorldConfig,
+    n: int = 20_000,
+    n_fd: int = 10_000,
+    seed: int = 0,
+    threshold: float = 0.9,
+    progress: bool = True,
+) -> dict:
+    """All generator figures of the model card; sample counts and seeds are in the result."""
+    labeler, evaluator = load_predictor("labeler"), load_predictor("evaluator")
+    probs, feats = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
+    size = source.resolution
+    with torch.no_grad():
+        real_a = render_features(world, n_fd, 1_000_003, size, evaluator)
+        real_b = render_features(world, n_fd, 1_000_033, size, evaluator)
+    generated, target = label_stats(probs > 0.5), world_label_stats(world)
+    confident = ((probs > threshold) | (probs < 1 - threshold)).all(1)
+    return {
+        "n": n,
+        "n_fd": n_fd,
+        "seed": seed,
+        "world": world.name,
+        "frechet_distance": frechet_distance(feats[:n_fd], real_a),
+        "frechet_distance_floor": frechet_distance(real_b, real_a),
+        "generated": generated,
+        "world_exact": target,
+        "max_marginal_gap": max(
+            abs(generated["marginals"][a] - target["marginals"][a]) for a in BINARY_ATTRIBUTES
+        ),
+        "max_correlation_gap": max(
+            abs(generated["correlations"][k] - target["correlations"][k])
+            for k in target["correlations"]
+        ),
+        "confidence_threshold": threshold,
+        "share_confident_all": float(confident.mean()),
+    }

@@ -1,0 +1,26 @@
+import numpy as np
+import pytest
+
+from ganedit.evaluation.generator import frechet_distance, label_stats, world_label_stats
+from ganedit.world.config import BINARY_ATTRIBUTES
+from ganedit.world.factors import sample_factors
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (20000, 3))
+    b = rng.normal(0, 1, (20000, 3)) * 2 + np.array([1.0, 0, 0])
+    # |mu|^2 + sum (1 + 4 - 2 * sqrt(1 * 4)) = 1 + 3 * 1 = 4
+    assert frechet_distance(a, b) == pytest.approx(4.0, abs=0.15)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_sampled_labels_match_the_exact_world_statistics(celeba):
+    f = sample_factors(celeba, 0, 0, 20000)
+    sampled = label_stats(np.stack([f[f"{a}_label"] for a in BINARY_ATTRIBUTES], 1))
+    exact = world_label_stats(celeba)
+    for a in BINARY_ATTRIBUTES:
+        assert sampled["marginals"][a] == pytest.approx(exact["marginals"][a], abs=0.012)
+    for key, r in exact["correlations"].items():
+        assert sampled["correlations"][key] == pytest.approx(r, abs=0.03), key
+    assert exact["correlations"]["gender-glasses"] > 0.15
