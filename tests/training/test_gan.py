@@ -90,3 +90,16 @@ def test_train_gan_cli(data16, tmp_path):
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "g_ema" / "model.safetensors").is_file()
+
+
+def test_fine_tune_from_a_stylegan2_pytorch_checkpoint(data16, tmp_path):
+    from ganedit.models.stylegan2 import export_rosinality_checkpoint
+
+    first = load_pretrained(train_gan(_cfg(data16, iterations=2), tmp_path / "a", progress=False))
+    export_rosinality_checkpoint(tmp_path / "a.pt", first)
+    state = gan_mod.setup_gan(_cfg(data16))
+    gan_mod._init_weights(state, tmp_path / "a.pt")
+    z = torch.randn(2, 32)
+    torch.testing.assert_close(state.g_ema(z), first(z))
+    with pytest.raises(UserInputError, match="configured generator"):
+        gan_mod._init_weights(gan_mod.setup_gan(_cfg(data16, size=32)), tmp_path / "a.pt")

@@ -334,9 +334,13 @@ def train_gan(
 
 
 def _init_weights(state: GanState, source: Path) -> None:
-    """Fine-tuning: start from another run's checkpoint (networks only, fresh optimizers)."""
+    """Fine-tuning: start from another run's checkpoint folder or a StyleGAN2-pytorch `.pt`
+    (networks only, fresh optimizers)."""
     from safetensors.torch import load_file
 
+    if source.suffix == ".pt":
+        _init_from_rosinality(state, source)
+        return
     for name, module in _modules(state).items():
         weights = source / f"{name}.safetensors"
         if not weights.is_file():
@@ -344,6 +348,24 @@ def _init_weights(state: GanState, source: Path) -> None:
                 f"expected {name}.safetensors in checkpoint {str(source)!r}, received none"
             )
         module.load_state_dict(load_file(str(weights)))
+
+
+def _init_from_rosinality(state: GanState, path: Path) -> None:
+    from ganedit.models.stylegan2 import load_rosinality_checkpoint
+
+    loaded = load_rosinality_checkpoint(path)
+    g_ema = loaded["g_ema"]
+    if g_ema.config["size"] != state.g.config["size"] or g_ema.w_dim != state.g.w_dim:
+        raise UserInputError(
+            f"expected a checkpoint of the configured generator (size {state.g.config['size']}, "
+            f"style dim {state.g.w_dim}), received size {g_ema.config['size']}, style dim {g_ema.w_dim}"
+        )
+    state.g_ema.load_state_dict(g_ema.state_dict())
+    state.g.load_state_dict((loaded["g"] or g_ema).state_dict())
+    if loaded["d"] is not None:
+        state.d.load_state_dict(loaded["d"].state_dict())
+    else:
+        log.warning("%s has no discriminator: fine-tuning starts from a fresh one", path)
 
 
 def _train_loop(
