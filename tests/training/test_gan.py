@@ -103,3 +103,47 @@ def test_fine_tune_from_a_stylegan2_pytorch_checkpoint(data16, tmp_path):
     torch.testing.assert_close(state.g_ema(z), first(z))
     with pytest.raises(UserInputError, match="configured generator"):
         gan_mod._init_weights(gan_mod.setup_gan(_cfg(data16, size=32)), tmp_path / "a.pt")
+
+
+def test_two_process_data_parallel_run_through_torchrun(data16, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd += [
+        "-m",
+        "ganedit",
+        "train-gan",
+        "--data",
+        data16,
+        "--out",
+        str(out),
+        "--size",
+        "16",
+        "--iter",
+        "3",
+    ]
+    cmd += [
+        "--batch",
+        "4",
+        "--style-dim",
+        "16",
+        "--n-mlp",
+        "1",
+        "--channel-max",
+        "16",
+        "--no-progress",
+    ]
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    g = load_pretrained(out / "g_ema")
+    assert torch.isfinite(g(torch.randn(2, 16))).all()
+    stats = (out / "stats.jsonl").read_text().splitlines()
+    assert len(stats) == 1 and json.loads(stats[0])["step"] == 3  # written once, by process 0

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
@@ -127,8 +128,14 @@ class BatchSampler:
                 f"expected {cfg.size}x{cfg.size} images in {cfg.data!r}, received {first.shape[1]}x{first.shape[0]}"
             )
 
-    def __call__(self, step: int) -> torch.Tensor:  # [B, 3, size, size] in [-1, 1]
-        ids = np.arange(step * self.cfg.batch, (step + 1) * self.cfg.batch)
+    def __call__(self, step: int) -> torch.Tensor:  # [B / world, 3, size, size] in [-1, 1]
+        # Each process takes its slice of the global batch, so all together see the same data
+        # as a single process would.
+        rank, world = world_info()
+        local = self.cfg.batch // world
+        ids = np.arange(
+            step * self.cfg.batch + rank * local, step * self.cfg.batch + (rank + 1) * local
+        )
         index = (rng.uniform(self.cfg.seed, ids, 1) * len(self.data)).astype(np.int64)
         images = from_uint8(np.stack([self.data[int(i)] for i in index]))
         if self.cfg.flip:
@@ -183,12 +190,44 @@ def path_length_penalty(
     )
     (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
     lengths = grad.pow(2).sum(2).mean(1).sqrt()
-    new_mean = mean_length + 0.01 * (lengths.mean().item() - mean_length)
+    batch_mean = lengths.mean().detach()
+    if world_info()[1] > 1:  # keep the running mean identical in every process
+        dist.all_reduce(batch_mean)
+        batch_mean /= world_info()[1]
+    new_mean = mean_length + 0.01 * (batch_mean.item() - mean_length)
     return (lengths - new_mean).pow(2).mean(), new_mean
 
 
 def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
-    return torch.Generator().manual_seed(int(rng.uniform(cfg.seed, np.array([step]), 7)[0] * 2**62))
+    # Each process draws its own latents and noise; rank 0 draws what a single process would.
+    stream = 7 + 1000 * world_info()[0]
+    return torch.Generator().manual_seed(
+        int(rng.uniform(cfg.seed, np.array([step]), stream)[0] * 2**62)
+    )
+
+
+def world_info() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless launched by torchrun and initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _update(module: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Backward, average gradients over processes (data parallel), step."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    _, world = world_info()
+    if world > 1:
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+    optim.step()
 
 
 def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -201,43 +240,40 @@ def discriminator_step(
 ) -> None:
     _set_requires_grad(state.g, False)
     _set_requires_grad(state.d, True)
-    z, z2 = _noise_z(cfg, gen, cfg.batch, real.device)
+    z, z2 = _noise_z(cfg, gen, real.shape[0], real.device)
     with torch.no_grad():
         fake, _ = generate(state.g, z, z2, gen)
     loss = d_logistic_loss(state.d(real), state.d(fake))
-    state.d_optim.zero_grad(set_to_none=True)
-    loss.backward()
-    state.d_optim.step()
+    _update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
     if step_is(state.step, cfg.d_reg_every):
         r1 = r1_penalty(state.d, real)
-        state.d_optim.zero_grad(set_to_none=True)
-        (cfg.r1 / 2 * r1 * cfg.d_reg_every).backward()
-        state.d_optim.step()
+        _update(state.d, state.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
         state.stats["r1"] = r1.item()
 
 
 def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator) -> None:
     _set_requires_grad(state.g, True)
     _set_requires_grad(state.d, False)
-    z, z2 = _noise_z(cfg, gen, cfg.batch, device)
+    local = cfg.batch // world_info()[1]
+    z, z2 = _noise_z(cfg, gen, local, device)
     fake, _ = generate(state.g, z, z2, gen)
     loss = g_nonsaturating_loss(state.d(fake))
-    state.g_optim.zero_grad(set_to_none=True)
-    loss.backward()
-    state.g_optim.step()
+    _update(state.g, state.g_optim, loss)
     state.stats["g_loss"] = loss.item()
     if step_is(state.step, cfg.g_reg_every) and cfg.path_regularize > 0:
-        n = max(1, cfg.batch // cfg.path_batch_shrink)
+        n = max(1, local // cfg.path_batch_shrink)
         z, z2 = _noise_z(cfg, gen, n, device)
         images, ws = generate(state.g, z, z2, gen)
         penalty, state.mean_path_length = path_length_penalty(
             images, ws, state.mean_path_length, gen
         )
-        state.g_optim.zero_grad(set_to_none=True)
         # The zero-weighted pixel term keeps every synthesis parameter in the graph (as rosinality).
-        (cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0]).backward()
-        state.g_optim.step()
+        _update(
+            state.g,
+            state.g_optim,
+            cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0],
+        )
         state.stats["path"] = penalty.item()
         state.stats["path_length"] = state.mean_path_length
 
@@ -311,10 +347,17 @@ def train_gan(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> Path:
-    """Train (or continue, or fine-tune from `init_from`) and return the final g_ema folder."""
+    """Train (or continue, or fine-tune from `init_from`) and return the final g_ema folder.
+
+    Launched through torchrun (WORLD_SIZE > 1), every process trains on its slice of each
+    batch and gradients are averaged; process 0 alone writes stats, samples and checkpoints.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+    device = _init_distributed(cfg, device)
+    main_process = world_info()[0] == 0
+    if main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / "config.json", dataclasses.asdict(cfg))
     state = setup_gan(cfg, device)
     sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)
     ckpt = run_dir / "checkpoint"
@@ -327,10 +370,29 @@ def train_gan(
         log.info("resuming from step %d", state.step)
     elif init_from is not None:
         _init_weights(state, Path(init_from))
-    _train_loop(state, cfg, sampler, run_dir, progress)
-    state.g_ema.update_w_avg(generator=torch.Generator().manual_seed(cfg.seed))
+    _train_loop(state, cfg, sampler, run_dir, progress and main_process, main_process)
+    state.g_ema.update_w_avg(generator=torch.Generator(device=device).manual_seed(cfg.seed))
     extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step}
-    return save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra)
+    if main_process:
+        save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra)
+    if world_info()[1] > 1:
+        dist.barrier()
+    return run_dir / "g_ema"
+
+
+def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.device:
+    """Join the torchrun process group when launched that way; returns this process's device."""
+    device = torch.device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = world_info()
+    if cfg.batch % world:
+        raise UserInputError(
+            f"expected --batch divisible by the {world} processes, received {cfg.batch}"
+        )
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+    return device
 
 
 def _init_weights(state: GanState, source: Path) -> None:
@@ -369,23 +431,30 @@ def _init_from_rosinality(state: GanState, path: Path) -> None:
 
 
 def _train_loop(
-    state: GanState, cfg: GanConfig, sampler: BatchSampler, run_dir: Path, progress: bool
+    state: GanState,
+    cfg: GanConfig,
+    sampler: BatchSampler,
+    run_dir: Path,
+    progress: bool,
+    writes: bool,
 ) -> None:
     started, start_step = time.perf_counter(), state.step
-    with (
-        (run_dir / "stats.jsonl").open("a") as stats_file,
-        progress_bar(cfg.iterations, "train-gan", progress, completed=state.step) as bar,
-    ):
+    with progress_bar(cfg.iterations, "train-gan", progress, completed=state.step) as bar:
         while state.step < cfg.iterations:
             stats = gan_step(state, cfg, sampler)
             rate = (state.step - start_step) / (time.perf_counter() - started)
             bar.advance(1, d=stats["d_loss"], g=stats["g_loss"], it_s=rate)
-            if step_is(state.step, 10) or state.step == cfg.iterations:
-                record = {"step": state.step, "it_s": rate, **stats}
-                stats_file.write(json.dumps(record) + "\n")
-                stats_file.flush()
-            if step_is(state.step, cfg.sample_every) or state.step == cfg.iterations:
-                save_samples(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
-            if step_is(state.step, cfg.checkpoint_every) or state.step == cfg.iterations:
-                save_gan_checkpoint(state, cfg, run_dir / "checkpoint")
+            if writes:
+                _maintenance(state, cfg, run_dir, stats, rate)
     log.info("trained to step %d (pid %d)", state.step, os.getpid())
+
+
+def _maintenance(state: GanState, cfg: GanConfig, run_dir: Path, stats: dict, rate: float) -> None:
+    last = state.step == cfg.iterations
+    if step_is(state.step, 10) or last:
+        with (run_dir / "stats.jsonl").open("a") as stats_file:
+            stats_file.write(json.dumps({"step": state.step, "it_s": rate, **stats}) + "\n")
+    if step_is(state.step, cfg.sample_every) or last:
+        save_samples(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
+    if step_is(state.step, cfg.checkpoint_every) or last:
+        save_gan_checkpoint(state, cfg, run_dir / "checkpoint")
