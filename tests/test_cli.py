@@ -119,6 +119,9 @@ def test_demo_small(tmp_path):
         (["world", "sheet", "--out", "sheet.jpg"], ".png"),
         (["train-predictor", "--kind", "cat", "--out", "run"], "--kind"),
         (["evaluate-predictor", "--model", "missing-folder"], "predictor name"),
+        (["train-gan", "--data", "missing.lmdb", "--out", "run"], "missing path"),
+        (["sample", "--generator", "nope", "--out", "g.png"], "generator name"),
+        (["sample", "--generator", "world64", "--out", "g.png"], "world64"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, args, words):

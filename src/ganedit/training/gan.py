@@ -354,12 +354,12 @@ def train_gan(
     """
     run_dir = Path(run_dir)
     device = _init_distributed(cfg, device)
+    sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)  # checks the data first
     main_process = world_info()[0] == 0
     if main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", dataclasses.asdict(cfg))
     state = setup_gan(cfg, device)
-    sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)
     ckpt = run_dir / "checkpoint"
     if resume and (ckpt / "state.json").is_file():
         meta = load_gan_checkpoint(state, ckpt)
