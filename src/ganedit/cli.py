@@ -317,12 +317,18 @@ def score_cmd(
     """Score every image with an attribute predictor (probabilities per attribute, yaw)."""
     from ganedit.models.registry import load_predictor
     from ganedit.models.scoring import save_scores, score_dataset
+    from ganedit.utils.files import write_json
     from ganedit.world.dataset import ImageDataset
 
     _expect_suffix(out, ".npz")
     data = ImageDataset(images)
     scores = score_dataset(data, load_predictor(model), batch_size=batch_size, progress=progress)
-    typer.echo(str(save_scores(scores, out)))
+    save_scores(scores, out)
+    write_json(
+        out.with_suffix(".json"),
+        {"images": str(images), "model": model, "n": len(data), "keys": sorted(scores)},
+    )
+    typer.echo(str(out))
 
 
 @app.command("demo")
