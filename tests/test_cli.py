@@ -173,9 +173,9 @@ def test_score_needs_shipped_predictor_or_folder(tmp_path):
     import numpy as np
 
     with np.load(tmp_path / "s.npz") as scores:
-        assert set(scores.files) == {"smile", "gender", "glasses", "age", "yaw"} and scores[
-            "age"
-        ].shape == (4,)
+        assert set(scores.files) == {"smile", "gender", "glasses", "age", "yaw"}
+        assert scores["age"].shape == (4,)
+    assert json.loads((tmp_path / "s.json").read_text())["n"] == 4
 
 
 def test_corrupt_or_missing_lmdb_is_one_line(tmp_path):
