@@ -150,12 +150,10 @@ def evaluate_predictor_cmd(
     ),
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
-    import json
 
     from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
     from ganedit.models.predictors import IdentityNet
     from ganedit.models.registry import load_predictor
-    from ganedit.utils.files import write_json
 
     net = load_predictor(model)
     if isinstance(net, IdentityNet):
@@ -165,9 +163,7 @@ def evaluate_predictor_cmd(
     else:
         report = evaluate_attribute_net(net, n=n, preset=preset)
     report["model"] = model
-    if out is not None:
-        write_json(out, report)
-    typer.echo(json.dumps(report, indent=2))
+    _emit_report(report, out)
 
 
 @app.command("train-gan")
@@ -275,11 +271,9 @@ def evaluate_generator_cmd(
     progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Frechet distance, attribute marginals and correlations, confident share of a generator."""
-    import json
 
     from ganedit.evaluation.generator import evaluate_generator
     from ganedit.models.sources import load_generator
-    from ganedit.utils.files import write_json
     from ganedit.world.config import load_world_config
 
     if n_fd > n:
@@ -295,9 +289,7 @@ def evaluate_generator_cmd(
         progress=progress,
     )
     report["generator"] = generator
-    if out is not None:
-        write_json(out, report)
-    typer.echo(json.dumps(report, indent=2))
+    _emit_report(report, out)
 
 
 @app.command("score")
@@ -348,6 +340,17 @@ def demo_cmd(
     report = run_demo(cfg, out, progress=progress)
     typer.echo(report.read_text())
     typer.echo(f"report: {report}")
+
+
+def _emit_report(report: dict, out: Path | None) -> None:
+    """Print a report as JSON, and write it to `out` too when given."""
+    import json
+
+    from ganedit.utils.files import write_json
+
+    if out is not None:
+        write_json(out, report)
+    typer.echo(json.dumps(report, indent=2))
 
 
 def _expect_suffix(path: Path, suffix: str) -> None:
