@@ -124,7 +124,7 @@ def load_generator(
         if not (folder / "model.safetensors").is_file():
             raise UserInputError(
                 f"expected the embedded generator {text!r} in {folder}, received no weights "
-                "(it is trained by `ganedit train-gan`; see docs/model_card_world64.md)"
+                "(it is not shipped yet; train one with `ganedit train-gan`, see docs/stylegan2.md)"
             )
         return _stylegan_from_folder(folder, text, device, truncation_psi)
     path = Path(text)
