@@ -147,3 +147,15 @@ def test_two_process_data_parallel_run_through_torchrun(data16, tmp_path):
     assert torch.isfinite(g(torch.randn(2, 16))).all()
     stats = (out / "stats.jsonl").read_text().splitlines()
     assert len(stats) == 1 and json.loads(stats[0])["step"] == 3  # written once, by process 0
+
+
+def test_resume_tolerates_new_fields_and_longer_runs_but_not_other_changes(data16, tmp_path):
+    train_gan(_cfg(data16, iterations=2), tmp_path / "run", progress=False)
+    state_file = tmp_path / "run" / "checkpoint" / "state.json"
+    saved = json.loads(state_file.read_text())
+    del saved["meta"]["config"]["mixing"]  # as if written before `mixing` existed
+    state_file.write_text(json.dumps(saved))
+    train_gan(_cfg(data16, iterations=3), tmp_path / "run", progress=False)  # extended by one
+    assert json.loads(state_file.read_text())["meta"]["step"] == 3
+    with pytest.raises(UserInputError, match="config of the run"):
+        train_gan(_cfg(data16, iterations=4, r1=1.0), tmp_path / "run", progress=False)

@@ -4,6 +4,7 @@ Nothing is pickled: the optimizer state is flattened to named tensors plus a JSO
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -70,3 +71,17 @@ def load_checkpoint(
         tensors = load_file(str(directory / f"{name}.optim.safetensors"))
         opt.load_state_dict(_unflatten_optimizer(tensors, saved["optimizers"][name]))
     return saved["meta"]
+
+
+def same_config(saved: dict, cfg, free: tuple[str, ...] = ()) -> bool:
+    """Whether a checkpoint's saved config is `cfg` (a dataclass instance).
+
+    Fields added to the dataclass after the checkpoint was written count as their defaults,
+    so runs started with an older version keep resuming; `free` fields may differ (say, the
+    iteration count of a run being extended).
+    """
+    defaults = dataclasses.asdict(type(cfg)())
+    old, new = {**defaults, **saved}, dataclasses.asdict(cfg)
+    return {k: v for k, v in old.items() if k not in free} == {
+        k: v for k, v in new.items() if k not in free
+    }

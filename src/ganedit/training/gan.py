@@ -29,7 +29,7 @@ from PIL import Image
 from ganedit.errors import UserInputError
 from ganedit.models.io import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
-from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
+from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
 from ganedit.utils.files import atomic_path, write_json
 from ganedit.utils.images import from_uint8, grid, to_uint8
@@ -64,6 +64,10 @@ class GanConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     n_sample: int = 16
+
+
+# Fields a resumed run may change: none alters what an iteration computes.
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "sample_every", "n_sample")
 
 
 @dataclass
@@ -363,7 +367,7 @@ def train_gan(
     ckpt = run_dir / "checkpoint"
     if resume and (ckpt / "state.json").is_file():
         meta = load_gan_checkpoint(state, ckpt)
-        if meta["config"] != dataclasses.asdict(cfg):
+        if not same_config(meta["config"], cfg, free=RESUMABLE_CHANGES):
             raise UserInputError(
                 f"expected the config of the run in {str(run_dir)!r}, received a different one"
             )

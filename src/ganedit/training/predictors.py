@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ganedit.models.io import save_pretrained
 from ganedit.models.predictors import YAW_SCALE, AttributeNet, IdentityNet
-from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
+from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils.files import write_json
 from ganedit.utils.progress import progress_bar
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
@@ -196,7 +196,7 @@ def _maybe_resume(ckpt: Path, model, opt, cfg: PredictorTrainConfig) -> int:
     if not (ckpt / "state.json").is_file():
         return 0
     meta = load_checkpoint(ckpt, {"model": model}, {"optimizer": opt})
-    if meta["config"] != dataclasses.asdict(cfg):
+    if not same_config(meta["config"], cfg):
         raise ValueError(f"checkpoint in {ckpt} was made with another config: {meta['config']}")
     log.info("resuming %s from step %d", cfg.kind, meta["step"])
     return int(meta["step"])
