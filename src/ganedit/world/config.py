@@ -112,22 +112,28 @@ class WorldConfig:
 
 
 def load_world_config(preset_or_path: str | Path = "celeba") -> WorldConfig:
-    """Load a preset by name (`celeba`, `independent`) or a TOML file by path."""
+    """Load a preset by name (`celeba`, `independent`, `balanced`) or a TOML file by path."""
     text = str(preset_or_path)
     if text in PRESETS:
-        data = resources.files("ganedit.world").joinpath(f"presets/{text}.toml").read_text()
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise UserInputError(
-                f"expected a preset name ({', '.join(PRESETS)}) or a TOML file, received {text!r}"
-            )
-        data = path.read_text()
+        return _load_preset(text)
+    path = Path(text)
+    if not path.is_file():
+        raise UserInputError(
+            f"expected a preset name ({', '.join(PRESETS)}) or a TOML file, received {text!r}"
+        )
+    data = path.read_text()
     try:
         parsed = tomllib.loads(data)
     except tomllib.TOMLDecodeError as err:
         raise UserInputError(f"expected valid TOML in {text!r}, received: {err}") from err
     return WorldConfig.from_dict(parsed)
+
+
+@functools.cache
+def _load_preset(name: str) -> WorldConfig:
+    # Presets are immutable and loaded in training loops: parse and solve them once.
+    data = resources.files("ganedit.world").joinpath(f"presets/{name}.toml").read_text()
+    return WorldConfig.from_dict(tomllib.loads(data))
 
 
 def _sigmoid(x: float) -> float:

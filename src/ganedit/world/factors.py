@@ -141,7 +141,3 @@ def sample_factors(config: WorldConfig, seed: int, start: int, n: int) -> Factor
     cols = sample_attributes(config, seed, index)
     cols.update(sample_identity(seed, index))
     return Factors({name: cols[name] for name in ALL_FACTORS})
-
-
-def factor_fields() -> list[str]:
-    return list(ALL_FACTORS)
