@@ -185,6 +185,12 @@ def train_gan_cmd(
     r1: float = typer.Option(10.0, "--r1", help="R1 weight (gamma)."),
     path_regularize: float = typer.Option(2.0, "--path-regularize"),
     mixing: float = typer.Option(0.9, "--mixing"),
+    ema_kimg: float = typer.Option(
+        10.0, "--ema-kimg", min=0.0, help="EMA half-life in thousands of images."
+    ),
+    ema_rampup: float | None = typer.Option(
+        None, "--ema-rampup", min=0.0, help="Cap the EMA half-life at this share of images seen."
+    ),
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
     ),
@@ -206,7 +212,8 @@ def train_gan_cmd(
     cfg = GanConfig(
         data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
         channel_multiplier=channel_multiplier, channel_max=channel_max, lr=lr, r1=r1,
-        path_regularize=path_regularize, mixing=mixing, flip=flip, seed=seed,
+        path_regularize=path_regularize, mixing=mixing, ema_kimg=ema_kimg, ema_rampup=ema_rampup,
+        flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every,
     )  # fmt: skip
     typer.echo(

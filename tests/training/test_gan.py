@@ -159,3 +159,13 @@ def test_resume_tolerates_new_fields_and_longer_runs_but_not_other_changes(data1
     assert json.loads(state_file.read_text())["meta"]["step"] == 3
     with pytest.raises(UserInputError, match="config of the run"):
         train_gan(_cfg(data16, iterations=4, r1=1.0), tmp_path / "run", progress=False)
+
+
+def test_ema_rampup_caps_the_half_life_early_and_lets_it_reach_ema_kimg():
+    plain = GanConfig(batch=16, ema_kimg=5.0)
+    ramped = GanConfig(batch=16, ema_kimg=5.0, ema_rampup=0.05)
+    # Step 0: 16 images seen, half-life 0.8 images instead of 5000: the EMA follows G.
+    assert gan_mod.ema_decay(ramped, 0) < 1e-5 < gan_mod.ema_decay(plain, 0)
+    # Half-life 0.05 * 16 * (step + 1) reaches 5000 images at step 6249.
+    assert gan_mod.ema_decay(ramped, 6249) == pytest.approx(gan_mod.ema_decay(plain, 6249))
+    assert gan_mod.ema_decay(ramped, 999) == pytest.approx(0.5 ** (16 / (0.05 * 16 * 1000)))

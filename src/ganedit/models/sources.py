@@ -52,6 +52,11 @@ class StyleGANSource:
         return sample_z(n, self.z_dim, seed, start)
 
     @torch.no_grad()
+    def to_w(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, w_dim]
+        """The w that synthesis from `z` uses (truncated like it), so `w` reproduces the image."""
+        return self.to_ws(z, "z")[:, 0]
+
+    @torch.no_grad()
     def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
         g = self.generator
         device = g.w_avg.device

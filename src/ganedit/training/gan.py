@@ -59,6 +59,9 @@ class GanConfig:
     g_reg_every: int = 4
     mixing: float = 0.9
     ema_kimg: float = 10.0  # EMA half-life in thousands of images
+    # Early on the half-life is capped at this share of the images seen (NVlabs' ramp-up), so
+    # the EMA generator follows the fast early progress instead of averaging in its first blobs.
+    ema_rampup: float | None = None
     flip: bool = False  # horizontal flips; off when pose matters
     seed: int = 0
     checkpoint_every: int = 500
@@ -286,8 +289,12 @@ def step_is(step: int, every: int) -> bool:
     return every > 0 and step % every == 0
 
 
-def ema_decay(cfg: GanConfig) -> float:
-    return 0.5 ** (cfg.batch / (cfg.ema_kimg * 1000.0))
+def ema_decay(cfg: GanConfig, step: int) -> float:
+    """Per-step EMA decay after `step` finished iterations."""
+    half_life = cfg.ema_kimg * 1000.0
+    if cfg.ema_rampup is not None:
+        half_life = min(half_life, (step + 1) * cfg.batch * cfg.ema_rampup)
+    return 0.5 ** (cfg.batch / max(half_life, 1e-8))
 
 
 @torch.no_grad()
@@ -304,7 +311,7 @@ def gan_step(state: GanState, cfg: GanConfig, sampler: BatchSampler) -> dict:
     gen = _step_generator(cfg, state.step, device)
     discriminator_step(state, cfg, sampler(state.step), gen)
     generator_step(state, cfg, device, gen)
-    update_ema(state, ema_decay(cfg))
+    update_ema(state, ema_decay(cfg, state.step))
     state.step += 1
     return dict(state.stats)
 
