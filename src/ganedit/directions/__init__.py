@@ -1,0 +1,45 @@
+"""Semantic directions in a latent space: balanced sampling, estimators, boundary files."""
+
+from ganedit.directions.estimators import (
+    MAB,
+    METHODS,
+    Conditional,
+    DirectionEstimator,
+    Fisher,
+    InterFaceGAN,
+    Regression,
+    Stratified,
+    make_estimator,
+    project_orthogonal,
+)
+from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
+from ganedit.directions.sampling import (
+    BalancedSample,
+    ContingencyTable,
+    balanced_subset,
+    binary_labels,
+    confident_mask,
+    resolve_attributes,
+)
+
+__all__ = [
+    "MAB",
+    "METHODS",
+    "BalancedSample",
+    "Conditional",
+    "ContingencyTable",
+    "DirectionEstimator",
+    "Fisher",
+    "InterFaceGAN",
+    "Regression",
+    "Stratified",
+    "balanced_subset",
+    "binary_labels",
+    "confident_mask",
+    "load_boundary",
+    "make_estimator",
+    "project_orthogonal",
+    "resolve_attributes",
+    "save_boundary",
+    "sidecar_path",
+]
