@@ -1,0 +1,349 @@
+"""The latent bank: latent codes and their attribute scores, one row per generated sample.
+
+A bank is a zarr v3 directory store (conventionally `*.zarr`):
+
+    z               float32 [N, z_dim]
+    w               float32 [N, w_dim]            (generators with a w space)
+    ws              float32 [N, num_ws, w_dim]    (optional)
+    index           int64   [N]                   (row i is sample (seed, index[i]))
+    scores/<attr>   float32 [N]                   (probabilities; `yaw` in degrees)
+    done            uint8   [n_chunks]            (1 once every array of chunk k is written)
+    config.json     the configuration that produced it (also in the group attributes)
+    images/         optional PNGs, {i:07d}.png
+
+Every array is chunked along N with the same `chunk_size`, so chunk k of every array belongs to
+exactly one writer and is marked in `done[k]` (its own file) once written. The group attributes
+hold the metadata (`meta`), including `complete`, set only after every chunk is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.metadata
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from ganedit.errors import UserInputError, expect
+
+FORMAT = "ganedit.latent_bank"
+FORMAT_VERSION = 1
+SPACES = ("z", "w", "ws")
+DEFAULT_CHUNK_SIZE = 4096
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def ganedit_version() -> str:
+    try:
+        return importlib.metadata.version("ganedit")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def partial_path(path: str | Path) -> Path:
+    """Where a bank is written until it is complete: `<path>.partial`."""
+    path = Path(path)
+    return path.with_name(path.name + ".partial")
+
+
+def chunk_ranges(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Row ranges [start, stop) of the chunks of an N-row bank."""
+    return [(a, min(a + chunk_size, n)) for a in range(0, n, chunk_size)]
+
+
+@dataclasses.dataclass(frozen=True)
+class BankChunk:
+    """Rows [start, stop) of a bank: latents by space, scores by name, sample indices."""
+
+    start: int
+    stop: int
+    index: np.ndarray  # [R] int64
+    latents: dict[str, np.ndarray]  # space -> [R, ...] float32
+    scores: dict[str, np.ndarray]  # name -> [R] float32
+
+
+class LatentBank:
+    """Read access to a complete bank. Open with `LatentBank.open(path)`."""
+
+    def __init__(self, path: Path, group: zarr.Group):
+        self.path = path
+        self._group = group
+        self._meta = dict(group.attrs)
+
+    @classmethod
+    def open(cls, path: str | Path) -> LatentBank:
+        path = Path(path)
+        if not path.exists():
+            hint = ""
+            if partial_path(path).exists():
+                hint = (
+                    f"; {partial_path(path)} holds an interrupted generation, run the same "
+                    "generation again to resume it"
+                )
+            raise UserInputError(
+                f"expected a latent bank at {str(path)!r}, received no such path{hint}"
+            )
+        group = _open_group(path, mode="r")
+        meta = dict(group.attrs)
+        if not meta.get("complete"):
+            raise UserInputError(
+                f"expected a complete latent bank at {str(path)!r}, received an incomplete one "
+                f"({_count_done(group)} of {meta.get('n_chunks')} chunks written); run the same "
+                "generation again to resume it"
+            )
+        return cls(path, group)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __repr__(self) -> str:
+        return (
+            f"LatentBank({str(self.path)!r}, n={self.n}, spaces={self.spaces}, "
+            f"scores={self.score_names})"
+        )
+
+    @property
+    def n(self) -> int:
+        return int(self._meta["n"])
+
+    @property
+    def meta(self) -> dict:
+        """A copy of the group attributes (generator, predictor, seed, dims, config...)."""
+        return dict(self._meta)
+
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        return tuple(self._meta["spaces"])
+
+    @property
+    def score_names(self) -> tuple[str, ...]:
+        return tuple(self._meta["score_names"])
+
+    @property
+    def chunk_size(self) -> int:
+        return int(self._meta["chunk_size"])
+
+    @property
+    def config(self) -> dict | None:
+        """The generation config (None for an imported bank)."""
+        return self._meta.get("config")
+
+    def dims(self, space: str) -> tuple[int, ...]:
+        """Per-row shape of a space: (z_dim,), (w_dim,) or (num_ws, w_dim)."""
+        self._check_space(space)
+        return tuple(self._meta["dims"][space])
+
+    def latents(self, space: str = "z", start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of space `z`, `w` or `ws` as float32."""
+        self._check_space(space)
+        start, stop = self._range(start, stop)
+        return self._group[space][start:stop]
+
+    def index(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        start, stop = self._range(start, stop)
+        return self._group["index"][start:stop]
+
+    def scores(
+        self, names: Sequence[str] | None = None, start: int = 0, stop: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """name -> float32 [stop - start] for each requested score (all when None)."""
+        names = self.score_names if names is None else tuple(names)
+        for name in names:
+            expect(name in self.score_names, f"a score name in {self.score_names}", name)
+        start, stop = self._range(start, stop)
+        return {name: self._group["scores"][name][start:stop] for name in names}
+
+    def iter_chunks(
+        self,
+        spaces: Sequence[str] = ("z",),
+        scores: Sequence[str] | None = (),
+        rows: int | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[BankChunk]:
+        """Stream rows [start, stop) in blocks of `rows` (default: the bank's chunk size).
+
+        `scores=None` reads every score, `()` none. Memory holds one block at a time."""
+        for space in spaces:
+            self._check_space(space)
+        rows = self.chunk_size if rows is None else rows
+        expect(rows >= 1, "rows >= 1", rows)
+        start, stop = self._range(start, stop)
+        for a in range(start, stop, rows):
+            b = min(a + rows, stop)
+            yield BankChunk(
+                a,
+                b,
+                self.index(a, b),
+                {space: self.latents(space, a, b) for space in spaces},
+                self.scores(scores, a, b) if scores is None or len(scores) else {},
+            )
+
+    def image_path(self, i: int) -> Path | None:
+        """The PNG of sample row i when the bank was generated with images, else None."""
+        path = self.path / "images" / f"{int(i):07d}.png"
+        return path if path.is_file() else None
+
+    def _check_space(self, space: str) -> None:
+        if space not in self.spaces:
+            raise UserInputError(
+                f"expected a latent space stored in {str(self.path)!r} {self.spaces}, "
+                f"received {space!r}"
+            )
+
+    def _range(self, start: int, stop: int | None) -> tuple[int, int]:
+        stop = self.n if stop is None else stop
+        expect(0 <= start <= stop <= self.n, f"rows 0 <= start <= stop <= {self.n}", (start, stop))
+        return int(start), int(stop)
+
+
+# ------------------------------------------------------------------------------------------
+# Writing (used by generate and interchange)
+
+
+def create_store(
+    path: Path,
+    *,
+    n: int,
+    chunk_size: int,
+    dims: dict[str, Sequence[int]],
+    score_names: Sequence[str],
+    meta: dict,
+) -> zarr.Group:
+    """Create an empty, incomplete bank at `path` (replacing anything there).
+
+    `dims` maps each stored space to its per-row shape; `meta` adds to the standard attributes."""
+    expect(n >= 1 and chunk_size >= 1, "n >= 1 and chunk_size >= 1", (n, chunk_size))
+    expect("z" in dims and set(dims) <= set(SPACES), f"spaces including 'z' from {SPACES}", dims)
+    for name in score_names:
+        expect(bool(_NAME.match(str(name))), "score names of letters, digits, '_', '.', '-'", name)
+    expect(len(set(score_names)) == len(score_names), "distinct score names", score_names)
+    if path.exists():
+        shutil.rmtree(path)
+    spaces = [s for s in SPACES if s in dims]
+    attrs = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **meta,
+        "n": int(n),
+        "chunk_size": int(chunk_size),
+        "n_chunks": len(chunk_ranges(n, chunk_size)),
+        "spaces": spaces,
+        "dims": {s: [int(d) for d in dims[s]] for s in spaces},
+        "score_names": [str(s) for s in score_names],
+        "ganedit_version": ganedit_version(),
+        "created": now(),
+        "complete": False,
+    }
+    group = zarr.open_group(path, mode="w", attributes=attrs)
+    for space in spaces:
+        _rows_array(group, space, (n, *dims[space]), chunk_size, "float32")
+    _rows_array(group, "index", (n,), chunk_size, "int64")
+    scores = group.create_group("scores")
+    for name in score_names:
+        _rows_array(scores, str(name), (n,), chunk_size, "float32")
+    # One uncompressed byte per chunk, each its own file: writers never share a marker.
+    group.create_array(
+        "done", shape=(attrs["n_chunks"],), chunks=(1,), dtype="uint8", compressors=None
+    )
+    return group
+
+
+def _rows_array(group: zarr.Group, name: str, shape: tuple, chunk_size: int, dtype: str) -> None:
+    group.create_array(
+        name,
+        shape=shape,
+        chunks=(min(chunk_size, shape[0]), *shape[1:]),
+        dtype=dtype,
+        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle),
+    )
+
+
+def open_store(path: Path, mode: str = "r+") -> zarr.Group:
+    """Open a bank's group for writing (complete or not)."""
+    return _open_group(path, mode)
+
+
+def write_chunk(group: zarr.Group, k: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write chunk k: `arrays` maps `z`/`w`/`ws`/`index`/`scores/<name>` to its rows; then
+    mark it done. Every stored array must be given, with exactly the chunk's row count."""
+    n, size = int(group.attrs["n"]), int(group.attrs["chunk_size"])
+    start, stop = k * size, min((k + 1) * size, n)
+    expected = {*group.attrs["spaces"], "index"} | {
+        f"scores/{s}" for s in group.attrs["score_names"]
+    }
+    expect(set(arrays) == expected, f"arrays {sorted(expected)}", sorted(arrays))
+    for name, values in arrays.items():
+        expect(len(values) == stop - start, f"{stop - start} rows of {name}", len(values))
+        group[name][start:stop] = values
+    group["done"][k] = 1
+
+
+def done_chunks(group: zarr.Group) -> np.ndarray:
+    """Boolean [n_chunks]: which chunks are written."""
+    return group["done"][:].astype(bool)
+
+
+def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
+    """Check every chunk is done, mark the bank complete and move `partial` to `out`."""
+    group = _open_group(partial, mode="r+")
+    done = done_chunks(group)
+    if not done.all():
+        missing = np.flatnonzero(~done)
+        raise RuntimeError(
+            f"expected every chunk of {partial} written, received {len(missing)} missing "
+            f"(first: {missing[:5].tolist()})"
+        )
+    group.attrs.update({"complete": True, "completed": now()})
+    check_target(out, overwrite)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(out, old)
+        os.replace(partial, out)
+        shutil.rmtree(old)
+    else:
+        os.replace(partial, out)
+    return out
+
+
+def check_target(out: Path, overwrite: bool) -> None:
+    if out.exists() and not overwrite:
+        kind = "latent bank" if (out / "zarr.json").is_file() else "path"
+        raise UserInputError(
+            f"expected a new bank path, received an existing {kind} {str(out)!r} "
+            "(pass overwrite to replace it)"
+        )
+
+
+def _open_group(path: Path, mode: str) -> zarr.Group:
+    if not (path / "zarr.json").is_file():
+        raise UserInputError(
+            f"expected a latent bank (a zarr folder) at {str(path)!r}, received no zarr.json"
+        )
+    group = zarr.open_group(path, mode=mode)
+    fmt = group.attrs.get("format")
+    if fmt != FORMAT:
+        raise UserInputError(f"expected a latent bank at {str(path)!r}, received format {fmt!r}")
+    version = group.attrs.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserInputError(
+            f"expected bank format version <= {FORMAT_VERSION} (upgrade ganedit), "
+            f"received {version!r}"
+        )
+    return group
+
+
+def _count_done(group: zarr.Group) -> int:
+    return int(done_chunks(group).sum()) if "done" in group else 0

@@ -1,0 +1,334 @@
+"""Generate a latent bank: sample, synthesise, score and store N samples, chunk by chunk.
+
+Sample i is (seed, i) whatever the chunk size, batch size or number of processes. The bank is
+written under `<out>.partial` and renamed to `<out>` only once every chunk is done, so an
+interrupted run never looks finished; running it again with the same config resumes it and
+gives the same arrays as an uninterrupted run. Memory holds one chunk of latents and scores
+and one batch of images, whatever N.
+
+Under torchrun (WORLD_SIZE > 1) rank r computes chunks r, r + world, ...; rank 0 creates the
+store before the others start and finalises it after all are done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganedit.errors import UserInputError, expect
+from ganedit.latents.bank import (
+    check_target,
+    chunk_ranges,
+    create_store,
+    done_chunks,
+    finalize,
+    open_store,
+    partial_path,
+    write_chunk,
+)
+from ganedit.utils.files import write_json
+from ganedit.utils.images import encode, to_uint8
+from ganedit.utils.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+NO_PREDICTOR = "none"  # GenerateConfig.predictor value for a bank without scores
+RESUME_FREE = ("batch_size",)  # config fields that may change between a run and its resume
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """What to generate. `predictor="none"` stores no scores."""
+
+    generator: str
+    predictor: str = "labeler"
+    n: int = 10_000
+    seed: int = 0
+    truncation_psi: float = 1.0
+    chunk_size: int = 4096
+    batch_size: int = 256
+    store_ws: bool = False
+    save_images: bool = False
+
+    def __post_init__(self):
+        expect(bool(str(self.generator)), "a generator name or path", self.generator)
+        expect(bool(str(self.predictor)), "a predictor name, path or 'none'", self.predictor)
+        expect(self.n >= 1, "n >= 1 samples", self.n)
+        expect(self.seed >= 0, "a seed >= 0", self.seed)
+        expect(self.chunk_size >= 1, "chunk_size >= 1", self.chunk_size)
+        expect(self.batch_size >= 1, "batch_size >= 1", self.batch_size)
+        expect(0 <= self.truncation_psi <= 1, "truncation_psi in [0, 1]", self.truncation_psi)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["generator"], out["predictor"] = str(self.generator), str(self.predictor)
+        return out
+
+
+def assign_chunks(n_chunks: int, rank: int, world: int) -> list[int]:
+    """The chunks process `rank` of `world` writes: rank, rank + world, ..."""
+    expect(world >= 1 and 0 <= rank < world, "0 <= rank < world", (rank, world))
+    return list(range(rank, n_chunks, world))
+
+
+def generate_bank(
+    cfg: GenerateConfig,
+    out: str | Path,
+    source=None,
+    predictor=None,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    resume: bool = True,
+    overwrite: bool = False,
+) -> Path:
+    """Write the bank `cfg` describes to `out` and return `out`.
+
+    `source` (a `ganedit.models.sources` source) and `predictor` (an object with
+    `predict(images, batch_size) -> {name: [N]}`, in eval mode) replace loading
+    `cfg.generator` / `cfg.predictor` by name. `resume`: continue `<out>.partial` when it holds
+    the same config (else start over). `overwrite`: replace an existing bank at `out`.
+    """
+    out = Path(out)
+    partial = partial_path(out)
+    check_target(out, overwrite)
+    device, rank, world = _init_distributed(device)
+    source, predictor = _models(cfg, source, predictor, device)
+    _on_rank0(lambda: _prepare(cfg, partial, source, predictor, resume), rank, world)
+
+    group = open_store(partial)
+    ranges = chunk_ranges(cfg.n, cfg.chunk_size)
+    mine = assign_chunks(len(ranges), rank, world)
+    chunks = [(k, *ranges[k]) for k in mine]
+    image_dir = partial / "images" if cfg.save_images else None
+    _write_chunks(group, cfg, source, predictor, chunks, image_dir, progress and rank == 0)
+    _on_rank0(lambda: finalize(partial, out, overwrite), rank, world)
+    log.info("wrote latent bank %s (%d samples)", out, cfg.n)
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# Setup
+
+
+def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
+    if source is None:
+        from ganedit.models.sources import load_generator
+
+        source = load_generator(cfg.generator, device, cfg.truncation_psi)
+    else:
+        psi = getattr(source, "truncation_psi", cfg.truncation_psi)
+        expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
+    if cfg.store_ws and "ws" not in source.spaces:
+        raise UserInputError(
+            f"expected a generator with a ws space to store ws, received {cfg.generator!r} "
+            f"with spaces {tuple(source.spaces)}"
+        )
+    if predictor is None and cfg.predictor != NO_PREDICTOR:
+        from ganedit.models.registry import load_predictor
+
+        predictor = load_predictor(cfg.predictor, device)
+    return source, predictor
+
+
+def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool) -> None:
+    """Rank 0: validate `partial` for resuming, or create it afresh."""
+    if partial.exists():
+        if resume:
+            _check_resumable(partial, cfg)
+            return
+        shutil.rmtree(partial)
+    dims, names, resolution = _probe(source, predictor, cfg)
+    meta = {
+        "generator": cfg.generator,
+        "predictor": cfg.predictor if predictor is not None else None,
+        "truncation_psi": cfg.truncation_psi,
+        "seed": cfg.seed,
+        "resolution": resolution,
+        "config": cfg.to_dict(),
+    }
+    create_store(
+        partial, n=cfg.n, chunk_size=cfg.chunk_size, dims=dims, score_names=names, meta=meta
+    )
+    write_json(partial / "config.json", cfg.to_dict())
+
+
+def _check_resumable(partial: Path, cfg: GenerateConfig) -> None:
+    try:
+        saved = dict(open_store(partial, mode="r").attrs.get("config") or {})
+    except UserInputError as exc:
+        raise UserInputError(
+            f"expected a resumable partial bank at {str(partial)!r}, received an unreadable one "
+            f"({exc}); delete it or start over without resume"
+        ) from exc
+    ours = cfg.to_dict()
+    for key in RESUME_FREE:
+        if key in saved and saved[key] != ours[key]:
+            log.warning(
+                "resuming with %s=%r (was %r): rows of new chunks may differ from an "
+                "uninterrupted run in the last float bits",
+                key,
+                ours[key],
+                saved[key],
+            )
+    differ = [
+        k
+        for k in sorted(set(saved) | set(ours))
+        if k not in RESUME_FREE and saved.get(k) != ours.get(k)
+    ]
+    if differ:
+        raise UserInputError(
+            f"expected the configuration of the interrupted run in {str(partial)!r} ("
+            + ", ".join(f"{k}={saved.get(k)!r}" for k in differ)
+            + "), received "
+            + ", ".join(f"{k}={ours.get(k)!r}" for k in differ)
+            + "; rerun with that configuration, or start over without resume"
+        )
+
+
+def _probe(source, predictor, cfg: GenerateConfig):
+    """Latent shapes, score names and image size, from sample 0."""
+    z = source.sample_z(1, cfg.seed, 0)
+    dims = {"z": tuple(z.shape[1:])}
+    if "w" in source.spaces:
+        w = source.to_w(z).float().cpu()
+        dims["w"] = tuple(w.shape[1:])
+        if cfg.store_ws:
+            dims["ws"] = tuple(source.to_ws(w, "w").shape[1:])
+        images = source.synthesize(w, "w", 1)
+    else:
+        images = source.synthesize(z, "z", 1)
+    names = list(predictor.predict(images, 1)) if predictor is not None else []
+    return dims, names, int(images.shape[-1])
+
+
+# ------------------------------------------------------------------------------------------
+# One chunk
+
+
+def _write_chunks(
+    group,
+    cfg: GenerateConfig,
+    source,
+    predictor,
+    chunks: list[tuple[int, int, int]],
+    image_dir: Path | None,
+    bar: bool,
+) -> None:
+    """Compute and write the chunks (k, start, stop) not yet marked done."""
+    done = done_chunks(group)
+    todo = [c for c in chunks if not done[c[0]]]
+    if len(todo) < len(chunks):
+        log.info("resuming: %d of %d chunks already written", len(chunks) - len(todo), len(chunks))
+    if image_dir is not None:
+        image_dir.mkdir(exist_ok=True)
+    names = list(group.attrs["score_names"])
+    dims = {s: tuple(d) for s, d in group.attrs["dims"].items()}
+    total = sum(stop - start for _, start, stop in chunks)
+    left = sum(stop - start for _, start, stop in todo)
+    with progress_bar(total, "generate", enabled=bar, completed=total - left) as progress:
+        began, written = time.perf_counter(), 0
+        for k, start, stop in todo:
+            arrays = _compute_chunk(source, predictor, cfg, start, stop, dims, names, image_dir)
+            write_chunk(group, k, arrays)
+            written += stop - start
+            rate = written / max(time.perf_counter() - began, 1e-9)
+            progress.advance(stop - start, **{"samples/s": rate})
+
+
+def _compute_chunk(
+    source,
+    predictor,
+    cfg: GenerateConfig,
+    start: int,
+    stop: int,
+    dims: dict[str, tuple[int, ...]],
+    names: list[str],
+    image_dir: Path | None,
+) -> dict[str, np.ndarray]:
+    """Every stored array for rows [start, stop), synthesising and scoring batch by batch."""
+    rows = stop - start
+    arrays = {s: np.empty((rows, *d), np.float32) for s, d in dims.items()}
+    arrays.update({f"scores/{name}": np.empty(rows, np.float32) for name in names})
+    z = source.sample_z(rows, cfg.seed, start)  # [R, z_dim]
+    arrays["z"][:] = z.numpy()
+    arrays["index"] = np.arange(start, stop, dtype=np.int64)
+    for a in range(0, rows, cfg.batch_size):
+        b = min(a + cfg.batch_size, rows)
+        if "w" in dims:
+            # Synthesise from the stored w, so the bank's w reproduces the image exactly.
+            w = source.to_w(z[a:b]).float().cpu()  # [B, w_dim]
+            arrays["w"][a:b] = w.numpy()
+            if "ws" in dims:
+                arrays["ws"][a:b] = source.to_ws(w, "w").float().cpu().numpy()
+            images = source.synthesize(w, "w", cfg.batch_size)
+        else:
+            images = source.synthesize(z[a:b], "z", cfg.batch_size)
+        if predictor is not None:
+            for name, values in _score(predictor, images, cfg.batch_size, names).items():
+                arrays[f"scores/{name}"][a:b] = values
+        if image_dir is not None:
+            _save_images(images, image_dir, start + a)
+    return arrays
+
+
+def _score(predictor, images: torch.Tensor, batch_size: int, names: list[str]) -> dict:
+    scores = predictor.predict(images, batch_size)
+    if sorted(scores) != sorted(names):
+        raise RuntimeError(f"expected predictor outputs {names}, received {sorted(scores)}")
+    return {name: np.asarray(scores[name], np.float32).reshape(len(images)) for name in names}
+
+
+def _save_images(images: torch.Tensor, folder: Path, first: int) -> None:
+    for j, image in enumerate(to_uint8(images)):
+        (folder / f"{first + j:07d}.png").write_bytes(encode(image, "png"))
+
+
+# ------------------------------------------------------------------------------------------
+# Processes
+
+
+def _init_distributed(device: str | torch.device) -> tuple[torch.device, int, int]:
+    """Join the torchrun group when WORLD_SIZE > 1; returns (device, rank, world)."""
+    device = torch.device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device, 0, 1
+    import torch.distributed as dist
+
+    from ganedit.training.gan import world_info
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = world_info()
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
+        torch.cuda.set_device(device)
+    return device, rank, world
+
+
+def _on_rank0(fn: Callable[[], object], rank: int, world: int) -> None:
+    """Run `fn` on rank 0 only; every rank waits for it and fails if it failed."""
+    if world == 1:
+        fn()
+        return
+    import torch.distributed as dist
+
+    error, message = None, [None]
+    if rank == 0:
+        try:
+            fn()
+        except Exception as exc:
+            error, message = exc, [f"{type(exc).__name__}: {exc}"]
+    dist.broadcast_object_list(message, src=0)
+    if error is not None:
+        raise error
+    if message[0] is not None:
+        raise RuntimeError(f"rank 0 failed: {message[0]}")

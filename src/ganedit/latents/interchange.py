@@ -1,0 +1,354 @@
+"""Exchange banks with the InterFaceGAN / MAB reference file layout.
+
+    z.npy                float32 [N, z_dim]
+    w.npy                float32 [N, w_dim]          (when the bank has w)
+    wp.npy               float32 [N, num_ws, w_dim]  (when the bank has ws)
+    <attr>_scores.npy    float32 [N, 1]              (InterFaceGAN; one per score, yaw included)
+    scores_dict.npy      a pickled dict {attr: float32 [N]} saved with np.save (MAB)
+
+Reading `scores_dict.npy` never runs code from the file: the pickle is read by an unpickler that
+can only rebuild numpy arrays, dtypes and scalars, and refuses any other reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ganedit.errors import UserInputError, expect
+from ganedit.latents.bank import (
+    DEFAULT_CHUNK_SIZE,
+    LatentBank,
+    check_target,
+    chunk_ranges,
+    create_store,
+    finalize,
+    partial_path,
+    write_chunk,
+)
+from ganedit.utils.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+LATENT_FILES = {"z": "z.npy", "w": "w.npy", "ws": "wp.npy"}
+SCORES_DICT = "scores_dict.npy"
+SCORES_SUFFIX = "_scores.npy"
+
+
+# ------------------------------------------------------------------------------------------
+# Export
+
+
+def export_reference(bank: LatentBank | str | Path, folder: str | Path) -> Path:
+    """Write the bank's latents and scores as reference files into `folder` (atomically per
+    file; latents are streamed chunk by chunk)."""
+    bank = bank if isinstance(bank, LatentBank) else LatentBank.open(bank)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for space in bank.spaces:
+        _export_latents(bank, space, folder / LATENT_FILES[space])
+    scores = bank.scores()
+    for name, values in scores.items():
+        with atomic_path(folder / f"{name}{SCORES_SUFFIX}") as tmp, open(tmp, "wb") as fh:
+            np.save(fh, values.astype(np.float32).reshape(-1, 1))
+    if scores:
+        with atomic_path(folder / SCORES_DICT) as tmp, open(tmp, "wb") as fh:
+            # np.save of a dict, as the MAB reference writes it (a pickled 0-d object array).
+            np.save(fh, {k: v.astype(np.float32) for k, v in scores.items()}, allow_pickle=True)
+    log.info("exported %s to %s", bank.path, folder)
+    return folder
+
+
+def _export_latents(bank: LatentBank, space: str, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(bank.n, *bank.dims(space))
+        )
+        for chunk in bank.iter_chunks(spaces=(space,)):
+            out[chunk.start : chunk.stop] = chunk.latents[space]
+        out.flush()
+        del out
+
+
+# ------------------------------------------------------------------------------------------
+# Import
+
+
+def import_reference(
+    folder_or_files: str | Path | Sequence[str | Path],
+    out_bank: str | Path,
+    generator: str = "imported",
+    *,
+    predictor: str = "imported",
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    overwrite: bool = False,
+) -> Path:
+    """Build a complete bank at `out_bank` from reference files.
+
+    `folder_or_files`: a folder holding them, or the file paths. Needs `z.npy`; takes `w.npy`
+    and `wp.npy` when present, and scores from `scores_dict.npy` and/or `<attr>_scores.npy`
+    ([N] or [N, 1]). Every file must have the same number of rows."""
+    out = Path(out_bank)
+    check_target(out, overwrite)
+    files = _reference_files(folder_or_files)
+    latents = {s: _load_latents(p, s) for s, p in files.items() if s in LATENT_FILES}
+    expect("z" in latents, "a z.npy among the reference files", sorted(map(str, files.values())))
+    n = len(latents["z"])
+    for space, array in latents.items():
+        _check_rows(files[space], len(array), n)
+    if "w" in latents and "ws" in latents:
+        expect(
+            latents["ws"].shape[2] == latents["w"].shape[1],
+            f"wp.npy of width {latents['w'].shape[1]} like w.npy",
+            latents["ws"].shape,
+        )
+    scores = _load_scores(files, n)
+    partial = partial_path(out)
+    group = create_store(
+        partial,
+        n=n,
+        chunk_size=chunk_size,
+        dims={s: a.shape[1:] for s, a in latents.items()},
+        score_names=list(scores),
+        meta={
+            "generator": str(generator),
+            "predictor": str(predictor) if scores else None,
+            "truncation_psi": None,
+            "seed": None,
+            "imported_from": sorted(str(p) for p in files.values()),
+            "config": None,
+        },
+    )
+    for k, (a, b) in enumerate(chunk_ranges(n, chunk_size)):
+        arrays = {s: np.asarray(x[a:b], np.float32) for s, x in latents.items()}
+        arrays["index"] = np.arange(a, b, dtype=np.int64)
+        arrays.update({f"scores/{name}": v[a:b] for name, v in scores.items()})
+        write_chunk(group, k, arrays)
+    finalize(partial, out, overwrite)
+    log.info("imported %d samples into %s", n, out)
+    return out
+
+
+def _reference_files(source) -> dict[str, Path]:
+    """Role -> path: `z`, `w`, `ws`, `scores_dict`, `score:<attr>`."""
+    explicit = not (isinstance(source, str | Path) and Path(source).is_dir())
+    if explicit:
+        paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
+    else:
+        paths = sorted(Path(source).glob("*.npy"))
+    by_name = {v: k for k, v in LATENT_FILES.items()}
+    roles: dict[str, Path] = {}
+    for path in paths:
+        expect(path.is_file(), "an existing reference file", str(path))
+        if path.name in by_name:
+            role = by_name[path.name]
+        elif path.name == SCORES_DICT:
+            role = "scores_dict"
+        elif path.name.endswith(SCORES_SUFFIX) and len(path.name) > len(SCORES_SUFFIX):
+            role = "score:" + path.name[: -len(SCORES_SUFFIX)]
+        elif explicit:
+            raise UserInputError(
+                "expected reference files named z.npy, w.npy, wp.npy, scores_dict.npy or "
+                f"<attr>_scores.npy, received {str(path)!r}"
+            )
+        else:
+            log.info("ignoring %s (not a reference file name)", path)
+            continue
+        expect(role not in roles, f"one file for {path.name}", [str(roles.get(role)), str(path)])
+        roles[role] = path
+    return roles
+
+
+def _load_latents(path: Path, space: str) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise UserInputError(
+            f"expected a numeric .npy array in {str(path)!r}, received {exc}"
+        ) from exc
+    ndim = 3 if space == "ws" else 2
+    expect(
+        array.ndim == ndim and array.dtype.kind == "f",
+        f"float latents of {ndim} dimensions in {path.name}",
+        f"{array.dtype} {array.shape}",
+    )
+    return array
+
+
+def _check_rows(path: Path, rows: int, n: int) -> None:
+    expect(rows == n, f"{n} rows in {path.name} (as in z.npy)", rows)
+
+
+def _load_scores(files: dict[str, Path], n: int) -> dict[str, np.ndarray]:
+    scores: dict[str, np.ndarray] = {}
+    if "scores_dict" in files:
+        for name, values in load_scores_dict(files["scores_dict"]).items():
+            scores[name] = _score_column(values, n, f"{SCORES_DICT}[{name!r}]")
+    for role, path in files.items():
+        if not role.startswith("score:"):
+            continue
+        name = role.split(":", 1)[1]
+        try:
+            values = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise UserInputError(
+                f"expected a numeric array in {str(path)!r}, received {exc}"
+            ) from exc
+        values = _score_column(values, n, path.name)
+        if name in scores and not np.array_equal(scores[name], values):
+            raise UserInputError(
+                f"expected {path.name} to agree with {SCORES_DICT}[{name!r}], received different "
+                "values (keep one of them)"
+            )
+        scores[name] = values
+    return scores
+
+
+def _score_column(values: np.ndarray, n: int, what: str) -> np.ndarray:
+    values = np.asarray(values)
+    expect(
+        values.dtype.kind in "biuf" and values.shape in ((n,), (n, 1)),
+        f"numeric scores of shape ({n},) or ({n}, 1) in {what}",
+        f"{values.dtype} {values.shape}",
+    )
+    return values.astype(np.float32).reshape(n)
+
+
+# ------------------------------------------------------------------------------------------
+# Safe reading of scores_dict.npy
+
+
+def load_scores_dict(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a dict of score arrays without executing code from the file.
+
+    Accepts a `np.save`d dict (a pickled 0-d object array, the MAB `scores_dict.npy`), a
+    structured `.npy` (one field per score) or an `.npz` of arrays. The pickle may only
+    reference numpy's array, dtype and scalar reconstructors; values must be numeric arrays."""
+    path = Path(path)
+    expect(path.is_file(), "an existing scores file", str(path))
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                scores = {name: npz[name] for name in npz.files}
+        except ValueError as exc:
+            raise UserInputError(
+                f"expected an .npz of numeric arrays in {str(path)!r}, received {exc}"
+            ) from exc
+        return _check_scores(scores, path)
+    with open(path, "rb") as fh:
+        shape, dtype = _read_npy_header(fh, path)
+        if not dtype.hasobject:
+            array = np.load(path, allow_pickle=False)
+            if array.dtype.names is None:
+                raise UserInputError(
+                    f"expected a dict of scores in {str(path)!r}, received a plain "
+                    f"{array.dtype} array of shape {array.shape} (use <attr>_scores.npy files)"
+                )
+            return _check_scores({name: np.array(array[name]) for name in array.dtype.names}, path)
+        expect(
+            shape == () and dtype == np.dtype(object),
+            f"a pickled dict (a 0-d object array) in {path.name}",
+            f"{dtype} array of shape {shape}",
+        )
+        loaded = _unpickle(fh, path)
+    if isinstance(loaded, np.ndarray) and loaded.shape == () and loaded.dtype == object:
+        loaded = loaded.item()
+    return _check_scores(loaded, path)
+
+
+def _read_npy_header(fh, path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except ValueError as exc:
+        raise UserInputError(
+            f"expected a .npy file (version 1 or 2) at {str(path)!r}, received {exc}"
+        ) from exc
+    return tuple(shape), dtype
+
+
+def _unpickle(fh, path: Path):
+    try:
+        return _NumericUnpickler(fh).load()
+    except UserInputError:
+        raise
+    except Exception as exc:  # any malformed pickle: a user-fixable bad file
+        raise UserInputError(
+            f"expected a dict of plain numeric arrays in {str(path)!r}, received an unreadable "
+            f"pickle ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _multiarray():
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy < 2
+        from numpy.core import multiarray
+    return multiarray
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """What pickles of protocol <= 2 use to carry bytes (`_codecs.encode(text, 'latin1')`)."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise UserInputError(
+            f"expected a dict of plain numeric arrays, received a pickle encoding with {encoding!r}"
+        )
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    multiarray = _multiarray()
+    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = multiarray._reconstruct
+        allowed[(module, "scalar")] = multiarray.scalar
+    allowed[("_codecs", "encode")] = _latin1_encode
+    return allowed
+
+
+class _NumericUnpickler(pickle.Unpickler):
+    """Rebuilds only numpy arrays, dtypes and scalars (plus builtin containers and strings,
+    which the pickle format makes without any lookup); every other reference is refused."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _allowed_globals().get((module, name))
+        if allowed is None:
+            raise UserInputError(
+                f"expected a dict of plain numeric arrays, received a pickle referencing "
+                f"{module}.{name}"
+            )
+        return allowed
+
+    def persistent_load(self, pid):
+        raise UserInputError(
+            "expected a dict of plain numeric arrays, received a pickle with persistent ids"
+        )
+
+
+def _check_scores(scores, path: Path) -> dict[str, np.ndarray]:
+    if not isinstance(scores, dict):
+        raise UserInputError(
+            f"expected a dict of plain numeric arrays in {str(path)!r}, received a "
+            f"{type(scores).__name__}"
+        )
+    for key, value in scores.items():
+        if not isinstance(key, str):
+            raise UserInputError(
+                f"expected string keys in {str(path)!r}, received {type(key).__name__} {key!r}"
+            )
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise UserInputError(
+                f"expected a dict of plain numeric arrays in {str(path)!r}, received {key!r}: {kind}"
+            )
+    return dict(scores)
