@@ -1,0 +1,1 @@
+"""Editing latents along directions."""

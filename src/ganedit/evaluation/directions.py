@@ -1,0 +1,260 @@
+"""How disentangled are edits along a set of directions? Measured on held-out latents.
+
+Every number comes from the evaluator (never the labeler the directions were learned from)
+and the identity embedder:
+- each held-out sample is moved toward the opposite class of the target attribute over a grid
+  of latent steps; the flip rate (share whose evaluator label changed) traces a curve;
+- at matched target change (the step where 50% and 90% of samples flipped, interpolated on
+  the grid) the re-scoring matrix gives the mean absolute change of every attribute's
+  probability (and of yaw, in degrees), with the signed change along +direction beside it;
+- identity preservation is the cosine between identity embeddings before and after the edit;
+- held-out separability: ROC AUC and accuracy of the direction's decision function against
+  the evaluator's labels; the cosine matrix between directions;
+- bootstrap confidence intervals over the held-out samples (fixed seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ganedit.editing.edit import calibrate, move, sample_latents
+from ganedit.evaluation.predictors import roc_auc
+from ganedit.utils.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+LEVELS = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class DirectionEvalConfig:
+    generator: str = "world64"
+    space: str = "w"
+    n: int = 500  # held-out latents
+    seed: int = 424242  # held-out latents: a seed no bank in the docs uses
+    steps: int = 12  # grid points after 0
+    logit_span: float = 14.0  # grid reaches this expected change of the target's logit
+    calibration_n: int = 64
+    bootstrap: int = 200
+    batch_size: int = 128
+    truncation_psi: float = 1.0
+
+
+@dataclass
+class Direction:
+    """A unit direction to evaluate: `name` labels it in the report (e.g. the method)."""
+
+    name: str
+    attribute: str
+    vector: np.ndarray  # [D] or [L, D]
+    intercept: float = 0.0
+
+
+@dataclass
+class EditTrace:
+    """Per-sample responses over the step grid of one direction."""
+
+    alphas: np.ndarray  # [S] latent steps, alphas[0] = 0
+    flipped: np.ndarray  # bool [S, N]
+    change: np.ndarray  # [S, N, K+1] |change| of each attribute probability, then yaw (deg)
+    signed: np.ndarray  # [S, N, K+1] change along +direction
+    identity: np.ndarray  # [S, N] cosine to the unedited embedding
+
+
+def _score(source, latents, space, evaluator, identity, batch_size):
+    """Evaluator probabilities + yaw [N, K+1] and identity embeddings [N, E]."""
+    images = source.synthesize(latents, space, batch_size=batch_size)
+    pred = evaluator.predict(images, batch_size=batch_size)
+    table = np.stack([pred[a] for a in evaluator.attributes] + [pred["yaw"]], axis=1)
+    return table, identity.embed(images, batch_size=batch_size)
+
+
+def trace_direction(
+    source, space, latents, base, direction: Direction, alphas, evaluator, identity, batch_size
+) -> EditTrace:
+    """Move every sample toward the opposite class of the target over `alphas`."""
+    k = list(evaluator.attributes).index(direction.attribute)
+    base_table, base_embed = base
+    label = base_table[:, k] >= 0.5
+    toward = np.where(label, -1.0, 1.0).astype(np.float32)  # [N]
+    flipped, change, signed, ident = [], [], [], []
+    for alpha in alphas:
+        moved = move(latents, direction.vector, torch.from_numpy(toward * alpha))
+        table, embed = _score(source, moved, space, evaluator, identity, batch_size)
+        delta = table - base_table
+        flipped.append((table[:, k] >= 0.5) != label)
+        change.append(np.abs(delta))
+        signed.append(delta * toward[:, None])
+        ident.append((embed * base_embed).sum(1))
+    return EditTrace(
+        np.asarray(alphas, np.float64),
+        np.stack(flipped),
+        np.stack(change),
+        np.stack(signed),
+        np.stack(ident),
+    )
+
+
+def _crossing(alphas: np.ndarray, curve: np.ndarray, level: float) -> float:
+    """First step where `curve` reaches `level`, linearly interpolated; nan if never."""
+    above = np.nonzero(curve >= level)[0]
+    if len(above) == 0:
+        return float("nan")
+    i = above[0]
+    if i == 0:
+        return float(alphas[0])
+    t = (level - curve[i - 1]) / max(curve[i] - curve[i - 1], 1e-12)
+    return float(alphas[i - 1] + t * (alphas[i] - alphas[i - 1]))
+
+
+def _at(alphas: np.ndarray, curve: np.ndarray, alpha: float) -> np.ndarray:
+    """A per-step quantity [S, ...] interpolated at step `alpha`."""
+    if not np.isfinite(alpha):
+        return np.full(curve.shape[1:], np.nan)
+    i = int(np.clip(np.searchsorted(alphas, alpha), 1, len(alphas) - 1))
+    t = (alpha - alphas[i - 1]) / (alphas[i] - alphas[i - 1])
+    return (1 - t) * curve[i - 1] + t * curve[i]
+
+
+def matched(trace: EditTrace, level: float, rows: np.ndarray | None = None) -> dict:
+    """Means at the step that flips `level` of the samples (rows: a bootstrap resample)."""
+    rows = np.arange(trace.flipped.shape[1]) if rows is None else rows
+    flip = trace.flipped[:, rows].mean(1)
+    alpha = _crossing(trace.alphas, flip, level)
+    return {
+        "step": alpha,
+        "change": _at(trace.alphas, trace.change[:, rows].mean(1), alpha),
+        "signed": _at(trace.alphas, trace.signed[:, rows].mean(1), alpha),
+        "identity": float(_at(trace.alphas, trace.identity[:, rows].mean(1)[:, None], alpha)[0]),
+    }
+
+
+def bootstrap_matched(trace: EditTrace, level: float, repeats: int, seed: int) -> dict:
+    """Percentile 95% intervals of `matched` over resampled held-out samples."""
+    rng = np.random.default_rng(seed)
+    n = trace.flipped.shape[1]
+    draws = [matched(trace, level, rng.integers(0, n, n)) for _ in range(repeats)]
+    out = {}
+    for key in ("step", "change", "signed", "identity"):
+        values = np.array([d[key] for d in draws], dtype=np.float64)
+        out[key] = np.nanpercentile(values, [2.5, 97.5], axis=0) if repeats else None
+    return out
+
+
+def separability(latents, base_table, direction: Direction, k: int) -> dict:
+    """Held-out ROC AUC and accuracy of the direction's decision function vs evaluator labels."""
+    flat = latents.reshape(len(latents), -1).numpy().astype(np.float64)
+    score = flat @ np.asarray(direction.vector, np.float64).reshape(-1) + direction.intercept
+    label = base_table[:, k] >= 0.5
+    return {
+        "auc": roc_auc(score[label], score[~label])
+        if 0 < label.sum() < len(label)
+        else float("nan"),
+        "accuracy": float(((score >= 0) == label).mean()),
+    }
+
+
+def cosine_matrix(directions: list[Direction]) -> np.ndarray:  # [M, M]
+    flat = np.stack([np.asarray(d.vector, np.float64).reshape(-1) for d in directions])
+    flat /= np.linalg.norm(flat, axis=1, keepdims=True)
+    return flat @ flat.T
+
+
+def _step_grid(source, space, direction: Direction, evaluator, cfg: DirectionEvalConfig):
+    slope = abs(
+        calibrate(
+            source,
+            direction.vector,
+            space,
+            evaluator,
+            direction.attribute,
+            n=cfg.calibration_n,
+            seed=cfg.seed + 1,
+        )
+    )
+    return np.linspace(0.0, cfg.logit_span / slope, cfg.steps + 1), slope
+
+
+def evaluate_directions(
+    cfg: DirectionEvalConfig,
+    directions: list[Direction],
+    source,
+    evaluator,
+    identity,
+    progress: bool = True,
+) -> dict:
+    """All numbers of the comparison as one JSON-ready dict (see the module docstring)."""
+    latents = sample_latents(source, cfg.n, cfg.seed, cfg.space)
+    base = _score(source, latents, cfg.space, evaluator, identity, cfg.batch_size)
+    names = list(evaluator.attributes) + ["yaw"]
+    results = []
+    with progress_bar(len(directions), "evaluate directions", progress) as bar:
+        for i, direction in enumerate(directions):
+            alphas, slope = _step_grid(source, cfg.space, direction, evaluator, cfg)
+            trace = trace_direction(
+                source, cfg.space, latents, base, direction, alphas, evaluator, identity,
+                cfg.batch_size,
+            )  # fmt: skip
+            k = names.index(direction.attribute)
+            results.append(_direction_result(trace, direction, slope, k, names, cfg, i))
+            results[-1]["separability"] = separability(latents, base[0], direction, k)
+            bar.advance(1)
+    return {
+        "config": dataclasses.asdict(cfg),
+        "attributes": names,
+        "base_label_share": dict(
+            zip(names[:-1], (base[0][:, :-1] >= 0.5).mean(0).tolist(), strict=True)
+        ),
+        "directions": results,
+        "cosines": {
+            "names": [f"{d.name}:{d.attribute}" for d in directions],
+            "matrix": cosine_matrix(directions).tolist(),
+        },
+    }
+
+
+def _direction_result(trace, direction, slope, k, names, cfg, index) -> dict:
+    out = {
+        "name": direction.name,
+        "attribute": direction.attribute,
+        "logit_slope": slope,
+        "curve": {
+            "step": trace.alphas.tolist(),
+            "flip_rate": trace.flipped.mean(1).tolist(),
+            "change": dict(zip(names, trace.change.mean(1).T.tolist(), strict=True)),
+            "identity": trace.identity.mean(1).tolist(),
+        },
+        "matched": {},
+    }
+    for level in LEVELS:
+        point = matched(trace, level)
+        ci = bootstrap_matched(trace, level, cfg.bootstrap, cfg.seed + 100 + index)
+        out["matched"][f"{int(level * 100)}"] = {
+            "step": point["step"],
+            "step_ci": _pair(ci["step"]),
+            "identity": point["identity"],
+            "identity_ci": _pair(ci["identity"]),
+            "change": _per_name(names, point["change"], ci["change"]),
+            "signed": _per_name(names, point["signed"], ci["signed"]),
+            "off_target": float(np.mean(np.delete(point["change"][:-1], k))),
+        }
+    return out
+
+
+def _pair(ci) -> list[float] | None:
+    return None if ci is None else [float(ci[0]), float(ci[1])]
+
+
+def _per_name(names, values, ci) -> dict:
+    return {
+        name: {
+            "mean": float(values[j]),
+            "ci": None if ci is None else [float(ci[0][j]), float(ci[1][j])],
+        }
+        for j, name in enumerate(names)
+    }

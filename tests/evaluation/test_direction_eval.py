@@ -1,0 +1,146 @@
+"""The direction evaluation on a planted linear world with known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from ganedit.evaluation.directions import (
+    Direction,
+    DirectionEvalConfig,
+    EditTrace,
+    evaluate_directions,
+    matched,
+)
+
+D = 6
+GAIN = 3.0
+
+
+class LinearSource:
+    """'Images' are the latents themselves; w only."""
+
+    name = "linear"
+    spaces = ("z", "w")
+    z_dim = D
+
+    def sample_z(self, n, seed, start=0):
+        g = torch.Generator().manual_seed(seed)
+        return torch.randn(start + n, D, generator=g)[start:]
+
+    def to_w(self, z):
+        return z
+
+    def synthesize(self, latents, space="w", batch_size=64):
+        return latents.reshape(len(latents), 1, 1, D).clone()
+
+
+class LinearEvaluator(torch.nn.Module):
+    """Attribute a reads coordinate 0, b coordinate 1; yaw reads coordinate 2 (degrees)."""
+
+    attributes = ("a", "b")
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        x = images.reshape(len(images), D)
+        return GAIN * x[:, :2], 10 * x[:, 2]
+
+    def predict(self, images, batch_size=256):
+        logits, yaw = self(images)
+        probs = torch.sigmoid(logits).detach().numpy()
+        return {"a": probs[:, 0], "b": probs[:, 1], "yaw": yaw.detach().numpy()}
+
+
+class LinearIdentity:
+    """Identity lives in coordinates 3..5: attribute edits keep it, others change it."""
+
+    def embed(self, images, batch_size=256):
+        x = images.reshape(len(images), D)[:, 3:].numpy() + 2.0
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope="module")
+def report():
+    clean = Direction("clean", "a", _unit([1, 0, 0, 0, 0, 0]))
+    drags_b = Direction("drags_b", "a", _unit([1, 1, 0, 0, 0, 0]))
+    drags_identity = Direction("drags_identity", "a", _unit([1, 0, 0, 1, 0, 0]))
+    cfg = DirectionEvalConfig(n=400, steps=16, bootstrap=50, calibration_n=64, seed=5)
+    return evaluate_directions(
+        cfg, [clean, drags_b, drags_identity], LinearSource(), LinearEvaluator(),
+        LinearIdentity(), progress=False,
+    )  # fmt: skip
+
+
+def _result(report, name):
+    return next(r for r in report["directions"] if r["name"] == name)
+
+
+def test_calibration_measures_the_logit_slope(report):
+    assert _result(report, "clean")["logit_slope"] == pytest.approx(GAIN, rel=1e-4)
+    assert _result(report, "drags_b")["logit_slope"] == pytest.approx(GAIN / np.sqrt(2), rel=1e-4)
+
+
+def test_a_clean_direction_has_no_off_target_drift_and_keeps_identity(report):
+    for level in ("50", "90"):
+        m = _result(report, "clean")["matched"][level]
+        assert m["change"]["b"]["mean"] == pytest.approx(0, abs=1e-6)
+        assert m["change"]["yaw"]["mean"] == pytest.approx(0, abs=1e-5)
+        assert m["identity"] == pytest.approx(1, abs=1e-6)
+        assert m["change"]["a"]["mean"] > 0.1
+
+
+def test_an_entangled_direction_drags_its_partner_along(report):
+    clean, dragged = _result(report, "clean"), _result(report, "drags_b")
+    m = dragged["matched"]["90"]
+    assert m["off_target"] > 0.1 and m["change"]["b"]["mean"] > 0.1
+    # Moving along +d raises b: the signed change is positive.
+    assert m["signed"]["b"]["mean"] > 0.1
+    # Same target flip needs a longer step along the entangled direction (by sqrt 2).
+    ratio = m["step"] / clean["matched"]["90"]["step"]
+    assert ratio == pytest.approx(np.sqrt(2), rel=0.1)
+    lo, hi = m["change"]["b"]["ci"]
+    assert lo <= m["change"]["b"]["mean"] <= hi and hi - lo < 0.1
+
+
+def test_identity_drop_is_measured(report):
+    assert _result(report, "drags_identity")["matched"]["90"]["identity"] < 0.999
+    assert _result(report, "drags_b")["matched"]["90"]["identity"] == pytest.approx(1, abs=1e-6)
+
+
+def test_flip_curve_is_monotone_and_reaches_the_levels(report):
+    for r in report["directions"]:
+        flip = np.array(r["curve"]["flip_rate"])
+        assert flip[0] == 0 and flip[-1] >= 0.9
+        assert (np.diff(flip) >= 0).all()
+
+
+def test_separability_and_cosines(report):
+    assert _result(report, "clean")["separability"]["auc"] == pytest.approx(1.0)
+    assert _result(report, "drags_b")["separability"]["auc"] < 0.95
+    cos = np.array(report["cosines"]["matrix"])
+    assert cos[0, 1] == pytest.approx(1 / np.sqrt(2), abs=1e-6)
+    np.testing.assert_allclose(np.diag(cos), 1, atol=1e-6)
+
+
+def test_matched_interpolates_on_the_grid():
+    trace = EditTrace(
+        alphas=np.array([0.0, 1.0, 2.0]),
+        flipped=np.array([[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]], bool),
+        change=np.arange(3, dtype=float)[:, None, None] * np.ones((3, 4, 2)),
+        signed=np.zeros((3, 4, 2)),
+        identity=np.ones((3, 4)),
+    )
+    assert matched(trace, 0.5)["step"] == pytest.approx(1.0)
+    m = matched(trace, 0.75)
+    assert m["step"] == pytest.approx(1.5) and m["change"][0] == pytest.approx(1.5)
+    never = EditTrace(
+        trace.alphas, trace.flipped & False, trace.change, trace.signed, trace.identity
+    )
+    assert np.isnan(matched(never, 0.5)["step"])
