@@ -54,6 +54,7 @@ PRESET_HELP = "Preset name (celeba, independent, balanced) or a world config TOM
 PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 DEVICE_OPTION = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ...")
 SEED_OPTION = typer.Option(0, "--seed", help="Sample i depends only on (seed, i).")
+GENERATOR_HELP = "world64, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder."
 
 
 @world_app.command("render")
@@ -227,7 +228,8 @@ def sample_cmd(
         "world64",
         "--generator",
         "-g",
-        help="world64, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder.",
+        "-m",
+        help=GENERATOR_HELP,
     ),
     out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
     n: int = typer.Option(16, "--n", "-n", min=1),
@@ -349,6 +351,232 @@ def demo_cmd(
     typer.echo(f"report: {report}")
 
 
+bank_app = typer.Typer(
+    help="Latent banks: export to and import from the reference .npy files.", no_args_is_help=True
+)
+app.add_typer(bank_app, name="bank")
+SPACE_OPTION = typer.Option("w", "--space", "-s", help="Latent space: z, w or ws.")
+
+
+@app.command("generate")
+def generate_cmd(
+    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
+    out: Path = typer.Option(..., "--out", "-o", help="Latent bank to write (*.zarr)."),
+    n: int = typer.Option(10_000, "--n", "-n", min=1, help="Number of samples."),
+    seed: int = SEED_OPTION,
+    predictor: str = typer.Option(
+        "labeler", "--predictor", help="Scoring network (labeler, evaluator, a folder) or none."
+    ),
+    truncation_psi: float = typer.Option(1.0, "--truncation-psi", "--trunc"),
+    chunk_size: int = typer.Option(4096, "--chunk-size", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
+    save_images: bool = typer.Option(False, "--save-images", help="Also write one PNG per sample."),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bank."),
+    device: str = DEVICE_OPTION,
+    progress: bool = PROGRESS_OPTION,
+) -> None:
+    """Sample latents, synthesise, score and store them in a latent bank (resumable)."""
+    from ganedit.latents import GenerateConfig, generate_bank
+
+    cfg = GenerateConfig(
+        generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
+        chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
+    )  # fmt: skip
+    path = generate_bank(
+        cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
+    )
+    typer.echo(str(path))
+
+
+@bank_app.command("export")
+def bank_export_cmd(
+    bank: Path = typer.Argument(..., help="Latent bank (*.zarr)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for z.npy, w.npy, scores..."),
+) -> None:
+    """Write z.npy, w.npy, wp.npy, <attr>_scores.npy and scores_dict.npy."""
+    from ganedit.latents import export_reference
+
+    typer.echo(str(export_reference(bank, out)))
+
+
+@bank_app.command("import")
+def bank_import_cmd(
+    folder: Path = typer.Argument(..., help="Folder with z.npy (+ w.npy, wp.npy) and scores."),
+    out: Path = typer.Option(..., "--out", "-o", help="Latent bank to write (*.zarr)."),
+    generator: str = typer.Option("imported", "--generator", "-m", help="Recorded origin."),
+) -> None:
+    """Build a bank from the reference files (pickled score dicts are checked, never run)."""
+    from ganedit.latents import import_reference
+
+    typer.echo(str(import_reference(folder, out, generator=generator)))
+
+
+@app.command("contingency")
+def contingency_cmd(
+    latents: Path = typer.Option(
+        None, "--latents", "--bank", "-c", help="Latent bank holding the scores."
+    ),
+    scores: Path | None = typer.Option(
+        None, "--scores", "-s", help="scores_dict.npy / .npz instead of a bank."
+    ),
+    threshold: float | None = typer.Option(
+        0.9, "--threshold", "-t", help="Keep samples with p > t or p < 1 - t on every attribute."
+    ),
+    attributes: list[str] | None = typer.Option(
+        None, "--attribute", "-a", help="Attributes (repeat); default: all but yaw."
+    ),
+    heatmap: Path | None = typer.Option(None, "--heatmap", help="PNG heatmap to write."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="JSON of the table."),
+) -> None:
+    """Confidence filter and the contingency table over all attributes."""
+    from rich.console import Console
+
+    from ganedit.directions.display import rich_table, save_heatmap
+    from ganedit.directions.fit import load_scores
+    from ganedit.directions.sampling import ContingencyTable
+
+    if latents is None and scores is None:
+        raise UserInputError("expected --latents BANK or --scores FILE, received neither")
+    table_scores = load_scores(str(latents or ""), str(scores) if scores else None, "")
+    table = ContingencyTable.from_scores(table_scores, attributes or None, threshold)
+    Console(stderr=True).print(rich_table(table, threshold))
+    if heatmap is not None:
+        _expect_suffix(heatmap, ".png")
+        save_heatmap(table, heatmap)
+    _emit_report({"threshold": threshold, **table.to_dict()}, out)
+
+
+@app.command("boundary")
+def boundary_cmd(
+    method: str = typer.Option(
+        "mab", "--method", help="interfacegan, conditional, mab, stratified, regression, fisher."
+    ),
+    latents: Path = typer.Option(
+        ..., "--latents", "--latent-codes-path", "-c", help="Latent bank or a .npy of codes."
+    ),
+    scores: Path | None = typer.Option(
+        None, "--scores", "--scores-path", "-s", help="Scores file (default: the bank's)."
+    ),
+    attribute: str = typer.Option(..., "--attribute", "-a", help="Target attribute."),
+    out: Path = typer.Option(..., "--out", "-o", help="Boundary .npy (a .json sidecar beside)."),
+    space: str = typer.Option("w", "--space", help="Latent space of a bank: z, w or ws."),
+    n: float | None = typer.Option(
+        None, "--n", "-n", help="mab: subset size; interfacegan: like --ratio (reference -n)."
+    ),
+    threshold: float | None = typer.Option(None, "--threshold", "-t", help="Confidence threshold."),
+    ratio: float | None = typer.Option(None, "--ratio", help="interfacegan: top/bottom share."),
+    quota: str | None = typer.Option(None, "--quota", help="mab: random (published) or exact."),
+    solver: str | None = typer.Option(None, "--solver", help="interfacegan: fast or kernel."),
+    base: str = typer.Option("interfacegan", "--base", help="conditional: the method projected."),
+    conditions: list[Path] | None = typer.Option(
+        None, "--conditions", help="conditional: boundaries to be orthogonal to."
+    ),
+    seed: int = SEED_OPTION,
+) -> None:
+    """Learn one attribute direction (InterFaceGAN-compatible .npy + JSON sidecar)."""
+    from ganedit.directions.fit import BoundaryConfig, fit_boundary
+
+    _expect_suffix(out, ".npy")
+    ratio, count = _reference_n(method if method != "conditional" else base, n, ratio)
+    cfg = BoundaryConfig(
+        method=method, attribute=attribute, latents=str(latents),
+        scores=str(scores) if scores else None, space=space, n=count, threshold=threshold,
+        ratio=ratio, quota=quota, solver=solver, base=base,
+        conditions=tuple(str(c) for c in conditions or ()), seed=seed,
+    )  # fmt: skip
+    estimator = fit_boundary(cfg, out)
+    _emit_report({"boundary": str(out), **estimator.summary()}, None)
+
+
+def _reference_n(method: str, n: float | None, ratio: float | None):
+    """-n means what it meant in each reference script: IFG's num-or-ratio, MAB's subset size."""
+    if n is None:
+        return ratio, None
+    if method == "interfacegan":
+        if ratio is not None:
+            raise UserInputError("expected one of -n and --ratio for interfacegan, received both")
+        return n, None
+    if n != int(n) or n < 1:
+        raise UserInputError(f"expected a whole subset size for --n, received {n}")
+    return ratio, int(n)
+
+
+@app.command("edit")
+def edit_cmd(
+    boundary: list[Path] = typer.Option(
+        ..., "--boundary", "--boundary-path", "-b", help="Direction .npy (repeat to combine)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder: strip.png, edit.gif, latents.npy."),
+    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
+    space: str = SPACE_OPTION,
+    n: int = typer.Option(4, "--n", "-n", min=1, help="Samples to edit (when no --latents)."),
+    seed: int = SEED_OPTION,
+    latents: Path | None = typer.Option(
+        None, "--latents", "--input-latent-codes-path", "-i", help="Bank or .npy to edit."
+    ),
+    start: float = typer.Option(-3.0, "--start", "--start-distance"),
+    end: float = typer.Option(3.0, "--end", "--end-distance"),
+    steps: int = typer.Option(7, "--steps", min=1),
+    strength: list[float] | None = typer.Option(
+        None, "--strength", help="With several boundaries: one strength each (repeat)."
+    ),
+    mode: str = typer.Option("relative", "--mode", help="relative (x + s d) or absolute."),
+    layers: str | None = typer.Option(None, "--layers", help="ws rows START:STOP."),
+    calibrated: bool = typer.Option(
+        False, "--calibrated", help="Strengths in evaluator-logit units of the target."
+    ),
+    device: str = DEVICE_OPTION,
+) -> None:
+    """Move latents along directions and write an image strip and an animated GIF."""
+    from ganedit.editing.run import EditConfig, run_edit
+
+    cfg = EditConfig(
+        boundaries=tuple(str(b) for b in boundary), generator=generator, space=space, n=n,
+        seed=seed, latents=str(latents) if latents else None, start=start, end=end, steps=steps,
+        strengths=tuple(strength or ()), mode=mode, layers=_parse_layers(layers),
+        calibrated=calibrated,
+    )  # fmt: skip
+    typer.echo(str(run_edit(cfg, out, device=device)))
+
+
+def _parse_layers(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        start, stop = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise UserInputError(f"expected --layers START:STOP, received {text!r}") from None
+    return start, stop
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    boundary: list[Path] = typer.Option(
+        ..., "--boundary", "-b", help="Direction .npy files (repeat); names from their sidecars."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Report folder (report.md, JSON, PNGs)."),
+    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
+    space: str = SPACE_OPTION,
+    n: int = typer.Option(500, "--n", "-n", min=10, help="Held-out latents."),
+    seed: int = typer.Option(424242, "--seed", help="Seed of the held-out latents."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0),
+    steps: int = typer.Option(12, "--steps", min=2),
+    device: str = DEVICE_OPTION,
+    progress: bool = PROGRESS_OPTION,
+) -> None:
+    """Measure disentanglement of directions with the evaluator and the identity embedder."""
+    from ganedit.evaluation.directions import DirectionEvalConfig
+    from ganedit.pipeline import evaluate_boundary_files
+
+    cfg = DirectionEvalConfig(
+        generator=generator, space=space, n=n, seed=seed, bootstrap=bootstrap, steps=steps
+    )
+    path = evaluate_boundary_files(cfg, [str(b) for b in boundary], out, device, progress)
+    typer.echo(str(path))
+
+
 def _emit_report(report: dict, out: Path | None) -> None:
     """Print a report as JSON, and write it to `out` too when given."""
     import json
@@ -365,10 +593,25 @@ def _expect_suffix(path: Path, suffix: str) -> None:
         raise UserInputError(f"expected a {suffix} output path, received {str(path)!r}")
 
 
+def _expand_conditions(argv: list[str]) -> list[str]:
+    """`--conditions A.npy B.npy` (the reference's spelling) -> `--conditions A.npy --conditions B.npy`."""
+    out, taking = [], False
+    for token in argv:
+        if token == "--conditions":
+            taking = True
+            continue
+        if taking and not token.startswith("-"):
+            out += ["--conditions", token]
+            continue
+        taking = False
+        out.append(token)
+    return out
+
+
 def main() -> None:
     # Typer handles its own usage errors (exit code 2); ours get the same treatment.
     try:
-        app()
+        app(args=_expand_conditions(sys.argv[1:]))
     except UserInputError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)

@@ -1,0 +1,137 @@
+"""The direction workflow through the CLI: import, contingency, boundary, edit, evaluate."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ganedit.cli import _expand_conditions, app
+from ganedit.models.io import save_pretrained
+from ganedit.models.stylegan2 import Generator
+
+runner = CliRunner()
+ATTRS = ("smile", "gender", "glasses", "age")
+D = 8
+
+
+def _ok(args):
+    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _user_error(args):
+    from tests.test_cli import _user_error as run
+
+    return run([str(a) for a in args], cwd=None)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    """A tiny generator (w_dim 8) and reference-style files with planted, correlated labels."""
+    root = tmp_path_factory.mktemp("dirs")
+    torch.manual_seed(0)
+    g = Generator(16, style_dim=D, n_mlp=2, channel_max=8).eval()
+    g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
+    save_pretrained(g, root / "tiny")
+    rng = np.random.default_rng(0)
+    n = 4000
+    states = np.empty((n, 4))
+    states[:, 0] = rng.choice([-1.0, 1.0], n)
+    for k in range(1, 4):  # each attribute copies the previous one 70% of the time
+        copy = rng.random(n) < 0.7
+        states[:, k] = np.where(copy, states[:, k - 1], rng.choice([-1.0, 1.0], n))
+    w = rng.normal(size=(n, D)) * 0.3
+    w[:, :4] += 1.5 * states
+    ref = root / "ref"
+    ref.mkdir()
+    np.save(ref / "z.npy", rng.normal(size=(n, D)).astype(np.float32))
+    np.save(ref / "w.npy", w.astype(np.float32))
+    scores = {a: 1 / (1 + np.exp(-4 * w[:, k])) for k, a in enumerate(ATTRS)}
+    np.save(ref / "scores_dict.npy", {a: s.astype(np.float32) for a, s in scores.items()})
+    for a, s in scores.items():
+        np.save(ref / f"{a}_scores.npy", s[:, None].astype(np.float32))
+    _ok(["bank", "import", ref, "-o", root / "bank.zarr"])
+    return root
+
+
+def test_conditions_take_several_paths_like_the_reference():
+    argv = ["boundary", "--conditions", "a.npy", "b.npy", "-o", "x.npy"]
+    assert _expand_conditions(argv) == [
+        "boundary", "--conditions", "a.npy", "--conditions", "b.npy", "-o", "x.npy",
+    ]  # fmt: skip
+
+
+def test_contingency_table_heatmap_and_json(work):
+    out = _ok(["contingency", "--bank", work / "bank.zarr", "-t", "0.9",
+               "--heatmap", work / "table.png", "-o", work / "table.json"])  # fmt: skip
+    table = json.loads((work / "table.json").read_text())
+    assert table["threshold"] == 0.9 and table["n_samples"] > 1000
+    assert (work / "table.png").stat().st_size > 1000
+    assert json.loads(out)["max_balanced_size"] == table["max_balanced_size"] > 0
+
+
+def test_boundaries_from_bank_and_reference_files(work):
+    _ok(["boundary", "--method", "mab", "-c", work / "bank.zarr", "-a", "glasses", "-n", 400,
+         "-t", "0.9", "-o", work / "mab_glasses.npy"])  # fmt: skip
+    mab = np.load(work / "mab_glasses.npy")
+    assert mab.shape == (1, D) and mab.dtype == np.float32
+    sidecar = json.loads((work / "mab_glasses.json").read_text())
+    assert sidecar["method"] == "mab" and sidecar["attribute"] == "glasses"
+    assert sidecar["space"] == "w"
+    # Planted: glasses lives on coordinate 2 only; balancing removes the correlated partners.
+    assert abs(mab[0, 2]) > 0.95
+    # The reference's own files and flags: -c codes, -s one score file, -n as a ratio.
+    _ok(["boundary", "--method", "interfacegan", "-c", work / "ref" / "w.npy",
+         "-s", work / "ref" / "glasses_scores.npy", "-a", "glasses", "-n", 0.05,
+         "-o", work / "ifg_glasses.npy"])  # fmt: skip
+    for attr in ("gender", "age"):
+        _ok(["boundary", "--method", "interfacegan", "-c", work / "bank.zarr", "-a", attr,
+             "-o", work / f"ifg_{attr}.npy"])  # fmt: skip
+    _ok(["boundary", "--method", "conditional", "-c", work / "bank.zarr", "-a", "glasses",
+         "--conditions", work / "ifg_gender.npy", "--conditions", work / "ifg_age.npy",
+         "-o", work / "cond_glasses.npy"])  # fmt: skip
+    cond = np.load(work / "cond_glasses.npy")[0]
+    for other in ("gender", "age"):
+        assert abs(cond @ np.load(work / f"ifg_{other}.npy")[0]) < 1e-5
+
+
+def test_edit_writes_strip_gif_and_latents(work):
+    _ok(["boundary", "--method", "stratified", "-c", work / "bank.zarr", "-a", "smile",
+         "-o", work / "strat_smile.npy"])  # fmt: skip
+    _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit",
+         "-n", 2, "--steps", 3])  # fmt: skip
+    names = sorted(p.name for p in (work / "edit").iterdir())
+    assert names == ["config.json", "edit.gif", "latents.npy", "strip.png"]
+    _ok(["edit", "-b", work / "strat_smile.npy", "-b", work / "mab_glasses.npy",
+         "--strength", 1, "--strength", -1, "-m", work / "tiny", "-o", work / "edit2",
+         "-n", 2, "--steps", 2, "--mode", "relative"])  # fmt: skip
+
+
+def test_evaluate_writes_a_report(work):
+    _ok(["evaluate", "-b", work / "mab_glasses.npy", "-b", work / "cond_glasses.npy",
+         "-m", work / "tiny", "-o", work / "report", "-n", 24, "--bootstrap", 5,
+         "--steps", 3, "--no-progress"])  # fmt: skip
+    report = json.loads((work / "report" / "report.json").read_text())
+    assert [d["name"] for d in report["directions"]] == ["mab", "interfacegan+conditional"]
+    assert (work / "report" / "report.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["boundary", "--method", "mab", "-n", "2.5"], "whole subset size"),
+        (["boundary", "--method", "svm9"], "method among"),
+        (["boundary", "--method", "mab", "--ratio", "0.1"], "options of mab"),
+        (["boundary", "-a", "beard"], "attribute among"),
+        (["contingency"], "--latents BANK or --scores"),
+    ],
+)
+def test_direction_mistakes_are_one_line(work, args, words):
+    if args[0] == "boundary":
+        args = [*args, "-c", work / "bank.zarr", "-o", work / "x.npy"]
+        if "-a" not in args:
+            args += ["-a", "smile"]
+    assert words in _user_error(args)
