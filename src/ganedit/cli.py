@@ -339,12 +339,22 @@ def demo_cmd(
     ),
     n_render: int = typer.Option(2000, "--n-render", min=1),
     n_eval: int = typer.Option(2000, "--n-eval", min=10),
+    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
+    study_n: int = typer.Option(
+        30_000, "--study-n", min=0, help="Latent bank size of the direction study (0: skip it)."
+    ),
+    study_eval_n: int = typer.Option(200, "--study-eval-n", min=10),
+    study_bootstrap: int = typer.Option(100, "--study-bootstrap", min=0),
+    study_steps: int = typer.Option(10, "--study-steps", min=2),
     progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Run the main job on the embedded default and print the report path."""
     from ganedit.demo import DemoConfig, run_demo
 
-    cfg = DemoConfig(n_render=n_render, n_eval=n_eval)
+    cfg = DemoConfig(
+        n_render=n_render, n_eval=n_eval, generator=generator, study_n=study_n,
+        study_eval_n=study_eval_n, study_bootstrap=study_bootstrap, study_steps=study_steps,
+    )  # fmt: skip
     log.info("demo config: %s", dataclasses.asdict(cfg))
     report = run_demo(cfg, out, progress=progress)
     typer.echo(report.read_text())

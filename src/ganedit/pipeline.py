@@ -128,24 +128,38 @@ def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dic
         "stratified": dict(method="stratified", threshold=cfg.threshold),
         "regression": dict(method="regression"),
     }
-    paths, seconds = [], {}
+    paths, seconds, skipped = [], {}, {}
     for label, plan in plans.items():
         for attribute in cfg.attributes:
             path = folder / f"{label}_{attribute}.npy"
             started = time.perf_counter()
-            fit_boundary(BoundaryConfig(attribute=attribute, **common, **plan), path)
-            seconds[f"{label}:{attribute}"] = time.perf_counter() - started
-            paths.append(str(path))
+            if _fit_or_skip(BoundaryConfig(attribute=attribute, **common, **plan), path, skipped):
+                seconds[f"{label}:{attribute}"] = time.perf_counter() - started
+                paths.append(str(path))
     for attribute in cfg.attributes:
-        others = [str(folder / f"interfacegan_{a}.npy") for a in cfg.attributes if a != attribute]
+        others = [folder / f"interfacegan_{a}.npy" for a in cfg.attributes if a != attribute]
+        conditions = tuple(str(p) for p in others if p.exists())
         path = folder / f"interfacegan+conditional_{attribute}.npy"
         plan = BoundaryConfig(
-            method="conditional", attribute=attribute, conditions=tuple(others), **common
+            method="conditional", attribute=attribute, conditions=conditions, **common
         )
-        fit_boundary(plan, path)
-        paths.append(str(path))
+        if _fit_or_skip(plan, path, skipped):
+            paths.append(str(path))
     ordered = sorted(paths, key=lambda p: _order(Path(p).stem))
-    return ordered, {"mab_n": mab_n, "contingency": table.to_dict(), "fit_seconds": seconds}
+    facts = {"mab_n": mab_n, "contingency": table.to_dict(), "fit_seconds": seconds}
+    return ordered, {**facts, "skipped": skipped}
+
+
+def _fit_or_skip(cfg: BoundaryConfig, path: Path, skipped: dict) -> bool:
+    """Fit one boundary; a method the data cannot serve (e.g. one class absent) is recorded."""
+    try:
+        fit_boundary(cfg, path)
+    except UserInputError as err:
+        label = path.stem
+        log.warning("skipping %s: %s", label, err)
+        skipped[label] = str(err)
+        return False
+    return True
 
 
 def _order(stem: str) -> tuple[int, int]:
@@ -194,6 +208,7 @@ def _study_note(cfg: StudyConfig, fitting: dict, gen_s: float, fit_s: float) -> 
         f"mab subset size n = {fitting['mab_n']} (the largest with an equal count per cell).\n"
         f"- Boundaries learned in {cfg.space} in {fit_s:.1f} s in total; conditional = "
         "interfacegan projected off the other attributes' interfacegan boundaries.\n"
-        "- Evaluation: held-out latents from another seed, scored by the evaluator (a different "
+        + "".join(f"- Not learned: {k} ({v}).\n" for k, v in fitting["skipped"].items())
+        + "- Evaluation: held-out latents from another seed, scored by the evaluator (a different "
         "network from the labeler) and the identity embedder.\n"
     )

@@ -144,3 +144,15 @@ def test_matched_interpolates_on_the_grid():
         trace.alphas, trace.flipped & False, trace.change, trace.signed, trace.identity
     )
     assert np.isnan(matched(never, 0.5)["step"])
+
+
+def test_a_short_grid_is_extended_and_unreached_levels_are_nan():
+    clean = Direction("clean", "a", _unit([1, 0, 0, 0, 0, 0]))
+    cfg = DirectionEvalConfig(n=200, steps=4, logit_span=1.0, bootstrap=10, seed=6)
+    out = evaluate_directions(
+        cfg, [clean], LinearSource(), LinearEvaluator(), LinearIdentity(), progress=False
+    )
+    result = out["directions"][0]
+    assert len(result["curve"]["step"]) == 5 + 2 + 2  # planned grid, then two extensions
+    assert np.isnan(result["matched"]["90"]["step"])
+    assert not np.isnan(result["matched"]["50"]["step"])

@@ -183,6 +183,25 @@ def _step_grid(source, space, direction: Direction, evaluator, cfg: DirectionEva
     return np.linspace(0.0, cfg.logit_span / slope, cfg.steps + 1), slope
 
 
+def _extend_until_flipped(trace: EditTrace, run, evaluator, identity, cfg) -> EditTrace:
+    """Where the calibrated grid falls short of 90% flips (saturating responses), go on with
+    the same spacing, up to twice the planned range."""
+    spacing = trace.alphas[1] - trace.alphas[0]
+    for _ in range(2):
+        if trace.flipped[-1].mean() >= max(LEVELS):
+            break
+        more = trace.alphas[-1] + spacing * np.arange(1, cfg.steps // 2 + 1)
+        extra = trace_direction(*run, more, evaluator, identity, cfg.batch_size)
+        trace = EditTrace(
+            *(np.concatenate([a, b]) for a, b in zip(_fields(trace), _fields(extra), strict=True))
+        )
+    return trace
+
+
+def _fields(trace: EditTrace) -> list[np.ndarray]:
+    return [getattr(trace, f.name) for f in dataclasses.fields(trace)]
+
+
 def evaluate_directions(
     cfg: DirectionEvalConfig,
     directions: list[Direction],
@@ -199,10 +218,9 @@ def evaluate_directions(
     with progress_bar(len(directions), "evaluate directions", progress) as bar:
         for i, direction in enumerate(directions):
             alphas, slope = _step_grid(source, cfg.space, direction, evaluator, cfg)
-            trace = trace_direction(
-                source, cfg.space, latents, base, direction, alphas, evaluator, identity,
-                cfg.batch_size,
-            )  # fmt: skip
+            run = (source, cfg.space, latents, base, direction)
+            trace = trace_direction(*run, alphas, evaluator, identity, cfg.batch_size)
+            trace = _extend_until_flipped(trace, run, evaluator, identity, cfg)
             k = names.index(direction.attribute)
             results.append(_direction_result(trace, direction, slope, k, names, cfg, i))
             results[-1]["separability"] = separability(latents, base[0], direction, k)
