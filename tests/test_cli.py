@@ -102,13 +102,20 @@ def test_train_and_evaluate_predictor(tmp_path):
 
 def test_demo_small(tmp_path):
     out = _ok(
-        ["demo", "--out", str(tmp_path / "d"), "--n-render", "8", "--n-eval", "20", "--no-progress"]
-    )
-    assert (
-        "report:" in out
-        and (tmp_path / "d" / "report.md").is_file()
-        and (tmp_path / "d" / "sheet.png").is_file()
-    )
+        ["demo", "--out", str(tmp_path / "d"), "--n-render", "8", "--n-eval", "20",
+         "--study-n", "3000", "--study-eval-n", "20", "--study-bootstrap", "5",
+         "--study-steps", "3", "--no-progress"]
+    )  # fmt: skip
+    assert "report:" in out and "Directions on the embedded generator" in out
+    d = tmp_path / "d"
+    assert (d / "report.md").is_file() and (d / "sheet.png").is_file()
+    assert (d / "directions" / "report" / "report.md").is_file()
+    assert len(list((d / "directions" / "boundaries").glob("*.npy"))) >= 20
+
+
+def test_sample_from_the_embedded_generator(tmp_path):
+    _ok(["sample", "--generator", "world64", "--n", "4", "--out", str(tmp_path / "g.png")])
+    assert (tmp_path / "g.png").is_file() and (tmp_path / "g.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -121,7 +128,6 @@ def test_demo_small(tmp_path):
         (["evaluate-predictor", "--model", "missing-folder"], "predictor name"),
         (["train-gan", "--data", "missing.lmdb", "--out", "run"], "missing path"),
         (["sample", "--generator", "nope", "--out", "g.png"], "generator name"),
-        (["sample", "--generator", "world64", "--out", "g.png"], "world64"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, args, words):
