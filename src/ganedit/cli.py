@@ -341,11 +341,11 @@ def demo_cmd(
     n_eval: int = typer.Option(2000, "--n-eval", min=10),
     generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
     study_n: int = typer.Option(
-        30_000, "--study-n", min=0, help="Latent bank size of the direction study (0: skip it)."
+        20_000, "--study-n", min=0, help="Latent bank size of the direction study (0: skip it)."
     ),
-    study_eval_n: int = typer.Option(200, "--study-eval-n", min=10),
+    study_eval_n: int = typer.Option(100, "--study-eval-n", min=10),
     study_bootstrap: int = typer.Option(100, "--study-bootstrap", min=0),
-    study_steps: int = typer.Option(10, "--study-steps", min=2),
+    study_steps: int = typer.Option(8, "--study-steps", min=2),
     progress: bool = PROGRESS_OPTION,
 ) -> None:
     """Run the main job on the embedded default and print the report path."""

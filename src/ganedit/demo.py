@@ -27,10 +27,10 @@ class DemoConfig:
     size: int = 64
     seed: int = 0
     generator: str = "world64"
-    study_n: int = 30_000  # latent bank size (the committed report in docs/ uses 200,000)
-    study_eval_n: int = 200
+    study_n: int = 20_000  # latent bank size (the full report uses at least 200,000)
+    study_eval_n: int = 100
     study_bootstrap: int = 100
-    study_steps: int = 10
+    study_steps: int = 8
 
 
 def run_demo(cfg: DemoConfig, out: str | Path, progress: bool = True) -> Path:
