@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
+from linear_world import GAIN, LinearEvaluator, LinearIdentity, LinearSource
+from linear_world import unit as _unit
 
 from ganedit.evaluation.directions import (
     Direction,
@@ -11,59 +12,6 @@ from ganedit.evaluation.directions import (
     evaluate_directions,
     matched,
 )
-
-D = 6
-GAIN = 3.0
-
-
-class LinearSource:
-    """'Images' are the latents themselves; w only."""
-
-    name = "linear"
-    spaces = ("z", "w")
-    z_dim = D
-
-    def sample_z(self, n, seed, start=0):
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(start + n, D, generator=g)[start:]
-
-    def to_w(self, z):
-        return z
-
-    def synthesize(self, latents, space="w", batch_size=64):
-        return latents.reshape(len(latents), 1, 1, D).clone()
-
-
-class LinearEvaluator(torch.nn.Module):
-    """Attribute a reads coordinate 0, b coordinate 1; yaw reads coordinate 2 (degrees)."""
-
-    attributes = ("a", "b")
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, images):
-        x = images.reshape(len(images), D)
-        return GAIN * x[:, :2], 10 * x[:, 2]
-
-    def predict(self, images, batch_size=256):
-        logits, yaw = self(images)
-        probs = torch.sigmoid(logits).detach().numpy()
-        return {"a": probs[:, 0], "b": probs[:, 1], "yaw": yaw.detach().numpy()}
-
-
-class LinearIdentity:
-    """Identity lives in coordinates 3..5: attribute edits keep it, others change it."""
-
-    def embed(self, images, batch_size=256):
-        x = images.reshape(len(images), D)[:, 3:].numpy() + 2.0
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _unit(v):
-    v = np.asarray(v, np.float32)
-    return v / np.linalg.norm(v)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from linear_world import LinearEvaluator, LinearIdentity, LinearSource
+from linear_world import unit as _unit
 from PIL import Image
 
 from ganedit.evaluation.direction_report import (
@@ -17,51 +18,6 @@ from ganedit.evaluation.direction_report import (
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
 
 PLOTS = ("tradeoff.png", "identity.png", "rescoring_50.png", "rescoring_90.png", "cosines.png")
-D = 6
-
-
-# A minimal copy of the planted linear world of test_direction_eval.py: the "images" are the
-# latents, attribute a reads coordinate 0, b coordinate 1, yaw coordinate 2, identity 3..5.
-class LinearSource:
-    spaces = ("z", "w")
-
-    def sample_z(self, n, seed, start=0):
-        return torch.randn(start + n, D, generator=torch.Generator().manual_seed(seed))[start:]
-
-    def to_w(self, z):
-        return z
-
-    def synthesize(self, latents, space="w", batch_size=64):
-        return latents.reshape(len(latents), 1, 1, D).clone()
-
-
-class LinearEvaluator(torch.nn.Module):
-    attributes = ("a", "b")
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = torch.nn.Parameter(torch.zeros(1))  # calibration reads the device from it
-
-    def forward(self, images):
-        x = images.reshape(len(images), D)
-        return 3.0 * x[:, :2], 10 * x[:, 2]
-
-    @torch.no_grad()
-    def predict(self, images, batch_size=256):
-        logits, yaw = self(images)
-        probs = torch.sigmoid(logits).numpy()
-        return {"a": probs[:, 0], "b": probs[:, 1], "yaw": yaw.numpy()}
-
-
-class LinearIdentity:
-    def embed(self, images, batch_size=256):
-        x = images.reshape(len(images), D)[:, 3:].numpy() + 2.0
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def _unit(v):
-    v = np.asarray(v, np.float32)
-    return v / np.linalg.norm(v)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,57 @@
+"""A planted linear 'generator world' for evaluation tests: the images are the latents.
+
+Attribute a reads coordinate 0, b coordinate 1 (logits GAIN * x), yaw coordinate 2 (10
+degrees per unit), identity coordinates 3..5; so the right answers are known exactly.
+"""
+
+import numpy as np
+import torch
+
+D = 6
+GAIN = 3.0
+
+
+class LinearSource:
+    name = "linear"
+    spaces = ("z", "w")
+    z_dim = D
+
+    def sample_z(self, n, seed, start=0):
+        return torch.randn(start + n, D, generator=torch.Generator().manual_seed(seed))[start:]
+
+    def to_w(self, z):
+        return z
+
+    def synthesize(self, latents, space="w", batch_size=64):
+        return latents.reshape(len(latents), 1, 1, D).clone()
+
+
+class LinearEvaluator(torch.nn.Module):
+    attributes = ("a", "b")
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))  # calibration reads the device from it
+
+    def forward(self, images):
+        x = images.reshape(len(images), D)
+        return GAIN * x[:, :2], 10 * x[:, 2]
+
+    @torch.no_grad()
+    def predict(self, images, batch_size=256):
+        logits, yaw = self(images)
+        probs = torch.sigmoid(logits).numpy()
+        return {"a": probs[:, 0], "b": probs[:, 1], "yaw": yaw.numpy()}
+
+
+class LinearIdentity:
+    """Attribute edits keep the identity; moves along coordinates 3..5 change it."""
+
+    def embed(self, images, batch_size=256):
+        x = images.reshape(len(images), D)[:, 3:].numpy() + 2.0
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def unit(v):
+    v = np.asarray(v, np.float32)
+    return v / np.linalg.norm(v)
