@@ -81,7 +81,8 @@ def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, n
         array = _plain_npy(path)
         if array.dtype.names is None:
             # The reference's one-attribute file: [N] or [N, 1] scores of the target.
-            return {attribute: np.asarray(array, np.float64).reshape(len(array), -1)[:, 0]}
+            name = attribute or path.stem.removesuffix("_scores")
+            return {name: np.asarray(array, np.float64).reshape(len(array), -1)[:, 0]}
     return load_scores_dict(path)
 
 

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from ganedit.directions.fit import BoundaryConfig, build_estimator, load_latents, load_scores
+from ganedit.errors import UserInputError
+
+
+def test_reference_score_files_are_named_by_attribute_or_file(tmp_path):
+    path = tmp_path / "glasses_scores.npy"
+    np.save(path, np.array([[0.1], [0.9]], np.float32))
+    assert list(load_scores("", str(path), "")) == ["glasses"]
+    np.testing.assert_allclose(load_scores("", str(path), "eyeglasses")["eyeglasses"], [0.1, 0.9])
+
+
+def test_pickled_score_arrays_and_bad_latents_are_user_errors(tmp_path):
+    path = tmp_path / "smile_scores.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UserInputError, match="pickled object"):
+        load_scores("", str(path), "smile")
+    codes = tmp_path / "z.npy"
+    np.save(codes, np.arange(4))
+    with pytest.raises(UserInputError, match="float latent codes"):
+        load_latents(str(codes), "w")
+
+
+def test_options_go_to_the_method_that_takes_them():
+    cfg = BoundaryConfig(method="mab", attribute="smile", latents="x", n=500, quota="exact")
+    est = build_estimator(cfg)
+    assert (est.n, est.quota, est.threshold) == (500, "exact", 0.9)
+    with pytest.raises(UserInputError, match="options of stratified"):
+        build_estimator(BoundaryConfig(method="stratified", attribute="smile", latents="x", n=5))
+    with pytest.raises(UserInputError, match="--conditions"):
+        build_estimator(BoundaryConfig(method="conditional", attribute="smile", latents="x"))
