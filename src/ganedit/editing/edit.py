@@ -146,7 +146,7 @@ def calibrate(
             f"expected a direction that changes {attribute!r}, received one whose measured "
             f"logit slope is {slope:.2g} per unit"
         )
-    log.info("calibration: %s changes by %.3f logits per latent unit", attribute, slope)
+    log.debug("calibration: %s changes by %.3f logits per latent unit", attribute, slope)
     return slope
 
 
