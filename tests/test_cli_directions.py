@@ -105,6 +105,11 @@ def test_edit_writes_strip_gif_and_latents(work):
          "-n", 2, "--steps", 3])  # fmt: skip
     names = sorted(p.name for p in (work / "edit").iterdir())
     assert names == ["config.json", "edit.gif", "latents.npy", "strip.png"]
+    # Codes from a bank: only the first n rows are read.
+    _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit_bank",
+         "-i", work / "bank.zarr", "-n", 3, "--steps", 2])  # fmt: skip
+    edited = np.load(work / "edit_bank" / "latents.npy")
+    np.testing.assert_array_equal(edited, np.load(work / "ref" / "w.npy")[:3])
     _ok(["edit", "-b", work / "strat_smile.npy", "-b", work / "mab_glasses.npy",
          "--strength", 1, "--strength", -1, "-m", work / "tiny", "-o", work / "edit2",
          "-n", 2, "--steps", 2, "--mode", "relative"])  # fmt: skip

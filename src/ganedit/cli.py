@@ -425,7 +425,7 @@ def bank_import_cmd(
 
 @app.command("contingency")
 def contingency_cmd(
-    latents: Path = typer.Option(
+    latents: Path | None = typer.Option(
         None, "--latents", "--bank", "-c", help="Latent bank holding the scores."
     ),
     scores: Path | None = typer.Option(

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganedit.directions.fit import BoundaryConfig, fit_boundary
+from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
 from ganedit.directions.io import load_boundary
 from ganedit.directions.sampling import ContingencyTable
 from ganedit.errors import UserInputError
@@ -117,12 +117,10 @@ class StudyConfig:
 
 def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dict]:
     """Every method's boundary for every attribute; returns the files and fit timings."""
-    from ganedit.latents import LatentBank
-
-    scores = LatentBank.open(bank).scores(list(cfg.attributes))
-    table = ContingencyTable.from_scores(scores, list(cfg.attributes), cfg.threshold)
-    mab_n = cfg.mab_n or table.max_balanced_size
     common = dict(latents=str(bank), space=cfg.space, seed=cfg.seed)
+    data = load_training_data(BoundaryConfig(method="", attribute="", **common))
+    table = ContingencyTable.from_scores(data[1], list(cfg.attributes), cfg.threshold)
+    mab_n = cfg.mab_n or table.max_balanced_size
     plans = {
         "interfacegan": dict(method="interfacegan"),
         "mab": dict(method="mab", n=mab_n, threshold=cfg.threshold),
@@ -135,7 +133,8 @@ def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dic
         for attribute in cfg.attributes:
             path = folder / f"{label}_{attribute}.npy"
             started = time.perf_counter()
-            if _fit_or_skip(BoundaryConfig(attribute=attribute, **common, **plan), path, skipped):
+            plan_cfg = BoundaryConfig(attribute=attribute, **common, **plan)
+            if _fit_or_skip(plan_cfg, path, skipped, data):
                 seconds[f"{label}:{attribute}"] = time.perf_counter() - started
                 paths.append(str(path))
     for attribute in cfg.attributes:
@@ -145,17 +144,17 @@ def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dic
         plan = BoundaryConfig(
             method="conditional", attribute=attribute, conditions=conditions, **common
         )
-        if _fit_or_skip(plan, path, skipped):
+        if _fit_or_skip(plan, path, skipped, data):
             paths.append(str(path))
     ordered = sorted(paths, key=lambda p: _order(Path(p).stem))
     facts = {"mab_n": mab_n, "contingency": table.to_dict(), "fit_seconds": seconds}
     return ordered, {**facts, "skipped": skipped}
 
 
-def _fit_or_skip(cfg: BoundaryConfig, path: Path, skipped: dict) -> bool:
+def _fit_or_skip(cfg: BoundaryConfig, path: Path, skipped: dict, data) -> bool:
     """Fit one boundary; a method the data cannot serve (e.g. one class absent) is recorded."""
     try:
-        fit_boundary(cfg, path)
+        fit_boundary(cfg, path, data)
     except UserInputError as err:
         label = path.stem
         log.warning("skipping %s: %s", label, err)

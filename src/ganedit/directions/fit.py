@@ -47,23 +47,27 @@ _OPTIONS = {
 }
 
 
-def load_latents(path: str, space: str) -> tuple[np.ndarray, dict]:
-    """Latent codes [N, D] or [N, L, D] and what is known of their origin."""
+def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.ndarray, dict]:
+    """Latent codes [N, D] or [N, L, D] (the first `stop` rows) and what is known of their origin."""
     p = Path(path)
     if p.suffix == ".npy":
-        codes = np.load(p, allow_pickle=False)
+        codes = np.load(p, mmap_mode="r", allow_pickle=False)
         if codes.ndim not in (2, 3) or codes.dtype.kind != "f":
             raise UserInputError(
                 f"expected float latent codes [N, D] or [N, L, D] in {path!r}, received "
                 f"{codes.dtype} {codes.shape}"
             )
-        return codes.astype(np.float32), {"latents": str(p)}
+        return np.array(codes[:stop], np.float32), {"latents": str(p)}
     from ganedit.latents import LatentBank
 
     bank = LatentBank.open(p)
     if space not in bank.spaces:
         raise UserInputError(f"expected a space of the bank {bank.spaces}, received {space!r}")
-    return bank.latents(space), {"latents": str(p), "generator": bank.meta.get("generator")}
+    stop = bank.n if stop is None else min(stop, bank.n)
+    return bank.latents(space, 0, stop), {
+        "latents": str(p),
+        "generator": bank.meta.get("generator"),
+    }
 
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, np.ndarray]:
@@ -130,12 +134,22 @@ def _refuse_foreign_options(cfg: BoundaryConfig) -> None:
         )
 
 
-def fit_boundary(cfg: BoundaryConfig, out: str | Path) -> DirectionEstimator:
-    """Fit the configured direction and write `out` (.npy) with its JSON sidecar."""
+def load_training_data(cfg: BoundaryConfig) -> tuple[np.ndarray, dict, dict]:
+    """(latents, scores, origin) as `cfg` names them: load once, fit many directions."""
     if cfg.space not in SPACES:
         raise UserInputError(f"expected --space in {SPACES}, received {cfg.space!r}")
     latents, origin = load_latents(cfg.latents, cfg.space)
-    scores = load_scores(cfg.latents, cfg.scores, cfg.attribute)
+    return latents, load_scores(cfg.latents, cfg.scores, cfg.attribute), origin
+
+
+def fit_boundary(
+    cfg: BoundaryConfig, out: str | Path, data: tuple[np.ndarray, dict, dict] | None = None
+) -> DirectionEstimator:
+    """Fit the configured direction and write `out` (.npy) with its JSON sidecar.
+
+    `data`: what `load_training_data(cfg)` returns, when the caller already holds it.
+    """
+    latents, scores, origin = data if data is not None else load_training_data(cfg)
     if cfg.attribute not in scores:
         raise UserInputError(
             f"expected an attribute among {sorted(scores)}, received {cfg.attribute!r}"

@@ -48,8 +48,8 @@ def _input_latents(cfg: EditConfig, source) -> torch.Tensor:
         return sample_latents(source, cfg.n, cfg.seed, cfg.space)
     from ganedit.directions.fit import load_latents
 
-    codes, _ = load_latents(cfg.latents, cfg.space)
-    return torch.from_numpy(codes[: cfg.n])
+    codes, _ = load_latents(cfg.latents, cfg.space, stop=cfg.n)
+    return torch.from_numpy(codes)
 
 
 def _unit_scale(cfg: EditConfig, source, direction, sidecar: dict) -> float:
