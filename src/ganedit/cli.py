@@ -182,6 +182,12 @@ def train_gan_cmd(
     n_mlp: int = typer.Option(8, "--n-mlp", min=1),
     channel_multiplier: int = typer.Option(2, "--channel-multiplier", min=1),
     channel_max: int = typer.Option(512, "--channel-max", min=1),
+    channels: str | None = typer.Option(
+        None,
+        "--channels",
+        help="Channels per resolution from 4 px up, e.g. 96,96,96,48,32 (overrides the "
+        "multiplier and cap).",
+    ),
     lr: float = typer.Option(0.002, "--lr"),
     r1: float = typer.Option(10.0, "--r1", help="R1 weight (gamma)."),
     path_regularize: float = typer.Option(2.0, "--path-regularize"),
@@ -212,7 +218,8 @@ def train_gan_cmd(
 
     cfg = GanConfig(
         data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
-        channel_multiplier=channel_multiplier, channel_max=channel_max, lr=lr, r1=r1,
+        channel_multiplier=channel_multiplier, channel_max=channel_max,
+        channels=_int_list(channels, "--channels"), lr=lr, r1=r1,
         path_regularize=path_regularize, mixing=mixing, ema_kimg=ema_kimg, ema_rampup=ema_rampup,
         flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every,
@@ -549,6 +556,17 @@ def edit_cmd(
         calibrated=calibrated,
     )  # fmt: skip
     typer.echo(str(run_edit(cfg, out, device=device)))
+
+
+def _int_list(text: str | None, flag: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UserInputError(
+            f"expected {flag} as comma-separated integers, received {text!r}"
+        ) from None
 
 
 def _parse_layers(text: str | None) -> tuple[int, int] | None:

@@ -244,6 +244,27 @@ def test_rosinality_training_checkpoint_with_args_namespace_loads(tmp_path):
     assert loaded["g_ema"].img_resolution == 8
 
 
+def test_explicit_channel_table_builds_round_trips_and_exports(tmp_path):
+    table = [32, 32, 24, 16]  # 4, 8, 16, 32 px
+    g_ema = Generator(32, style_dim=16, n_mlp=2, channels=table).eval()
+    d = Discriminator(32, channels=table)
+    assert g_ema.channels == {4: 32, 8: 32, 16: 24, 32: 16} == d.channels
+    assert g_ema.conv1.conv.weight.shape[1:3] == (32, 32)
+    assert d(torch.randn(4, 3, 32, 32)).shape == (4, 1)
+    save_pretrained(g_ema, tmp_path / "own")
+    own = load_pretrained(tmp_path / "own")
+    assert own.config["channels"] == table
+    out = load_rosinality_checkpoint(
+        export_rosinality_checkpoint(tmp_path / "model.pt", g_ema, d=d)
+    )
+    assert out["g_ema"].channels == g_ema.channels and out["d"].channels == d.channels
+    z = torch.randn(3, 16)
+    with torch.no_grad():
+        assert torch.equal(g_ema(z), own(z)) and torch.equal(g_ema(z), out["g_ema"](z))
+    with pytest.raises(UserInputError, match="4 positive channel counts"):
+        Generator(32, channels=[32, 32, 16])
+
+
 def test_channel_multiplier_inference():
     assert infer_channel_config(channel_table(1024, 2, 512), 1024) == (2, 512)
     assert infer_channel_config(channel_table(256, 1, 512), 256) == (1, 512)

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -90,6 +91,8 @@ def test_train_gan_cli(data16, tmp_path):
     result = CliRunner().invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "g_ema" / "model.safetensors").is_file()
+    with pytest.raises(UserInputError, match="comma-separated integers, received '16,x'"):
+        CliRunner().invoke(app, [*args, "--channels", "16,x"], catch_exceptions=False)
 
 
 def test_fine_tune_from_a_stylegan2_pytorch_checkpoint(data16, tmp_path):
@@ -157,6 +160,10 @@ def test_resume_tolerates_new_fields_and_longer_runs_but_not_other_changes(data1
     state_file.write_text(json.dumps(saved))
     train_gan(_cfg(data16, iterations=3), tmp_path / "run", progress=False)  # extended by one
     assert json.loads(state_file.read_text())["meta"]["step"] == 3
+    narrow = _cfg(data16, iterations=1, channels=(32, 24, 16))
+    train_gan(narrow, tmp_path / "narrow", progress=False)  # the tuple comes back a list
+    train_gan(dataclasses.replace(narrow, iterations=2), tmp_path / "narrow", progress=False)
+    assert load_pretrained(tmp_path / "narrow" / "g_ema").channels == {4: 32, 8: 24, 16: 16}
     with pytest.raises(UserInputError, match="config of the run"):
         train_gan(_cfg(data16, iterations=4, r1=1.0), tmp_path / "run", progress=False)
 

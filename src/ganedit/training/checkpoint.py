@@ -80,8 +80,13 @@ def same_config(saved: dict, cfg, free: tuple[str, ...] = ()) -> bool:
     so runs started with an older version keep resuming; `free` fields may differ (say, the
     iteration count of a run being extended).
     """
-    defaults = dataclasses.asdict(type(cfg)())
-    old, new = {**defaults, **saved}, dataclasses.asdict(cfg)
+    # Compared as JSON sees them: a saved tuple field comes back as a list.
+    defaults = _as_json(dataclasses.asdict(type(cfg)()))
+    old, new = {**defaults, **saved}, _as_json(dataclasses.asdict(cfg))
     return {k: v for k, v in old.items() if k not in free} == {
         k: v for k, v in new.items() if k not in free
     }
+
+
+def _as_json(value: dict) -> dict:
+    return json.loads(json.dumps(value))

@@ -49,6 +49,8 @@ class GanConfig:
     n_mlp: int = 8
     channel_multiplier: int = 2
     channel_max: int = 512
+    # Per-resolution channels from 4 px up; overrides multiplier and cap when given.
+    channels: tuple[int, ...] | None = None
     batch: int = 16
     iterations: int = 10_000
     lr: float = 0.002
@@ -100,6 +102,7 @@ def build_generator(cfg: GanConfig) -> Generator:
         n_mlp=cfg.n_mlp,
         channel_multiplier=cfg.channel_multiplier,
         channel_max=cfg.channel_max,
+        channels=cfg.channels,
     )
 
 
@@ -107,7 +110,10 @@ def setup_gan(cfg: GanConfig, device: str | torch.device = "cpu") -> GanState:
     torch.manual_seed(cfg.seed)
     g = build_generator(cfg).to(device)
     d = Discriminator(
-        cfg.size, channel_multiplier=cfg.channel_multiplier, channel_max=cfg.channel_max
+        cfg.size,
+        channel_multiplier=cfg.channel_multiplier,
+        channel_max=cfg.channel_max,
+        channels=cfg.channels,
     ).to(device)
     g_ema = build_generator(cfg).to(device).eval()
     g_ema.load_state_dict(g.state_dict())

@@ -94,13 +94,11 @@ def infer_generator_config(state: dict, channel_multiplier: int | None = None) -
     channels = {4: int(state["conv1.conv.weight"].shape[1])}
     for j in rgb:
         channels[2 ** (j + 3)] = int(state[f"to_rgbs.{j}.conv.weight"].shape[2])
-    cm, cmax = infer_channel_config(channels, size, channel_multiplier)
     return {
         "size": size,
         "style_dim": int(state[f"style.{mlp[0]}.weight"].shape[1]),
         "n_mlp": len(mlp),
-        "channel_multiplier": cm,
-        "channel_max": cmax,
+        **_channel_kwargs(channels, size, channel_multiplier),
     }
 
 
@@ -116,8 +114,17 @@ def infer_discriminator_config(state: dict, channel_multiplier: int | None = Non
     channels = {size: int(state["convs.0.0.weight"].shape[0])}
     for k in blocks:
         channels[size >> k] = int(state[f"convs.{k}.conv2.1.weight"].shape[0])
-    cm, cmax = infer_channel_config(channels, size, channel_multiplier)
-    return {"size": size, "channel_multiplier": cm, "channel_max": cmax}
+    return {"size": size, **_channel_kwargs(channels, size, channel_multiplier)}
+
+
+def _channel_kwargs(channels: dict[int, int], size: int, channel_multiplier: int | None) -> dict:
+    """Multiplier and cap when rosinality's table fits, else the explicit per-resolution list
+    (checkpoints from forks with their own channel tables load too)."""
+    try:
+        cm, cmax = infer_channel_config(channels, size, channel_multiplier)
+    except UserInputError:
+        return {"channels": [channels[r] for r in sorted(channels)]}
+    return {"channel_multiplier": cm, "channel_max": cmax}
 
 
 def _state_dict(ckpt: dict, key: str) -> dict:

@@ -423,8 +423,21 @@ class ToRGB(nn.Module):
 # Generator
 
 
-def channel_table(size: int, channel_multiplier: int = 2, channel_max: int = 512) -> dict[int, int]:
-    """Feature channels per resolution (rosinality's table), each capped at `channel_max`."""
+def channel_table(
+    size: int,
+    channel_multiplier: int = 2,
+    channel_max: int = 512,
+    channels: Sequence[int] | None = None,
+) -> dict[int, int]:
+    """Feature channels per resolution: rosinality's table capped at `channel_max`, or, when
+    `channels` is given, that list read from 4 px up to `size` (one entry per resolution)."""
+    if channels is not None:
+        resolutions = [2**k for k in range(2, check_size(size) + 1)]
+        ok = len(channels) == len(resolutions) and all(
+            isinstance(c, int) and c > 0 for c in channels
+        )
+        expect(ok, f"{len(resolutions)} positive channel counts (4 to {size} px)", channels)
+        return dict(zip(resolutions, channels, strict=True))
     table = {4: 512, 8: 512, 16: 512, 32: 512}
     table.update({r: (16384 // r) * channel_multiplier for r in (64, 128, 256, 512, 1024)})
     return {r: min(c, channel_max) for r, c in table.items() if r <= size}
@@ -454,6 +467,10 @@ class Generator(nn.Module):
     it is not a rosinality key: loading a rosinality state dict without it is tolerated
     (`w_avg` keeps its value; set it from the checkpoint's `latent_avg` or `update_w_avg()`),
     and the rosinality exporter stores it as `latent_avg` instead.
+
+    Feature channels follow rosinality's table (`channel_multiplier`, capped at
+    `channel_max`) unless `channels` lists them per resolution from 4 px up, e.g. wide
+    low-resolution layers and a narrow top for cheap small models (`[96, 96, 96, 48, 32]`).
     """
 
     def __init__(
@@ -466,6 +483,7 @@ class Generator(nn.Module):
         channel_max: int = 512,
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         modconv_impl: str = "auto",
+        channels: Sequence[int] | None = None,
     ):
         super().__init__()
         self.log_size = check_size(size)
@@ -488,11 +506,13 @@ class Generator(nn.Module):
             "blur_kernel": blur_kernel,
             "modconv_impl": modconv_impl,
         }
+        if channels is not None:  # an explicit table overrides multiplier and cap
+            self.config["channels"] = list(channels)
         self.size = self.img_resolution = size
         self.style_dim = self.z_dim = self.w_dim = style_dim
         self.num_layers = (self.log_size - 2) * 2 + 1
         self.num_ws = self.n_latent = self.log_size * 2 - 2
-        self.channels = channel_table(size, channel_multiplier, channel_max)
+        self.channels = channel_table(size, channel_multiplier, channel_max, channels)
         self._build_mapping(n_mlp, lr_mlp)
         self._build_synthesis(blur_kernel, modconv_impl)
         self.register_buffer("w_avg", torch.zeros(style_dim))
@@ -722,6 +742,7 @@ class Discriminator(nn.Module):
         channel_multiplier: int = 2,
         channel_max: int = 512,
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        channels: Sequence[int] | None = None,
     ):
         super().__init__()
         log_size = check_size(size)
@@ -734,8 +755,10 @@ class Discriminator(nn.Module):
             "channel_max": channel_max,
             "blur_kernel": blur_kernel,
         }
+        if channels is not None:
+            self.config["channels"] = list(channels)
         self.size = self.img_resolution = size
-        ch = self.channels = channel_table(size, channel_multiplier, channel_max)
+        ch = self.channels = channel_table(size, channel_multiplier, channel_max, channels)
         convs: list[nn.Module] = [ConvLayer(3, ch[size], 1)]  # FromRGB
         in_ch = ch[size]
         for k in range(log_size, 2, -1):
