@@ -3,6 +3,8 @@ achieved GFLOP/s against a plain matmul's GFLOP/s measured in the same run.
 
 Medians over repeats; compare ratios, not absolute times (the machine is shared). Usage:
     python benchmarks/bench_stylegan2.py [--size 64] [--channel-max 64] [--repeats 5]
+    python benchmarks/bench_stylegan2.py --style-dim 128 --channels 96,96,96,48,32 \
+        --path-regularize 0    # world64's configuration
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def main() -> None:
     parser.add_argument("--style-dim", type=int, default=256)
     parser.add_argument("--n-mlp", type=int, default=4)
     parser.add_argument("--channel-max", type=int, default=64)
+    parser.add_argument("--channels", type=lambda t: tuple(int(v) for v in t.split(",")))
+    parser.add_argument("--path-regularize", type=float, default=2.0)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -84,6 +88,7 @@ def main() -> None:
             channel_multiplier=1,
             channel_max=args.channel_max,
             modconv_impl=impl,
+            channels=args.channels,
         ).eval()
         with torch.no_grad():
             ws = g.mapping(z)
@@ -106,6 +111,8 @@ def main() -> None:
             n_mlp=args.n_mlp,
             channel_multiplier=1,
             channel_max=args.channel_max,
+            channels=args.channels,
+            path_regularize=args.path_regularize,
             batch=args.batch,
         )
         state = setup_gan(cfg)
