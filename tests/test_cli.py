@@ -113,6 +113,18 @@ def test_demo_small(tmp_path):
     assert len(list((d / "directions" / "boundaries").glob("*.npy"))) >= 20
 
 
+def test_study_learns_evaluates_and_reuses_only_its_own_bank(tmp_path):
+    args = ["study", "-o", str(tmp_path / "s"), "-m", "world64", "-n", "1200", "--mab-n", "40",
+            "--eval-n", "10", "--bootstrap", "2", "--steps", "2", "--no-progress"]  # fmt: skip
+    report = tmp_path / "s" / "report" / "report.md"
+    assert _ok(args).strip() == str(report) and report.is_file()
+    fitted = json.loads((tmp_path / "s" / "fitting.json").read_text())
+    assert fitted["mab_n"] == 40 and fitted["contingency"]["n_samples"] <= 1200
+    assert len(list((tmp_path / "s" / "boundaries").glob("*.npy"))) + len(fitted["skipped"]) == 24
+    err = _user_error([*args[:6], "1300", *args[7:]], cwd=tmp_path)
+    assert "study's bank" in err and "'n': 1200" in err
+
+
 def test_sample_from_the_embedded_generator(tmp_path):
     _ok(["sample", "--generator", "world64", "--n", "4", "--out", str(tmp_path / "g.png")])
     assert (tmp_path / "g.png").is_file() and (tmp_path / "g.json").is_file()

@@ -368,6 +368,36 @@ def demo_cmd(
     typer.echo(f"report: {report}")
 
 
+@app.command("study")
+def study_cmd(
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Study folder: bank.zarr, boundaries/, fitting.json, report/."
+    ),
+    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
+    n: int = typer.Option(200_000, "--n", "-n", min=100, help="Latent bank size."),
+    seed: int = SEED_OPTION,
+    space: str = typer.Option("w", "--space", "-s", help="Latent space: z or w."),
+    threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.5, max=1.0),
+    mab_n: int = typer.Option(
+        1000, "--mab-n", min=0, help="mab subset size (0: the largest equal-count size)."
+    ),
+    eval_n: int = typer.Option(500, "--eval-n", min=10, help="Held-out latents to edit."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0),
+    steps: int = typer.Option(12, "--steps", min=2),
+    device: str = DEVICE_OPTION,
+    progress: bool = PROGRESS_OPTION,
+) -> None:
+    """Every method's directions for every attribute on one generator, evaluated (the committed
+    report's command); a finished bank in --out is reused."""
+    from ganedit.pipeline import StudyConfig, run_direction_study
+
+    cfg = StudyConfig(
+        generator=generator, n=n, seed=seed, space=space, threshold=threshold,
+        mab_n=mab_n or None, eval_n=eval_n, bootstrap=bootstrap, steps=steps,
+    )  # fmt: skip
+    typer.echo(str(run_direction_study(cfg, out, device=device, progress=progress)))
+
+
 bank_app = typer.Typer(
     help="Latent banks: export to and import from the reference .npy files.", no_args_is_help=True
 )

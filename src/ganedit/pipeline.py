@@ -181,7 +181,9 @@ def run_direction_study(
     write_json(out / "study.json", dataclasses.asdict(cfg))
     started = time.perf_counter()
     bank = out / "bank.zarr"
-    if not bank.exists():  # a finished bank is reused: the study can be re-run cheaply
+    if bank.exists():  # a finished bank is reused: the study can be re-run cheaply
+        _check_reusable(bank, cfg)
+    else:
         gen_cfg = GenerateConfig(
             generator=cfg.generator, n=cfg.n, seed=cfg.seed, chunk_size=cfg.chunk_size
         )
@@ -197,6 +199,20 @@ def run_direction_study(
     )  # fmt: skip
     note = _study_note(cfg, fitting, generated - started, fitted - generated)
     return evaluate_boundary_files(eval_cfg, paths, out / "report", device, progress, note)
+
+
+def _check_reusable(bank: Path, cfg: StudyConfig) -> None:
+    """A bank left by an earlier study must be the one this study would generate."""
+    from ganedit.latents import LatentBank
+
+    made = LatentBank.open(bank).config or {}
+    wanted = {"generator": cfg.generator, "n": cfg.n, "seed": cfg.seed}
+    found = {k: made.get(k) for k in wanted}
+    if found != wanted:
+        raise UserInputError(
+            f"expected {bank} to hold the study's bank {wanted}, received one with {found} "
+            "(choose another output folder or delete the bank)"
+        )
 
 
 def _study_note(cfg: StudyConfig, fitting: dict, gen_s: float, fit_s: float) -> str:
