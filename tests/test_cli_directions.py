@@ -98,6 +98,14 @@ def test_boundaries_from_bank_and_reference_files(work):
         assert abs(cond @ np.load(work / f"ifg_{other}.npy")[0]) < 1e-5
 
 
+def test_default_method_is_the_studys_recommendation(work):
+    _ok(["boundary", "-c", work / "bank.zarr", "-a", "glasses", "-o", work / "default.npy"])
+    sidecar = json.loads((work / "default.json").read_text())
+    assert sidecar["method"] == "regression"
+    planted = np.eye(D)[2]  # glasses lives on coordinate 2 of the planted bank
+    assert np.load(work / "default.npy")[0] @ planted > 0.95
+
+
 def test_edit_writes_strip_gif_and_latents(work):
     _ok(["boundary", "--method", "stratified", "-c", work / "bank.zarr", "-a", "smile",
          "-o", work / "strat_smile.npy"])  # fmt: skip

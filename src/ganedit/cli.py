@@ -498,7 +498,10 @@ def contingency_cmd(
 @app.command("boundary")
 def boundary_cmd(
     method: str = typer.Option(
-        "mab", "--method", help="interfacegan, conditional, mab, stratified, regression, fisher."
+        "regression",
+        "--method",
+        help="regression (default: the lowest off-target drift without post-processing in the "
+        "200k study, docs/directions_report), conditional, interfacegan, mab, stratified, fisher.",
     ),
     latents: Path = typer.Option(
         ..., "--latents", "--latent-codes-path", "-c", help="Latent bank or a .npy of codes."
