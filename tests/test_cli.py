@@ -123,6 +123,8 @@ def test_study_learns_evaluates_and_reuses_only_its_own_bank(tmp_path):
     assert len(list((tmp_path / "s" / "boundaries").glob("*.npy"))) + len(fitted["skipped"]) == 24
     err = _user_error([*args[:6], "1300", *args[7:]], cwd=tmp_path)
     assert "study's bank" in err and "'n': 1200" in err
+    err = _user_error([*args, "--space", "ws"], cwd=tmp_path)
+    assert "study space of z or w" in err
 
 
 def test_sample_from_the_embedded_generator(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
 from ganedit.directions.io import load_boundary
 from ganedit.directions.sampling import ContingencyTable
-from ganedit.errors import UserInputError
+from ganedit.errors import UserInputError, expect
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
 from ganedit.utils.files import write_json
 
@@ -176,6 +176,8 @@ def run_direction_study(
     """Bank -> boundaries -> evaluation report; returns the report's markdown path."""
     from ganedit.latents import GenerateConfig, generate_bank
 
+    # The study's bank keeps z and w only; fail before the long generation, not after it.
+    expect(cfg.space in ("z", "w"), "a study space of z or w", cfg.space)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "study.json", dataclasses.asdict(cfg))
