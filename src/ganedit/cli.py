@@ -54,7 +54,7 @@ PRESET_HELP = "Preset name (celeba, independent, balanced) or a world config TOM
 PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 DEVICE_OPTION = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ...")
 SEED_OPTION = typer.Option(0, "--seed", help="Sample i depends only on (seed, i).")
-GENERATOR_HELP = "world64, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder."
+GENERATOR_HELP = "world64, world64-v1, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder."
 
 
 @world_app.command("render")

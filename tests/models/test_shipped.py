@@ -69,17 +69,19 @@ def test_model_card_identity_bar():
     )
 
 
-def test_world64_loads_by_name_small_and_deterministic():
+@pytest.mark.parametrize("name", ["world64", "world64-v1"])
+def test_embedded_generator_loads_by_name_small_and_deterministic(name):
     from ganedit.models.sources import load_generator
 
-    source = load_generator("world64")
+    source = load_generator(name)
     assert source.spaces == ("z", "w", "ws") and source.resolution == 64
-    size = sum(p.stat().st_size for p in weights_dir("world64").iterdir())
+    size = sum(p.stat().st_size for p in weights_dir(name).iterdir())
     assert size <= 15 * 2**20
     z = source.sample_z(4, seed=0)
     a = source.synthesize(z)
     assert a.shape == (4, 3, 64, 64) and a.abs().max() <= 1
-    np.testing.assert_allclose(a.numpy(), source.synthesize(z, batch_size=1).numpy(), atol=1e-5)
+    # Batch size changes only the convolution kernels' summation order (float noise ~1e-5).
+    np.testing.assert_allclose(a.numpy(), source.synthesize(z, batch_size=1).numpy(), atol=1e-4)
     # Its faces read as faces: the labeler is confident on most samples, on every attribute.
     probs = load_predictor("labeler").predict(source.synthesize(source.sample_z(64, seed=1)))
     table = np.stack([probs[a] for a in BINARY_ATTRIBUTES], 1)

@@ -4,8 +4,9 @@ Every source says which latent spaces it has (`z` only, or `z`/`w`/`ws`), its z 
 draws z with `sample_z(n, seed)` (sample i depends only on (seed, i)), and synthesises
 images [N, 3, H, W] in [-1, 1] from any of its spaces, in batches, on any device.
 
-Registered names: `world64` (the embedded default), `dcgan-digiface` (optional package),
-a StyleGAN2-pytorch `.pt` path, or a ganedit model folder.
+Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
+the committed directions study was measured on it), `dcgan-digiface` (optional package), a
+StyleGAN2-pytorch `.pt` path, or a ganedit model folder.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from ganedit.errors import UserInputError
 from ganedit.utils import rng
 
-EMBEDDED = ("world64",)
+EMBEDDED = ("world64", "world64-v1")
 GENERATOR_NAMES = EMBEDDED + ("dcgan-digiface",)
 
 
