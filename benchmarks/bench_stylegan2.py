@@ -3,8 +3,7 @@ achieved GFLOP/s against a plain matmul's GFLOP/s measured in the same run.
 
 Medians over repeats; compare ratios, not absolute times (the machine is shared). Usage:
     python benchmarks/bench_stylegan2.py [--size 64] [--channel-max 64] [--repeats 5]
-    python benchmarks/bench_stylegan2.py --style-dim 128 --channels 64,64,32,32,16
-        # world64's configuration
+    python benchmarks/bench_stylegan2.py --style-dim 128 --channels 64,64,32,32,16  # world64
 """
 
 from __future__ import annotations
