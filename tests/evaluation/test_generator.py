@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from ganedit.evaluation.generator import frechet_distance, label_stats, world_label_stats
+from ganedit.evaluation.generator import (
+    confident_shares,
+    frechet_distance,
+    label_stats,
+    stat_gaps,
+    world_label_stats,
+)
 from ganedit.world.config import BINARY_ATTRIBUTES
 from ganedit.world.factors import sample_factors
 
@@ -24,3 +30,24 @@ def test_sampled_labels_match_the_exact_world_statistics(celeba):
     for key, r in exact["correlations"].items():
         assert sampled["correlations"][key] == pytest.approx(r, abs=0.03), key
     assert exact["correlations"]["gender-glasses"] > 0.15
+
+
+def test_confident_shares_count_each_attribute_and_all_together():
+    probs = np.array([[0.95, 0.02, 0.5, 0.99], [0.97, 0.6, 0.01, 0.99]])
+    shares = confident_shares(probs, 0.9)
+    assert shares["all"] == 0.0
+    assert [shares[a] for a in BINARY_ATTRIBUTES] == [1.0, 0.5, 0.5, 1.0]
+    assert confident_shares(probs, 0.5)["all"] == 0.5  # 0.5 itself is not confident
+
+
+def test_stat_gaps_are_the_largest_absolute_differences(celeba):
+    exact = world_label_stats(celeba)
+    shifted = {
+        "marginals": {**exact["marginals"], "glasses": exact["marginals"]["glasses"] - 0.04},
+        "correlations": {
+            **exact["correlations"],
+            "smile-age": exact["correlations"]["smile-age"] + 0.3,
+        },
+    }
+    assert stat_gaps(shifted, exact) == pytest.approx((0.04, 0.3))
+    assert stat_gaps(exact, exact) == (0.0, 0.0)

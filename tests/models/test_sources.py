@@ -105,3 +105,7 @@ def test_evaluate_generator_command(tiny_folder, tmp_path):
     assert report["frechet_distance"] > report["frechet_distance_floor"] >= 0
     assert 0 <= report["share_confident_all"] <= 1 and report["n"] == 40
     assert set(report["world_exact"]["marginals"]) == {"smile", "gender", "glasses", "age"}
+    # The labeler reads world renders far better than a random tiny generator's images.
+    assert report["renders_share_confident"]["all"] > report["share_confident"]["all"]
+    assert report["share_confident"]["all"] == report["share_confident_all"]
+    assert 0 <= report["labeler_floor_correlation_gap"] <= 2
