@@ -88,16 +88,17 @@ def generated_scores(
 
 
 def render_scores(
-    world: WorldConfig, n: int, seed: int, size: int, labeler, evaluator, batch_size: int = 512
+    world: WorldConfig, n: int, seed: int, size: int, evaluator, labeler=None, batch_size: int = 512
 ):
-    """Labeler probabilities [N, K] and evaluator features of n world renders."""
-    probs, feats = [], []
+    """Evaluator features and (with a labeler) label probabilities [N, K] of n world renders."""
+    feats, probs = [], []
     for start in range(0, n, batch_size):
         images = render(sample_factors(world, seed, start, min(batch_size, n - start)), size)
-        pred = labeler.predict(images)
-        probs.append(np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1))
         feats.append(evaluator.embed(images))
-    return np.concatenate(probs), np.concatenate(feats)
+        if labeler is not None:
+            pred = labeler.predict(images)
+            probs.append(np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1))
+    return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 
 def confident_shares(probs: np.ndarray, threshold: float) -> dict:
@@ -134,8 +135,8 @@ def evaluate_generator(
     probs, feats = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
     size = source.resolution
     with torch.no_grad():
-        real_probs, real_a = render_scores(world, n_fd, 1_000_003, size, labeler, evaluator)
-        _, real_b = render_scores(world, n_fd, 1_000_033, size, labeler, evaluator)
+        real_a, real_probs = render_scores(world, n_fd, 1_000_003, size, evaluator, labeler)
+        real_b, _ = render_scores(world, n_fd, 1_000_033, size, evaluator)
     generated, target = label_stats(probs > 0.5), world_label_stats(world)
     renders = label_stats(real_probs > 0.5)
     max_marginal_gap, max_correlation_gap = stat_gaps(generated, target)
