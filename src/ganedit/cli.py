@@ -192,6 +192,12 @@ def train_gan_cmd(
     r1: float = typer.Option(10.0, "--r1", help="R1 weight (gamma)."),
     path_regularize: float = typer.Option(2.0, "--path-regularize"),
     mixing: float = typer.Option(0.9, "--mixing"),
+    mbstd_group: int = typer.Option(
+        4,
+        "--mbstd-group",
+        min=1,
+        help="Discriminator's minibatch-stddev group (divides the batch).",
+    ),
     ema_kimg: float = typer.Option(
         10.0, "--ema-kimg", min=0.0, help="EMA half-life in thousands of images."
     ),
@@ -220,7 +226,7 @@ def train_gan_cmd(
         data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
         channel_multiplier=channel_multiplier, channel_max=channel_max,
         channels=_int_list(channels, "--channels"), lr=lr, r1=r1,
-        path_regularize=path_regularize, mixing=mixing, ema_kimg=ema_kimg, ema_rampup=ema_rampup,
+        path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group, ema_kimg=ema_kimg, ema_rampup=ema_rampup,
         flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every,
     )  # fmt: skip

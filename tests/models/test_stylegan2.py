@@ -291,6 +291,20 @@ def test_discriminator_shape_gradients_and_batch_rule():
         d(torch.randn(6, 3, 16, 16))
 
 
+def test_discriminator_stddev_group_is_configurable():
+    torch.manual_seed(0)
+    d4 = Discriminator(16, channel_max=16)
+    d8 = Discriminator(16, channel_max=16, stddev_group=8)
+    d8.load_state_dict(d4.state_dict())  # same weights: only the grouping differs
+    assert d8.config["stddev_group"] == 8 and d4.config["stddev_group"] == 4
+    x = torch.randn(8, 3, 16, 16)
+    assert not torch.allclose(d4(x), d8(x))
+    with pytest.raises(UserInputError, match="divisible by 8"):
+        d8(torch.randn(12, 3, 16, 16))
+    with pytest.raises(UserInputError, match="stddev_group"):
+        Discriminator(16, stddev_group=0)
+
+
 def test_generator_gradients_flow():
     g = Generator(8, **TINY)
     g(torch.randn(2, 16), noise_mode="random").square().mean().backward()

@@ -69,6 +69,18 @@ def test_wrong_image_size_is_a_user_error(data16, tmp_path):
         train_gan(_cfg(data16, size=32), tmp_path / "run", progress=False)
 
 
+def test_minibatch_group_reaches_the_discriminator_and_must_divide_the_batch(data16, tmp_path):
+    assert gan_mod.setup_gan(_cfg(data16, mbstd_group=2)).d.stddev_group == 2
+    with pytest.raises(UserInputError, match="divisible by --mbstd-group 3, received 4"):
+        train_gan(_cfg(data16, mbstd_group=3), tmp_path / "run", progress=False)
+
+
+def test_without_path_regularisation_no_path_step_runs(data16, tmp_path):
+    train_gan(_cfg(data16, path_regularize=0.0, iterations=6), tmp_path / "run", progress=False)
+    stats = (tmp_path / "run" / "stats.jsonl").read_text()
+    assert '"r1"' in stats and '"path"' not in stats
+
+
 def test_train_gan_cli(data16, tmp_path):
     from typer.testing import CliRunner
 
@@ -88,9 +100,10 @@ def test_train_gan_cli(data16, tmp_path):
         "2",
     ]
     args += ["--style-dim", "16", "--n-mlp", "1", "--channel-max", "16", "--no-progress"]
-    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    result = CliRunner().invoke(app, [*args, "--mbstd-group", "2"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "g_ema" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["mbstd_group"] == 2
     with pytest.raises(UserInputError, match="comma-separated integers, received '16,x'"):
         CliRunner().invoke(app, [*args, "--channels", "16,x"], catch_exceptions=False)
 

@@ -60,6 +60,7 @@ class GanConfig:
     d_reg_every: int = 16
     g_reg_every: int = 4
     mixing: float = 0.9
+    mbstd_group: int = 4  # discriminator's minibatch-stddev group size; must divide the batch
     ema_kimg: float = 10.0  # EMA half-life in thousands of images
     # Early on the half-life is capped at this share of the images seen (NVlabs' ramp-up), so
     # the EMA generator follows the fast early progress instead of averaging in its first blobs.
@@ -114,6 +115,7 @@ def setup_gan(cfg: GanConfig, device: str | torch.device = "cpu") -> GanState:
         channel_multiplier=cfg.channel_multiplier,
         channel_max=cfg.channel_max,
         channels=cfg.channels,
+        stddev_group=cfg.mbstd_group,
     ).to(device)
     g_ema = build_generator(cfg).to(device).eval()
     g_ema.load_state_dict(g.state_dict())
@@ -406,6 +408,12 @@ def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.devic
     if cfg.batch % world:
         raise UserInputError(
             f"expected --batch divisible by the {world} processes, received {cfg.batch}"
+        )
+    local = cfg.batch // world
+    if local % min(local, cfg.mbstd_group):
+        raise UserInputError(
+            f"expected a per-process batch divisible by --mbstd-group {cfg.mbstd_group}, "
+            f"received {local}"
         )
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))

@@ -743,17 +743,20 @@ class Discriminator(nn.Module):
         channel_max: int = 512,
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         channels: Sequence[int] | None = None,
+        stddev_group: int = 4,
     ):
         super().__init__()
         log_size = check_size(size)
         _check_positive_int("channel_multiplier", channel_multiplier)
         _check_positive_int("channel_max", channel_max)
+        _check_positive_int("stddev_group", stddev_group)
         blur_kernel = _taps_list(blur_kernel)
         self.config = {
             "size": size,
             "channel_multiplier": channel_multiplier,
             "channel_max": channel_max,
             "blur_kernel": blur_kernel,
+            "stddev_group": stddev_group,
         }
         if channels is not None:
             self.config["channels"] = list(channels)
@@ -765,7 +768,9 @@ class Discriminator(nn.Module):
             convs.append(ResBlock(in_ch, ch[2 ** (k - 1)], blur_kernel))
             in_ch = ch[2 ** (k - 1)]
         self.convs = nn.Sequential(*convs)
-        self.stddev_group = 4
+        # Larger groups give the minibatch-std feature a better estimate of the batch's
+        # diversity (StyleGAN2-ADA uses 32 for CIFAR); the group must divide the batch.
+        self.stddev_group = stddev_group
         self.stddev_feat = 1
         self.final_conv = ConvLayer(in_ch + self.stddev_feat, ch[4], 3)
         self.final_linear = nn.Sequential(
