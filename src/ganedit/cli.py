@@ -226,7 +226,8 @@ def train_gan_cmd(
         data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
         channel_multiplier=channel_multiplier, channel_max=channel_max,
         channels=_int_list(channels, "--channels"), lr=lr, r1=r1,
-        path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group, ema_kimg=ema_kimg, ema_rampup=ema_rampup,
+        path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group,
+        ema_kimg=ema_kimg, ema_rampup=ema_rampup,
         flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every,
     )  # fmt: skip
