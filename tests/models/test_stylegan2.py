@@ -305,6 +305,16 @@ def test_discriminator_stddev_group_is_configurable():
         Discriminator(16, stddev_group=0)
 
 
+def test_exporting_a_discriminator_with_other_stddev_groups_warns(tmp_path, caplog):
+    g_ema = Generator(16, style_dim=16, n_mlp=1, channel_max=16)
+    d = Discriminator(16, channel_max=16, stddev_group=8)
+    with caplog.at_level("WARNING", logger="ganedit.models.stylegan2.convert"):
+        export_rosinality_checkpoint(tmp_path / "a.pt", g_ema, d=Discriminator(16, channel_max=16))
+        assert not caplog.records
+        export_rosinality_checkpoint(tmp_path / "b.pt", g_ema, d=d)
+    assert "groups of 8" in caplog.text
+
+
 def test_generator_gradients_flow():
     g = Generator(8, **TINY)
     g(torch.randn(2, 16), noise_mode="random").square().mean().backward()

@@ -9,6 +9,7 @@ nothing in a checkpoint can run code. The architecture is inferred from tensor s
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import pickle
 import re
@@ -19,6 +20,8 @@ import torch
 from ganedit.errors import UserInputError, expect
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
 from ganedit.utils.files import atomic_path
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_MULTIPLIER = 2
 
@@ -248,6 +251,13 @@ def export_rosinality_checkpoint(
         ckpt["g"] = _rosinality_state(g)
     if d is not None:
         ckpt["d"] = _rosinality_state(d)
+        if d.stddev_group != 4:
+            # The layout has no field for it; rosinality and our loader rebuild groups of 4.
+            log.warning(
+                "the exported discriminator used minibatch-stddev groups of %d; loaders of "
+                "this layout rebuild it with groups of 4",
+                d.stddev_group,
+            )
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
     return Path(path)
