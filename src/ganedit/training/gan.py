@@ -60,9 +60,8 @@ class GanConfig:
     d_reg_every: int = 16
     g_reg_every: int = 4
     mixing: float = 0.9
-    mbstd_group: int = (
-        4  # discriminator's minibatch-stddev group; divides the batch (or exceeds it)
-    )
+    # Discriminator's minibatch-stddev group; divides the batch (or exceeds it: whole batch).
+    mbstd_group: int = 4
     ema_kimg: float = 10.0  # EMA half-life in thousands of images
     # Early on the half-life is capped at this share of the images seen (NVlabs' ramp-up), so
     # the EMA generator follows the fast early progress instead of averaging in its first blobs.
