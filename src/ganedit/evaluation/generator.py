@@ -7,7 +7,10 @@
 - the share of samples confident on every attribute at a threshold (what balanced sampling
   can use), and per attribute, which shows where a generator draws ambiguous images;
 - the same label statistics of world renders by the labeler: the measurement floor of the
-  gaps, since the labeler itself errs.
+  gaps, since the labeler itself errs;
+- the generated label statistics read a second time by the evaluator, a network trained
+  apart from the labeler: renders only show the labeler is right on the world's images,
+  and a gap both networks report on generated images is the generator's, not the labeler's.
 """
 
 from __future__ import annotations
@@ -72,19 +75,24 @@ def _stats_from_moments(mean: np.ndarray, cov: np.ndarray) -> dict:
 def generated_scores(
     source, n: int, seed: int, labeler, evaluator, batch_size: int = 256, progress: bool = True
 ):
-    """Labeler probabilities [N, K] and evaluator features of n generated samples."""
-    probs, feats = [], []
+    """Labeler probabilities [N, K], evaluator features and evaluator probabilities [N, K]."""
+    probs, feats, second = [], [], []
     with progress_bar(n, "generate + score", progress) as bar:
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
             images = source.synthesize(
                 source.sample_z(count, seed, start), "z", batch_size=batch_size
             )
-            pred = labeler.predict(images)
-            probs.append(np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1))
+            probs.append(_probabilities(labeler, images))
             feats.append(evaluator.embed(images))
+            second.append(_probabilities(evaluator, images))
             bar.advance(count)
-    return np.concatenate(probs), np.concatenate(feats)
+    return np.concatenate(probs), np.concatenate(feats), np.concatenate(second)
+
+
+def _probabilities(net, images: torch.Tensor) -> np.ndarray:  # [N, K]
+    pred = net.predict(images)
+    return np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1)
 
 
 def render_scores(
@@ -96,8 +104,7 @@ def render_scores(
         images = render(sample_factors(world, seed, start, min(batch_size, n - start)), size)
         feats.append(evaluator.embed(images))
         if labeler is not None:
-            pred = labeler.predict(images)
-            probs.append(np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1))
+            probs.append(_probabilities(labeler, images))
     return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 
@@ -132,7 +139,7 @@ def evaluate_generator(
 ) -> dict:
     """All generator figures of the model card; sample counts and seeds are in the result."""
     labeler, evaluator = load_predictor("labeler"), load_predictor("evaluator")
-    probs, feats = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
+    probs, feats, second = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
     size = source.resolution
     with torch.no_grad():
         real_a, real_probs = render_scores(world, n_fd, 1_000_003, size, evaluator, labeler)
@@ -141,6 +148,8 @@ def evaluate_generator(
     renders = label_stats(real_probs > 0.5)
     max_marginal_gap, max_correlation_gap = stat_gaps(generated, target)
     floor_marginal_gap, floor_correlation_gap = stat_gaps(renders, target)
+    by_evaluator = label_stats(second > 0.5)
+    evaluator_marginal_gap, evaluator_correlation_gap = stat_gaps(by_evaluator, target)
     shares = confident_shares(probs, threshold)
     return {
         "n": n,
@@ -157,6 +166,13 @@ def evaluate_generator(
         "renders_by_labeler": renders,
         "labeler_floor_marginal_gap": floor_marginal_gap,
         "labeler_floor_correlation_gap": floor_correlation_gap,
+        # The generated samples read by the evaluator: the gaps measured a second way.
+        "generated_by_evaluator": by_evaluator,
+        "evaluator_max_marginal_gap": evaluator_marginal_gap,
+        "evaluator_max_correlation_gap": evaluator_correlation_gap,
+        "labeler_evaluator_agreement": dict(
+            zip(BINARY_ATTRIBUTES, ((probs > 0.5) == (second > 0.5)).mean(0).tolist(), strict=True)
+        ),
         "confidence_threshold": threshold,
         "share_confident_all": shares["all"],
         "share_confident": shares,
