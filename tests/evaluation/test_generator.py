@@ -69,6 +69,7 @@ class _RenderSource:
 
     def synthesize(self, z, space="z", batch_size=256):
         seed, start = int(z[0, 0]), int(z[0, 1])
+        assert z[:, 1].tolist() == list(range(start, start + len(z)))  # one run of indices
         return render(sample_factors(self.world, seed, start, len(z)))
 
 
