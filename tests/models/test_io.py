@@ -37,6 +37,18 @@ def test_attribute_net_accepts_other_sizes():
     )
 
 
+def test_embed_and_predict_is_embed_and_predict_in_one_pass():
+    torch.manual_seed(0)
+    model = AttributeNet(width=8).eval()
+    images = torch.rand(5, 3, 64, 64) * 2 - 1
+    features, pred = model.embed_and_predict(images, batch_size=2)
+    torch.testing.assert_close(features, model.embed(images, batch_size=2), rtol=0, atol=0)
+    expected = model.predict(images, batch_size=2)
+    assert pred.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(pred[name], expected[name], rtol=1e-6, atol=1e-6)
+
+
 def test_missing_model_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserInputError, match="config.json"):
         load_pretrained(tmp_path)

@@ -83,15 +83,15 @@ def generated_scores(
             images = source.synthesize(
                 source.sample_z(count, seed, start), "z", batch_size=batch_size
             )
-            probs.append(_probabilities(labeler, images))
-            feats.append(evaluator.embed(images))
-            second.append(_probabilities(evaluator, images))
+            probs.append(_probabilities(labeler.predict(images)))
+            features, pred = evaluator.embed_and_predict(images)
+            feats.append(features)
+            second.append(_probabilities(pred))
             bar.advance(count)
     return np.concatenate(probs), np.concatenate(feats), np.concatenate(second)
 
 
-def _probabilities(net, images: torch.Tensor) -> np.ndarray:  # [N, K]
-    pred = net.predict(images)
+def _probabilities(pred: dict[str, np.ndarray]) -> np.ndarray:  # [N, K]
     return np.stack([pred[a] for a in BINARY_ATTRIBUTES], 1)
 
 
@@ -104,7 +104,7 @@ def render_scores(
         images = render(sample_factors(world, seed, start, min(batch_size, n - start)), size)
         feats.append(evaluator.embed(images))
         if labeler is not None:
-            probs.append(_probabilities(labeler, images))
+            probs.append(_probabilities(labeler.predict(images)))
     return np.concatenate(feats), (np.concatenate(probs) if probs else None)
 
 

@@ -95,7 +95,9 @@ class AttributeNet(nn.Module):
         self.yaw = nn.Linear(hidden, 1)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.embedding(images)
+        return self._heads(self.embedding(images))
+
+    def _heads(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.logits(h), self.yaw(h).squeeze(1) * YAW_SCALE
 
     def embedding(self, images: torch.Tensor) -> torch.Tensor:  # [N, hidden]
@@ -105,10 +107,12 @@ class AttributeNet(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
         """Probabilities per attribute name and yaw in degrees: name -> float32 [N]."""
-        logits, yaw = _batched(self, images, batch_size)
-        probs = torch.sigmoid(logits).numpy()
+        return self._named(*_batched(self, images, batch_size))
+
+    def _named(self, logits: torch.Tensor, yaw: torch.Tensor) -> dict[str, np.ndarray]:
+        probs = torch.sigmoid(logits).float().cpu().numpy()
         out = {name: probs[:, k] for k, name in enumerate(self.attributes)}
-        out["yaw"] = yaw.numpy()
+        out["yaw"] = yaw.float().cpu().numpy()
         return out
 
     @torch.no_grad()
@@ -120,6 +124,15 @@ class AttributeNet(nn.Module):
             for i in range(0, len(images), batch_size)
         ]
         return torch.cat(parts).numpy()
+
+    @torch.no_grad()
+    def embed_and_predict(
+        self, images: torch.Tensor, batch_size: int = 256
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """embed() and predict() from one pass of the backbone, which costs most of either."""
+        features = self.embed(images, batch_size)
+        h = torch.from_numpy(features).to(next(self.parameters()).device)
+        return features, self._named(*self._heads(h))
 
 
 @register_model
