@@ -9,6 +9,7 @@ from ganedit.errors import UserInputError
 from ganedit.models.io import save_pretrained
 from ganedit.models.sources import load_generator, sample_z
 from ganedit.models.stylegan2 import Generator, export_rosinality_checkpoint
+from tolerance import assert_f32_close
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_folder_and_rosinality_sources_give_the_same_images(tiny_folder):
     assert ours.spaces == ("z", "w", "ws") and ours.z_dim == 16 and ours.resolution == 16
     z = ours.sample_z(5, seed=1)
     a, b = ours.synthesize(z), theirs.synthesize(z)
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert_f32_close(a, b)
     assert a.shape == (5, 3, 16, 16) and a.abs().max() <= 1
 
 
@@ -46,8 +47,9 @@ def test_spaces_agree_and_batches_do_not_matter(tiny_folder):
     ws = source.to_ws(z, "z")
     w = ws[:, 0]
     from_z = source.synthesize(z, "z", batch_size=6)
-    torch.testing.assert_close(from_z, source.synthesize(w, "w", batch_size=4), rtol=0, atol=1e-6)
-    torch.testing.assert_close(from_z, source.synthesize(ws, "ws", batch_size=1), rtol=0, atol=1e-5)
+    # Other batch sizes run other kernels: equal to float32 round-off, not bit for bit.
+    assert_f32_close(source.synthesize(w, "w", batch_size=4), from_z)
+    assert_f32_close(source.synthesize(ws, "ws", batch_size=1), from_z)
     with pytest.raises(UserInputError, match="latent space"):
         source.synthesize(z, "wp")
 
