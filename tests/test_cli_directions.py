@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from ganedit.cli import _expand_conditions, app
-from ganedit.models.io import save_pretrained
+from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Generator
 
 runner = CliRunner()
@@ -112,7 +112,7 @@ def test_edit_writes_strip_gif_and_latents(work):
     _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit",
          "-n", 2, "--steps", 3])  # fmt: skip
     names = sorted(p.name for p in (work / "edit").iterdir())
-    assert names == ["config.json", "edit.gif", "latents.npy", "strip.png"]
+    assert names == [".ganedit.json", "config.json", "edit.gif", "latents.npy", "strip.png"]
     # Codes from a bank: only the first n rows are read.
     _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit_bank",
          "-i", work / "bank.zarr", "-n", 3, "--steps", 2])  # fmt: skip

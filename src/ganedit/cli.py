@@ -333,7 +333,7 @@ def score_cmd(
     from ganedit.models.registry import load_predictor
     from ganedit.models.scoring import save_scores, score_dataset
     from ganedit.utils.files import write_json
-    from ganedit.world.dataset import ImageDataset
+    from ganedit.datasets import ImageDataset
 
     _expect_suffix(out, ".npz")
     data = ImageDataset(images)

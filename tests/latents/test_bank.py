@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.latents import LatentBank, partial_path
 from ganedit.latents.bank import (
     chunk_ranges,
@@ -150,9 +150,59 @@ def test_finalize_refuses_to_replace_a_bank_unless_overwrite(tmp_path, bank):
     bank, data = bank
     partial = partial_path(bank.path)
     _write_all(_create(partial, n=N), _data(seed=1))
-    with pytest.raises(UserInputError, match="existing latent bank"):
+    with pytest.raises(UserInputError, match="pass --overwrite"):
         finalize(partial, bank.path)
     np.testing.assert_array_equal(LatentBank.open(bank.path).latents("z"), data["z"])
     finalize(partial, bank.path, overwrite=True)
     np.testing.assert_array_equal(LatentBank.open(bank.path).latents("z"), _data(seed=1)["z"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zarr"]
+
+
+# ---------------------------------------------------------------- damage is found, not read
+
+
+def _chunk_file(bank_path, name="z", k=1):
+    return bank_path / name / "c" / str(k) / "0"
+
+
+def test_a_missing_chunk_file_is_damage_not_zeros(bank):
+    bank, _ = bank
+    _chunk_file(bank.path).unlink()
+    with pytest.raises(DamagedInputError, match="chunk 1 of 'z'.*missing"):
+        LatentBank.open(bank.path)
+
+
+def test_a_truncated_chunk_file_is_damage(bank):
+    bank, _ = bank
+    path = _chunk_file(bank.path, "w", 2)
+    path.write_bytes(path.read_bytes()[:-7])
+    with pytest.raises(DamagedInputError, match="chunk 2 of 'w'.*truncated"):
+        LatentBank.open(bank.path)
+
+
+def test_a_flipped_byte_fails_its_checksum_when_read(bank):
+    bank, data = bank
+    path = _chunk_file(bank.path, "z", 0)
+    raw = bytearray(path.read_bytes())
+    raw[20] ^= 0xFF  # same size: the frame header still agrees, the CRC32C does not
+    path.write_bytes(bytes(raw))
+    opened = LatentBank.open(bank.path)
+    np.testing.assert_array_equal(opened.latents("z", 4, N), data["z"][4:])
+    with pytest.raises(DamagedInputError, match="'z' rows 0..4"):
+        opened.latents("z", 0, 4)
+
+
+def test_a_score_chunk_of_zeros_is_still_a_file(tmp_path):
+    data = _data()
+    data["scores/smile"][:] = 0.0  # zarr skips chunks equal to the fill value unless told not to
+    partial = partial_path(tmp_path / "b.zarr")
+    _write_all(_create(partial), data)
+    bank = LatentBank.open(finalize(partial, tmp_path / "b.zarr"))
+    np.testing.assert_array_equal(bank.scores(["smile"])["smile"], np.zeros(N))
+
+
+def test_damaged_metadata_is_reported(bank):
+    bank, _ = bank
+    (bank.path / "zarr.json").write_text("{not json")
+    with pytest.raises(DamagedInputError, match="metadata"):
+        LatentBank.open(bank.path)

@@ -148,7 +148,7 @@ def _raise_interrupt(*args, **kwargs):
 
 def test_an_existing_bank_is_kept_unless_overwrite(source, predictor, tmp_path):
     out = _generate(_cfg(n=3), tmp_path / "bank.zarr", source, predictor)
-    with pytest.raises(UserInputError, match="existing latent bank"):
+    with pytest.raises(UserInputError, match="pass --overwrite"):
         _generate(_cfg(n=4), out, source, predictor)
     assert LatentBank.open(out).n == 3
     _generate(_cfg(n=4), out, source, predictor, overwrite=True)
@@ -225,7 +225,7 @@ def test_rank_chunk_assignment_is_a_disjoint_cover(n_chunks, world):
 
 
 def test_generator_and_predictor_load_by_path(source, predictor, tmp_path):
-    from ganedit.models.io import save_pretrained
+    from ganedit.models.registry import save_pretrained
 
     save_pretrained(source.generator, tmp_path / "g")
     save_pretrained(predictor, tmp_path / "p")

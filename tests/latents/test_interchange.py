@@ -105,7 +105,7 @@ def test_import_checks_files_and_shapes(bank, tmp_path):
     with pytest.raises(UserInputError, match="agree"):
         import_reference(folder, tmp_path / "x.zarr")
     assert not (tmp_path / "x.zarr").exists()
-    with pytest.raises(UserInputError, match="existing latent bank"):
+    with pytest.raises(UserInputError, match="pass --overwrite"):
         import_reference([folder / "z.npy"], bank.path)
 
 

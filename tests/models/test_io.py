@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.models.io import load_pretrained, save_pretrained
+from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
 from tolerance import assert_f32_close

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from ganedit.cli import app
 from ganedit.errors import UserInputError
-from ganedit.models.io import save_pretrained
+from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator, sample_z
 from ganedit.models.stylegan2 import Generator, export_rosinality_checkpoint
 from tolerance import assert_f32_close

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.models.io import load_pretrained, save_pretrained
+from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import (
     Discriminator,
     Generator,

@@ -6,7 +6,7 @@ import torch
 
 import ganedit.training.gan as gan_mod
 from ganedit.errors import UserInputError
-from ganedit.models.io import load_pretrained
+from ganedit.models.registry import load_pretrained
 from ganedit.training.gan import GanConfig, train_gan
 from ganedit.world.config import load_world_config
 from ganedit.world.dataset import RenderJob, write_world_dataset

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import ganedit.training.predictors as tp
-from ganedit.models.io import load_pretrained
+from ganedit.models.registry import load_pretrained
 from ganedit.training.predictors import PredictorTrainConfig, train_predictor
 
 

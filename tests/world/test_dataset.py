@@ -2,9 +2,10 @@ import lmdb
 import numpy as np
 import pytest
 
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.images import to_uint8
-from ganedit.world.dataset import ImageDataset, RenderJob, lmdb_key, write_world_dataset
+from ganedit.datasets import ImageDataset, lmdb_key
+from ganedit.world.dataset import RenderJob, write_world_dataset
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import render
 
@@ -82,5 +83,43 @@ def test_rewritten_lmdb_is_read_afresh(celeba, tmp_path):
         celeba, RenderJob(n=3, size=16, seed=0), tmp_path / "w.lmdb", progress=False
     )
     first = ImageDataset(out)[0]
-    write_world_dataset(celeba, RenderJob(n=3, size=16, seed=1), out, progress=False)
+    write_world_dataset(celeba, RenderJob(n=3, size=16, seed=1), out, False, overwrite=True)
     assert not np.array_equal(first, ImageDataset(out)[0])
+
+
+def test_existing_outputs_are_refused_and_only_ganedit_folders_replaced(celeba, tmp_path):
+    job = RenderJob(n=2, size=16)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(UserInputError, match="--overwrite"):
+        write_world_dataset(celeba, job, mine, progress=False)
+    with pytest.raises(UserInputError, match="only its own outputs"):
+        write_world_dataset(celeba, job, mine, progress=False, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep me"
+    a_file = tmp_path / "file.lmdb"
+    a_file.write_text("x")
+    with pytest.raises(UserInputError, match="existing file"):
+        write_world_dataset(celeba, job, a_file, progress=False, overwrite=True)
+    with pytest.raises(UserInputError, match="a file"):
+        write_world_dataset(celeba, job, a_file / "inside", progress=False)
+
+
+def test_damaged_images_are_reported_not_read(celeba, tmp_path):
+    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "f", progress=False)
+    (out / "000001.png").write_bytes((out / "000001.png").read_bytes()[:40])
+    data = ImageDataset(out)
+    assert data[0].shape == (16, 16, 3)
+    with pytest.raises(DamagedInputError, match="000001.png"):
+        data[1]
+    (out / "000002.png").write_bytes(b"")
+    with pytest.raises(DamagedInputError, match="000002.png"):
+        data[2]
+    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", progress=False)
+    env = lmdb.open(str(lm))
+    with env.begin(write=True) as txn:
+        txn.put(lmdb_key(16, 1), b"\x89PNG garbage")
+        txn.put(b"length", b"4")
+    env.close()
+    with pytest.raises(DamagedInputError, match="length"):
+        ImageDataset(lm)

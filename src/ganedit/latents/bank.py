@@ -13,7 +13,13 @@ A bank is a zarr v3 directory store (conventionally `*.zarr`):
 
 Every array is chunked along N with the same `chunk_size`, so chunk k of every array belongs to
 exactly one writer and is marked in `done[k]` (its own file) once written. The group attributes
-hold the metadata (`meta`), including `complete`, set only after every chunk is done.
+hold the metadata (`meta`), including `complete`, set only after every chunk is done, and the
+generator's identity (name and sha256 of its weights) in `generator_identity`.
+
+Damage is found, not read as data: opening a bank checks that every chunk file of every array
+is there and whole (its compressed frame's recorded size matches the file), each chunk carries a
+CRC32C checksum that is verified when it is read, and a chunk that fails to decode is reported
+naming the array and rows. (zarr would otherwise read a missing chunk as zeros.)
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from pathlib import Path
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import DamagedInputError, UserInputError, expect
+from ganedit.utils.files import check_output, made_by_ganedit
 
 FORMAT = "ganedit.latent_bank"
 FORMAT_VERSION = 1
@@ -83,7 +90,8 @@ class LatentBank:
         self._meta = dict(group.attrs)
 
     @classmethod
-    def open(cls, path: str | Path) -> LatentBank:
+    def open(cls, path: str | Path, verify: bool = True) -> LatentBank:
+        """Open a complete bank; `verify` checks every chunk file is present and whole."""
         path = Path(path)
         if not path.exists():
             hint = ""
@@ -103,7 +111,10 @@ class LatentBank:
                 f"({_count_done(group)} of {meta.get('n_chunks')} chunks written); run the same "
                 "generation again to resume it"
             )
-        return cls(path, group)
+        bank = cls(path, group)
+        if verify:
+            verify_chunks(path, bank.array_names())
+        return bank
 
     def __len__(self) -> int:
         return self.n
@@ -140,6 +151,17 @@ class LatentBank:
         """The generation config (None for an imported bank)."""
         return self._meta.get("config")
 
+    @property
+    def generator_identity(self) -> dict:
+        """{"name", "sha256"} of the generator that made the bank (sha256 None if unknown)."""
+        identity = self._meta.get("generator_identity") or {}
+        return {"name": identity.get("name", self._meta.get("generator")),
+                "sha256": identity.get("sha256")}  # fmt: skip
+
+    def array_names(self) -> list[str]:
+        """Every stored array: the spaces, `index`, `done` and `scores/<name>`."""
+        return [*self.spaces, "index", "done", *(f"scores/{s}" for s in self.score_names)]
+
     def dims(self, space: str) -> tuple[int, ...]:
         """Per-row shape of a space: (z_dim,), (w_dim,) or (num_ws, w_dim)."""
         self._check_space(space)
@@ -149,11 +171,11 @@ class LatentBank:
         """Rows [start, stop) of space `z`, `w` or `ws` as float32."""
         self._check_space(space)
         start, stop = self._range(start, stop)
-        return self._group[space][start:stop]
+        return self._read(space, start, stop)
 
     def index(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         start, stop = self._range(start, stop)
-        return self._group["index"][start:stop]
+        return self._read("index", start, stop)
 
     def scores(
         self, names: Sequence[str] | None = None, start: int = 0, stop: int | None = None
@@ -163,7 +185,7 @@ class LatentBank:
         for name in names:
             expect(name in self.score_names, f"a score name in {self.score_names}", name)
         start, stop = self._range(start, stop)
-        return {name: self._group["scores"][name][start:stop] for name in names}
+        return {name: self._read(f"scores/{name}", start, stop) for name in names}
 
     def iter_chunks(
         self,
@@ -195,6 +217,15 @@ class LatentBank:
         """The PNG of sample row i when the bank was generated with images, else None."""
         path = self.path / "images" / f"{int(i):07d}.png"
         return path if path.is_file() else None
+
+    def _read(self, name: str, start: int, stop: int) -> np.ndarray:
+        try:
+            return self._group[name][start:stop]
+        except (ValueError, RuntimeError, OSError, KeyError) as err:
+            raise DamagedInputError(
+                f"expected readable chunks of {name!r} rows {start}..{stop} in "
+                f"{str(self.path)!r}, received damaged data ({err})"
+            ) from None
 
     def _check_space(self, space: str) -> None:
         if space not in self.spaces:
@@ -231,6 +262,11 @@ def create_store(
         expect(bool(_NAME.match(str(name))), "score names of letters, digits, '_', '.', '-'", name)
     expect(len(set(score_names)) == len(score_names), "distinct score names", score_names)
     if path.exists():
+        if not made_by_ganedit(path):
+            raise UserInputError(
+                f"expected a new path for a bank, received {str(path)!r}, which ganedit did not "
+                "write (it is not replaced)"
+            )
         shutil.rmtree(path)
     spaces = [s for s in SPACES if s in dims]
     attrs = {
@@ -256,7 +292,11 @@ def create_store(
         _rows_array(scores, str(name), (n,), chunk_size, "float32")
     # One uncompressed byte per chunk, each its own file: writers never share a marker.
     group.create_array(
-        "done", shape=(attrs["n_chunks"],), chunks=(1,), dtype="uint8", compressors=None
+        "done",
+        shape=(attrs["n_chunks"],),
+        chunks=(1,),
+        dtype="uint8",
+        compressors=None,
     )
     return group
 
@@ -267,7 +307,11 @@ def _rows_array(group: zarr.Group, name: str, shape: tuple, chunk_size: int, dty
         shape=shape,
         chunks=(min(chunk_size, shape[0]), *shape[1:]),
         dtype=dtype,
-        compressors=BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle),
+        # The checksum makes a damaged chunk fail its read instead of decoding into numbers.
+        compressors=[
+            BloscCodec(cname="zstd", clevel=3, shuffle=BloscShuffle.shuffle),
+            Crc32cCodec(),
+        ],
     )
 
 
@@ -287,8 +331,14 @@ def write_chunk(group: zarr.Group, k: int, arrays: dict[str, np.ndarray]) -> Non
     expect(set(arrays) == expected, f"arrays {sorted(expected)}", sorted(arrays))
     for name, values in arrays.items():
         expect(len(values) == stop - start, f"{stop - start} rows of {name}", len(values))
-        group[name][start:stop] = values
-    group["done"][k] = 1
+        _writable(group[name])[start:stop] = values
+    _writable(group["done"])[k] = 1
+
+
+def _writable(array: zarr.Array) -> zarr.Array:
+    # Every chunk gets a file, even one equal to the fill value, so that a missing chunk file
+    # always means damage (zarr would skip it and read zeros back).
+    return array.with_config({"write_empty_chunks": True})
 
 
 def done_chunks(group: zarr.Group) -> np.ndarray:
@@ -297,7 +347,7 @@ def done_chunks(group: zarr.Group) -> np.ndarray:
 
 
 def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
-    """Check every chunk is done, mark the bank complete and move `partial` to `out`."""
+    """Check every chunk is done and whole, mark the bank complete and move `partial` to `out`."""
     group = _open_group(partial, mode="r+")
     done = done_chunks(group)
     if not done.all():
@@ -306,10 +356,13 @@ def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
             f"expected every chunk of {partial} written, received {len(missing)} missing "
             f"(first: {missing[:5].tolist()})"
         )
-    group.attrs.update({"complete": True, "completed": now()})
+    attrs = dict(group.attrs)
+    names = [*attrs["spaces"], "index", "done", *(f"scores/{s}" for s in attrs["score_names"])]
+    verify_chunks(partial, names)
     check_target(out, overwrite)
+    group.attrs.update({"complete": True, "completed": now()})
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         os.replace(out, old)
         os.replace(partial, out)
         shutil.rmtree(old)
@@ -319,12 +372,8 @@ def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
 
 
 def check_target(out: Path, overwrite: bool) -> None:
-    if out.exists() and not overwrite:
-        kind = "latent bank" if (out / "zarr.json").is_file() else "path"
-        raise UserInputError(
-            f"expected a new bank path, received an existing {kind} {str(out)!r} "
-            "(pass overwrite to replace it)"
-        )
+    """Refuse an existing bank path unless `overwrite` (and then only a folder ganedit wrote)."""
+    check_output(out, overwrite=overwrite, kind="dir")
 
 
 def _open_group(path: Path, mode: str) -> zarr.Group:
@@ -332,17 +381,78 @@ def _open_group(path: Path, mode: str) -> zarr.Group:
         raise UserInputError(
             f"expected a latent bank (a zarr folder) at {str(path)!r}, received no zarr.json"
         )
-    group = zarr.open_group(path, mode=mode)
-    fmt = group.attrs.get("format")
+    try:
+        group = zarr.open_group(path, mode=mode)
+        attrs = dict(group.attrs)
+    except (ValueError, TypeError, KeyError, OSError) as err:
+        raise DamagedInputError(
+            f"expected readable zarr metadata in {str(path)!r}, received damaged metadata ({err})"
+        ) from None
+    fmt = attrs.get("format")
     if fmt != FORMAT:
         raise UserInputError(f"expected a latent bank at {str(path)!r}, received format {fmt!r}")
-    version = group.attrs.get("format_version")
+    version = attrs.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise UserInputError(
             f"expected bank format version <= {FORMAT_VERSION} (upgrade ganedit), "
             f"received {version!r}"
         )
     return group
+
+
+def verify_chunks(path: Path, names: Sequence[str]) -> None:
+    """DamagedInputError unless every chunk file of every named array is present and whole.
+
+    Whole: a Blosc frame records its compressed size in its header; the file must have exactly
+    that size (plus the 4-byte checksum when the array has one). Reads 16 bytes per chunk."""
+    for name in names:
+        meta = _array_metadata(path, name)
+        codecs = [c.get("name") for c in meta.get("codecs", [])]
+        shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+        grid = [-(-n // c) for n, c in zip(shape, chunks, strict=True)]
+        separator = (
+            meta.get("chunk_key_encoding", {}).get("configuration", {}).get("separator", "/")
+        )
+        for index in np.ndindex(*grid):
+            key = separator.join(["c", *map(str, index)])
+            _check_chunk_file(
+                path / name / key, f"chunk {index[0]} of {name!r} in {str(path)!r}", codecs
+            )
+
+
+def _array_metadata(path: Path, name: str) -> dict:
+    import json
+
+    file = path / name / "zarr.json"
+    try:
+        meta = json.loads(file.read_text())
+        meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise DamagedInputError(
+            f"expected the metadata of array {name!r} in {str(path)!r}, received none readable "
+            f"({type(err).__name__})"
+        ) from None
+    return meta
+
+
+def _check_chunk_file(file: Path, where: str, codecs: list) -> None:
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as fh:
+            head = fh.read(16)
+    except FileNotFoundError:
+        raise DamagedInputError(f"expected {where}, received a missing chunk file") from None
+    if size == 0:
+        raise DamagedInputError(f"expected {where}, received an empty chunk file")
+    if "blosc" not in codecs or len(head) < 16:
+        return
+    compressed = int.from_bytes(head[12:16], "little")
+    expected = compressed + (4 if "crc32c" in codecs else 0)
+    if size != expected:
+        raise DamagedInputError(
+            f"expected {where} of {expected} bytes (its frame header), received {size} bytes "
+            "(truncated or damaged)"
+        )
 
 
 def _count_done(group: zarr.Group) -> int:

@@ -12,19 +12,18 @@ store before the others start and finalises it after all are done.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import ProvenanceError, UserInputError, expect
 from ganedit.latents.bank import (
     check_target,
     chunk_ranges,
@@ -35,7 +34,8 @@ from ganedit.latents.bank import (
     partial_path,
     write_chunk,
 )
-from ganedit.utils.files import write_json
+from ganedit.utils.distributed import init_distributed, on_rank0
+from ganedit.utils.files import made_by_ganedit, output_lock, write_json
 from ganedit.utils.images import encode, to_uint8
 from ganedit.utils.progress import progress_bar
 
@@ -100,17 +100,19 @@ def generate_bank(
     out = Path(out)
     partial = partial_path(out)
     check_target(out, overwrite)
-    device, rank, world = _init_distributed(device)
-    source, predictor = _models(cfg, source, predictor, device)
-    _on_rank0(lambda: _prepare(cfg, partial, source, predictor, resume), rank, world)
-
-    group = open_store(partial)
-    ranges = chunk_ranges(cfg.n, cfg.chunk_size)
-    mine = assign_chunks(len(ranges), rank, world)
-    chunks = [(k, *ranges[k]) for k in mine]
-    image_dir = partial / "images" if cfg.save_images else None
-    _write_chunks(group, cfg, source, predictor, chunks, image_dir, progress and rank == 0)
-    _on_rank0(lambda: finalize(partial, out, overwrite), rank, world)
+    device, rank, world = init_distributed(device)
+    # One writer per bank: a second `generate` of the same output is refused while this one
+    # runs, and a lock left by a killed run is taken over when it is resumed.
+    lock = output_lock(out) if rank == 0 else contextlib.nullcontext()
+    with lock:
+        source, predictor = _models(cfg, source, predictor, device)
+        on_rank0(lambda: _prepare(cfg, partial, source, predictor, resume), rank, world)
+        group = open_store(partial)
+        ranges = chunk_ranges(cfg.n, cfg.chunk_size)
+        chunks = [(k, *ranges[k]) for k in assign_chunks(len(ranges), rank, world)]
+        image_dir = partial / "images" if cfg.save_images else None
+        _write_chunks(group, cfg, source, predictor, chunks, image_dir, progress and rank == 0)
+        on_rank0(lambda: finalize(partial, out, overwrite), rank, world)
     log.info("wrote latent bank %s (%d samples)", out, cfg.n)
     return out
 
@@ -141,14 +143,21 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
 
 def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool) -> None:
     """Rank 0: validate `partial` for resuming, or create it afresh."""
+    identity = _identity(source, cfg)
     if partial.exists():
         if resume:
-            _check_resumable(partial, cfg)
+            _check_resumable(partial, cfg, identity)
             return
+        if not made_by_ganedit(partial):
+            raise UserInputError(
+                f"expected {str(partial)!r} to be an interrupted bank of ganedit's, received a "
+                "folder ganedit did not write (move it away)"
+            )
         shutil.rmtree(partial)
     dims, names, resolution = _probe(source, predictor, cfg)
     meta = {
         "generator": cfg.generator,
+        "generator_identity": identity,
         "predictor": cfg.predictor if predictor is not None else None,
         "truncation_psi": cfg.truncation_psi,
         "seed": cfg.seed,
@@ -161,14 +170,28 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
     write_json(partial / "config.json", cfg.to_dict())
 
 
-def _check_resumable(partial: Path, cfg: GenerateConfig) -> None:
+def _identity(source, cfg: GenerateConfig) -> dict:
+    identity = dict(getattr(source, "identity", None) or {"name": cfg.generator, "sha256": None})
+    identity["name"] = str(cfg.generator)
+    return identity
+
+
+def _check_resumable(partial: Path, cfg: GenerateConfig, identity: dict) -> None:
     try:
-        saved = dict(open_store(partial, mode="r").attrs.get("config") or {})
+        attrs = dict(open_store(partial, mode="r").attrs)
     except UserInputError as exc:
         raise UserInputError(
             f"expected a resumable partial bank at {str(partial)!r}, received an unreadable one "
             f"({exc}); delete it or start over without resume"
         ) from exc
+    saved = dict(attrs.get("config") or {})
+    before = (attrs.get("generator_identity") or {}).get("sha256")
+    if before and identity.get("sha256") and before != identity["sha256"]:
+        raise ProvenanceError(
+            f"expected the generator weights the interrupted run in {str(partial)!r} used "
+            f"(sha256 {before[:12]}...), received other weights under the same name "
+            f"(sha256 {identity['sha256'][:12]}...); start over without resume"
+        )
     ours = cfg.to_dict()
     for key in RESUME_FREE:
         if key in saved and saved[key] != ours[key]:
@@ -290,45 +313,3 @@ def _score(predictor, images: torch.Tensor, batch_size: int, names: list[str]) -
 def _save_images(images: torch.Tensor, folder: Path, first: int) -> None:
     for j, image in enumerate(to_uint8(images)):
         (folder / f"{first + j:07d}.png").write_bytes(encode(image, "png"))
-
-
-# ------------------------------------------------------------------------------------------
-# Processes
-
-
-def _init_distributed(device: str | torch.device) -> tuple[torch.device, int, int]:
-    """Join the torchrun group when WORLD_SIZE > 1; returns (device, rank, world)."""
-    device = torch.device(device)
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return device, 0, 1
-    import torch.distributed as dist
-
-    from ganedit.training.gan import world_info
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank, world = world_info()
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-        torch.cuda.set_device(device)
-    return device, rank, world
-
-
-def _on_rank0(fn: Callable[[], object], rank: int, world: int) -> None:
-    """Run `fn` on rank 0 only; every rank waits for it and fails if it failed."""
-    if world == 1:
-        fn()
-        return
-    import torch.distributed as dist
-
-    error, message = None, [None]
-    if rank == 0:
-        try:
-            fn()
-        except Exception as exc:
-            error, message = exc, [f"{type(exc).__name__}: {exc}"]
-    dist.broadcast_object_list(message, src=0)
-    if error is not None:
-        raise error
-    if message[0] is not None:
-        raise RuntimeError(f"rank 0 failed: {message[0]}")

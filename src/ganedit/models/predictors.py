@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganedit.models.io import register_model
+from ganedit.errors import UserInputError
+from ganedit.utils.images import as_image_batch
 from ganedit.world.config import BINARY_ATTRIBUTES
 
 YAW_SCALE = 30.0  # degrees per unit of the yaw output
@@ -78,7 +79,6 @@ def _backbone(arch: str, width: int) -> nn.Sequential:
     raise ValueError(f"expected arch 'plain' or 'residual', received {arch!r}")
 
 
-@register_model
 class AttributeNet(nn.Module):
     """Multi-task attribute predictor: logits [N, 4] (BINARY_ATTRIBUTES order) and yaw [N]."""
 
@@ -105,9 +105,11 @@ class AttributeNet(nn.Module):
         return self.head(self.features(_fit_size(images, self.config["image_size"])))
 
     @torch.no_grad()
-    def predict(self, images: torch.Tensor, batch_size: int = 256) -> dict[str, np.ndarray]:
-        """Probabilities per attribute name and yaw in degrees: name -> float32 [N]."""
-        return self._named(*_batched(self, images, batch_size))
+    def predict(self, images, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """Probabilities per attribute name and yaw in degrees: name -> float32 [N].
+
+        `images`: torch or NumPy, float [N, 3, H, W] in [-1, 1] or uint8 [N, H, W, 3]."""
+        return self._named(*_batched(self, as_image_batch(images), batch_size))
 
     def _named(self, logits: torch.Tensor, yaw: torch.Tensor) -> dict[str, np.ndarray]:
         probs = torch.sigmoid(logits).float().cpu().numpy()
@@ -116,8 +118,9 @@ class AttributeNet(nn.Module):
         return out
 
     @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        """Penultimate features [N, hidden] as float32 numpy."""
+    def embed(self, images, batch_size: int = 256) -> np.ndarray:
+        """Penultimate features [N, hidden] as float32 numpy (images as for `predict`)."""
+        images = as_image_batch(images)
         device = next(self.parameters()).device
         parts = [
             self.embedding(images[i : i + batch_size].to(device)).cpu()
@@ -135,7 +138,6 @@ class AttributeNet(nn.Module):
         return features, self._named(*self._heads(h))
 
 
-@register_model
 class IdentityNet(nn.Module):
     """Identity embedder: unit vectors [N, dim]."""
 
@@ -153,11 +155,16 @@ class IdentityNet(nn.Module):
         return F.normalize(h, dim=1)
 
     @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-        return _batched(self, images, batch_size).numpy()
+    def embed(self, images, batch_size: int = 256) -> np.ndarray:
+        """Unit embeddings [N, dim] (images as for `AttributeNet.predict`)."""
+        return _batched(self, as_image_batch(images), batch_size).numpy()
 
 
 def _batched(model: nn.Module, images: torch.Tensor, batch_size: int):
+    if not (isinstance(batch_size, int) and batch_size >= 1):
+        raise UserInputError(f"expected a batch size >= 1, received {batch_size!r}")
+    if len(images) == 0:
+        raise UserInputError("expected at least one image, received none")
     device = next(model.parameters()).device
     outs = [model(images[i : i + batch_size].to(device)) for i in range(0, len(images), batch_size)]
     if isinstance(outs[0], tuple):

@@ -1,36 +1,243 @@
-"""Shipped measuring networks, loadable by name from package data (no hub, no download)."""
+"""Every name ganedit resolves to a model, in one place.
+
+- Model classes by explicit registered name (`stylegan2-generator`, `attribute-net`, ...), each
+  with the schema of its constructor arguments: a model folder's config is checked against it
+  and its weights' shapes against the model the config describes (built on the `meta` device,
+  which allocates nothing) before any real allocation, so a damaged folder, weights of another
+  model or a memory-bomb config are refused with one line.
+- The shipped measuring networks (`labeler`, `evaluator`, `identity`) and the embedded
+  generators (`world64`, `world64-v1`) by name, and the optional `dcgan-digiface`.
+
+Model modules do not import this module: dependencies point from the registry to the models.
+"""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.models import predictors  # noqa: F401  (registers the classes)
-from ganedit.models.io import load_pretrained
+from ganedit.models import io
+from ganedit.models.predictors import AttributeNet, IdentityNet
+from ganedit.models.stylegan2.networks import MODCONV_IMPLS, Discriminator, Generator
+from ganedit.utils.device import resolve_device
+from ganedit.utils.params import Integer, ListOf, OneOf, OrNone, Real, check_params
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------------------------------
+# Model classes
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: its class, the schema of its kwargs, older names it was saved as."""
+
+    name: str
+    cls: type[torch.nn.Module]
+    constraints: dict = field(default_factory=dict)
+    legacy_names: tuple[str, ...] = ()
+
+
+_BLUR = ListOf(Real(-1e3, 1e3), 1, 16)
+_CHANNELS = OrNone(ListOf(Integer(1, 4096), 1, 9))
+_SIZE = Integer(8, 1024, power_of_two=True)
+_ARCH = OneOf(("plain", "residual"))
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model; a name (or legacy name) used twice is a programming error."""
+    taken = {n for s in MODELS.values() for n in (s.name, *s.legacy_names)}
+    clash = {spec.name, *spec.legacy_names} & taken
+    if clash:
+        raise ValueError(f"model name(s) {sorted(clash)} registered twice")
+    MODELS[spec.name] = spec
+    return spec
+
+
+register(
+    ModelSpec(
+        "stylegan2-generator",
+        Generator,
+        {
+            "size": _SIZE,
+            "style_dim": Integer(1, 4096),
+            "n_mlp": Integer(1, 32),
+            "channel_multiplier": Integer(1, 64),
+            "lr_mlp": Real(1e-6, 10.0),
+            "channel_max": Integer(1, 4096),
+            "blur_kernel": _BLUR,
+            "modconv_impl": OneOf(tuple(MODCONV_IMPLS)),
+            "channels": _CHANNELS,
+        },
+        legacy_names=("Generator",),
+    )
+)
+register(
+    ModelSpec(
+        "stylegan2-discriminator",
+        Discriminator,
+        {
+            "size": _SIZE,
+            "channel_multiplier": Integer(1, 64),
+            "channel_max": Integer(1, 4096),
+            "blur_kernel": _BLUR,
+            "channels": _CHANNELS,
+            "stddev_group": Integer(1, 4096),
+        },
+        legacy_names=("Discriminator",),
+    )
+)
+register(
+    ModelSpec(
+        "attribute-net",
+        AttributeNet,
+        {
+            "arch": _ARCH,
+            "width": Integer(8, 512),
+            "hidden": Integer(1, 8192),
+            "image_size": Integer(16, 512, power_of_two=True),
+        },
+        legacy_names=("AttributeNet",),
+    )
+)
+register(
+    ModelSpec(
+        "identity-net",
+        IdentityNet,
+        {
+            "arch": _ARCH,
+            "width": Integer(8, 512),
+            "dim": Integer(1, 4096),
+            "image_size": Integer(16, 512, power_of_two=True),
+        },
+        legacy_names=("IdentityNet",),
+    )
+)
+
+
+def spec_of_class(cls: type) -> ModelSpec:
+    for spec in MODELS.values():
+        if spec.cls is cls:
+            return spec
+    raise ValueError(f"{cls.__name__} is not a registered model class")
+
+
+def spec_named(name: str) -> ModelSpec:
+    for spec in MODELS.values():
+        if name == spec.name or name in spec.legacy_names:
+            return spec
+    raise UserInputError(f"expected a model name among {sorted(MODELS)}, received {name!r}")
+
+
+def save_pretrained(
+    model: torch.nn.Module,
+    directory: str | Path,
+    extra: dict | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write `model` as a folder (`config.json` + `model.safetensors`), atomically.
+
+    `overwrite` replaces an existing folder that ganedit wrote; other folders are refused."""
+    spec = spec_of_class(type(model))
+    return io.write_model_folder(
+        directory, spec.name, model.config, model.state_dict(), extra, overwrite=overwrite
+    )
+
+
+def load_pretrained(
+    directory: str | Path,
+    device: str | torch.device = "cpu",
+    expect: tuple[str, ...] | None = None,
+) -> torch.nn.Module:
+    """Rebuild a registered model from its folder (eval mode), checking it on the way.
+
+    `expect`: registered names that are acceptable here (e.g. only generators)."""
+    device = resolve_device(device)
+    directory = Path(directory)
+    config = io.read_config(directory)
+    spec = spec_named(config.get("model") or config.get("class_name"))
+    if expect is not None and spec.name not in expect:
+        raise UserInputError(
+            f"expected a model folder of {list(expect)}, received a {spec.name} in "
+            f"{str(directory)!r}"
+        )
+    kwargs = config["kwargs"]
+    check_params(kwargs, spec.constraints, f"{spec.name} config.json")
+    header = io.read_weights_header(directory / io.WEIGHTS)
+    io.check_state_shapes(_shapes_on_meta(spec, kwargs), header, str(directory))
+    model = _build(spec, kwargs)
+    model.load_state_dict(io.load_weights(directory / io.WEIGHTS), strict=True)
+    return model.to(device).eval()
+
+
+def _shapes_on_meta(spec: ModelSpec, kwargs: dict) -> dict[str, tuple[int, ...]]:
+    # The meta device gives shapes without memory, so the file is checked before allocation.
+    with torch.device("meta"):
+        model = _build(spec, kwargs)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _build(spec: ModelSpec, kwargs: dict) -> torch.nn.Module:
+    try:
+        return spec.cls(**kwargs)
+    except UserInputError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        raise UserInputError(
+            f"expected {spec.name} constructor arguments, received {kwargs} ({err})"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------
+# Shipped networks and generators by name
 
 PREDICTORS = ("labeler", "evaluator", "identity")
+ATTRIBUTE_PREDICTORS = ("labeler", "evaluator")
+EMBEDDED_GENERATORS = ("world64", "world64-v1")
+OPTIONAL_GENERATORS = ("dcgan-digiface",)
+GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS
+DEFAULT_GENERATOR = "world64"
 
 
 def weights_dir(name: str) -> Path:
+    """The package folder of a shipped network or embedded generator."""
     return Path(str(resources.files("ganedit").joinpath(f"data/weights/{name}")))
 
 
 def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load `labeler`, `evaluator` or `identity` from the package, or a model folder by path."""
+    """`labeler`, `evaluator` or `identity` from the package, or a predictor folder by path."""
     text = str(name_or_dir)
+    predictors = ("attribute-net", "identity-net")
     if text in PREDICTORS:
         folder = weights_dir(text)
-        if not (folder / "model.safetensors").is_file():
+        if not (folder / io.WEIGHTS).is_file():
             raise UserInputError(
                 f"expected shipped weights for {text!r} in {folder}, received none "
                 f"(train them with `ganedit train-predictor --kind {text}`)"
             )
-        return load_pretrained(folder, device)
+        return load_pretrained(folder, device, expect=predictors)
     if not Path(text).is_dir():
         raise UserInputError(
             f"expected a predictor name {PREDICTORS} or a model folder, received {text!r}"
         )
-    return load_pretrained(text, device)
+    return load_pretrained(text, device, expect=predictors)
+
+
+def load_attribute_predictor(
+    name_or_dir: str | Path, device: str | torch.device = "cpu"
+) -> AttributeNet:
+    """Like `load_predictor`, but only attribute predictors (not the identity embedder)."""
+    model = load_predictor(name_or_dir, device)
+    if not isinstance(model, AttributeNet):
+        raise UserInputError(
+            f"expected an attribute predictor (labeler, evaluator or an attribute-net folder), "
+            f"received {type(model).__name__} from {str(name_or_dir)!r}"
+        )
+    return model

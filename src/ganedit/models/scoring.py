@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
 from ganedit.models.predictors import AttributeNet
 from ganedit.utils.files import atomic_path
 from ganedit.utils.images import from_uint8
 from ganedit.utils.progress import progress_bar
-from ganedit.world.dataset import ImageDataset
 
 
 def score_dataset(

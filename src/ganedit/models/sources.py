@@ -1,28 +1,34 @@
-"""One generator interface over several sources.
+"""One generator interface over several sources (`GeneratorSource`).
 
-Every source says which latent spaces it has (`z` only, or `z`/`w`/`ws`), its z dimension,
-draws z with `sample_z(n, seed)` (sample i depends only on (seed, i)), and synthesises
-images [N, 3, H, W] in [-1, 1] from any of its spaces, in batches, on any device.
+Every source says which latent spaces it has (`z` only, or `z`/`w`/`ws`), its z dimension and
+image resolution, draws z with `sample_z(n, seed)` (sample i depends only on (seed, i)), and
+synthesises images [N, 3, H, W] in [-1, 1] from any of its spaces, in batches, on its device.
+Each source also carries its `identity` (name and sha256 of its weights), which latent banks
+and boundary files record so that artefacts of different generators are never mixed silently.
 
 Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
-the committed directions study was measured on it), `dcgan-digiface` (optional package), a
-StyleGAN2-pytorch `.pt` path, or a ganedit model folder.
+earlier studies were measured on it), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
+`.pt` path, or a ganedit model folder.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ganedit.errors import UserInputError
+from ganedit.models import registry
 from ganedit.utils import rng
+from ganedit.utils.device import resolve_device
+from ganedit.utils.progress import progress_bar
 
-EMBEDDED = ("world64", "world64-v1")
-GENERATOR_NAMES = EMBEDDED + ("dcgan-digiface",)
+SPACES = ("z", "w", "ws")
 
 
 def sample_z(n: int, z_dim: int, seed: int, start: int = 0) -> torch.Tensor:
@@ -31,8 +37,82 @@ def sample_z(n: int, z_dim: int, seed: int, start: int = 0) -> torch.Tensor:
     return torch.from_numpy(rng.normal(seed, index, stream=17).astype(np.float32))
 
 
-@dataclass
-class StyleGANSource:
+@runtime_checkable
+class GeneratorSource(Protocol):
+    """What every generator source offers (StyleGAN2 in z/w/ws, z-only generators, ...)."""
+
+    name: str
+    spaces: tuple[str, ...]
+
+    @property
+    def z_dim(self) -> int: ...
+
+    @property
+    def resolution(self) -> int: ...
+
+    @property
+    def identity(self) -> dict: ...
+
+    def sample_z(self, n: int, seed: int, start: int = 0) -> torch.Tensor: ...
+
+    def to_w(self, z: torch.Tensor) -> torch.Tensor: ...
+
+    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor: ...
+
+    def synthesize(
+        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor: ...
+
+
+class _BatchedSource:
+    """The one batched-synthesis loop every source shares; subclasses render one batch."""
+
+    name: str
+    spaces: tuple[str, ...]
+    weights_sha256: str | None
+
+    @property
+    def identity(self) -> dict:
+        """{"name", "sha256"}: what boundaries and banks record about their generator."""
+        return {"name": self.name, "sha256": self.weights_sha256}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def sample_z(self, n: int, seed: int, start: int = 0) -> torch.Tensor:
+        return sample_z(n, self.z_dim, seed, start)
+
+    def check_space(self, space: str) -> None:
+        if space not in self.spaces:
+            raise UserInputError(
+                f"expected a latent space of {self.name} in {self.spaces}, received {space!r}"
+            )
+
+    @torch.no_grad()
+    def synthesize(
+        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64, progress: bool = False
+    ) -> torch.Tensor:
+        """Images [N, 3, H, W] in [-1, 1] on the CPU from latents in `space`, batch by batch."""
+        self.check_space(space)
+        if batch_size < 1:
+            raise UserInputError(f"expected a batch size >= 1, received {batch_size}")
+        parts = []
+        with progress_bar(len(latents), "synthesise", progress) as bar:
+            for i in range(0, len(latents), batch_size):
+                batch = torch.as_tensor(latents[i : i + batch_size]).to(self.device)
+                parts.append(self._render(batch, space).clamp(-1, 1).cpu())
+                bar.advance(len(batch))
+        if not parts:
+            return torch.zeros(0, 3, self.resolution, self.resolution)
+        return torch.cat(parts)
+
+    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class StyleGANSource(_BatchedSource):
     """A StyleGAN2 generator: spaces z, w and ws."""
 
     generator: torch.nn.Module
@@ -40,6 +120,10 @@ class StyleGANSource:
     truncation_psi: float = 1.0
     noise_mode: str = "const"
     spaces: tuple[str, ...] = ("z", "w", "ws")
+    weights_sha256: str | None = None
+
+    def __post_init__(self):
+        check_truncation(self.truncation_psi)
 
     @property
     def z_dim(self) -> int:
@@ -49,9 +133,6 @@ class StyleGANSource:
     def resolution(self) -> int:
         return self.generator.img_resolution
 
-    def sample_z(self, n: int, seed: int, start: int = 0) -> torch.Tensor:
-        return sample_z(n, self.z_dim, seed, start)
-
     @torch.no_grad()
     def to_w(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, w_dim]
         """The w that synthesis from `z` uses (truncated like it), so `w` reproduces the image."""
@@ -59,32 +140,21 @@ class StyleGANSource:
 
     @torch.no_grad()
     def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
+        self.check_space(space)
         g = self.generator
-        device = g.w_avg.device
+        latents = torch.as_tensor(latents).to(g.w_avg.device)
         if space == "z":
-            return g.mapping(latents.to(device), truncation_psi=self.truncation_psi)
+            return g.mapping(latents, truncation_psi=self.truncation_psi)
         if space == "w":
-            return latents.to(device)[:, None, :].expand(-1, g.num_ws, -1)
-        return latents.to(device)
+            return latents[:, None, :].expand(-1, g.num_ws, -1)
+        return latents
 
-    @torch.no_grad()
-    def synthesize(
-        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64
-    ) -> torch.Tensor:
-        _check_space(self, space)
-        out = [
-            self.generator.synthesis(
-                self.to_ws(latents[i : i + batch_size], space), noise_mode=self.noise_mode
-            )
-            .clamp(-1, 1)
-            .cpu()
-            for i in range(0, len(latents), batch_size)
-        ]
-        return torch.cat(out)
+    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        return self.generator.synthesis(self.to_ws(latents, space), noise_mode=self.noise_mode)
 
 
-@dataclass
-class ZOnlySource:
+@dataclass(eq=False)
+class ZOnlySource(_BatchedSource):
     """A generator with only a z space (e.g. a DCGAN)."""
 
     generator: torch.nn.Module
@@ -92,41 +162,61 @@ class ZOnlySource:
     z_dim: int
     resolution: int
     spaces: tuple[str, ...] = ("z",)
+    weights_sha256: str | None = None
 
-    def sample_z(self, n: int, seed: int, start: int = 0) -> torch.Tensor:
-        return sample_z(n, self.z_dim, seed, start)
+    def to_w(self, z: torch.Tensor) -> torch.Tensor:
+        raise UserInputError(f"expected a generator with a w space, received {self.name} (z only)")
 
-    @torch.no_grad()
-    def synthesize(
-        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64
-    ) -> torch.Tensor:
-        _check_space(self, space)
-        device = next(self.generator.parameters()).device
-        out = [
-            self.generator(latents[i : i + batch_size].to(device)).clamp(-1, 1).cpu()
-            for i in range(0, len(latents), batch_size)
-        ]
-        return torch.cat(out)
+    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        raise UserInputError(f"expected a generator with a ws space, received {self.name} (z only)")
+
+    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        return self.generator(latents)
 
 
-def _check_space(source, space: str) -> None:
-    if space not in source.spaces:
-        raise UserInputError(
-            f"expected a latent space of {source.name} in {source.spaces}, received {space!r}"
-        )
+def check_truncation(psi: float) -> None:
+    ok = isinstance(psi, int | float) and math.isfinite(psi) and 0 <= psi <= 1
+    if not ok:
+        raise UserInputError(f"expected a truncation psi in [0, 1], received {psi!r}")
+
+
+# ------------------------------------------------------------------------------------------
+# Loading
+
+
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (cached per path, size and modification time)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        _SHA_CACHE[key] = digest.hexdigest()
+    return _SHA_CACHE[key]
 
 
 def load_generator(
     name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
 ) -> StyleGANSource | ZOnlySource:
     """Resolve a registered name, a StyleGAN2-pytorch `.pt` file or a ganedit model folder."""
+    device = resolve_device(device)
+    check_truncation(truncation_psi)
     text = str(name_or_path)
     if text == "dcgan-digiface":
-        from ganedit.models.dcgan import load_dcgan_digiface
+        from ganedit.models.dcgan import load_dcgan_digiface, weights_path
 
-        return ZOnlySource(load_dcgan_digiface(device), text, z_dim=100, resolution=64)
-    if text in EMBEDDED:
-        folder = Path(str(resources.files("ganedit").joinpath(f"data/weights/{text}")))
+        g = load_dcgan_digiface(device)
+        return ZOnlySource(
+            g, text, z_dim=100, resolution=64, weights_sha256=file_sha256(weights_path())
+        )
+    if text in registry.EMBEDDED_GENERATORS:
+        folder = registry.weights_dir(text)
         if not (folder / "model.safetensors").is_file():
             raise UserInputError(
                 f"expected the embedded generator {text!r} in {folder}, received no weights "
@@ -141,21 +231,18 @@ def load_generator(
         g = loaded["g_ema"]
         if loaded.get("latent_avg") is None:
             g.update_w_avg(generator=torch.Generator(device=g.w_avg.device).manual_seed(0))
-        return StyleGANSource(g.to(device).eval(), path.name, truncation_psi)
+        return StyleGANSource(
+            g.to(device).eval(), path.name, truncation_psi, weights_sha256=file_sha256(path)
+        )
     if path.is_dir():
         return _stylegan_from_folder(path, path.name, device, truncation_psi)
     raise UserInputError(
-        f"expected a generator name {GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file or a model folder, "
-        f"received {text!r}"
+        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file or "
+        f"a model folder, received {text!r}"
     )
 
 
 def _stylegan_from_folder(folder: Path, name: str, device, truncation_psi: float) -> StyleGANSource:
-    from ganedit.models.io import load_pretrained
-
-    model = load_pretrained(folder, device)
-    if not hasattr(model, "mapping"):
-        raise UserInputError(
-            f"expected a generator in {str(folder)!r}, received a {type(model).__name__}"
-        )
-    return StyleGANSource(model, name, truncation_psi)
+    model = registry.load_pretrained(folder, device, expect=("stylegan2-generator",))
+    sha = file_sha256(folder / "model.safetensors")
+    return StyleGANSource(model, name, truncation_psi, weights_sha256=sha)

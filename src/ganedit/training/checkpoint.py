@@ -44,7 +44,7 @@ def save_checkpoint(
     meta: dict,
 ) -> None:
     """Write every module's and optimizer's state plus `meta` (step, config...) atomically."""
-    with atomic_dir(directory) as tmp:
+    with atomic_dir(directory, overwrite=True, what="training checkpoint") as tmp:
         for name, module in modules.items():
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
             save_file(state, str(tmp / f"{name}.safetensors"))

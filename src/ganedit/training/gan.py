@@ -27,14 +27,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ganedit.errors import UserInputError
-from ganedit.models.io import save_pretrained
+from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
+from ganedit.utils.distributed import barrier, init_distributed, world_info
 from ganedit.utils.files import atomic_path, write_json
 from ganedit.utils.images import from_uint8, grid, to_uint8
 from ganedit.utils.progress import progress_bar
-from ganedit.world.dataset import ImageDataset
+from ganedit.datasets import ImageDataset
 
 log = logging.getLogger(__name__)
 
@@ -222,13 +223,6 @@ def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
     )
 
 
-def world_info() -> tuple[int, int]:
-    """(rank, world size): (0, 1) unless launched by torchrun and initialised."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def _update(module: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """Backward, average gradients over processes (data parallel), step."""
     optim.zero_grad(set_to_none=True)
@@ -394,18 +388,14 @@ def train_gan(
     state.g_ema.update_w_avg(generator=torch.Generator(device=device).manual_seed(cfg.seed))
     extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step}
     if main_process:
-        save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra)
-    if world_info()[1] > 1:
-        dist.barrier()
+        save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra, overwrite=True)
+    barrier()
     return run_dir / "g_ema"
 
 
 def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.device:
     """Join the torchrun process group when launched that way; returns this process's device."""
-    device = torch.device(device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank, world = world_info()
+    device, _, world = init_distributed(device)
     if cfg.batch % world:
         raise UserInputError(
             f"expected --batch divisible by the {world} processes, received {cfg.batch}"
@@ -416,8 +406,6 @@ def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.devic
             f"expected a per-process batch divisible by --mbstd-group {cfg.mbstd_group}, "
             f"received {local}"
         )
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
     return device
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganedit.models.io import save_pretrained
+from ganedit.models.registry import save_pretrained
 from ganedit.models.predictors import YAW_SCALE, AttributeNet, IdentityNet
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils.files import write_json
@@ -189,7 +189,7 @@ def train_predictor(
     elapsed = time.perf_counter() - started
     log.info("trained %s for %d steps in %.0f s", cfg.kind, cfg.steps - start, elapsed)
     extra = {"kind": cfg.kind, "train_config": dataclasses.asdict(cfg)}
-    return save_pretrained(model.eval(), run_dir / "model", extra=extra)
+    return save_pretrained(model.eval(), run_dir / "model", extra=extra, overwrite=True)
 
 
 def _maybe_resume(ckpt: Path, model, opt, cfg: PredictorTrainConfig) -> int:

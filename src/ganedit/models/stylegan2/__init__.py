@@ -1,7 +1,7 @@
 """StyleGAN2 (rosinality-compatible weights, NVlabs-style API) and its checkpoint converters.
 
-Importing this package registers `Generator` and `Discriminator` with `ganedit.models.io`,
-so their `save_pretrained` folders can be reloaded with `load_pretrained`.
+Both classes are registered by name (`stylegan2-generator`, `stylegan2-discriminator`) in
+`ganedit.models.registry`, whose `save_pretrained`/`load_pretrained` write and read them.
 """
 
 from ganedit.models.stylegan2.convert import (

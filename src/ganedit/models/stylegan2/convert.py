@@ -8,17 +8,17 @@ nothing in a checkpoint can run code. The architecture is inferred from tensor s
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import pickle
 import re
 from pathlib import Path
 
 import torch
 
 from ganedit.errors import UserInputError, expect
+from ganedit.models.io import safe_torch_load
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
+from ganedit.utils.arrays import check_finite
 from ganedit.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -28,24 +28,9 @@ DEFAULT_CHANNEL_MULTIPLIER = 2
 
 def _read_file(path: Path) -> object:
     if not path.is_file():
-        raise UserInputError(f"expected a checkpoint file, received {str(path)!r} (no such file)")
-    try:
-        # rosinality's training checkpoints keep their argparse Namespace under `args`: a plain
-        # attribute bag, safe to rebuild. Any other object is still refused by weights_only.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = next((ln for ln in str(err).splitlines() if "Unsupported global" in ln), "")
-        raise UserInputError(
-            "expected a plain state-dict checkpoint (dicts of tensors, numbers and strings), "
-            f"received {str(path)!r}, which holds pickled objects that are not loaded for "
-            f"safety{': ' + found.strip() if found else ''}. Re-save only the state dicts "
-            "(g_ema, g, d, latent_avg) from a trusted environment."
-        ) from err
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserInputError(
-            f"expected a torch checkpoint file, received {str(path)!r} ({err})"
-        ) from err
+        kind = "a folder" if path.is_dir() else "no such file"
+        raise UserInputError(f"expected a checkpoint file, received {str(path)!r} ({kind})")
+    return safe_torch_load(path, "a plain state-dict checkpoint (StyleGAN2-pytorch layout)")
 
 
 def _layer_indices(state: dict, pattern: str) -> list[int]:
@@ -134,6 +119,9 @@ def _state_dict(ckpt: dict, key: str) -> dict:
     state = ckpt[key]
     ok = isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())
     expect(ok, f"`{key}` to be a state dict of tensors", type(state).__name__)
+    for name, tensor in state.items():
+        if tensor.is_floating_point():
+            check_finite(tensor.float().numpy(), f"{key}.{name}")
     return state
 
 
@@ -157,6 +145,7 @@ def _set_w_avg(latent_avg: object, generators: list[Generator]) -> torch.Tensor:
     w_dim = generators[0].w_dim
     ok = isinstance(latent_avg, torch.Tensor) and latent_avg.numel() == w_dim
     expect(ok, f"latent_avg as a tensor of {w_dim} values", getattr(latent_avg, "shape", None))
+    check_finite(latent_avg.float().numpy(), "latent_avg")
     for g in generators:
         g.w_avg.copy_(latent_avg.reshape(-1))
     return latent_avg.reshape(-1)

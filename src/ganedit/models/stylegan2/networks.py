@@ -21,7 +21,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganedit.errors import expect
-from ganedit.models.io import register_model
 
 SQRT2 = math.sqrt(2.0)
 MODCONV_IMPLS = ("auto", "grouped", "input")
@@ -459,7 +458,6 @@ def _check_positive_int(name: str, value: object) -> None:
     expect(isinstance(value, int) and value > 0, f"{name} as a positive integer", value)
 
 
-@register_model
 class Generator(nn.Module):
     """StyleGAN2 generator (config-f layout) with rosinality state-dict names.
 
@@ -732,7 +730,6 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_features: int = 1
     return torch.cat([x, y], dim=1)
 
 
-@register_model
 class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator with rosinality state-dict names; logits [N, 1]."""
 

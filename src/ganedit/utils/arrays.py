@@ -1,0 +1,108 @@
+"""Reading numeric arrays that users bring: every failure is named, nothing is misread.
+
+A zero-byte, truncated or random-byte `.npy`/`.npz` is damaged input (not a traceback, and
+not typer's "Aborted." that an EOFError turns into); pickled object arrays are refused
+without being unpickled; non-finite values are found before they reach a fit or a network.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ganedit.errors import DamagedInputError, UserInputError
+
+_BLOCK = 1 << 22  # elements checked per step when scanning a large (memory-mapped) array
+_READ_ERRORS = (ValueError, EOFError, OSError, UnicodeDecodeError, KeyError, zipfile.BadZipFile)
+
+
+def existing_file(path: str | Path, what: str) -> Path:
+    """`path` as a Path if it is a readable file, else UserInputError naming `what`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserInputError(f"expected {what} at {str(path)!r}, received no such file")
+    if path.is_dir():
+        raise UserInputError(f"expected {what} at {str(path)!r}, received a folder")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise UserInputError(
+            f"expected a readable {what} at {str(path)!r}, received {err.strerror}"
+        ) from None
+    return path
+
+
+def load_npy(path: str | Path, what: str = "a .npy array", mmap: bool = False) -> np.ndarray:
+    """A plain (non-object) array from a .npy file; memory-mapped when `mmap`."""
+    path = existing_file(path, what)
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise UserInputError(
+                f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
+                "(not loaded: unpickling can run code)"
+            ) from None
+        raise DamagedInputError(
+            f"expected {what} in {str(path)!r}, received an unreadable file ({err})"
+        ) from None
+    except _READ_ERRORS as err:
+        reason = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
+        raise DamagedInputError(
+            f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
+        ) from None
+    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
+        array.close()
+        raise UserInputError(f"expected {what} (.npy) in {str(path)!r}, received an .npz archive")
+    return array
+
+
+def load_npz(path: str | Path, what: str = "an .npz archive of arrays") -> dict[str, np.ndarray]:
+    """Every array of an .npz archive, read in full (so damage shows now, not later)."""
+    path = existing_file(path, what)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not isinstance(archive, np.lib.npyio.NpzFile):
+                raise UserInputError(f"expected {what} in {str(path)!r}, received a .npy array")
+            return {name: archive[name] for name in archive.files}
+    except UserInputError:
+        raise
+    except ValueError as err:
+        if "allow_pickle" in str(err) or "Object arrays" in str(err):
+            raise UserInputError(
+                f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
+                "(not loaded: unpickling can run code)"
+            ) from None
+        raise DamagedInputError(
+            f"expected {what} in {str(path)!r}, received an unreadable file ({err})"
+        ) from None
+    except _READ_ERRORS as err:
+        reason = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
+        raise DamagedInputError(
+            f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
+        ) from None
+
+
+def check_finite(array, what: str) -> None:
+    """DamagedInputError when `array` holds NaN or inf (scanned in blocks: memmaps stay lazy)."""
+    values = np.asarray(array)
+    if values.dtype.kind not in "fc":
+        return
+    flat = values.reshape(-1)
+    for start in range(0, flat.size, _BLOCK):
+        block = flat[start : start + _BLOCK]
+        if not np.isfinite(block).all():
+            bad = int((~np.isfinite(block)).sum())
+            raise DamagedInputError(
+                f"expected finite values in {what}, received {bad} NaN or inf value(s) "
+                f"(first near element {start + int(np.flatnonzero(~np.isfinite(block))[0])})"
+            )
+
+
+def check_numeric(array: np.ndarray, what: str, kinds: str = "f") -> None:
+    """UserInputError unless the array's dtype kind is one of `kinds` ("f" float, "i" int...)."""
+    if array.dtype.kind not in kinds:
+        raise UserInputError(f"expected {what} of numbers, received dtype {array.dtype}")
