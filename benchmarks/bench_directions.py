@@ -2,19 +2,28 @@
 
 1. `ganedit generate` (synthesis + labeler scores into a latent bank): samples/s and the peak
    resident memory of the process (VmHWM) at several N; memory must not grow with N.
-2. Boundary fitting on N latents with 4 attributes (default 1,000,000): mab, mab exact,
+2. Boundary fitting on N latents with 4 attributes (default 1,000,000 x 512): mab, mab exact,
    stratified, regression, interfacegan with the fast solver and with the reference's kernel
    SVM on its default 2% selection. Latents and scores are a synthetic bank of the given
-   dimension (fitting time does not depend on where the codes came from).
+   dimension (fitting time does not depend on where the codes came from). Per method: the
+   median seconds of the repeats; that time in units of a same-run float32 2048 x 2048 matmul
+   (numpy, the BLAS the fits use); and the fit's own peak memory as a multiple of the
+   latents' bytes, measured in one extra run two ways: tracemalloc's peak (every numpy
+   allocation, nothing that C libraries such as liblinear allocate themselves) and the rise
+   of the process's peak resident memory (VmHWM, reset through /proc/self/clear_refs before
+   the fit; everything, including liblinear's copy and BLAS buffers).
 
-Medians over repeats; a same-run matmul GFLOP/s is printed as the machine's reference. Usage:
+Medians over repeats; a same-run matmul is printed as the machine's reference. Usage:
     python benchmarks/bench_directions.py generate --n 20000 200000 [--generator world64]
-    python benchmarks/bench_directions.py fit [--n 1000000] [--dim 128] [--repeats 3]
+    python benchmarks/bench_directions.py fit [--n 1000000] [--dim 512] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import functools
 import json
 import shutil
 import statistics
@@ -22,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +89,75 @@ def synthetic_bank(n: int, dim: int, seed: int = 0):
     return x, scores
 
 
+def numpy_matmul_reference(size: int = 2048, repeats: int = 10) -> dict:
+    """Median seconds of a float32 size x size matmul with numpy (the fits' BLAS), and GFLOP/s."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {
+        "matmul_size": size,
+        "matmul_seconds": seconds,
+        "matmul_gflops": 2 * size**3 / seconds / 1e9,
+    }
+
+
+def _resident_kb() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in kB."""
+    with open("/proc/self/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def _reset_peak_resident() -> bool:
+    """Give freed heap memory back to the system, then reset VmHWM to the current VmRSS.
+
+    Without the trim, a fit would reuse memory that earlier runs freed but glibc kept, and its
+    peak would not show in VmHWM.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current VmRSS (Linux >= 4.0)
+    except OSError:
+        return False
+    return True
+
+
+def fit_memory(fit, latent_bytes: int) -> dict:
+    """One run of `fit()` under tracemalloc and with the peak resident memory reset."""
+    reset = _reset_peak_resident()
+    rss_before, _ = _resident_kb()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    fit()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    _, hwm = _resident_kb()
+    return {
+        "peak_traced_x": peak / latent_bytes,
+        "peak_rss_x": (hwm - rss_before) * 1024 / latent_bytes if reset else None,
+    }
+
+
+def _fit(estimator, x, scores):
+    from sklearn.base import clone
+
+    return clone(estimator).fit(x, scores)
+
+
 def fit_timings(n: int, dim: int, repeats: int) -> list[dict]:
     from ganedit.directions import ContingencyTable, make_estimator
 
     x, scores = synthetic_bank(n, dim)
+    reference = numpy_matmul_reference()
+    print(json.dumps(reference), flush=True)
     table = ContingencyTable.from_scores(scores, None, 0.9)
     mab_n = table.max_balanced_size
     plans = [
@@ -95,23 +170,46 @@ def fit_timings(n: int, dim: int, repeats: int) -> list[dict]:
     ]
     rows = []
     for method, params in plans:
+        fit = functools.partial(_fit, make_estimator(method, "glasses", **params), x, scores)
         times = []
         for _ in range(1 if params.get("solver") == "kernel" else repeats):
             start = time.perf_counter()
-            est = make_estimator(method, "glasses", **params).fit(x, scores)
+            est = fit()
             times.append(time.perf_counter() - start)
+        seconds = statistics.median(times)
         rows.append(
             {
                 "method": method,
                 "params": params,
-                "seconds": statistics.median(times),
-                "runs": len(times),
+                "seconds": seconds,
+                "times": [round(t, 3) for t in times],
+                "matmuls": seconds / reference["matmul_seconds"],
+                **fit_memory(fit, x.nbytes),
                 "cosine_to_planted": float(abs(est.direction_[2])),
                 "n_samples": int(est.n_samples_),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+    print(_markdown(rows, reference))
     return rows
+
+
+def _markdown(rows: list[dict], reference: dict) -> str:
+    lines = [
+        f"same-run matmul: {reference['matmul_gflops']:.1f} GFLOP/s "
+        f"({reference['matmul_seconds'] * 1e3:.1f} ms for {reference['matmul_size']}^2)",
+        "| method | samples used | seconds | in matmuls | peak memory (tracemalloc / RSS) "
+        "| cosine to the planted direction |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        name = r["method"] + "".join(f", {k}={v}" for k, v in r["params"].items() if k != "n")
+        rss = "n/a" if r["peak_rss_x"] is None else f"{r['peak_rss_x']:.3f}"
+        lines.append(
+            f"| {name} | {r['n_samples']:,} | {r['seconds']:.2f} | {r['matmuls']:.1f} "
+            f"| {r['peak_traced_x']:.3f} / {rss} | {r['cosine_to_planted']:.5f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -123,11 +221,11 @@ def main() -> None:
     gen.add_argument("--keep", type=Path, default=None, help="Move the largest bank here.")
     fit = sub.add_parser("fit")
     fit.add_argument("--n", type=int, default=1_000_000)
-    fit.add_argument("--dim", type=int, default=128)
+    fit.add_argument("--dim", type=int, default=512)
     fit.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(json.dumps({"matmul_gflops": matmul_gflops()}), flush=True)
     if args.what == "generate":
+        print(json.dumps({"matmul_gflops": matmul_gflops()}), flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             for n in args.n:
                 keep = args.keep if n == max(args.n) else None

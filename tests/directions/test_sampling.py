@@ -8,9 +8,11 @@ from ganedit.directions.sampling import (
     balanced_subset,
     binary_labels,
     confident_mask,
+    describe_cell,
+    describe_cells,
     resolve_attributes,
 )
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 
 ATTRS = ["smile", "gender", "glasses"]
 
@@ -172,3 +174,26 @@ def test_bad_requests_raise_user_input_errors():
         balanced_subset(table, 0)
     with pytest.raises(UserInputError, match="label columns"):
         ContingencyTable.from_labels(np.zeros((4, 2), np.uint8), ATTRS)
+
+
+def test_non_finite_scores_are_damaged_input():
+    scores = {"smile": np.array([0.9, np.nan, 0.1]), "age": np.array([0.2, 0.3, np.inf])}
+    with pytest.raises(DamagedInputError, match="finite scores\\['smile'\\]"):
+        confident_mask(scores, threshold=0.9)
+    with pytest.raises(DamagedInputError, match="finite scores\\['age'\\]"):
+        binary_labels(scores, ["age"])
+    with pytest.raises(UserInputError, match="probabilities"):  # a range mistake, not damage
+        binary_labels({"smile": np.array([0.5, 1.5])})
+
+
+def test_cells_are_named_by_their_labels_in_messages():
+    assert describe_cell(ATTRS, (1, 0, 1)) == "smile=1, gender=0, glasses=1"
+    cells = [(0, 0, 1), (1, 1, 1)]
+    assert describe_cells(ATTRS, cells) == (
+        "(smile=0, gender=0, glasses=1); (smile=1, gender=1, glasses=1)"
+    )
+    many = list(itertools.product((0, 1), repeat=3))
+    assert describe_cells(ATTRS, many, limit=2).endswith("; and 6 more")
+    labels = np.array([[0, 0, 0], [1, 1, 1]], dtype=np.uint8)
+    table = ContingencyTable.from_labels(labels, ATTRS)
+    assert len(table.empty_cells) == 6 and table.to_dict()["n_empty_cells"] == 6

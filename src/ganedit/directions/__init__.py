@@ -3,6 +3,7 @@
 from ganedit.directions.estimators import (
     MAB,
     METHODS,
+    SPLIT_MODES,
     Conditional,
     DirectionEstimator,
     Fisher,
@@ -25,6 +26,7 @@ from ganedit.directions.sampling import (
 __all__ = [
     "MAB",
     "METHODS",
+    "SPLIT_MODES",
     "BalancedSample",
     "Conditional",
     "ContingencyTable",

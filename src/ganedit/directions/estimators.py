@@ -10,6 +10,17 @@ fitting) and a score mapping (see `sampling`), and learns:
 * `n_samples_`, `n_features_in_`, `accuracy_` (sign of the decision vs. the label p >= 0.5,
   on a held-out split where the method has one, else on the rows used);
 * `sample_indices_` / `sample_labels_`: the rows the direction was computed from.
+
+Errors: parameter mistakes and malformed input raise `UserInputError` (non-finite latents or
+scores: `DamagedInputError`); data that cannot serve the method (one class absent, no
+confident sample, no usable cell, a singular design) raises `FitError`.
+
+Cost at scale: the latents are read block by block and never copied whole, nor converted to
+float64 as a whole. Sums of rows are one matrix product per block in the latents' precision
+(float32 GEMM for float32 codes), accumulated across blocks in float64; projections onto a
+direction cast each small block to float64 first, so they equal `decision_function`'s.
+These skinny products run on one BLAS thread: on two cores that was as fast as two threads
+when idle, and OpenBLAS's two-thread split of a [k, b] @ [b, F] product was up to 10x slower.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -25,22 +36,28 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from ganedit.directions.sampling import (
     ContingencyTable,
     balanced_subset,
     cell_key,
     check_threshold,
+    describe_cell,
+    describe_cells,
     resolve_attributes,
     score_matrix,
 )
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import DamagedInputError, FitError, UserInputError, expect
 
 log = logging.getLogger(__name__)
 
 SOLVERS = ("fast", "kernel")
 WEIGHTINGS = ("equal", "inverse_variance")
-_BLOCK_ELEMENTS = 1 << 22  # values per block when reducing over the latents (32 MB as float64)
+SPLIT_MODES = ("ganedit", "reference")
+_BLOCK_ELEMENTS = 1 << 22  # values per block of rows in products (16 MB as float32)
+_CAST_ELEMENTS = 1 << 19  # values per block cast to float64 for a projection (stays in cache)
+_ONE_HOT_GROUPS = 64  # up to this many groups, group sums are one product per block
 _DEPENDENT_TOL = 1e-6  # smallest/largest singular value of the conditions below this: dependent
 
 
@@ -54,51 +71,135 @@ def _as_latents(latents) -> tuple[np.ndarray, tuple[int, ...]]:
     expect(np.issubdtype(x.dtype, np.floating), "floating-point latents", x.dtype)
     expect(len(x) >= 2 and x[0].size >= 1, "at least 2 non-empty latent codes", x.shape)
     flat = x.reshape(len(x), -1)  # [N, F]
-    step = _blocks(len(flat), flat.shape[1]).step
-    for start in range(0, len(flat), step):
-        finite = bool(np.isfinite(flat[start : start + step]).all())
-        expect(finite, "finite latents", "NaN or inf values")
+    for _, _, block in _row_blocks(flat, None):
+        if not np.isfinite(block).all():
+            raise DamagedInputError("expected finite latents, received NaN or inf values")
     return flat, tuple(x.shape[1:])
-
-
-def _blocks(n_rows: int, n_features: int) -> range:
-    """Start rows of blocks small enough to bound the temporary copies."""
-    return range(0, n_rows, max(1, _BLOCK_ELEMENTS // n_features))
 
 
 def _check_rows(flat: np.ndarray, probs: np.ndarray) -> None:
     expect(len(flat) == len(probs), f"{len(flat)} scores, one per latent", len(probs))
 
 
-def _project(flat: np.ndarray, vector: np.ndarray) -> np.ndarray:
-    """flat [N, F] @ vector [F] in float64, block by block."""
-    vector = vector.astype(np.float64)
-    out = np.empty(len(flat))
-    step = _blocks(len(flat), flat.shape[1]).step
-    for start in range(0, len(flat), step):
-        out[start : start + step] = flat[start : start + step] @ vector
+def _one_blas_thread():
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _run_start(rows: np.ndarray | None) -> int | None:
+    """First row when `rows` are consecutive (None: all rows), so blocks can be slices."""
+    if rows is None:
+        return 0
+    if len(rows) == 0 or int(rows[-1]) - int(rows[0]) != len(rows) - 1:
+        return None
+    return int(rows[0]) if bool(np.all(np.diff(rows) == 1)) else None
+
+
+def _row_blocks(flat: np.ndarray, rows: np.ndarray | None, elements: int = _BLOCK_ELEMENTS):
+    """(start, stop, flat[rows[start:stop]]) block by block; rows None: every row.
+
+    Consecutive rows are sliced (no copy); scattered rows are gathered one block at a time.
+    """
+    n = len(flat) if rows is None else len(rows)
+    step = max(1, elements // max(flat.shape[1], 1))
+    first = _run_start(rows)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        if first is not None:
+            yield start, stop, flat[first + start : first + stop]
+        else:
+            yield start, stop, flat[rows[start:stop]]
+
+
+def _work_dtype(flat: np.ndarray) -> type:
+    return np.float64 if flat.dtype == np.float64 else np.float32
+
+
+def _left_products(
+    flat: np.ndarray,
+    rows: np.ndarray | None,
+    left_of: Callable[[int, int], np.ndarray],
+    n_out: int,
+) -> np.ndarray:
+    """sum_i left[:, i] * flat[rows[i]]: [n_out, F] float64.
+
+    `left_of(start, stop)` gives the coefficients [n_out, stop - start] of rows[start:stop].
+    One product per block in the latents' precision, blocks summed in float64.
+    """
+    dtype = _work_dtype(flat)
+    out = np.zeros((n_out, flat.shape[1]))
+    with _one_blas_thread():
+        for start, stop, block in _row_blocks(flat, rows):
+            left = np.ascontiguousarray(left_of(start, stop), dtype=dtype)
+            out += left @ block.astype(dtype, copy=False)
     return out
 
 
-def _mean_rows(flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    total = np.zeros(flat.shape[1])
-    step = _blocks(len(rows), flat.shape[1]).step
-    for start in range(0, len(rows), step):
-        total += flat[rows[start : start + step]].sum(axis=0, dtype=np.float64)
-    return total / len(rows)
+def _group_sums(
+    flat: np.ndarray, rows: np.ndarray, groups: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of flat[rows[i]] over the i with groups[i] == g, [n_groups, F], and the counts.
+
+    Group ids are 0..n_groups-1 (some may be absent). Up to _ONE_HOT_GROUPS groups: one
+    product per block with the [G, b] one-hot matrix; more: the rows sorted by group, so that
+    each block's one-hot spans only the groups it meets.
+    """
+    groups = np.asarray(groups, dtype=np.intp)
+    counts = np.bincount(groups, minlength=n_groups)
+    if n_groups <= _ONE_HOT_GROUPS:
+        ids = np.arange(n_groups)[:, None]
+        return _left_products(flat, rows, lambda a, b: groups[a:b] == ids, n_groups), counts
+    order = np.argsort(groups, kind="stable")
+    ordered, sorted_groups = rows[order], groups[order]
+    dtype = _work_dtype(flat)
+    sums = np.zeros((n_groups, flat.shape[1]))
+    with _one_blas_thread():
+        for start, stop, block in _row_blocks(flat, ordered):
+            local = sorted_groups[start:stop]
+            lo, hi = int(local[0]), int(local[-1])
+            left = (local == np.arange(lo, hi + 1)[:, None]).astype(dtype)
+            sums[lo : hi + 1] += left @ block.astype(dtype, copy=False)
+    return sums, counts
 
 
-def _unit(vector: np.ndarray, what: str) -> np.ndarray:
+def _class_means(flat: np.ndarray, rows: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(mean of the rows labelled 1, mean of the rows labelled 0), float64 [F] each."""
+    sums, counts = _group_sums(flat, rows, y, 2)
+    return sums[1] / counts[1], sums[0] / counts[0]
+
+
+def _project_rows(flat: np.ndarray, rows: np.ndarray | None, vector: np.ndarray) -> np.ndarray:
+    """flat[rows] @ vector in float64, [n]; rows None: every row.
+
+    Each block is cast to float64 in a small buffer, then multiplied: the float64 product of
+    the stored values, without a float64 copy of the rows. More than half of the rows,
+    scattered: every row is projected (slices, no gather) and the projections indexed.
+    """
+    vector = np.asarray(vector, dtype=np.float64)
+    if rows is not None and len(rows) > len(flat) // 2 and _run_start(rows) is None:
+        return _project_rows(flat, None, vector)[rows]
+    n = len(flat) if rows is None else len(rows)
+    out = np.empty(n)
+    buffer = np.empty((min(n, max(1, _CAST_ELEMENTS // flat.shape[1])), flat.shape[1]))
+    with _one_blas_thread():
+        for start, stop, block in _row_blocks(flat, rows, _CAST_ELEMENTS):
+            if block.dtype != np.float64:
+                buffer[: stop - start] = block
+                block = buffer[: stop - start]
+            np.matmul(block, vector, out=out[start:stop])
+    return out
+
+
+def _unit(vector: np.ndarray, what: str, error: type[Exception] = UserInputError) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     if not norm > 0 or not math.isfinite(norm):
-        raise UserInputError(f"expected a non-zero {what}, received norm {norm}")
+        raise error(f"expected a non-zero {what}, received norm {norm}")
     return vector / norm
 
 
 def _require_both_classes(y: np.ndarray, attribute: str, where: str) -> None:
     n1 = int(y.sum())
     if n1 == 0 or n1 == len(y):
-        raise UserInputError(
+        raise FitError(
             f"expected both classes of {attribute!r} among the {where}, "
             f"received {n1} positive and {len(y) - n1} negative"
         )
@@ -123,7 +224,7 @@ def _confident_probabilities(
     else:
         rows = np.flatnonzero(((probs > threshold) | (probs < 1 - threshold)).all(axis=1))
     if len(rows) == 0:
-        raise UserInputError(
+        raise FitError(
             f"expected samples confident on all of {names} at threshold {threshold}, received none"
         )
     return names, probs, rows
@@ -161,7 +262,7 @@ class DirectionEstimator(BaseEstimator):
         expect(x.ndim >= 2, "latents of shape [N, D] or [N, L, D]", x.shape)
         flat = x.reshape(len(x), -1)
         expect(flat.shape[1] == self.n_features_in_, f"{self.n_features_in_} features", x.shape)
-        return _project(flat, self.direction_.ravel()) + self.intercept_
+        return _project_rows(flat, None, self.direction_.ravel()) + self.intercept_
 
     def _finish(
         self,
@@ -171,26 +272,47 @@ class DirectionEstimator(BaseEstimator):
         rows: np.ndarray,
         y: np.ndarray,
         intercept: float | None = None,
-    ) -> None:
-        """Store the unit direction; midpoint intercept unless given; accuracy on `rows`."""
-        direction = _unit(np.asarray(vector, dtype=np.float64), f"{self.method} direction")
+        class_means: tuple[np.ndarray, np.ndarray] | None = None,
+        project_all: bool = False,
+    ) -> np.ndarray | None:
+        """Store the unit direction; midpoint intercept unless given; accuracy on `rows`.
+
+        The midpoint uses `class_means` (mean of class 1, of class 0 over `rows`) when the
+        caller has them. project_all: project every row once and return the projections, for
+        callers that score other rows too.
+        """
+        direction = _unit(
+            np.asarray(vector, dtype=np.float64), f"{self.method} direction", FitError
+        )
         self.direction_ = direction.reshape(shape)
         self.n_features_in_ = flat.shape[1]
         self.latent_shape_ = shape
         if intercept is None:
-            mid = (_mean_rows(flat, rows[y == 1]) + _mean_rows(flat, rows[y == 0])) / 2
-            intercept = -float(mid @ direction)
+            mu1, mu0 = class_means if class_means is not None else _class_means(flat, rows, y)
+            intercept = -float((mu1 + mu0) / 2 @ direction)
         self.intercept_ = float(intercept)
         self.sample_indices_ = np.asarray(rows, dtype=np.int64)
         self.sample_labels_ = np.asarray(y, dtype=np.uint8)
         self.n_samples_ = len(rows)
-        self.accuracy_ = self._accuracy(flat, rows, y)
+        projections = _project_rows(flat, None, direction) if project_all else None
+        self.accuracy_ = self._accuracy(flat, rows, y, projections)
+        return projections
 
-    def _accuracy(self, flat: np.ndarray, rows: np.ndarray, y: np.ndarray) -> float:
+    def _accuracy(
+        self,
+        flat: np.ndarray | None,
+        rows: np.ndarray,
+        y: np.ndarray,
+        projections: np.ndarray | None = None,
+    ) -> float:
+        """Share of `rows` on the side of their label; `projections`: every row's, if known."""
         if len(rows) == 0:
             return math.nan
-        decision = _project(flat[rows], self.direction_.ravel()) + self.intercept_
-        return float(((decision > 0) == (y == 1)).mean())
+        if projections is None:
+            projections = _project_rows(flat, rows, self.direction_.ravel())
+        else:
+            projections = projections[rows]
+        return float(((projections + self.intercept_ > 0) == (y == 1)).mean())
 
     def summary(self) -> dict:
         """What the fit did, as JSON-friendly values (for the boundary sidecar)."""
@@ -213,11 +335,23 @@ class DirectionEstimator(BaseEstimator):
 # ---------------------------------------------------------------- InterFaceGAN
 
 
+def _score_column(values) -> np.ndarray:
+    """One attribute's scores as given ([N] or the reference's [N, 1]), dtype kept."""
+    column = np.asarray(values)
+    return column[:, 0] if column.ndim == 2 else column
+
+
 class InterFaceGAN(DirectionEstimator):
     """Linear SVM between the top-k and bottom-k samples by target score (IFG, b.2).
 
     k = int(N * ratio) for 0 < ratio <= 1, else int(ratio); at most N // 2. Each class is
-    shuffled with `random_state` and split `split` / 1 - split into train / validation.
+    shuffled and split `split` / 1 - split into train / validation.
+    split_mode="ganedit": a stable descending sort of the scores, and both shuffles drawn
+    from `np.random.default_rng(random_state)`. split_mode="reference": genforce/interfacegan
+    `train_boundary`'s own selection and split, row for row: an ascending `np.argsort` of the
+    scores as given (default kind, their dtype), reversed, then the positives' and the
+    negatives' index shuffles from `np.random.RandomState(random_state)`, the generator that
+    `np.random.seed(random_state)` seeds for the reference (the global one is never touched).
     solver="kernel" is the reference `SVC(kernel="linear")` (libsvm, slow beyond ~20k rows);
     "fast" is `LinearSVC` (liblinear, primal) on train-centred latents, so that liblinear's
     penalised intercept only has to absorb a small offset. Unlike the reference, the intercept
@@ -235,6 +369,7 @@ class InterFaceGAN(DirectionEstimator):
         split: float = 0.7,
         solver: str = "fast",
         C: float = 1.0,
+        split_mode: str = "ganedit",
         random_state: int = 0,
     ):
         self.attribute = attribute
@@ -242,39 +377,56 @@ class InterFaceGAN(DirectionEstimator):
         self.split = split
         self.solver = solver
         self.C = C
+        self.split_mode = split_mode
         self.random_state = random_state
 
     def fit(self, latents, scores: Mapping) -> InterFaceGAN:
         _check_choice(self.solver, SOLVERS, "a solver")
+        _check_choice(self.split_mode, SPLIT_MODES, "a split mode")
         expect(0 < self.split < 1, "a train split in (0, 1)", self.split)
         expect(self.C > 0, "C > 0", self.C)
         flat, shape = _as_latents(latents)
         score = score_matrix(scores, [self.attribute], probabilities=False)[:, 0]  # [N]
         _check_rows(flat, score)
+        if self.split_mode == "reference":
+            score = _score_column(scores[self.attribute])  # sorted and compared as given
         order, train, val = self._split(score)
         y_train = np.repeat(np.array([1, 0], dtype=np.uint8), len(train) // 2)
         weights, bias = self._svm(flat[train], y_train)
-        self._finish(flat, shape, weights, train, y_train, bias / np.linalg.norm(weights))
+        norm = float(np.linalg.norm(weights))
+        projections = self._finish(
+            flat, shape, weights, train, y_train, bias / norm, project_all=True
+        )
         self.train_accuracy_ = self.accuracy_
-        self._score_held_out(flat, score, order, val)
+        self._score_held_out(score, order, val, projections)
         return self
 
     def _split(self, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Descending order, then train and validation rows (positives first, then negatives)."""
         k = self._k(len(score))
         n_train = int(k * self.split)
-        expect(
-            1 <= n_train < k, f"a split leaving rows for training and validation of {k}", self.split
-        )
-        order = np.argsort(-score, kind="stable")  # descending, like the reference
-        rng = np.random.default_rng(self.random_state)
-        pos, neg = rng.permutation(order[:k]), rng.permutation(order[len(score) - k :])
+        if n_train < 1:
+            raise FitError(
+                f"expected at least one training sample per class, received k={k} with "
+                f"split {self.split} (raise ratio or N)"
+            )
+        if self.split_mode == "reference":
+            order = np.argsort(score)[::-1]  # not a stable sort: ties as the reference has them
+            rng = np.random.RandomState(self.random_state)
+            positive, negative = np.arange(k), np.arange(k)
+            rng.shuffle(positive)
+            rng.shuffle(negative)
+            pos, neg = order[:k][positive], order[len(score) - k :][negative]
+        else:
+            order = np.argsort(-score, kind="stable")  # descending, ties in row order
+            rng = np.random.default_rng(self.random_state)
+            pos, neg = rng.permutation(order[:k]), rng.permutation(order[len(score) - k :])
         self.k_ = k
         train = np.concatenate([pos[:n_train], neg[:n_train]])
         return order, train, np.concatenate([pos[n_train:], neg[n_train:]])
 
     def _score_held_out(
-        self, flat: np.ndarray, score: np.ndarray, order: np.ndarray, val: np.ndarray
+        self, score: np.ndarray, order: np.ndarray, val: np.ndarray, projections: np.ndarray
     ) -> None:
         """Validation accuracy (becomes accuracy_) and the reference's remaining accuracy."""
         k = self.k_
@@ -282,17 +434,22 @@ class InterFaceGAN(DirectionEstimator):
         self.n_train_, self.n_val_ = 2 * k - len(val), len(val)
         self.val_indices_ = val
         self.val_labels_ = np.repeat(np.array([1, 0], dtype=np.uint8), len(val) // 2)
-        self.val_accuracy_ = self.accuracy_ = self._accuracy(flat, val, self.val_labels_)
+        self.val_accuracy_ = self._accuracy(None, val, self.val_labels_, projections)
+        self.accuracy_ = self.val_accuracy_
         middle = order[k : len(score) - k]
-        positive = (score[middle] >= (score.max() + score.min()) / 2).astype(np.uint8)
+        cut = (score[order[0]] + score[order[-1]]) / 2  # mid-range, in the scores' dtype
+        positive = (score[middle] >= cut).astype(np.uint8)
         self.n_remaining_ = len(middle)
-        self.remaining_accuracy_ = self._accuracy(flat, middle, positive)
+        self.remaining_accuracy_ = self._accuracy(None, middle, positive, projections)
 
     def _k(self, n: int) -> int:
         expect(self.ratio > 0, "a positive ratio or sample count", self.ratio)
         k = int(n * self.ratio) if self.ratio <= 1 else int(self.ratio)
         k = min(k, n // 2)
-        expect(k >= 2, "at least 2 samples per class (raise ratio or N)", f"k={k} of N={n}")
+        if k < 2:
+            raise FitError(
+                f"expected at least 2 samples per class (raise ratio or N), received k={k} of N={n}"
+            )
         return k
 
     def _svm(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
@@ -300,7 +457,9 @@ class InterFaceGAN(DirectionEstimator):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             if self.solver == "kernel":
-                svm = SVC(kernel="linear", C=self.C).fit(x, y)
+                # a seed of its own: with random_state=None, SVC draws one from the global
+                # generator (unused without probability estimates, so the fit is the same)
+                svm = SVC(kernel="linear", C=self.C, random_state=self.random_state).fit(x, y)
                 weights, bias = svm.coef_[0].astype(np.float64), float(svm.intercept_[0])
             else:
                 mean = x.mean(axis=0, dtype=np.float64)
@@ -311,14 +470,13 @@ class InterFaceGAN(DirectionEstimator):
         for w in caught:
             log.warning("%s solver: %s", self.solver, w.message)
         if not np.linalg.norm(weights) > 0:
-            raise UserInputError(
-                f"expected a non-zero SVM weight vector, received zeros (C={self.C})"
-            )
+            raise FitError(f"expected a non-zero SVM weight vector, received zeros (C={self.C})")
         return weights, bias
 
     def _summary_extra(self) -> dict:
         return {
             "solver": self.solver,
+            "split_mode": self.split_mode,
             "k": int(self.k_),
             "n_train": int(self.n_train_),
             "n_val": int(self.n_val_),
@@ -338,7 +496,8 @@ def _as_conditions(conditions, n_features: int) -> np.ndarray:
     ok = c.size % n_features == 0 and (c.ndim == 1 or c[0].size % n_features == 0)
     expect(ok, f"condition directions with {n_features} features each", c.shape)
     c = c.reshape(-1, n_features)  # [k, F]
-    expect(bool(np.isfinite(c).all()), "finite condition directions", "NaN or inf values")
+    if not np.isfinite(c).all():
+        raise DamagedInputError("expected finite condition directions, received NaN or inf values")
     return c
 
 
@@ -421,9 +580,12 @@ class Conditional(DirectionEstimator):
 class MAB(DirectionEstimator):
     """Multi-attribute balanced sampling, then the class-centroid difference (MAB, b.6-b.8).
 
-    Keeps rows confident on every attribute, builds the contingency table of their labels,
-    draws a balanced subset of `n` rows (see `balanced_subset`) and takes
-    mean(target = 1) - mean(target = 0) over it. `sample_.indices` are rows of the input.
+    Keeps rows confident on every attribute (threshold=None: every row, the reference's
+    default), builds the contingency table of their labels, draws a balanced subset of `n`
+    rows (see `balanced_subset`) and takes mean(target = 1) - mean(target = 0) over it.
+    `sample_.indices` are rows of the input. Cells of the 2^K table with no sample are
+    logged as a warning and listed in `empty_cells_`: the balanced sample cannot hold those
+    label combinations, so the target cannot be made independent of them.
     """
 
     method = "mab"
@@ -451,33 +613,43 @@ class MAB(DirectionEstimator):
         )
         _check_rows(flat, probs)
         labels = (probs[rows] >= 0.5).astype(np.uint8)
+        self.attributes_, self.n_confident_ = names, len(rows)
         self.table_ = ContingencyTable.from_labels(labels, names, rows)
+        self._report_empty_cells()
         self.sample_ = balanced_subset(self.table_, self.n, self.quota, self.random_state)
         chosen = self.sample_.indices
         y = (probs[chosen, names.index(self.attribute)] >= 0.5).astype(np.uint8)
         _require_both_classes(y, self.attribute, "balanced sample")
-        vector = _mean_rows(flat, chosen[y == 1]) - _mean_rows(flat, chosen[y == 0])
-        self.attributes_, self.n_confident_ = names, len(rows)
-        self._finish(flat, shape, vector, chosen, y)
+        mu1, mu0 = _class_means(flat, chosen, y)
+        self._finish(flat, shape, mu1 - mu0, chosen, y, class_means=(mu1, mu0))
         return self
+
+    def _report_empty_cells(self) -> None:
+        table = self.table_
+        empty = table.empty_cells
+        self.empty_cells_ = [{"key": cell_key(c), "labels": table.labels_of(c)} for c in empty]
+        if empty:
+            where = "" if self.threshold is None else f" confident at threshold {self.threshold}"
+            log.warning(
+                "mab %r: %d of %d cells of (%s) have no sample%s: %s. "
+                "The balanced sample cannot hold them, so %r cannot be made independent "
+                "of those label combinations",
+                self.attribute, len(empty), 2 ** len(table.attributes),
+                ", ".join(table.attributes), where,
+                describe_cells(table.attributes, empty), self.attribute,
+            )  # fmt: skip
 
     def _summary_extra(self) -> dict:
         return {
             "attributes": list(self.attributes_),
             "n_confident": int(self.n_confident_),
+            "empty_cells": self.empty_cells_,
             "table": self.table_.to_dict(),
             "sample": self.sample_.to_dict(),
         }
 
 
 # ---------------------------------------------------------------- stratified means
-
-
-def _group_rows(groups: np.ndarray) -> dict[int, np.ndarray]:
-    """Group id -> positions holding it."""
-    order = np.argsort(groups, kind="stable")
-    ids, starts = np.unique(groups[order], return_index=True)
-    return dict(zip(ids.tolist(), np.split(order, starts[1:]), strict=True))
 
 
 class Stratified(DirectionEstimator):
@@ -487,6 +659,8 @@ class Stratified(DirectionEstimator):
     `min_per_class` rows of each target class count. Weights are equal, or n1*n0/(n1+n0)
     (inverse variance of the cell's difference). `effective_n_` is the size of a balanced
     two-class sample whose plain difference of means would have the same variance.
+    Cells left out (too few of one class: `cells_skipped_`; no sample: `empty_cells_`) are
+    logged as a warning: the direction is not adjusted for those combinations.
     """
 
     method = "stratified"
@@ -520,48 +694,77 @@ class Stratified(DirectionEstimator):
         y, nuisance = labels[:, t], np.delete(labels, t, axis=1)
         codes = nuisance @ (1 << np.arange(nuisance.shape[1] - 1, -1, -1, dtype=np.int64))
         self.attributes_, self.n_confident_ = names, len(rows)
-        diffs, inverse, used = self._cell_differences(flat, rows, y, codes, nuisance.shape[1])
-        if not diffs:
-            raise UserInputError(
+        present, cell_of = np.unique(codes, return_inverse=True)  # present nuisance cells
+        sums, counts = _group_sums(flat, rows, 2 * cell_of + y, 2 * len(present))
+        usable = self._record_cells(present, counts[1::2], counts[0::2], nuisance.shape[1])
+        if not usable.any():
+            raise FitError(
                 f"expected a nuisance cell with at least {self.min_per_class} sample(s) of each "
                 f"class of {self.attribute!r}, received none among {len(self.cells_skipped_)}"
             )
-        inverse = np.asarray(inverse)
+        n1, n0 = counts[1::2][usable], counts[0::2][usable]
+        pos, neg = sums[1::2][usable], sums[0::2][usable]
+        diffs = pos / n1[:, None] - neg / n0[:, None]
+        inverse = n1 * n0 / (n1 + n0)  # 1 / variance factor of each difference
         weights = inverse if self.weighting == "inverse_variance" else np.ones_like(inverse)
         share = weights / weights.sum()
         for entry, w in zip(self.cells_used_, share, strict=True):
             entry["weight"] = float(w)
-        vector = share @ np.stack(diffs)
         # Var(sum_c a_c diff_c) is proportional to sum_c a_c^2 / inverse_c; a balanced
         # two-class sample of size m has 4 / m.
         self.effective_n_ = float(4 / np.sum(share**2 / inverse))
-        self._finish(flat, shape, vector, rows[used], y[used].astype(np.uint8))
+        used = usable[cell_of]
+        means = (pos.sum(axis=0) / n1.sum(), neg.sum(axis=0) / n0.sum())
+        self._finish(flat, shape, share @ diffs, rows[used], y[used].astype(np.uint8), None, means)
         return self
 
-    def _cell_differences(
-        self, flat: np.ndarray, rows: np.ndarray, y: np.ndarray, codes: np.ndarray, bits: int
-    ) -> tuple[list[np.ndarray], list[float], np.ndarray]:
-        """Per usable nuisance cell: mean difference [F] and n1*n0/(n1+n0); rows used."""
+    def _record_cells(
+        self, present: np.ndarray, n_pos: np.ndarray, n_neg: np.ndarray, bits: int
+    ) -> np.ndarray:
+        """cells_used_, cells_skipped_, empty_cells_ and the warning; bool [#present] usable."""
         nuisance_names = [a for a in self.attributes_ if a != self.attribute]
-        diffs, inverse, used = [], [], np.zeros(len(rows), dtype=bool)
+        usable = np.minimum(n_pos, n_neg) >= self.min_per_class
         self.cells_used_, self.cells_skipped_ = [], []
-        for code, at in _group_rows(codes).items():
+        for code, ok, n1, n0 in zip(present.tolist(), usable, n_pos, n_neg, strict=True):
             cell = tuple((code >> (bits - 1 - j)) & 1 for j in range(bits))
-            pos, neg = at[y[at] == 1], at[y[at] == 0]
             entry = {
                 "key": cell_key(cell),
                 "labels": dict(zip(nuisance_names, cell, strict=True)),
-                "n_positive": len(pos),
-                "n_negative": len(neg),
+                "n_positive": int(n1),
+                "n_negative": int(n0),
             }
-            if min(len(pos), len(neg)) < self.min_per_class:
-                self.cells_skipped_.append(entry)
-                continue
-            diffs.append(_mean_rows(flat, rows[pos]) - _mean_rows(flat, rows[neg]))
-            inverse.append(len(pos) * len(neg) / (len(pos) + len(neg)))  # 1 / variance factor
-            self.cells_used_.append(entry)
-            used[at] = True
-        return diffs, inverse, used
+            (self.cells_used_ if ok else self.cells_skipped_).append(entry)
+        missing = sorted(set(range(2**bits)) - set(present.tolist()))
+        empty = [tuple((code >> (bits - 1 - j)) & 1 for j in range(bits)) for code in missing]
+        self.empty_cells_ = [
+            {"key": cell_key(c), "labels": dict(zip(nuisance_names, c, strict=True))} for c in empty
+        ]
+        self._warn_left_out(nuisance_names, empty)
+        return usable
+
+    def _warn_left_out(self, nuisance_names: list[str], empty: list[tuple[int, ...]]) -> None:
+        if not (self.cells_skipped_ or empty):
+            return
+        parts = []
+        if self.cells_skipped_:
+            few = "; ".join(
+                f"({describe_cell(nuisance_names, tuple(c['labels'].values()))}: "
+                f"{c['n_positive']} positive, {c['n_negative']} negative)"
+                for c in self.cells_skipped_[:8]
+            )
+            more = len(self.cells_skipped_) - 8
+            parts.append(
+                f"fewer than {self.min_per_class} of one class in {few}"
+                + (f"; and {more} more" if more > 0 else "")
+            )
+        if empty:
+            parts.append(f"no sample in {describe_cells(nuisance_names, empty)}")
+        log.warning(
+            "stratified %r: %d of %d nuisance cells of (%s) are left out, so the direction is "
+            "not adjusted for those label combinations: %s",
+            self.attribute, len(self.cells_skipped_) + len(empty), 2 ** len(nuisance_names),
+            ", ".join(nuisance_names), "; ".join(parts),
+        )  # fmt: skip
 
     def _summary_extra(self) -> dict:
         return {
@@ -571,20 +774,11 @@ class Stratified(DirectionEstimator):
             "effective_n": _number(self.effective_n_),
             "cells_used": self.cells_used_,
             "cells_skipped": self.cells_skipped_,
+            "empty_cells": self.empty_cells_,
         }
 
 
 # ---------------------------------------------------------------- joint regression
-
-
-def _gram_with(design: np.ndarray, flat: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """design[K1, n]^T-style product design.T @ flat[rows] in float64, block by block."""
-    out = np.zeros((design.shape[1], flat.shape[1]))
-    step = _blocks(len(rows), flat.shape[1]).step
-    for start in range(0, len(rows), step):
-        block = flat[rows[start : start + step]].astype(np.float64)
-        out += design[start : start + step].T @ block
-    return out
 
 
 class Regression(DirectionEstimator):
@@ -624,25 +818,43 @@ class Regression(DirectionEstimator):
         )
         _check_rows(flat, probs)
         t = names.index(self.attribute)
-        p = np.clip(probs[rows], self.clip, 1 - self.clip)
-        design = np.column_stack([np.log(p) - np.log1p(-p), np.ones(len(rows))])  # [n, K+1]
-        spread = float(design[:, t].std())
-        expect(spread > 0, f"varying scores for {self.attribute!r}", "a constant column")
-        loadings = self._solve(design, _gram_with(design, flat, rows))  # [K+1, F]
+        design = np.ones((len(rows), len(names) + 1))  # [n, K+1]: the logits, then the bias
+        for k in range(len(names)):  # column by column: no [n, K] temporaries
+            p = np.clip(probs[rows, k], self.clip, 1 - self.clip)
+            design[:, k] = np.log(p) - np.log1p(-p)
+        del p
+        if not float(design[:, t].std()) > 0:
+            raise FitError(f"expected varying scores for {self.attribute!r}, received a constant")
         y = (probs[rows, t] >= 0.5).astype(np.uint8)
         _require_both_classes(y, self.attribute, "rows used")
+        products = self._products(flat, rows, design, y)  # [K+3, F]
+        loadings = self._solve(design, products[:-2])  # [K+1, F]
+        class_means = (products[-2] / y.sum(), products[-1] / (len(y) - y.sum()))
         self.attributes_, self.n_confident_ = names, len(rows)
         self.loadings_ = loadings[:-1].reshape((len(names), *shape))
         self.bias_ = loadings[-1].reshape(shape)
-        self._finish(flat, shape, loadings[t], rows, y)
+        self._finish(flat, shape, loadings[t], rows, y, None, class_means)
         return self
+
+    @staticmethod
+    def _products(flat: np.ndarray, rows: np.ndarray, design: np.ndarray, y: np.ndarray):
+        """design^T flat[rows] and the two class sums, in one pass over the rows."""
+
+        def left(start: int, stop: int) -> np.ndarray:
+            part = np.empty((design.shape[1] + 2, stop - start))
+            part[:-2] = design[start:stop].T
+            part[-2] = y[start:stop]
+            part[-1] = 1 - part[-2]
+            return part
+
+        return _left_products(flat, rows, left, design.shape[1] + 2)
 
     def _solve(self, design: np.ndarray, cross: np.ndarray) -> np.ndarray:
         penalty = np.full(design.shape[1], float(self.ridge))
         penalty[-1] = 0.0  # the bias stays free
         normal = design.T @ design + np.diag(penalty)
         if np.linalg.cond(normal) > 1e12:
-            raise UserInputError(
+            raise FitError(
                 "expected attribute scores that are not linear copies of each other, received "
                 f"a singular design (condition number {np.linalg.cond(normal):.3g}); drop one "
                 "attribute or raise ridge"
@@ -716,10 +928,11 @@ class Fisher(DirectionEstimator):
         _check_rows(flat, probs)
         y = (probs[rows, names.index(self.attribute)] >= 0.5).astype(np.uint8)
         _require_both_classes(y, self.attribute, "confident rows")
-        mu1, mu0 = _mean_rows(flat, rows[y == 1]), _mean_rows(flat, rows[y == 0])
+        mu1, mu0 = _class_means(flat, rows, y)
         cov = self._covariance(flat, rows, y, mu1, mu0)
         self.attributes_, self.n_confident_ = names, len(rows)
-        self._finish(flat, shape, np.linalg.solve(cov, mu1 - mu0), rows, y)
+        direction = np.linalg.solve(cov, mu1 - mu0)
+        self._finish(flat, shape, direction, rows, y, None, (mu1, mu0))
         return self
 
     def _covariance(
@@ -729,10 +942,8 @@ class Fisher(DirectionEstimator):
         if flat.shape[1] > 4096:
             log.warning("Fisher on %d features: the covariance solve is slow", flat.shape[1])
         gram, fourth = np.zeros((flat.shape[1],) * 2), 0.0
-        step = _blocks(len(rows), flat.shape[1]).step
-        for start in range(0, len(rows), step):
-            part = slice(start, start + step)
-            block = flat[rows[part]] - np.where(y[part, None] == 1, mu1, mu0)  # [b, F] float64
+        for start, stop, rows_block in _row_blocks(flat, rows):
+            block = rows_block - np.where(y[start:stop, None] == 1, mu1, mu0)  # [b, F] float64
             gram += block.T @ block
             fourth += float(np.sum(np.sum(block**2, axis=1) ** 2))
         n, p = len(rows), flat.shape[1]
@@ -742,7 +953,7 @@ class Fisher(DirectionEstimator):
         target = np.trace(emp) / p
         cov = (1 - self.shrinkage_) * emp + self.shrinkage_ * target * np.eye(p)
         if not np.linalg.cond(cov) < 1e12:
-            raise UserInputError(
+            raise FitError(
                 f"expected a well-conditioned covariance, received condition number "
                 f"{np.linalg.cond(cov):.3g} (use shrinkage='auto' or > 0)"
             )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import DamagedInputError, UserInputError, expect
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,8 @@ def score_matrix(
         if col.ndim == 2 and col.shape[1] == 1:
             col = col[:, 0]
         expect(col.ndim == 1, f"scores[{name!r}] of shape [N]", col.shape)
-        expect(bool(np.isfinite(col).all()), f"finite scores[{name!r}]", "NaN or inf values")
+        if not np.isfinite(col).all():
+            raise DamagedInputError(f"expected finite scores[{name!r}], received NaN or inf values")
         if probabilities:
             inside = bool(((col >= 0) & (col <= 1)).all())
             expect(inside, f"probabilities in [0, 1] for {name!r}", (col.min(), col.max()))
@@ -92,6 +93,17 @@ def binary_labels(scores: Mapping, attributes: Sequence[str] | None = None) -> n
 def cell_key(cell: Cell) -> str:
     """'0110' for (0, 1, 1, 0): the JSON name of a cell."""
     return "".join(str(int(b)) for b in cell)
+
+
+def describe_cell(attributes: Sequence[str], cell: Cell) -> str:
+    """'smile=1, gender=0': a cell named by its labels, for messages."""
+    return ", ".join(f"{a}={int(v)}" for a, v in zip(attributes, cell, strict=True))
+
+
+def describe_cells(attributes: Sequence[str], cells: Sequence[Cell], limit: int = 8) -> str:
+    """Several cells for one message: '(smile=1, gender=0); (smile=0, gender=1)', then 'and N more'."""
+    shown = "; ".join(f"({describe_cell(attributes, c)})" for c in cells[:limit])
+    return shown + (f"; and {len(cells) - limit} more" if len(cells) > limit else "")
 
 
 def _all_cells(k: int) -> list[Cell]:
@@ -368,10 +380,9 @@ def _report(
         short = requested[i] - drawn[i]
         if short > 0 and drawn[i] == sizes[i]:
             shortfalls[cell] = int(short)
-            labels = ", ".join(f"{a}={v}" for a, v in table.labels_of(cell).items())
             warnings.append(
-                f"cell {cell_key(cell)} ({labels}) has only {sizes[i]} samples, "
-                f"{short} short of its share {requested[i]}"
+                f"cell {cell_key(cell)} ({describe_cell(table.attributes, cell)}) has only "
+                f"{sizes[i]} samples, {short} short of its share {requested[i]}"
             )
     if len(indices) < n:
         warnings.append(f"drew {len(indices)} of the {n} samples requested: the cells ran out")
