@@ -12,9 +12,14 @@ GAIN = 3.0
 
 
 class LinearSource:
+    """Implements ganedit.models.sources.GeneratorSource (checked in test_direction_eval)."""
+
     name = "linear"
     spaces = ("z", "w")
     z_dim = D
+    resolution = 1
+    identity = {"name": "linear", "sha256": None}
+    device = torch.device("cpu")
 
     def sample_z(self, n, seed, start=0):
         return torch.randn(start + n, D, generator=torch.Generator().manual_seed(seed))[start:]
@@ -22,7 +27,10 @@ class LinearSource:
     def to_w(self, z):
         return z
 
-    def synthesize(self, latents, space="w", batch_size=64):
+    def to_ws(self, latents, space):
+        raise NotImplementedError("the linear world has no ws space")
+
+    def synthesize(self, latents, space="w", batch_size=64, progress=False):
         return latents.reshape(len(latents), 1, 1, D).clone()
 
 

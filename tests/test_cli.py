@@ -1,210 +1,163 @@
-"""Every subcommand run in a temp dir, and user mistakes: one line, exit code 2, no traceback."""
+"""Every subcommand run in a temp dir, and user mistakes: one line, exit code 2, no traceback.
+
+The end-to-end `demo` and `study` at their committed sizes are `slow`; a small demo runs in
+the default suite."""
 
 import json
-import subprocess
-import sys
 
+import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from ganedit.cli import app
-
-runner = CliRunner()
+from cli_run import in_subprocess, ok, user_error
 
 
-def _ok(args):
-    result = runner.invoke(app, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def _user_error(args, cwd):
-    proc = subprocess.run(
-        [sys.executable, "-m", "ganedit", *args], cwd=cwd, capture_output=True, text=True
-    )
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc.stderr
-
-
-def test_world_render_lmdb_and_folder(tmp_path):
-    _ok(
-        [
-            "world",
-            "render",
-            "--n",
-            "6",
-            "--size",
-            "16",
-            "--out",
-            str(tmp_path / "a.lmdb"),
-            "--no-progress",
-        ]
-    )
-    assert (tmp_path / "a.lmdb" / "data.mdb").is_file() and (
-        tmp_path / "a.lmdb" / "labels.npz"
-    ).is_file()
-    _ok(
-        [
-            "world",
-            "render",
-            "--n",
-            "3",
-            "--size",
-            "32",
-            "--preset",
-            "independent",
-            "--out",
-            str(tmp_path / "f"),
-            "--format",
-            "jpeg",
-        ]
-    )
+def test_world_render_lmdb_and_folder(tmp_path, capsys):
+    out = ok(capsys, ["world", "render", "-n", 6, "--size", 16, "-o", tmp_path / "a.lmdb",
+                      "--no-progress"])  # fmt: skip
+    assert "6 renders" in out
+    assert (tmp_path / "a.lmdb" / "data.mdb").is_file()
+    assert (tmp_path / "a.lmdb" / "labels.npz").is_file()
+    ok(capsys, ["world", "render", "-n", 3, "--size", 32, "--preset", "independent",
+                "-o", tmp_path / "f", "--format", "jpeg", "--no-progress"])  # fmt: skip
     assert len(list((tmp_path / "f").glob("*.jpg"))) == 3
     meta = json.loads((tmp_path / "f" / "world.json").read_text())
     assert meta["world"]["name"] == "independent" and meta["n"] == 3
 
 
-def test_world_sheet(tmp_path):
-    _ok(["world", "sheet", "--rows", "2", "--size", "32", "--out", str(tmp_path / "s.png")])
+def test_outputs_are_never_replaced_without_overwrite_nor_if_not_ganedits(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    args = ["world", "render", "-n", 2, "--size", 16, "--no-progress"]
+    assert "--overwrite" in user_error(capsys, [*args, "-o", mine])
+    assert "only its own outputs" in user_error(capsys, [*args, "-o", mine, "--overwrite"])
+    assert (mine / "thesis.tex").read_text() == "keep"
+    ok(capsys, [*args, "-o", tmp_path / "r"])
+    assert "--overwrite" in user_error(capsys, [*args, "-o", tmp_path / "r"])
+    ok(capsys, [*args, "-o", tmp_path / "r", "--overwrite", "--seed", 1])
+    (tmp_path / "taken.png").write_bytes(b"x")
+    assert "--overwrite" in user_error(capsys, ["world", "sheet", "-o", tmp_path / "taken.png"])
+    assert (tmp_path / "taken.png").read_bytes() == b"x"
+
+
+def test_world_sheet(tmp_path, capsys):
+    ok(capsys, ["world", "sheet", "--rows", 2, "--size", 32, "-o", tmp_path / "s.png"])
     assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "s.json").is_file()
 
 
-def test_train_and_evaluate_predictor(tmp_path):
-    out = _ok(
-        [
-            "train-predictor",
-            "--kind",
-            "labeler",
-            "--steps",
-            "2",
-            "--batch-size",
-            "4",
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ]
-    )
+def test_train_and_evaluate_predictor(tmp_path, capsys):
+    out = ok(capsys, ["train-predictor", "--kind", "labeler", "--steps", 2, "--batch-size", 4,
+                      "-o", tmp_path / "run", "--no-progress"])  # fmt: skip
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file() and "model" in out
-    out = _ok(
-        [
-            "evaluate-predictor",
-            "--model",
-            str(tmp_path / "run" / "model"),
-            "--n",
-            "20",
-            "--out",
-            str(tmp_path / "r.json"),
-        ]
-    )
+    out = ok(capsys, ["evaluate-predictor", "-p", tmp_path / "run" / "model", "--eval-n", 20,
+                      "-o", tmp_path / "r.json"])  # fmt: skip
+    assert "accuracy smile" in out and "{" not in out  # a summary, not the JSON
     assert "smile_accuracy" in json.loads((tmp_path / "r.json").read_text())
 
 
-def test_demo_small(tmp_path):
-    out = _ok(
-        ["demo", "--out", str(tmp_path / "d"), "--n-render", "8", "--n-eval", "20",
-         "--study-n", "3000", "--study-eval-n", "20", "--study-bootstrap", "5",
-         "--study-steps", "3", "--no-progress"]
-    )  # fmt: skip
+def test_demo_small(tmp_path, capsys):
+    """The whole main job at toy sizes (the full one is test_demo_full, slow)."""
+    args = ["demo", "-o", tmp_path / "d", "-n", 8, "--eval-n", 20, "--study-n", 300,
+            "--study-eval-n", 10, "--study-bootstrap", 2, "--study-steps", 2, "--no-progress"]  # fmt: skip
+    out = ok(capsys, args)
     assert "report:" in out and "Directions on the embedded generator" in out
+    assert "| rank | tier | method |" in out and "attributes reached" in out
     d = tmp_path / "d"
     assert (d / "report.md").is_file() and (d / "sheet.png").is_file()
     assert (d / "directions" / "report" / "report.md").is_file()
-    assert len(list((d / "directions" / "boundaries").glob("*.npy"))) >= 20
+    # Another configuration in the same folder needs --overwrite (the same one resumes).
+    assert "--overwrite" in user_error(capsys, [*args[:4], 9, *args[5:]])
 
 
-def test_study_learns_evaluates_and_reuses_only_its_own_bank(tmp_path):
-    args = ["study", "-o", str(tmp_path / "s"), "-m", "world64", "-n", "1200", "--mab-n", "40",
-            "--eval-n", "10", "--bootstrap", "2", "--steps", "2", "--no-progress"]  # fmt: skip
+@pytest.mark.slow
+def test_demo_full(tmp_path, capsys):
+    out = ok(capsys, ["demo", "-o", tmp_path / "d", "--no-progress"])
+    assert "| rank | tier | method |" in out
+    assert len(list((tmp_path / "d" / "directions" / "boundaries").glob("*.npy"))) >= 20
+
+
+@pytest.mark.slow
+def test_study_learns_evaluates_and_resumes_only_its_own_folder(tmp_path, capsys):
+    args = ["study", "-o", tmp_path / "s", "-g", "world64", "-n", 1200, "--mab-n", 40,
+            "--eval-n", 10, "--bootstrap", 2, "--steps", 2, "--no-progress"]  # fmt: skip
     report = tmp_path / "s" / "report" / "report.md"
-    assert _ok(args).strip() == str(report) and report.is_file()
+    assert str(report) in ok(capsys, args) and report.is_file()
     fitted = json.loads((tmp_path / "s" / "fitting.json").read_text())
     assert fitted["mab_n"] == 40 and fitted["contingency"]["n_samples"] <= 1200
     assert len(list((tmp_path / "s" / "boundaries").glob("*.npy"))) + len(fitted["skipped"]) == 24
-    err = _user_error([*args[:6], "1300", *args[7:]], cwd=tmp_path)
-    assert "study's bank" in err and "'n': 1200" in err
-    err = _user_error([*args, "--space", "ws"], cwd=tmp_path)
-    assert "study space of z or w" in err
+    assert "--overwrite" in user_error(capsys, [*args[:6], 1300, *args[7:]])
+    assert "study space of z or w" in user_error(capsys, [*args, "--space", "ws"])
 
 
-def test_sample_from_the_embedded_generator(tmp_path):
-    _ok(["sample", "--generator", "world64", "--n", "4", "--out", str(tmp_path / "g.png")])
-    assert (tmp_path / "g.png").is_file() and (tmp_path / "g.json").is_file()
+def test_sample_from_the_embedded_generator(tmp_path, capsys):
+    ok(capsys, ["sample", "-g", "world64", "-n", 4, "--scale", 2, "-o", tmp_path / "g.png"])
+    assert (tmp_path / "g.png").is_file()
+    assert json.loads((tmp_path / "g.json").read_text())["generator"]["sha256"]
 
 
 @pytest.mark.parametrize(
     "args, words",
     [
-        (["world", "render", "--n", "2", "--preset", "nope", "--out", "x.lmdb"], "preset name"),
-        (["world", "render", "--n", "2", "--size", "48", "--out", "x.lmdb"], "image size"),
-        (["world", "sheet", "--out", "sheet.jpg"], ".png"),
-        (["train-predictor", "--kind", "cat", "--out", "run"], "--kind"),
-        (["evaluate-predictor", "--model", "missing-folder"], "predictor name"),
-        (["train-gan", "--data", "missing.lmdb", "--out", "run"], "missing path"),
-        (["sample", "--generator", "nope", "--out", "g.png"], "generator name"),
+        (["world", "render", "-n", "2", "--preset", "nope", "-o", "x.lmdb"], "preset name"),
+        (["world", "render", "-n", "2", "--size", "48", "-o", "x.lmdb"], "image size"),
+        (["world", "sheet", "-o", "sheet.jpg"], ".png"),
+        (["train-predictor", "--kind", "cat", "-o", "run"], "--kind"),
+        (["evaluate-predictor", "-p", "missing-folder"], "predictor name"),
+        (["train-gan", "-i", "missing.lmdb", "-o", "run"], "missing path"),
+        (["sample", "-g", "nope", "-o", "g.png"], "generator name"),
+        (["sample", "--trunc", "nan"], "finite number"),
+        (["sample", "-n", "inf"], "whole number"),
+        (["sample", "--device", "cuda:7"], "device this machine has"),
+        (["demo", "-g", "nope"], "generator name"),
+        (["edit", "-b", "x.npy", "-o", "e", "--space", "wp"], "one of z, w, ws"),
     ],
 )
-def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, args, words):
-    stderr = _user_error(args, tmp_path)
-    assert words in stderr and stderr.strip().count("\n") == 0
+def test_user_mistakes_get_one_line_and_exit_code_2(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    assert words in user_error(capsys, args)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_score_needs_shipped_predictor_or_folder(tmp_path):
-    _ok(
-        [
-            "world",
-            "render",
-            "--n",
-            "4",
-            "--size",
-            "32",
-            "--out",
-            str(tmp_path / "a.lmdb"),
-            "--no-progress",
-        ]
+def test_the_contract_holds_in_a_real_process(tmp_path):
+    proc = in_subprocess(["sample", "-g", "nope"], tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert (
+        proc.stderr.startswith("error: expected a generator name")
+        and "Traceback" not in proc.stderr
     )
-    _ok(
-        [
-            "train-predictor",
-            "--kind",
-            "evaluator",
-            "--steps",
-            "1",
-            "--batch-size",
-            "4",
-            "--out",
-            str(tmp_path / "run"),
-            "--no-progress",
-        ]
+    assert proc.stderr.count("\n") == 1
+    empty = tmp_path / "z.npy"
+    empty.write_bytes(b"")  # once ended in typer's "Aborted." with exit code 1
+    proc = in_subprocess(
+        ["boundary", "-c", empty, "-s", empty, "-a", "smile", "-o", "b.npy"], tmp_path
     )
-    _ok(
-        [
-            "score",
-            "--images",
-            str(tmp_path / "a.lmdb"),
-            "--model",
-            str(tmp_path / "run" / "model"),
-            "--out",
-            str(tmp_path / "s.npz"),
-            "--no-progress",
-        ]
-    )
-    import numpy as np
+    assert proc.returncode == 2 and "empty file" in proc.stderr and proc.stderr.count("\n") == 1
 
+
+def test_score_with_a_trained_predictor_folder(tmp_path, capsys):
+    ok(
+        capsys,
+        ["world", "render", "-n", 4, "--size", 32, "-o", tmp_path / "a.lmdb", "--no-progress"],
+    )
+    ok(capsys, ["train-predictor", "--kind", "evaluator", "--steps", 1, "--batch-size", 4,
+                "-o", tmp_path / "run", "--no-progress"])  # fmt: skip
+    ok(capsys, ["score", "-i", tmp_path / "a.lmdb", "-p", tmp_path / "run" / "model",
+                "-o", tmp_path / "s.npz", "--no-progress"])  # fmt: skip
     with np.load(tmp_path / "s.npz") as scores:
         assert set(scores.files) == {"smile", "gender", "glasses", "age", "yaw"}
         assert scores["age"].shape == (4,)
     assert json.loads((tmp_path / "s.json").read_text())["n"] == 4
 
 
-def test_corrupt_or_missing_lmdb_is_one_line(tmp_path):
+def test_corrupt_or_missing_lmdb_is_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.lmdb"
     bad.mkdir()
     (bad / "data.mdb").write_bytes(b"garbage" * 1000)
-    stderr = _user_error(
-        ["score", "--images", "bad.lmdb", "--out", "s.npz", "--model", "labeler"], tmp_path
+    line = user_error(capsys, ["score", "-i", bad, "-o", tmp_path / "s.npz", "-p", "labeler"])
+    assert "corrupt" in line and "LMDB" in line
+    line = user_error(capsys, ["score", "-i", tmp_path / "missing.lmdb", "-o", tmp_path / "s.npz"])
+    assert "missing path" in line
+    line = user_error(
+        capsys, ["score", "-i", tmp_path / "a", "-o", tmp_path / "s.npz", "-p", "identity"]
     )
-    assert "corrupt" in stderr and "LMDB" in stderr
-    stderr = _user_error(["score", "--images", "missing.lmdb", "--out", "s.npz"], tmp_path)
-    assert "missing path" in stderr
+    assert "missing path" in line

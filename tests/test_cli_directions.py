@@ -5,27 +5,24 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from ganedit.cli import _expand_conditions, app
+from cli_run import user_error
+from ganedit.cli import _expand_conditions, run
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Generator
 
-runner = CliRunner()
 ATTRS = ("smile", "gender", "glasses", "age")
 D = 8
 
 
-def _ok(args):
-    result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def _user_error(args):
-    from tests.test_cli import _user_error as run
-
-    return run([str(a) for a in args], cwd=None)
+def _ok(args, capsys=None):
+    code = run([str(a) for a in args])
+    if capsys is None:
+        assert code == 0
+        return ""
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +50,7 @@ def work(tmp_path_factory):
     np.save(ref / "scores_dict.npy", {a: s.astype(np.float32) for a, s in scores.items()})
     for a, s in scores.items():
         np.save(ref / f"{a}_scores.npy", s[:, None].astype(np.float32))
-    _ok(["bank", "import", ref, "-o", root / "bank.zarr"])
+    _ok(["bank", "import", ref, "-o", root / "bank.zarr", "-g", root / "tiny"])
     return root
 
 
@@ -64,13 +61,16 @@ def test_conditions_take_several_paths_like_the_reference():
     ]  # fmt: skip
 
 
-def test_contingency_table_heatmap_and_json(work):
+def test_contingency_table_heatmap_and_json(work, capsys):
     out = _ok(["contingency", "--bank", work / "bank.zarr", "-t", "0.9",
-               "--heatmap", work / "table.png", "-o", work / "table.json"])  # fmt: skip
+               "--heatmap", work / "table.png", "-o", work / "table.json"], capsys)  # fmt: skip
     table = json.loads((work / "table.json").read_text())
     assert table["threshold"] == 0.9 and table["n_samples"] > 1000
     assert (work / "table.png").stat().st_size > 1000
-    assert json.loads(out)["max_balanced_size"] == table["max_balanced_size"] > 0
+    assert "{" not in out and f"{table['max_balanced_size']}" in out  # a table, not JSON
+    assert table["max_balanced_size"] > 0
+    both = ["contingency", "--bank", work / "bank.zarr", "-s", work / "ref" / "scores_dict.npy"]
+    assert "received both" in user_error(capsys, both)
 
 
 def test_boundaries_from_bank_and_reference_files(work):
@@ -99,9 +99,11 @@ def test_boundaries_from_bank_and_reference_files(work):
 
 
 def test_default_method_is_the_studys_recommendation(work):
+    from ganedit.directions.fit import DEFAULT_METHOD
+
     _ok(["boundary", "-c", work / "bank.zarr", "-a", "glasses", "-o", work / "default.npy"])
     sidecar = json.loads((work / "default.json").read_text())
-    assert sidecar["method"] == "regression"
+    assert sidecar["method"] == DEFAULT_METHOD
     planted = np.eye(D)[2]  # glasses lives on coordinate 2 of the planted bank
     assert np.load(work / "default.npy")[0] @ planted > 0.95
 
@@ -109,23 +111,23 @@ def test_default_method_is_the_studys_recommendation(work):
 def test_edit_writes_strip_gif_and_latents(work):
     _ok(["boundary", "--method", "stratified", "-c", work / "bank.zarr", "-a", "smile",
          "-o", work / "strat_smile.npy"])  # fmt: skip
-    _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit",
-         "-n", 2, "--steps", 3])  # fmt: skip
+    _ok(["edit", "-b", work / "strat_smile.npy", "-g", work / "tiny", "-o", work / "edit",
+         "-n", 2, "--steps", 3, "--no-progress"])  # fmt: skip
     names = sorted(p.name for p in (work / "edit").iterdir())
     assert names == [".ganedit.json", "config.json", "edit.gif", "latents.npy", "strip.png"]
     # Codes from a bank: only the first n rows are read.
-    _ok(["edit", "-b", work / "strat_smile.npy", "-m", work / "tiny", "-o", work / "edit_bank",
-         "-i", work / "bank.zarr", "-n", 3, "--steps", 2])  # fmt: skip
+    _ok(["edit", "-b", work / "strat_smile.npy", "-g", work / "tiny", "-o", work / "edit_bank",
+         "-c", work / "bank.zarr", "-n", 3, "--steps", 2, "--no-progress"])  # fmt: skip
     edited = np.load(work / "edit_bank" / "latents.npy")
     np.testing.assert_array_equal(edited, np.load(work / "ref" / "w.npy")[:3])
     _ok(["edit", "-b", work / "strat_smile.npy", "-b", work / "mab_glasses.npy",
-         "--strength", 1, "--strength", -1, "-m", work / "tiny", "-o", work / "edit2",
-         "-n", 2, "--steps", 2, "--mode", "relative"])  # fmt: skip
+         "--strength", 1, "--strength", -1, "-g", work / "tiny", "-o", work / "edit2",
+         "-n", 2, "--steps", 2, "--mode", "relative", "--no-progress"])  # fmt: skip
 
 
 def test_evaluate_writes_a_report(work):
     _ok(["evaluate", "-b", work / "mab_glasses.npy", "-b", work / "cond_glasses.npy",
-         "-m", work / "tiny", "-o", work / "report", "-n", 24, "--bootstrap", 5,
+         "-g", work / "tiny", "-o", work / "report", "--eval-n", 24, "--bootstrap", 5,
          "--steps", 3, "--no-progress"])  # fmt: skip
     report = json.loads((work / "report" / "report.json").read_text())
     assert [d["name"] for d in report["directions"]] == ["mab", "interfacegan+conditional"]
@@ -136,15 +138,45 @@ def test_evaluate_writes_a_report(work):
     ("args", "words"),
     [
         (["boundary", "--method", "mab", "-n", "2.5"], "whole subset size"),
-        (["boundary", "--method", "svm9"], "method among"),
+        (["boundary", "--method", "svm9"], "one of interfacegan"),
         (["boundary", "--method", "mab", "--ratio", "0.1"], "options of mab"),
         (["boundary", "-a", "beard"], "attribute among"),
+        (["boundary", "--method", "mab", "-t", "nan"], "(0.5, 1) or none"),
+        (["boundary", "-n", "inf"], "finite number"),
         (["contingency"], "--latents BANK or --scores"),
     ],
 )
-def test_direction_mistakes_are_one_line(work, args, words):
+def test_direction_mistakes_are_one_line(work, capsys, args, words):
     if args[0] == "boundary":
         args = [*args, "-c", work / "bank.zarr", "-o", work / "x.npy"]
         if "-a" not in args:
             args += ["-a", "smile"]
-    assert words in _user_error(args)
+    assert words in user_error(capsys, args)
+
+
+def test_mab_without_a_confidence_filter_like_the_reference(work):
+    _ok(["boundary", "--method", "mab", "-c", work / "bank.zarr", "-a", "glasses", "-n", 400,
+         "-t", "none", "-o", work / "mab_nofilter.npy"])  # fmt: skip
+    sidecar = json.loads((work / "mab_nofilter.json").read_text())
+    assert sidecar["params"]["threshold"] is None
+    assert sidecar["fit"]["n_confident"] == 4000  # every sample kept
+
+
+def test_boundaries_of_another_generator_or_space_are_refused_unless_forced(work, capsys):
+    _ok(["boundary", "--method", "stratified", "-c", work / "bank.zarr", "-a", "age",
+         "-o", work / "strat_age.npy"], capsys)  # fmt: skip
+    torch.manual_seed(1)
+    other = Generator(16, style_dim=D, n_mlp=2, channel_max=8).eval()
+    save_pretrained(other, work / "other")
+    edit = ["edit", "-b", work / "strat_age.npy", "-n", 1, "--steps", 2, "--no-progress"]
+    line = user_error(capsys, [*edit, "-g", work / "other", "-o", work / "e_other"])
+    assert "learned on 'tiny'" in line and "--force" in line
+    line = user_error(capsys, [*edit, "-g", work / "tiny", "--space", "z", "-o", work / "e_z"])
+    assert "learned in 'w', used in 'z'" in line
+    _ok([*edit, "-g", work / "other", "-o", work / "e_forced", "--force"], capsys)
+    record = json.loads((work / "e_forced" / "config.json").read_text())
+    assert record["force"] and record["provenance"][0]["forced"]
+    assert record["provenance"][0]["mismatches"]
+    evaluate = ["evaluate", "-b", work / "strat_age.npy", "--eval-n", 10, "--steps", 2,
+                "--bootstrap", 0, "--no-progress"]  # fmt: skip
+    assert "--force" in user_error(capsys, [*evaluate, "-g", work / "other", "-o", work / "r2"])

@@ -1,43 +1,89 @@
 """The one command-line app. Each subcommand parses, builds a config, calls one library
-function and writes its artifacts; user mistakes become one line on stderr and exit code 2."""
+function and prints a short human summary (full JSON to a file on request).
+
+The error contract: a user mistake (GaneditError: bad input, damaged file, provenance mismatch,
+a busy output, a method the data cannot serve, or a usage error) prints one line on stderr,
+`error: expected ..., received ...`, and exits with code 2; anything else is an internal failure
+and keeps its traceback (exit code 1). The shared options and their one meaning per flag are
+declared in `cli_options` (table in docs/cli.md).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import errno
 import logging
+import os
 import sys
 from pathlib import Path
 
 import typer
 
 from ganedit import __version__
-from ganedit.errors import UserInputError
+from ganedit import cli_options as opt
+from ganedit.errors import GaneditError, UserInputError
 
 app = typer.Typer(
     help="ganedit: controllable editing of pretrained GANs.",
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 world_app = typer.Typer(
     help="The synthetic face world: render data sets and contact sheets.", no_args_is_help=True
 )
 app.add_typer(world_app, name="world")
+bank_app = typer.Typer(
+    help="Latent banks: export to and import from the reference .npy files.", no_args_is_help=True
+)
+app.add_typer(bank_app, name="bank")
 
 log = logging.getLogger("ganedit")
 
 
-def _setup_logging(verbose: bool) -> None:
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+class _HeldBack(logging.Handler):
+    """The warnings of a run in the default mode, printed once the command has finished: a
+    user mistake then prints only its one line, whatever was logged before it was found
+    (-v and -vv print the diary as it is written)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+        self.setFormatter(logging.Formatter(LOG_FORMAT))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def let_go(self, show: bool) -> None:
+        records, self.records = self.records, []
+        for record in records if show else ():
+            sys.stderr.write(self.format(record) + "\n")
+
+
+_HELD = _HeldBack()
+
+
+def _setup_logging(verbose: int) -> None:
+    # Warnings by default: the terminal gets the command's summary, not the library's diary.
+    if verbose == 0:
+        logging.basicConfig(level=logging.WARNING, handlers=[_HELD], force=True)
+        return
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if verbose == 1 else logging.DEBUG,
+        format=LOG_FORMAT,
         stream=sys.stderr,
+        force=True,  # the stream of this run (in-process callers swap sys.stderr)
     )
 
 
 @app.callback(invoke_without_command=True)
 def _root(
     ctx: typer.Context,
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True, help="More logging: -v progress notes, -vv debug."
+    ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     _setup_logging(verbose)
@@ -49,46 +95,68 @@ def _root(
         raise typer.Exit()
 
 
-PRESET_HELP = "Preset name (celeba, independent, balanced) or a world config TOML file."
-# Options shared by several commands, declared once.
-PROGRESS_OPTION = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
-DEVICE_OPTION = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, ...")
-SEED_OPTION = typer.Option(0, "--seed", help="Sample i depends only on (seed, i).")
-GENERATOR_HELP = "world64, world64-v1, dcgan-digiface, a StyleGAN2-pytorch .pt, or a model folder."
+def _outputs(*paths: Path | None, overwrite: bool) -> None:
+    """Refuse, before any work, output files that exist (unless --overwrite) or cannot be written."""
+    from ganedit.utils.files import check_output
+
+    for path in paths:
+        if path is not None:
+            check_output(path, overwrite=overwrite)
+
+
+def _expect_suffix(path: Path | None, suffix: str, flag: str = "--out") -> None:
+    if path is not None and path.suffix.lower() != suffix:
+        raise UserInputError(f"expected a {suffix} path for {flag}, received {str(path)!r}")
+
+
+def _write_report(report: dict, path: Path | None, overwrite: bool = True) -> None:
+    from ganedit.evaluation.direction_report import json_safe
+    from ganedit.utils.files import write_json
+
+    if path is not None:
+        write_json(path, json_safe(report), overwrite=overwrite)
+        typer.echo(f"full report: {path}")
+
+
+# ------------------------------------------------------------------------------------------
+# The face world
 
 
 @world_app.command("render")
 def world_render(
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Output: a path ending in .lmdb for an LMDB, else an image folder."
-    ),
-    preset: str = typer.Option("celeba", "--preset", "--config", help=PRESET_HELP),
-    n: int = typer.Option(50000, "--n", "-n", min=1, help="Number of images."),
+    out: Path = opt.out_option("Output: a path ending in .lmdb for an LMDB, else an image folder."),
+    preset: str = opt.preset_option(),
+    n: int = opt.n_option(50000, "Number of images."),
     size: int = typer.Option(64, "--size", help="Image size, a power of two from 16 to 256."),
-    seed: int = SEED_OPTION,
-    image_format: str = typer.Option(
-        "png", "--format", help="Encoding of each image: png or jpeg."
+    seed: int = opt.seed_option(),
+    image_format: opt.ImageFormat = typer.Option(
+        opt.ImageFormat("png"), "--format", help="Encoding of each image."
     ),
-    batch_size: int = typer.Option(512, "--batch-size", min=1),
-    progress: bool = PROGRESS_OPTION,
+    batch_size: int = opt.batch_option(512),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Render N faces with all ground-truth factors (labels.npz beside the images)."""
     from ganedit.world.config import load_world_config
     from ganedit.world.dataset import RenderJob, write_world_dataset
 
-    job = RenderJob(n=n, size=size, seed=seed, image_format=image_format, batch_size=batch_size)
-    path = write_world_dataset(load_world_config(preset), job, out, progress=progress)
-    typer.echo(str(path))
+    job = RenderJob(
+        n=n, size=size, seed=seed, image_format=opt.value(image_format), batch_size=batch_size
+    )
+    world = load_world_config(preset)
+    path = write_world_dataset(world, job, out, progress=progress, overwrite=overwrite)
+    typer.echo(f"{path}: {n} renders of the {world.name} world at {size} px (labels.npz beside)")
 
 
 @world_app.command("sheet")
 def world_sheet(
-    out: Path = typer.Option(Path("sheet.png"), "--out", "-o", help="PNG file to write."),
-    preset: str = typer.Option("celeba", "--preset", "--config", help=PRESET_HELP),
-    rows: int = typer.Option(6, "--rows", min=1, help="Identities, one per row."),
+    out: Path = opt.out_option("PNG file to write (its config as JSON beside).", Path("sheet.png")),
+    preset: str = opt.preset_option(),
+    rows: int = typer.Option(6, "--rows", min=1, max=64, help="Identities, one per row."),
     size: int = typer.Option(64, "--size", help="Render size of each face."),
-    scale: int = typer.Option(2, "--scale", min=1, help="Pixel upscaling for viewing."),
-    seed: int = SEED_OPTION,
+    scale: int = opt.scale_option(),
+    seed: int = opt.seed_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Contact sheet: each row one identity, each column one attribute off/on, then a yaw sweep."""
     from ganedit.utils.files import atomic_path, write_json
@@ -96,6 +164,7 @@ def world_sheet(
     from ganedit.world.sheet import make_sheet
 
     _expect_suffix(out, ".png")
+    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     world = load_world_config(preset)
     image = make_sheet(world, rows=rows, size=size, seed=seed, scale=scale)
     with atomic_path(out) as tmp:
@@ -107,12 +176,14 @@ def world_sheet(
     typer.echo(str(out))
 
 
+# ------------------------------------------------------------------------------------------
+# Measuring networks
+
+
 @app.command("train-predictor")
 def train_predictor_cmd(
-    kind: str = typer.Option(..., "--kind", help="labeler, evaluator or identity."),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run folder (checkpoints, stats, final model)."
-    ),
+    kind: opt.Kind = typer.Option(..., "--kind", help="Which measuring network."),
+    out: Path = opt.out_option("Run folder (checkpoints, stats, final model)."),
     steps: int | None = typer.Option(
         None, "--steps", min=1, help="Training steps (default: the shipped recipe)."
     ),
@@ -120,78 +191,93 @@ def train_predictor_cmd(
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
-    progress: bool = PROGRESS_OPTION,
+    progress: bool = opt.progress_option(),
 ) -> None:
     """Train a measuring network on renders made on the fly (resumable)."""
-    from ganedit.training.predictors import KINDS, PredictorTrainConfig, train_predictor
+    from ganedit.training.predictors import PredictorTrainConfig, train_predictor
 
-    if kind not in KINDS:
-        raise UserInputError(f"expected --kind in {list(KINDS)}, received {kind!r}")
     overrides = {
         k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None
     }
-    cfg = PredictorTrainConfig.for_kind(kind, **overrides)
+    cfg = PredictorTrainConfig.for_kind(opt.value(kind), **overrides)
     typer.echo(str(train_predictor(cfg, out, resume=resume, progress=progress)))
 
 
 @app.command("evaluate-predictor")
 def evaluate_predictor_cmd(
-    model: str = typer.Option(
-        ..., "--model", "-m", help="labeler, evaluator, identity, or a model folder."
-    ),
-    n: int = typer.Option(
-        5000, "--n", "-n", min=10, help="Held-out renders (identities for the embedder)."
-    ),
-    preset: str = typer.Option("celeba", "--preset", help=PRESET_HELP),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here too."),
+    predictor: str = opt.predictor_option(..., "labeler, evaluator, identity, or a model folder."),
+    eval_n: int = opt.eval_n_option(5000, "Held-out renders (identities for the embedder)."),
+    preset: str = opt.preset_option(),
+    out: Path | None = opt.optional_out_option("Write the full report as JSON here."),
     resample_scene: bool = typer.Option(
         False,
         "--resample-scene",
         help="Identity: the second view also gets another background, clothes and light.",
     ),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
-
     from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
     from ganedit.models.predictors import IdentityNet
     from ganedit.models.registry import load_predictor
+    from ganedit.world.config import load_world_config
 
-    net = load_predictor(model)
+    _expect_suffix(out, ".json")
+    _outputs(out, overwrite=overwrite)
+    load_world_config(preset)
+    net = load_predictor(predictor)
     if isinstance(net, IdentityNet):
         report = evaluate_identity_net(
-            net, n_identities=n, preset=preset, resample_scene=resample_scene
+            net, n_identities=eval_n, preset=preset, resample_scene=resample_scene
+        )
+        typer.echo(
+            f"{predictor}: verification ROC AUC {report['verification_auc']:.4f} on {eval_n} "
+            f"held-out identities ({preset})"
         )
     else:
-        report = evaluate_attribute_net(net, n=n, preset=preset)
-    report["model"] = model
-    _emit_report(report, out)
+        report = evaluate_attribute_net(net, n=eval_n, preset=preset)
+        accuracies = ", ".join(
+            f"{a} {report[f'{a}_accuracy']:.3f}" for a in ("smile", "gender", "glasses", "age")
+        )
+        typer.echo(
+            f"{predictor} on {eval_n} held-out renders ({preset}): accuracy {accuracies}; "
+            f"yaw error {report['yaw_mae_deg']:.2f} deg"
+        )
+    report["predictor"] = predictor
+    _write_report(report, out)
+
+
+# ------------------------------------------------------------------------------------------
+# Generators
 
 
 @app.command("train-gan")
 def train_gan_cmd(
-    data: Path = typer.Option(
-        ..., "--data", "-d", help="Image LMDB (StyleGAN2-pytorch layout) or folder."
+    images: Path = typer.Option(
+        ..., "--images", "-i", "--data", help="Image LMDB (StyleGAN2-pytorch layout) or folder."
     ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Run folder: config, stats.jsonl, samples/, checkpoint/, g_ema/."
-    ),
+    out: Path = opt.out_option("Run folder: config, stats.jsonl, samples/, checkpoint/, g_ema/."),
     size: int = typer.Option(64, "--size", help="Image size (power of two, 8 to 1024)."),
     iterations: int = typer.Option(10_000, "--iter", "--iterations", min=1),
-    batch: int = typer.Option(16, "--batch", min=2),
-    style_dim: int = typer.Option(512, "--style-dim", min=1),
-    n_mlp: int = typer.Option(8, "--n-mlp", min=1),
-    channel_multiplier: int = typer.Option(2, "--channel-multiplier", min=1),
-    channel_max: int = typer.Option(512, "--channel-max", min=1),
+    batch_size: int = opt.batch_option(16, "Images per training step (all processes)."),
+    style_dim: int = typer.Option(512, "--style-dim", min=1, max=4096),
+    n_mlp: int = typer.Option(8, "--n-mlp", min=1, max=32),
+    channel_multiplier: int = typer.Option(2, "--channel-multiplier", min=1, max=64),
+    channel_max: int = typer.Option(512, "--channel-max", min=1, max=4096),
     channels: str | None = typer.Option(
         None,
         "--channels",
         help="Channels per resolution from 4 px up, e.g. 96,96,96,48,32 (overrides the "
         "multiplier and cap).",
     ),
-    lr: float = typer.Option(0.002, "--lr"),
-    r1: float = typer.Option(10.0, "--r1", help="R1 weight (gamma)."),
-    path_regularize: float = typer.Option(2.0, "--path-regularize"),
-    mixing: float = typer.Option(0.9, "--mixing"),
+    lr: float = typer.Option(0.002, "--lr", callback=opt.finite("--lr", 0.0, 10.0)),
+    r1: float = typer.Option(
+        10.0, "--r1", callback=opt.finite("--r1", 0.0, 1e6), help="R1 weight (gamma)."
+    ),
+    path_regularize: float = typer.Option(
+        2.0, "--path-regularize", callback=opt.finite("--path-regularize", 0.0, 1e6)
+    ),
+    mixing: float = typer.Option(0.9, "--mixing", callback=opt.finite("--mixing", 0.0, 1.0)),
     mbstd_group: int = typer.Option(
         4,
         "--mbstd-group",
@@ -199,36 +285,42 @@ def train_gan_cmd(
         help="Discriminator's minibatch-stddev group (divides the batch).",
     ),
     ema_kimg: float = typer.Option(
-        10.0, "--ema-kimg", min=0.0, help="EMA half-life in thousands of images."
+        10.0,
+        "--ema-kimg",
+        callback=opt.finite("--ema-kimg", 0.0, 1e6),
+        help="EMA half-life in thousands of images.",
     ),
     ema_rampup: float | None = typer.Option(
-        None, "--ema-rampup", min=0.0, help="Cap the EMA half-life at this share of images seen."
+        None,
+        "--ema-rampup",
+        callback=opt.finite("--ema-rampup", 0.0, 1e6),
+        help="Cap the EMA half-life at this share of images seen.",
     ),
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
     ),
-    seed: int = SEED_OPTION,
+    seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(500, "--sample-every", min=1),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
     ckpt: Path | None = typer.Option(
-        None, "--ckpt", help="Fine-tune: start from this run's checkpoint folder."
+        None, "--ckpt", help="Fine-tune: start from a run's checkpoint folder or a .pt file."
     ),
-    device: str = DEVICE_OPTION,
-    progress: bool = PROGRESS_OPTION,
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
 ) -> None:
     """Train a StyleGAN2 (resumable; fine-tunes from --ckpt)."""
     from ganedit.training.gan import GanConfig, train_gan
 
+    channel_list = _int_list(channels, "--channels", 1, 4096)  # the model format's bounds
     cfg = GanConfig(
-        data=str(data), size=size, iterations=iterations, batch=batch, style_dim=style_dim, n_mlp=n_mlp,
-        channel_multiplier=channel_multiplier, channel_max=channel_max,
-        channels=_int_list(channels, "--channels"), lr=lr, r1=r1,
+        data=str(images), size=size, iterations=iterations, batch=batch_size,
+        style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=channel_multiplier,
+        channel_max=channel_max, channels=channel_list, lr=lr, r1=r1,
         path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group,
-        ema_kimg=ema_kimg, ema_rampup=ema_rampup,
-        flip=flip, seed=seed,
+        ema_kimg=ema_kimg, ema_rampup=ema_rampup, flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every,
     )  # fmt: skip
     typer.echo(
@@ -238,201 +330,149 @@ def train_gan_cmd(
 
 @app.command("sample")
 def sample_cmd(
-    generator: str = typer.Option(
-        "world64",
-        "--generator",
-        "-g",
-        "-m",
-        help=GENERATOR_HELP,
-    ),
-    out: Path = typer.Option(Path("grid.png"), "--out", "-o", help="PNG grid to write."),
-    n: int = typer.Option(16, "--n", "-n", min=1),
-    seed: int = SEED_OPTION,
-    truncation_psi: float = typer.Option(1.0, "--truncation-psi", "--trunc"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1),
-    device: str = DEVICE_OPTION,
+    generator: str = opt.generator_option(),
+    out: Path = opt.out_option("PNG grid to write (its config as JSON beside).", Path("grid.png")),
+    n: int = opt.n_option(16, "Number of samples.", minimum=1),
+    seed: int = opt.seed_option(),
+    truncation_psi: float = opt.trunc_option(),
+    batch_size: int = opt.batch_option(64),
+    scale: int = opt.scale_option(1),
+    device: str = opt.device_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Write a grid of samples from any registered generator."""
+    """Write a grid of samples from any generator source."""
     import math
 
     from PIL import Image
 
     from ganedit.models.sources import load_generator
     from ganedit.utils.files import atomic_path, write_json
-    from ganedit.utils.images import grid, to_uint8
+    from ganedit.utils.images import labelled_grid, to_uint8
 
     _expect_suffix(out, ".png")
+    if n > 4096:
+        raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
+    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     source = load_generator(generator, device=device, truncation_psi=truncation_psi)
     images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
+    cols = math.ceil(math.sqrt(n))
+    picture = labelled_grid(to_uint8(images), cols, scale=scale)
     with atomic_path(out) as tmp:
-        Image.fromarray(grid(to_uint8(images), cols=math.ceil(math.sqrt(n)))).save(
-            tmp, format="png"
-        )
+        Image.fromarray(picture).save(tmp, format="png")
     write_json(
         out.with_suffix(".json"),
-        {"generator": generator, "n": n, "seed": seed, "truncation_psi": truncation_psi},
+        {
+            "generator": source.identity,
+            "n": n,
+            "seed": seed,
+            "truncation_psi": truncation_psi,
+            "order": "row-major, sample i at row i // cols, column i % cols",
+            "cols": cols,
+        },
     )
-    typer.echo(str(out))
+    typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi})")
 
 
 @app.command("evaluate-generator")
 def evaluate_generator_cmd(
-    generator: str = typer.Option(
-        "world64", "--generator", "-g", help="A generator of the face world (name, .pt or folder)."
+    generator: str = opt.generator_option(
+        help="A generator of the face world (name, .pt or folder)."
     ),
-    preset: str = typer.Option("celeba", "--preset", help=PRESET_HELP),
-    n: int = typer.Option(
-        20_000, "--n", "-n", min=2, help="Generated samples scored by the labeler."
-    ),
+    preset: str = opt.preset_option(),
+    n: int = opt.n_option(20_000, "Generated samples scored by the labeler.", minimum=2),
     n_fd: int = typer.Option(
-        10_000, "--n-fd", min=2, help="Samples per set for the Frechet distance."
+        10_000, "--n-fd", min=2, max=opt.MAX_COUNT, help="Samples per set for the Frechet distance."
     ),
-    threshold: float = typer.Option(0.9, "--threshold", min=0.5, max=1.0),
-    seed: int = SEED_OPTION,
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the report as JSON here too."),
-    device: str = DEVICE_OPTION,
-    progress: bool = PROGRESS_OPTION,
+    threshold: str = opt.threshold_option(
+        "0.9", "Confidence threshold for the confident shares (a number in (0.5, 1))."
+    ),
+    seed: int = opt.seed_option(),
+    out: Path | None = opt.optional_out_option("Write the full report as JSON here."),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Frechet distance, attribute marginals and correlations, confident share of a generator."""
-
     from ganedit.evaluation.generator import evaluate_generator
     from ganedit.models.sources import load_generator
     from ganedit.world.config import load_world_config
 
+    t = opt.parse_threshold(threshold)
+    if t is None:
+        raise UserInputError("expected a number in (0.5, 1) for --threshold, received none")
     if n_fd > n:
         raise UserInputError(f"expected --n-fd at most --n ({n}), received {n_fd}")
+    _expect_suffix(out, ".json")
+    _outputs(out, overwrite=overwrite)
+    world = load_world_config(preset)
     source = load_generator(generator, device=device)
     report = evaluate_generator(
-        source,
-        load_world_config(preset),
-        n=n,
-        n_fd=n_fd,
-        seed=seed,
-        threshold=threshold,
-        progress=progress,
+        source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress
     )
-    report["generator"] = generator
-    _emit_report(report, out)
+    report["generator"] = source.identity
+    typer.echo(
+        f"{source.name}: Frechet distance {report['frechet_distance']:.1f} (floor "
+        f"{report['frechet_distance_floor']:.1f}); largest marginal gap "
+        f"{report['max_marginal_gap']:.3f}, largest correlation gap "
+        f"{report['max_correlation_gap']:.3f}; confident on all attributes "
+        f"{report['share_confident_all']:.3f}"
+    )
+    _write_report(report, out)
 
 
 @app.command("score")
 def score_cmd(
-    images: Path = typer.Option(
-        ..., "--images", "-i", help="An image LMDB (StyleGAN2-pytorch layout) or folder."
-    ),
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Scores file (.npz, one array per attribute)."
-    ),
-    model: str = typer.Option(
-        "labeler", "--model", "-m", help="labeler, evaluator, or a model folder."
-    ),
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
-    progress: bool = PROGRESS_OPTION,
+    images: Path = opt.images_option(),
+    out: Path = opt.out_option("Scores file (.npz, one array per attribute; JSON beside)."),
+    predictor: str = opt.predictor_option("labeler", "labeler, evaluator, or a model folder."),
+    batch_size: int = opt.batch_option(256),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Score every image with an attribute predictor (probabilities per attribute, yaw)."""
-    from ganedit.models.registry import load_predictor
+    from ganedit.datasets import ImageDataset
+    from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.scoring import save_scores, score_dataset
     from ganedit.utils.files import write_json
-    from ganedit.datasets import ImageDataset
 
     _expect_suffix(out, ".npz")
+    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     data = ImageDataset(images)
-    scores = score_dataset(data, load_predictor(model), batch_size=batch_size, progress=progress)
+    model = load_attribute_predictor(predictor)
+    scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
     save_scores(scores, out)
     write_json(
         out.with_suffix(".json"),
-        {"images": str(images), "model": model, "n": len(data), "keys": sorted(scores)},
+        {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores)},
     )
-    typer.echo(str(out))
+    typer.echo(f"{out}: {len(data)} images scored by {predictor} ({', '.join(sorted(scores))})")
 
 
-@app.command("demo")
-def demo_cmd(
-    out: Path = typer.Option(
-        Path("demo_out"), "--out", "-o", help="Folder for everything the demo writes."
-    ),
-    n_render: int = typer.Option(2000, "--n-render", min=1),
-    n_eval: int = typer.Option(2000, "--n-eval", min=10),
-    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
-    study_n: int = typer.Option(
-        20_000, "--study-n", min=0, help="Latent bank size of the direction study (0: skip it)."
-    ),
-    study_eval_n: int = typer.Option(100, "--study-eval-n", min=10),
-    study_bootstrap: int = typer.Option(100, "--study-bootstrap", min=0),
-    study_steps: int = typer.Option(8, "--study-steps", min=2),
-    progress: bool = PROGRESS_OPTION,
-) -> None:
-    """Run the main job on the embedded default and print the report path."""
-    from ganedit.demo import DemoConfig, run_demo
-
-    cfg = DemoConfig(
-        n_render=n_render, n_eval=n_eval, generator=generator, study_n=study_n,
-        study_eval_n=study_eval_n, study_bootstrap=study_bootstrap, study_steps=study_steps,
-    )  # fmt: skip
-    log.info("demo config: %s", dataclasses.asdict(cfg))
-    report = run_demo(cfg, out, progress=progress)
-    typer.echo(report.read_text())
-    typer.echo(f"report: {report}")
-
-
-@app.command("study")
-def study_cmd(
-    out: Path = typer.Option(
-        ..., "--out", "-o", help="Study folder: bank.zarr, boundaries/, fitting.json, report/."
-    ),
-    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
-    n: int = typer.Option(200_000, "--n", "-n", min=100, help="Latent bank size."),
-    seed: int = SEED_OPTION,
-    space: str = typer.Option("w", "--space", "-s", help="Latent space: z or w."),
-    threshold: float = typer.Option(0.9, "--threshold", "-t", min=0.5, max=1.0),
-    mab_n: int = typer.Option(
-        1000, "--mab-n", min=0, help="mab subset size (0: the largest equal-count size)."
-    ),
-    eval_n: int = typer.Option(500, "--eval-n", min=10, help="Held-out latents to edit."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0),
-    steps: int = typer.Option(12, "--steps", min=2),
-    device: str = DEVICE_OPTION,
-    progress: bool = PROGRESS_OPTION,
-) -> None:
-    """Every method's directions for every attribute on one generator, evaluated (the committed
-    report's command); a finished bank in --out is reused."""
-    from ganedit.pipeline import StudyConfig, run_direction_study
-
-    cfg = StudyConfig(
-        generator=generator, n=n, seed=seed, space=space, threshold=threshold,
-        mab_n=mab_n or None, eval_n=eval_n, bootstrap=bootstrap, steps=steps,
-    )  # fmt: skip
-    typer.echo(str(run_direction_study(cfg, out, device=device, progress=progress)))
-
-
-bank_app = typer.Typer(
-    help="Latent banks: export to and import from the reference .npy files.", no_args_is_help=True
-)
-app.add_typer(bank_app, name="bank")
-SPACE_OPTION = typer.Option("w", "--space", "-s", help="Latent space: z, w or ws.")
+# ------------------------------------------------------------------------------------------
+# Latent banks
 
 
 @app.command("generate")
 def generate_cmd(
-    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
-    out: Path = typer.Option(..., "--out", "-o", help="Latent bank to write (*.zarr)."),
-    n: int = typer.Option(10_000, "--n", "-n", min=1, help="Number of samples."),
-    seed: int = SEED_OPTION,
-    predictor: str = typer.Option(
-        "labeler", "--predictor", help="Scoring network (labeler, evaluator, a folder) or none."
+    generator: str = opt.generator_option(),
+    out: Path = opt.out_option("Latent bank to write (*.zarr)."),
+    n: int = opt.n_option(10_000, "Number of samples."),
+    seed: int = opt.seed_option(),
+    predictor: str = opt.predictor_option(
+        "labeler", "Scoring network: labeler, evaluator, a model folder, or none."
     ),
-    truncation_psi: float = typer.Option(1.0, "--truncation-psi", "--trunc"),
+    truncation_psi: float = opt.trunc_option(),
     chunk_size: int = typer.Option(4096, "--chunk-size", min=1),
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    batch_size: int = opt.batch_option(256),
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
     save_images: bool = typer.Option(False, "--save-images", help="Also write one PNG per sample."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bank."),
-    device: str = DEVICE_OPTION,
-    progress: bool = PROGRESS_OPTION,
+    overwrite: bool = opt.overwrite_option(),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
 ) -> None:
     """Sample latents, synthesise, score and store them in a latent bank (resumable)."""
-    from ganedit.latents import GenerateConfig, generate_bank
+    from ganedit.latents import GenerateConfig, LatentBank, generate_bank
 
     cfg = GenerateConfig(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
@@ -441,48 +481,63 @@ def generate_cmd(
     path = generate_bank(
         cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
     )
-    typer.echo(str(path))
+    bank = LatentBank.open(path, verify=False)
+    typer.echo(
+        f"{path}: {bank.n} samples of {generator} (spaces {', '.join(bank.spaces)}; scores "
+        f"{', '.join(bank.score_names) or 'none'})"
+    )
 
 
 @bank_app.command("export")
 def bank_export_cmd(
     bank: Path = typer.Argument(..., help="Latent bank (*.zarr)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for z.npy, w.npy, scores..."),
+    out: Path = opt.out_option("New folder for z.npy, w.npy, <attr>_scores.npy, scores_dict.npy."),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Write z.npy, w.npy, wp.npy, <attr>_scores.npy and scores_dict.npy."""
     from ganedit.latents import export_reference
 
-    typer.echo(str(export_reference(bank, out)))
+    typer.echo(str(export_reference(bank, out, overwrite=overwrite)))
 
 
 @bank_app.command("import")
 def bank_import_cmd(
     folder: Path = typer.Argument(..., help="Folder with z.npy (+ w.npy, wp.npy) and scores."),
-    out: Path = typer.Option(..., "--out", "-o", help="Latent bank to write (*.zarr)."),
-    generator: str = typer.Option("imported", "--generator", "-m", help="Recorded origin."),
+    out: Path = opt.out_option("Latent bank to write (*.zarr)."),
+    generator: str = opt.generator_option(
+        "imported",
+        "The generator the codes came from (recorded; a registered name, .pt or folder is "
+        "identified by the sha256 of its weights).",
+    ),
+    predictor: str = opt.predictor_option("imported", "The predictor that scored them (recorded)."),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Build a bank from the reference files (pickled score dicts are checked, never run)."""
     from ganedit.latents import import_reference
 
-    typer.echo(str(import_reference(folder, out, generator=generator)))
+    path = import_reference(
+        folder, out, generator=generator, predictor=predictor, overwrite=overwrite
+    )
+    typer.echo(str(path))
+
+
+# ------------------------------------------------------------------------------------------
+# Directions
 
 
 @app.command("contingency")
 def contingency_cmd(
-    latents: Path | None = typer.Option(
-        None, "--latents", "--bank", "-c", help="Latent bank holding the scores."
-    ),
-    scores: Path | None = typer.Option(
-        None, "--scores", "-s", help="scores_dict.npy / .npz instead of a bank."
-    ),
-    threshold: float | None = typer.Option(
-        0.9, "--threshold", "-t", help="Keep samples with p > t or p < 1 - t on every attribute."
+    latents: Path | None = opt.latents_option(help="Latent bank holding the scores."),
+    scores: Path | None = opt.scores_option("A scores file instead of a bank."),
+    threshold: str | None = opt.threshold_option(
+        "0.9", "Keep samples with p > t or p < 1 - t on every attribute (none: keep all)."
     ),
     attributes: list[str] | None = typer.Option(
         None, "--attribute", "-a", help="Attributes (repeat); default: all but yaw."
     ),
     heatmap: Path | None = typer.Option(None, "--heatmap", help="PNG heatmap to write."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="JSON of the table."),
+    out: Path | None = opt.optional_out_option("Write the table as JSON here."),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Confidence filter and the contingency table over all attributes."""
     from rich.console import Console
@@ -493,58 +548,108 @@ def contingency_cmd(
 
     if latents is None and scores is None:
         raise UserInputError("expected --latents BANK or --scores FILE, received neither")
+    if latents is not None and scores is not None:
+        raise UserInputError(
+            "expected one of --latents BANK and --scores FILE, received both (a bank holds "
+            "its own scores)"
+        )
+    _expect_suffix(heatmap, ".png", "--heatmap")
+    _expect_suffix(out, ".json")
+    _outputs(heatmap, out, overwrite=overwrite)
+    t = opt.parse_threshold(threshold)
     table_scores = load_scores(str(latents or ""), str(scores) if scores else None, "")
-    table = ContingencyTable.from_scores(table_scores, attributes or None, threshold)
-    Console(stderr=True).print(rich_table(table, threshold))
+    table = ContingencyTable.from_scores(table_scores, attributes or None, t)
+    Console().print(rich_table(table, t))
+    if table.n_empty_cells:
+        typer.echo(
+            f"{table.n_empty_cells} empty cell(s): no balanced subset can make the attributes "
+            "independent of those label combinations"
+        )
     if heatmap is not None:
-        _expect_suffix(heatmap, ".png")
         save_heatmap(table, heatmap)
-    _emit_report({"threshold": threshold, **table.to_dict()}, out)
+        typer.echo(f"heatmap: {heatmap}")
+    _write_report({"threshold": t, **table.to_dict()}, out)
 
 
 @app.command("boundary")
 def boundary_cmd(
-    method: str = typer.Option(
-        "regression",
+    method: opt.Method = typer.Option(
+        opt.Method("regression"),
         "--method",
-        help="regression (default: the lowest off-target drift without post-processing in the "
-        "200k study, docs/directions_report), conditional, interfacegan, mab, stratified, fisher.",
+        help="Estimator (default regression: chosen on the committed study, docs/directions.md).",
     ),
-    latents: Path = typer.Option(
-        ..., "--latents", "--latent-codes-path", "-c", help="Latent bank or a .npy of codes."
-    ),
-    scores: Path | None = typer.Option(
-        None, "--scores", "--scores-path", "-s", help="Scores file (default: the bank's)."
-    ),
+    latents: Path = opt.latents_option(..., "Latent bank (*.zarr) or a .npy of codes."),
+    scores: Path | None = opt.scores_option("Scores file (default: the bank's)."),
     attribute: str = typer.Option(..., "--attribute", "-a", help="Target attribute."),
-    out: Path = typer.Option(..., "--out", "-o", help="Boundary .npy (a .json sidecar beside)."),
-    space: str = typer.Option("w", "--space", help="Latent space of a bank: z, w or ws."),
-    n: float | None = typer.Option(
-        None, "--n", "-n", help="mab: subset size; interfacegan: like --ratio (reference -n)."
+    out: Path = opt.out_option("Boundary .npy to write (a .json sidecar beside)."),
+    space: opt.Space | None = typer.Option(
+        None, "--space", help="A bank's space to fit (default w); what .npy codes are."
     ),
-    threshold: float | None = typer.Option(None, "--threshold", "-t", help="Confidence threshold."),
-    ratio: float | None = typer.Option(None, "--ratio", help="interfacegan: top/bottom share."),
-    quota: str | None = typer.Option(None, "--quota", help="mab: random (published) or exact."),
-    solver: str | None = typer.Option(None, "--solver", help="interfacegan: fast or kernel."),
-    base: str = typer.Option("interfacegan", "--base", help="conditional: the method projected."),
+    generator: str | None = opt.generator_option(
+        None, "The generator .npy codes came from (recorded in the sidecar)."
+    ),
+    n: float | None = typer.Option(
+        None,
+        "--n",
+        "-n",
+        callback=opt.finite("-n", 0.0, 1e12),
+        help="mab: subset size; interfacegan: count or ratio of top/bottom samples (the "
+        "reference scripts' -n).",
+    ),
+    threshold: str | None = opt.threshold_option(
+        None, "Confidence threshold in (0.5, 1), or none for no filter (method default if unset)."
+    ),
+    ratio: float | None = typer.Option(
+        None,
+        "--ratio",
+        callback=opt.finite("--ratio", 0.0, 1e12),
+        help="interfacegan: share (or count) of top and bottom samples.",
+    ),
+    quota: opt.Quota | None = typer.Option(None, "--quota", help="mab: how cells are filled."),
+    solver: opt.Solver | None = typer.Option(None, "--solver", help="interfacegan: SVM solver."),
+    split_mode: opt.SplitMode | None = typer.Option(
+        None,
+        "--split-mode",
+        help="interfacegan: 'reference' reproduces InterFaceGAN's ordering and train/validation "
+        "split for a legacy NumPy seed (--seed), for parity checks.",
+    ),
+    base: opt.Method = typer.Option(
+        opt.Method("interfacegan"), "--base", help="conditional: the method projected."
+    ),
     conditions: list[Path] | None = typer.Option(
         None, "--conditions", help="conditional: boundaries to be orthogonal to."
     ),
-    seed: int = SEED_OPTION,
+    seed: int = opt.seed_option(help="Seed of the method's randomness."),
+    json_out: Path | None = opt.json_option("Also write the fit summary as JSON here."),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Learn one attribute direction (InterFaceGAN-compatible .npy + JSON sidecar)."""
     from ganedit.directions.fit import BoundaryConfig, fit_boundary
 
     _expect_suffix(out, ".npy")
-    ratio, count = _reference_n(method if method != "conditional" else base, n, ratio)
+    _expect_suffix(json_out, ".json", "--json")
+    _outputs(json_out, overwrite=overwrite)
+    method_name = opt.value(method)
+    threshold_given = threshold is not None
+    t = opt.parse_threshold(threshold)
+    ratio, count = _reference_n(
+        method_name if method_name != "conditional" else opt.value(base), n, ratio
+    )
     cfg = BoundaryConfig(
-        method=method, attribute=attribute, latents=str(latents),
-        scores=str(scores) if scores else None, space=space, n=count, threshold=threshold,
-        ratio=ratio, quota=quota, solver=solver, base=base,
+        method=method_name, attribute=attribute, latents=str(latents),
+        scores=str(scores) if scores else None, space=opt.value(space), generator=generator,
+        n=count, threshold=t, threshold_given=threshold_given, ratio=ratio,
+        quota=opt.value(quota), solver=opt.value(solver), split_mode=opt.value(split_mode),
+        base=opt.value(base),
         conditions=tuple(str(c) for c in conditions or ()), seed=seed,
     )  # fmt: skip
-    estimator = fit_boundary(cfg, out)
-    _emit_report({"boundary": str(out), **estimator.summary()}, None)
+    estimator = fit_boundary(cfg, out, overwrite=overwrite)
+    summary = estimator.summary()
+    typer.echo(
+        f"{out}: {summary['method']} direction of {attribute!r}, accuracy "
+        f"{summary['accuracy']:.4f} on {summary['n_samples']} samples"
+    )
+    _write_report({"boundary": str(out), **summary}, json_out, overwrite=overwrite)
 
 
 def _reference_n(method: str, n: float | None, ratio: float | None):
@@ -556,57 +661,76 @@ def _reference_n(method: str, n: float | None, ratio: float | None):
             raise UserInputError("expected one of -n and --ratio for interfacegan, received both")
         return n, None
     if n != int(n) or n < 1:
-        raise UserInputError(f"expected a whole subset size for --n, received {n}")
+        raise UserInputError(f"expected a whole subset size for -n, received {n}")
     return ratio, int(n)
 
 
 @app.command("edit")
 def edit_cmd(
-    boundary: list[Path] = typer.Option(
-        ..., "--boundary", "--boundary-path", "-b", help="Direction .npy (repeat to combine)."
+    boundary: list[Path] = opt.boundary_option(),
+    out: Path = opt.out_option("New folder: strip.png, edit.gif, latents.npy, config.json."),
+    generator: str = opt.generator_option(),
+    space: opt.Space = opt.space_option(),
+    n: int = opt.n_option(4, "Samples to edit (the first n rows of --latents, if given)."),
+    seed: int = opt.seed_option(),
+    latents: Path | None = opt.latents_option(None, "Bank or .npy of codes to edit."),
+    start: float = typer.Option(
+        -3.0, "--start", "--start-distance", callback=opt.finite("--start")
     ),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder: strip.png, edit.gif, latents.npy."),
-    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
-    space: str = SPACE_OPTION,
-    n: int = typer.Option(4, "--n", "-n", min=1, help="Samples to edit (when no --latents)."),
-    seed: int = SEED_OPTION,
-    latents: Path | None = typer.Option(
-        None, "--latents", "--input-latent-codes-path", "-i", help="Bank or .npy to edit."
-    ),
-    start: float = typer.Option(-3.0, "--start", "--start-distance"),
-    end: float = typer.Option(3.0, "--end", "--end-distance"),
-    steps: int = typer.Option(7, "--steps", min=1),
+    end: float = typer.Option(3.0, "--end", "--end-distance", callback=opt.finite("--end")),
+    steps: int = typer.Option(7, "--steps", min=1, max=1024),
     strength: list[float] | None = typer.Option(
-        None, "--strength", help="With several boundaries: one strength each (repeat)."
+        None,
+        "--strength",
+        callback=opt.finite_list("--strength"),
+        help="With several boundaries: one strength each (repeat).",
     ),
-    mode: str = typer.Option("relative", "--mode", help="relative (x + s d) or absolute."),
+    mode: opt.Mode = typer.Option(
+        opt.Mode("relative"), "--mode", help="relative (x + s d) or absolute (distance s)."
+    ),
     layers: str | None = typer.Option(None, "--layers", help="ws rows START:STOP."),
     calibrated: bool = typer.Option(
-        False, "--calibrated", help="Strengths in evaluator-logit units of the target."
+        False, "--calibrated", help="Strengths in evaluator-logit units of each target."
     ),
-    device: str = DEVICE_OPTION,
+    bound: float = typer.Option(
+        0.5,
+        "--bound",
+        callback=opt.finite("--bound", 1e-6, 1e6),
+        help="Calibrated: largest step as a share of the span the latents cover along the "
+        "direction.",
+    ),
+    scale: int = opt.scale_option(),
+    force: bool = opt.force_option(),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Move latents along directions and write an image strip and an animated GIF."""
-    from ganedit.editing.run import EditConfig, run_edit
+    """Move latents along directions: a labelled strip (one column per strength) and a GIF."""
+    from ganedit.editing.run import EditConfig, run_edit, summary_lines
 
     cfg = EditConfig(
-        boundaries=tuple(str(b) for b in boundary), generator=generator, space=space, n=n,
-        seed=seed, latents=str(latents) if latents else None, start=start, end=end, steps=steps,
-        strengths=tuple(strength or ()), mode=mode, layers=_parse_layers(layers),
-        calibrated=calibrated,
+        boundaries=tuple(str(b) for b in boundary), generator=generator, space=opt.value(space),
+        n=n, seed=seed, latents=str(latents) if latents else None, start=start, end=end,
+        steps=steps, strengths=tuple(strength or ()), mode=opt.value(mode),
+        layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
     )  # fmt: skip
-    typer.echo(str(run_edit(cfg, out, device=device)))
+    summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
+    for line in summary_lines(summary):
+        typer.echo(line)
 
 
-def _int_list(text: str | None, flag: str) -> tuple[int, ...] | None:
+def _int_list(text: str | None, flag: str, low: int, high: int) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        return tuple(int(v) for v in text.split(","))
+        values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise UserInputError(
             f"expected {flag} as comma-separated integers, received {text!r}"
         ) from None
+    if not all(low <= v <= high for v in values):
+        raise UserInputError(f"expected {flag} values from {low} to {high}, received {text!r}")
+    return values
 
 
 def _parse_layers(text: str | None) -> tuple[int, int] | None:
@@ -621,44 +745,120 @@ def _parse_layers(text: str | None) -> tuple[int, int] | None:
 
 @app.command("evaluate")
 def evaluate_cmd(
-    boundary: list[Path] = typer.Option(
-        ..., "--boundary", "-b", help="Direction .npy files (repeat); names from their sidecars."
-    ),
-    out: Path = typer.Option(..., "--out", "-o", help="Report folder (report.md, JSON, PNGs)."),
-    generator: str = typer.Option("world64", "--generator", "-g", "-m", help=GENERATOR_HELP),
-    space: str = SPACE_OPTION,
-    n: int = typer.Option(500, "--n", "-n", min=10, help="Held-out latents."),
-    seed: int = typer.Option(424242, "--seed", help="Seed of the held-out latents."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0),
-    steps: int = typer.Option(12, "--steps", min=2),
-    device: str = DEVICE_OPTION,
-    progress: bool = PROGRESS_OPTION,
+    boundary: list[Path] = opt.boundary_option(),
+    out: Path = opt.out_option("New report folder (report.md, report.json, PNGs)."),
+    generator: str = opt.generator_option(),
+    space: opt.Space = opt.space_option(),
+    eval_n: int = opt.eval_n_option(500, "Held-out latents to edit."),
+    seed: int = opt.seed_option(424242, "Seed of the held-out latents."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0, max=100_000),
+    steps: int = typer.Option(12, "--steps", min=2, max=1000),
+    force: bool = opt.force_option(),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Measure disentanglement of directions with the evaluator and the identity embedder."""
     from ganedit.evaluation.directions import DirectionEvalConfig
     from ganedit.pipeline import evaluate_boundary_files
 
     cfg = DirectionEvalConfig(
-        generator=generator, space=space, n=n, seed=seed, bootstrap=bootstrap, steps=steps
+        generator=generator, space=opt.value(space), n=eval_n, seed=seed, bootstrap=bootstrap,
+        steps=steps,
+    )  # fmt: skip
+    path = evaluate_boundary_files(
+        cfg, [str(b) for b in boundary], out, device, progress, force=force, overwrite=overwrite
     )
-    path = evaluate_boundary_files(cfg, [str(b) for b in boundary], out, device, progress)
-    typer.echo(str(path))
+    _print_ranking(path)
 
 
-def _emit_report(report: dict, out: Path | None) -> None:
-    """Print a report as JSON, and write it to `out` too when given."""
+def _print_ranking(report_md: Path) -> None:
     import json
 
-    from ganedit.utils.files import write_json
+    from ganedit.evaluation.direction_report import method_tiers
 
-    if out is not None:
-        write_json(out, report)
-    typer.echo(json.dumps(report, indent=2))
+    report = json.loads((report_md.parent / "report.json").read_text())
+    typer.echo(f"{report_md}")
+    for r in method_tiers(report, "90"):
+        missed = f", missed {', '.join(r['missed'])}" if r["missed"] else ""
+        typer.echo(
+            f"  {r['rank']}. {r['method']} (tier {r['tier']}{missed}): off-target change "
+            f"{r['off_target']:.3f} at 90% flips"
+        )
 
 
-def _expect_suffix(path: Path, suffix: str) -> None:
-    if path.suffix.lower() != suffix:
-        raise UserInputError(f"expected a {suffix} output path, received {str(path)!r}")
+@app.command("study")
+def study_cmd(
+    out: Path = opt.out_option("Study folder: bank.zarr, boundaries/, fitting.json, report/."),
+    generator: str = opt.generator_option(),
+    n: int = opt.n_option(200_000, "Latent bank size.", minimum=100),
+    seed: int = opt.seed_option(),
+    space: opt.StudySpace = typer.Option(opt.StudySpace("w"), "--space", help="Latent space."),
+    threshold: str = opt.threshold_option("0.9", "Confidence threshold of mab and stratified."),
+    mab_n: int = typer.Option(
+        1000,
+        "--mab-n",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="mab subset size (0: the largest equal-count size).",
+    ),
+    eval_n: int = opt.eval_n_option(500, "Held-out latents to edit."),
+    bootstrap: int = typer.Option(200, "--bootstrap", min=0, max=100_000),
+    steps: int = typer.Option(12, "--steps", min=2, max=1000),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Every method's directions for every attribute on one generator, evaluated (the committed
+    report's command). Running it again in the same folder resumes it."""
+    from ganedit.pipeline import StudyConfig, run_direction_study
+
+    t = opt.parse_threshold(threshold)
+    if t is None:
+        raise UserInputError("expected a number in (0.5, 1) for --threshold, received none")
+    cfg = StudyConfig(
+        generator=generator, n=n, seed=seed, space=opt.value(space), threshold=t,
+        mab_n=mab_n or None, eval_n=eval_n, bootstrap=bootstrap, steps=steps,
+    )  # fmt: skip
+    path = run_direction_study(cfg, out, device=device, progress=progress, overwrite=overwrite)
+    _print_ranking(path)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Path = opt.out_option("The demo's folder (re-running resumes it).", Path("demo_out")),
+    n: int = opt.n_option(2000, "World renders written to world.lmdb."),
+    eval_n: int = opt.eval_n_option(2000, "Held-out renders for the measuring networks."),
+    generator: str = opt.generator_option(),
+    study_n: int = typer.Option(
+        20_000,
+        "--study-n",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="Latent bank size of the direction study (0: skip it).",
+    ),
+    study_eval_n: int = typer.Option(100, "--study-eval-n", min=10, max=opt.MAX_COUNT),
+    study_bootstrap: int = typer.Option(100, "--study-bootstrap", min=0, max=100_000),
+    study_steps: int = typer.Option(8, "--study-steps", min=2, max=1000),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Run the main job on the embedded default and print the report."""
+    from ganedit.demo import DemoConfig, run_demo
+
+    if 0 < study_n < 100:
+        raise UserInputError(f"expected --study-n of 0 or at least 100, received {study_n}")
+    cfg = DemoConfig(
+        n_render=n, n_eval=eval_n, generator=generator, study_n=study_n,
+        study_eval_n=study_eval_n, study_bootstrap=study_bootstrap, study_steps=study_steps,
+    )  # fmt: skip
+    report = run_demo(cfg, out, progress=progress, overwrite=overwrite)
+    typer.echo(report.read_text())
+    typer.echo(f"report: {report}")
+
+
+# ------------------------------------------------------------------------------------------
+# Entry point and the error contract
 
 
 def _expand_conditions(argv: list[str]) -> list[str]:
@@ -676,10 +876,85 @@ def _expand_conditions(argv: list[str]) -> list[str]:
     return out
 
 
-def main() -> None:
-    # Typer handles its own usage errors (exit code 2); ours get the same treatment.
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on `argv` and return its exit code (the tests call this in-process).
+
+    User mistakes print one line on stderr and return 2; internal failures propagate with
+    their traceback. Warnings logged on the way are printed at the end, unless the run ends
+    in one line (they are then dropped) or -v asked for them as they come."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _HELD.let_go(show=False)  # nothing of an earlier in-process run
     try:
-        app(args=_expand_conditions(sys.argv[1:]))
-    except UserInputError as err:
-        typer.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        code = _run(argv)
+    except BaseException:
+        _HELD.let_go(show=True)  # an internal failure keeps what led to it
+        raise
+    _HELD.let_go(show=code == 0)
+    return code
+
+
+def _run(argv: list[str]) -> int:
+    from typer._click import exceptions as click_exceptions
+
+    from ganedit.cli_errors import usage_line
+
+    try:
+        result = app(args=_expand_conditions(argv), prog_name="ganedit", standalone_mode=False)
+    except GaneditError as err:
+        _error(str(err))
+        return 2
+    except click_exceptions.NoArgsIsHelpError as err:
+        typer.echo(err.format_message())
+        return 0
+    except click_exceptions.UsageError as err:
+        _error(usage_line(err, argv))
+        return 2
+    except click_exceptions.ClickException as err:  # other click failures: still one line
+        _error(err.format_message())
+        return err.exit_code or 1
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            # Only a path the user gave can be too long (pathlib's exists() raises on it).
+            path = str(err.filename or "")
+            longest = max(Path(path).parts or [""], key=lambda part: len(os.fsencode(part)))
+            _error(
+                f"expected paths whose names fit the file system (at most 255 bytes each), "
+                f"received a name of {len(os.fsencode(longest))} bytes in {path[:60]!r}..."
+            )
+            return 2
+        if err.errno in (errno.EACCES, errno.EPERM) and _unreadable(err.filename):
+            # An input the user named that this user may not read (any reader: zarr, LMDB,
+            # safetensors...): a mistake in the command line, like a missing file.
+            _error(f"expected a readable {str(err.filename)!r}, received permission denied")
+            return 2
+        if err.errno not in _REFUSED_BY_THE_SYSTEM:
+            raise
+        # Not a bug and not a mistake in the command line: the system refused a write.
+        _error(f"could not write {err.filename or 'an output'}: {err.strerror}")
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+_REFUSED_BY_THE_SYSTEM = {
+    errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM
+}  # fmt: skip
+
+
+def _unreadable(name) -> bool:
+    """Whether `name` exists but may not be read, or sits in a folder that may not be entered."""
+    if not name:
+        return False
+    path = Path(os.fsdecode(name))
+    if os.path.lexists(path) and not os.access(path, os.R_OK):
+        return True
+    return any(os.path.isdir(p) and not os.access(p, os.X_OK) for p in path.parents)
+
+
+def _error(message: str) -> None:
+    text = " ".join(str(message).split())  # one line, whatever the message held
+    sys.stderr.write(f"error: {text}\n")
+    sys.stderr.flush()
+
+
+def main() -> None:
+    sys.exit(run())

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
 from ganedit.directions.io import load_boundary
+from ganedit.directions.provenance import check_boundary_use
 from ganedit.directions.sampling import ContingencyTable
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import FitError, UserInputError, expect
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
-from ganedit.utils.files import write_json
+from ganedit.utils.files import atomic_dir, check_output, open_run_folder, output_lock, write_json
 
 log = logging.getLogger(__name__)
 
@@ -80,21 +81,35 @@ def evaluate_boundary_files(
     device: str = "cpu",
     progress: bool = True,
     extra_markdown: str = "",
+    force: bool = False,
+    overwrite: bool = False,
 ) -> Path:
-    """Evaluate boundary files on held-out latents and write the report folder."""
+    """Evaluate boundary files on held-out latents and write the report folder `out`.
+
+    Each boundary's record must match the generator and space (else ProvenanceError, unless
+    `force`, which is recorded in the report). `out` must be new, or with `overwrite` a
+    report folder ganedit wrote."""
     from ganedit.evaluation.direction_report import write_direction_report
 
+    out = check_output(out, overwrite=overwrite, kind="dir")
+    directions, sidecars = load_directions(paths), [load_boundary(p)[1] for p in paths]
     source, evaluator, identity = _networks(cfg, device)
-    report = evaluate_directions(
-        cfg, load_directions(paths), source, evaluator, identity, progress=progress
-    )
+    checks = [
+        check_boundary_use(side, source.identity, cfg.space, f"boundary {path}", force)
+        for path, side in zip(paths, sidecars, strict=True)
+    ]
+    report = evaluate_directions(cfg, directions, source, evaluator, identity, progress=progress)
     report["boundaries"] = list(paths)
-    return write_direction_report(
-        report,
-        out,
-        title=f"Directions on {cfg.generator} ({cfg.space})",
-        extra_markdown=extra_markdown,
-    )
+    report["generator_identity"] = source.identity
+    report["provenance"] = checks
+    with atomic_dir(out, overwrite=overwrite, what="direction report") as tmp:
+        write_direction_report(
+            report,
+            tmp,
+            title=f"Directions on {cfg.generator} ({cfg.space})",
+            extra_markdown=extra_markdown,
+        )
+    return out / "report.md"
 
 
 @dataclass(frozen=True)
@@ -152,10 +167,11 @@ def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dic
 
 
 def _fit_or_skip(cfg: BoundaryConfig, path: Path, skipped: dict, data) -> bool:
-    """Fit one boundary; a method the data cannot serve (e.g. one class absent) is recorded."""
+    """Fit one boundary; a method the data cannot serve (e.g. one class absent) is recorded.
+    Only FitError means that: any other exception is a bug or bad input and stops the study."""
     try:
-        fit_boundary(cfg, path, data)
-    except UserInputError as err:
+        fit_boundary(cfg, path, data, overwrite=True)
+    except FitError as err:
         label = path.stem
         log.warning("skipping %s: %s", label, err)
         skipped[label] = str(err)
@@ -171,15 +187,32 @@ def _order(stem: str) -> tuple[int, int]:
 
 
 def run_direction_study(
-    cfg: StudyConfig, out: str | Path, device: str = "cpu", progress: bool = True
+    cfg: StudyConfig,
+    out: str | Path,
+    device: str = "cpu",
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Bank -> boundaries -> evaluation report; returns the report's markdown path."""
-    from ganedit.latents import GenerateConfig, generate_bank
+    """Bank -> boundaries -> evaluation report; returns the report's markdown path.
 
+    `out` is a study folder: new, or one this study wrote with the same configuration (then
+    it resumes: a finished bank is reused, an interrupted one continued), or with `overwrite`
+    a study folder of another configuration, started afresh. One process at a time."""
     # The study's bank keeps z and w only; fail before the long generation, not after it.
     expect(cfg.space in ("z", "w"), "a study space of z or w", cfg.space)
+    from ganedit.models.sources import load_generator
+
+    # An unknown or damaged generator fails now, before the study folder is made.
+    load_generator(cfg.generator, device)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        open_run_folder(out, "study", dataclasses.asdict(cfg), overwrite)
+        return _run_study(cfg, out, device, progress)
+
+
+def _run_study(cfg: StudyConfig, out: Path, device: str, progress: bool) -> Path:
+    from ganedit.latents import GenerateConfig, generate_bank
+
     write_json(out / "study.json", dataclasses.asdict(cfg))
     started = time.perf_counter()
     bank = out / "bank.zarr"
@@ -200,7 +233,9 @@ def run_direction_study(
         bootstrap=cfg.bootstrap, steps=cfg.steps,
     )  # fmt: skip
     note = _study_note(cfg, fitting, generated - started, fitted - generated)
-    return evaluate_boundary_files(eval_cfg, paths, out / "report", device, progress, note)
+    return evaluate_boundary_files(
+        eval_cfg, paths, out / "report", device, progress, note, overwrite=True
+    )
 
 
 def _check_reusable(bank: Path, cfg: StudyConfig) -> None:

@@ -107,3 +107,24 @@ def test_conditional_sidecar_names_the_base_method(tmp_path, fitted):
     assert sidecar["params"]["base_estimator"]["params"]["n"] == 100
     assert sidecar["params"]["conditions"] == [{"array_shape": [12], "dtype": "float64"}]
     assert sidecar["conditions"] == ["age"]
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("attribute", 7), ("intercept", "nan"), ("intercept", {"a": 1}), ("space", "wp"),
+     ("generator_sha256", {"a": 1}), ("params", [1]), ("shape", 3)],
+)  # fmt: skip
+def test_sidecar_fields_of_the_wrong_type_are_damage_not_tracebacks(tmp_path, fitted, key, value):
+    from ganedit.errors import DamagedInputError
+
+    _, _, est = fitted
+    path = save_boundary(tmp_path / "b.npy", est, {"generator": "g", "space": "w"})
+    sidecar = json.loads(sidecar_path(path).read_text())
+    sidecar[key] = value
+    sidecar_path(path).write_text(json.dumps(sidecar))
+    with pytest.raises(DamagedInputError, match=key):
+        load_boundary(path)
+    sidecar[key] = float("nan") if key == "intercept" else sidecar[key]
+    sidecar_path(path).write_text(json.dumps(sidecar))  # JSON's NaN literal
+    with pytest.raises(DamagedInputError):
+        load_boundary(path)

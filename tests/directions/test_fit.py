@@ -15,7 +15,7 @@ def test_reference_score_files_are_named_by_attribute_or_file(tmp_path):
 def test_pickled_score_arrays_and_bad_latents_are_user_errors(tmp_path):
     path = tmp_path / "smile_scores.npy"
     np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(UserInputError, match="pickled object"):
+    with pytest.raises(UserInputError, match="pickled Python objects"):
         load_scores("", str(path), "smile")
     codes = tmp_path / "z.npy"
     np.save(codes, np.arange(4))
@@ -31,3 +31,9 @@ def test_options_go_to_the_method_that_takes_them():
         build_estimator(BoundaryConfig(method="stratified", attribute="smile", latents="x", n=5))
     with pytest.raises(UserInputError, match="--conditions"):
         build_estimator(BoundaryConfig(method="conditional", attribute="smile", latents="x"))
+
+
+def test_foreign_options_are_named_as_flags():
+    cfg = BoundaryConfig(method="mab", attribute="smile", latents="x", split_mode="reference")
+    with pytest.raises(UserInputError, match="received --split-mode"):
+        build_estimator(cfg)

@@ -1,8 +1,10 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from ganedit.editing.edit import (
+    calibrate,
     edit_images,
     move,
     move_many,
@@ -13,6 +15,7 @@ from ganedit.editing.edit import (
 from ganedit.errors import UserInputError
 from ganedit.models.sources import StyleGANSource
 from ganedit.models.stylegan2 import Generator
+from ganedit.utils.images import labelled_grid, to_uint8
 from tolerance import assert_f32_close
 
 
@@ -83,11 +86,59 @@ def test_edit_images_strip_and_gif(source, tmp_path):
     # Strength 0 reproduces the unedited samples exactly.
     torch.testing.assert_close(frames[1], source.synthesize(w, "w"))
     assert not torch.equal(frames[0], frames[2])
-    strip = Image.open(save_strip(frames, tmp_path / "strip.png"))
-    assert strip.size == (3 * 18 + 2, 3 * 18 + 2)
-    gif = Image.open(save_gif(frames, tmp_path / "edit.gif"))
+    strengths = [-2.0, 0.0, 2.0]
+    path = save_strip(frames, tmp_path / "strip.png", strengths, "smile", scale=2)
+    strip = np.asarray(Image.open(path))
+    tiles = to_uint8(frames.transpose(0, 1).reshape(9, 3, 16, 16))
+    expected = labelled_grid(
+        tiles, 3, col_labels=["-2", "0", "+2"], row_labels=["#0", "#1", "#2"], title="smile",
+        scale=2,
+    )  # fmt: skip
+    np.testing.assert_array_equal(strip, expected)
+    assert strip.shape[1] > 3 * 34 and strip.shape[0] > 3 * 34  # labels around 32 px tiles
+    gif = Image.open(save_gif(frames, tmp_path / "edit.gif", strengths, "smile"))
     assert gif.n_frames == 4  # forth and back: -2, 0, 2, 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["edit.gif", "strip.png"]
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def _linear():
+    from linear_world import LinearEvaluator, LinearSource
+
+    return LinearSource(), LinearEvaluator()
+
+
+def test_calibration_measures_the_slope_and_a_direction_that_moves_nothing_is_refused():
+    source, evaluator = _linear()
+    on_a = np.eye(6, dtype=np.float32)[0]
+    cal = calibrate(source, on_a, "w", evaluator, "a", n=64)
+    assert cal.slope == pytest.approx(3.0, rel=1e-4) and not cal.weak and cal.auc > 0.99
+    idle = np.eye(6, dtype=np.float32)[4]  # an identity coordinate: a does not change
+    weak = calibrate(source, idle, "w", evaluator, "a", n=64)
+    assert weak.weak and abs(weak.slope) < 1e-6
+    with pytest.raises(UserInputError, match="barely"):
+        weak.latent_step([3.0])
+
+
+def test_a_calibrated_step_never_leaves_the_latents_span_by_more_than_the_bound():
+    source, evaluator = _linear()
+    d = np.eye(6, dtype=np.float32)[0]
+    start = sample_latents(source, 32, seed=9, space="w")
+    cal = calibrate(source, d, "w", evaluator, "a", n=64, reference=start)
+    low, high = cal.span
+    assert low <= float(start[:, 0].min()) and high >= float(start[:, 0].max())
+    per_unit, bounded = cal.latent_step([2.0], bound=0.5)  # 2 units = 0.67 latent: inside
+    assert not bounded and per_unit == pytest.approx(1 / cal.slope)
+    per_unit, bounded = cal.latent_step([-60.0, 60.0], bound=0.5)  # 20 latent units: outside
+    assert bounded and per_unit > 0
+    for strength in (-60.0, 60.0):
+        moved = move(start, d, strength * per_unit)
+        assert float(moved[:, 0].min()) >= low - 0.5 * cal.width - 1e-4
+        assert float(moved[:, 0].max()) <= high + 0.5 * cal.width + 1e-4
+    unbounded, flag = cal.latent_step([60.0], bound=None)
+    assert not flag and unbounded == pytest.approx(1 / cal.slope)
 
 
 def test_sample_latents_rows_depend_only_on_seed_and_index(source):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ganedit.evaluation.predictors import roc_auc
+from ganedit.utils.stats import roc_auc
 
 
 def test_roc_auc_known_values():

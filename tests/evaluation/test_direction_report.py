@@ -5,8 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from linear_world import LinearEvaluator, LinearIdentity, LinearSource
-from linear_world import unit as _unit
 from PIL import Image
 
 from ganedit.evaluation.direction_report import (
@@ -16,6 +14,8 @@ from ganedit.evaluation.direction_report import (
     write_direction_report,
 )
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
+from linear_world import LinearEvaluator, LinearIdentity, LinearSource
+from linear_world import unit as _unit
 
 PLOTS = ("tradeoff.png", "identity.png", "rescoring_50.png", "rescoring_90.png", "cosines.png")
 
@@ -132,7 +132,7 @@ def test_summary_ranks_methods(written):
     text = written[1].read_text()
     summary = text.split("## Summary")[1].split("\n## ")[0]
     rows = [line for line in summary.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert rows[0].startswith("| 1 | clean |") and rows[1].startswith("| 2 | entangled |")
+    assert rows[0].startswith("| 1 | 1 | clean |") and rows[1].startswith("| 2 | 1 | entangled |")
 
 
 def test_pngs_open_with_sensible_sizes(written):

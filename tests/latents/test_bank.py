@@ -206,3 +206,42 @@ def test_damaged_metadata_is_reported(bank):
     (bank.path / "zarr.json").write_text("{not json")
     with pytest.raises(DamagedInputError, match="metadata"):
         LatentBank.open(bank.path)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("n", "11"), ("n", 3.5), ("chunk_size", 0), ("n_chunks", 7), ("spaces", ["q"]),
+     ("dims", {"z": "x"}), ("score_names", None), ("generator_identity", "x")],
+)  # fmt: skip
+def test_damaged_bank_metadata_is_refused_not_read_with_wrong_counts(tmp_path, key, value):
+    import json
+
+    path = tmp_path / "b.zarr"
+    _write_all(_create(path), _data())
+    finalize(path, tmp_path / "bank.zarr")
+    meta_path = tmp_path / "bank.zarr" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    meta["attributes"][key] = value
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DamagedInputError, match=key):
+        LatentBank.open(tmp_path / "bank.zarr")
+
+
+@pytest.mark.parametrize("change", ["shape", "dtype", "chunks"])
+def test_array_metadata_that_disagrees_with_the_bank_is_damage(tmp_path, change):
+    import json
+
+    path = tmp_path / "b.zarr"
+    _write_all(_create(path), _data())
+    bank = finalize(path, tmp_path / "bank.zarr")
+    meta_path = bank / "w" / "zarr.json"
+    meta = json.loads(meta_path.read_text())
+    if change == "shape":
+        meta["shape"][0] *= 2
+    elif change == "dtype":
+        meta["data_type"] = "float64"  # the same bytes, read as other numbers
+    else:
+        meta["chunk_grid"]["configuration"]["chunk_shape"] = [0, 5]  # was ZeroDivisionError
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(DamagedInputError, match="'w'"):
+        LatentBank.open(bank)

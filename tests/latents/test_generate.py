@@ -235,3 +235,16 @@ def test_generator_and_predictor_load_by_path(source, predictor, tmp_path):
     np.testing.assert_array_equal(by_path.latents("w"), given.latents("w"))
     for name, values in given.scores().items():
         assert_f32_close(by_path.scores([name])[name], values)
+
+
+def test_a_second_writer_of_the_same_bank_is_refused(source, predictor, tmp_path):
+    """Two `generate` runs into one bank would mix their chunks: the second is refused."""
+    from ganedit.errors import BusyError
+    from ganedit.utils.files import output_lock
+
+    out = tmp_path / "b.zarr"
+    with output_lock(out), pytest.raises(BusyError, match="another writer|no other writer"):
+        _generate(_cfg(seed=5), out, source, predictor)
+    assert not out.exists()
+    bank = LatentBank.open(_generate(_cfg(seed=5), out, source, predictor))
+    assert bank.meta["seed"] == 5 and bank.generator_identity["name"] == _cfg().generator

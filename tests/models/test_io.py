@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.predictors import AttributeNet, IdentityNet
+from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
 from tolerance import assert_f32_close
 

@@ -81,31 +81,18 @@ def test_without_path_regularisation_no_path_step_runs(data16, tmp_path):
     assert '"r1"' in stats and '"path"' not in stats
 
 
-def test_train_gan_cli(data16, tmp_path):
-    from typer.testing import CliRunner
+def test_train_gan_cli(data16, tmp_path, capsys):
+    from ganedit.cli import run
 
-    from ganedit.cli import app
-
-    args = [
-        "train-gan",
-        "--data",
-        data16,
-        "--out",
-        str(tmp_path / "r"),
-        "--size",
-        "16",
-        "--iter",
-        "3",
-        "--batch",
-        "2",
-    ]
-    args += ["--style-dim", "16", "--n-mlp", "1", "--channel-max", "16", "--no-progress"]
-    result = CliRunner().invoke(app, [*args, "--mbstd-group", "2"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    args = ["train-gan", "-i", data16, "-o", str(tmp_path / "r"), "--size", "16", "--iter", "3",
+            "--batch-size", "2", "--style-dim", "16", "--n-mlp", "1", "--channel-max", "16",
+            "--no-progress", "--mbstd-group", "2"]  # fmt: skip
+    assert run([str(a) for a in args]) == 0, capsys.readouterr().err
     assert (tmp_path / "r" / "g_ema" / "model.safetensors").is_file()
     assert json.loads((tmp_path / "r" / "config.json").read_text())["mbstd_group"] == 2
-    with pytest.raises(UserInputError, match="comma-separated integers, received '16,x'"):
-        CliRunner().invoke(app, [*args, "--channels", "16,x"], catch_exceptions=False)
+    capsys.readouterr()
+    assert run([str(a) for a in [*args, "--channels", "16,x"]]) == 2
+    assert "comma-separated integers, received '16,x'" in capsys.readouterr().err
 
 
 def test_fine_tune_from_a_stylegan2_pytorch_checkpoint(data16, tmp_path):
@@ -131,7 +118,7 @@ def test_two_process_data_parallel_run_through_torchrun(data16, tmp_path):
         "-m",
         "ganedit",
         "train-gan",
-        "--data",
+        "-i",
         data16,
         "--out",
         str(out),
@@ -141,7 +128,7 @@ def test_two_process_data_parallel_run_through_torchrun(data16, tmp_path):
         "3",
     ]
     cmd += [
-        "--batch",
+        "--batch-size",
         "4",
         "--style-dim",
         "16",
@@ -189,3 +176,19 @@ def test_ema_rampup_caps_the_half_life_early_and_lets_it_reach_ema_kimg():
     # Half-life 0.05 * 16 * (step + 1) reaches 5000 images at step 6249.
     assert gan_mod.ema_decay(ramped, 6249) == pytest.approx(gan_mod.ema_decay(plain, 6249))
     assert gan_mod.ema_decay(ramped, 999) == pytest.approx(0.5 ** (16 / (0.05 * 16 * 1000)))
+
+
+def test_networks_and_fine_tuning_weights_are_checked_before_the_run_folder(data16, tmp_path):
+    with pytest.raises(UserInputError, match="channel"):
+        train_gan(_cfg(data16, channels=(8, 8)), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+    first = tmp_path / "first"
+    train_gan(_cfg(data16, iterations=1), first, progress=False)
+    ckpt = first / "checkpoint"
+    (ckpt / "d.safetensors").write_bytes((ckpt / "d.safetensors").read_bytes()[:100])
+    with pytest.raises(UserInputError, match="d.safetensors"):  # was a SafetensorError
+        train_gan(_cfg(data16), tmp_path / "tuned", init_from=ckpt, progress=False)
+    (ckpt / "d.safetensors").write_bytes((ckpt / "g.safetensors").read_bytes())
+    with pytest.raises(UserInputError, match="another one"):  # was a RuntimeError
+        train_gan(_cfg(data16), tmp_path / "tuned", init_from=ckpt, progress=False)
+    assert not (tmp_path / "tuned").exists()

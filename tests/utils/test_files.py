@@ -53,17 +53,18 @@ def test_folders_are_replaced_only_when_ganedit_made_them(tmp_path):
     users = tmp_path / "users"
     users.mkdir()
     (users / "thesis.tex").write_text("years of work")
-    with pytest.raises(UserInputError, match="only its own outputs"):
-        with atomic_dir(users, overwrite=True) as tmp:
-            (tmp / "a").write_text("new")
+    with (
+        pytest.raises(UserInputError, match="only its own outputs"),
+        atomic_dir(users, overwrite=True) as tmp,
+    ):
+        (tmp / "a").write_text("new")
     assert (users / "thesis.tex").read_text() == "years of work"
     ours = tmp_path / "ours"
     with atomic_dir(ours) as tmp:
         (tmp / "a").write_text("1")
     assert made_by_ganedit(ours) and (ours / MARKER).is_file()
-    with pytest.raises(UserInputError, match="pass --overwrite"):
-        with atomic_dir(ours) as tmp:
-            (tmp / "a").write_text("2")
+    with pytest.raises(UserInputError, match="pass --overwrite"), atomic_dir(ours) as tmp:
+        (tmp / "a").write_text("2")
     with atomic_dir(ours, overwrite=True) as tmp:
         (tmp / "a").write_text("2")
     assert (ours / "a").read_text() == "2"
@@ -117,3 +118,18 @@ def test_a_second_writer_is_refused_and_a_killed_writers_lock_taken_over(tmp_pat
 
 def test_busy_error_is_a_user_input_error():
     assert issubclass(BusyError, UserInputError)
+
+
+def test_run_folders_and_locks_refuse_links_and_parents_that_are_files(tmp_path):
+    from ganedit.utils.files import open_run_folder
+
+    link = tmp_path / "run"
+    link.symlink_to(tmp_path / "elsewhere")  # dangling: once a FileExistsError from mkdir
+    with pytest.raises(UserInputError, match="existing file or link"):
+        open_run_folder(link, "train-gan")
+    assert link.is_symlink() and not (tmp_path / "elsewhere").exists()
+    (tmp_path / "plain").write_text("a file")
+    with pytest.raises(UserInputError, match="a file"), output_lock(tmp_path / "plain" / "run"):
+        pass
+    with pytest.raises(UserInputError, match="writable"), output_lock("/proc/ganedit-run"):
+        pass

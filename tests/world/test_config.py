@@ -49,3 +49,32 @@ def test_bad_config_files_give_user_errors(tmp_path):
     )
     with pytest.raises(UserInputError, match="listed before it"):
         load_world_config(cyclic)
+
+
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (("rate = 0.48", 'rate = "often"'), "number for rate"),  # was a ValueError traceback
+        (("rate = 0.42", "rate = nan"), "rate in (0, 1)"),
+        (("gender = -0.8", 'gender = "strong"'), "number for effect"),
+        (("gender = -0.8", "gender = inf"), "log-odds"),
+        (("gender = -0.8", "gender = -1e308"), "log-odds"),  # was an OverflowError
+        (("yaw_std = 20.0", "yaw_std = -5.0"), "yaw_std"),
+        (("yaw_max = 75.0", "yaw_max = 1e308"), "yaw_max"),
+        (("[pose]", "pose = 3\n[unused]"), "keys among"),  # a misspelt table was ignored
+        (("rate = 0.23", "rat = 0.23\nrate = 0.23"), "keys among"),
+        (("[attributes.smile]", "[unused.smile]"), "unused"),
+    ],
+)
+def test_world_configs_with_wrong_types_unknown_keys_or_ranges_are_refused(tmp_path, edit, words):
+    from importlib import resources
+
+    text = resources.files("ganedit.world").joinpath("presets/celeba.toml").read_text()
+    assert edit[0] in text
+    path = tmp_path / "w.toml"
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(UserInputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_world_config(path)
+    path.write_bytes(text.encode() + b"# \xff\n")
+    with pytest.raises(UserInputError, match="valid TOML"):  # was a UnicodeDecodeError
+        load_world_config(path)

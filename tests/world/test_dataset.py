@@ -2,9 +2,9 @@ import lmdb
 import numpy as np
 import pytest
 
+from ganedit.datasets import ImageDataset, lmdb_key
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.images import to_uint8
-from ganedit.datasets import ImageDataset, lmdb_key
 from ganedit.world.dataset import RenderJob, write_world_dataset
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import render
@@ -122,4 +122,13 @@ def test_damaged_images_are_reported_not_read(celeba, tmp_path):
         txn.put(b"length", b"4")
     env.close()
     with pytest.raises(DamagedInputError, match="length"):
+        ImageDataset(lm)
+
+
+def test_truncated_lmdb_is_damaged_input_not_a_crash(celeba, tmp_path):
+    """LMDB maps data.mdb: a page past the end of a truncated file was SIGBUS, not an error."""
+    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "t.lmdb", progress=False)
+    data_mdb = lm / "data.mdb"
+    data_mdb.write_bytes(data_mdb.read_bytes()[: 2 * 4096 + 100])
+    with pytest.raises(DamagedInputError, match="truncated"):
         ImageDataset(lm)

@@ -97,10 +97,22 @@ def _open_readonly(path: Path) -> lmdb.Environment:
     stat = (path / "data.mdb").stat()
     key = (str(path.resolve()), stat.st_ino, stat.st_mtime_ns)
     if key not in _READERS:
-        _READERS[key] = lmdb.open(
-            str(path), readonly=True, lock=False, readahead=False, meminit=False
-        )
+        env = lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False)
+        _check_whole(env, path, stat.st_size)
+        _READERS[key] = env
     return _READERS[key]
+
+
+def _check_whole(env: lmdb.Environment, path: Path, size: int) -> None:
+    """LMDB maps the file and trusts its meta page: reading a page past the end of a truncated
+    data.mdb kills the process (SIGBUS) instead of raising. Compare sizes before any read."""
+    needed = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < needed:
+        env.close()
+        raise DamagedInputError(
+            f"expected an LMDB data.mdb of at least {needed} bytes (its last page) at "
+            f"{str(path)!r}, received {size} bytes (truncated)"
+        )
 
 
 class ImageDataset(torch.utils.data.Dataset):

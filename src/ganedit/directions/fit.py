@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from ganedit.directions.estimators import Conditional, DirectionEstimator, make_estimator
-from ganedit.directions.io import load_boundary, save_boundary
+from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
 from ganedit.errors import UserInputError
+from ganedit.utils.arrays import check_finite, load_npy
+from ganedit.utils.files import check_output
 
 log = logging.getLogger(__name__)
 
 SPACES = ("z", "w", "ws")
+# The method `ganedit boundary` uses unless told otherwise, chosen on the committed 200k
+# direction study on world64 (docs/directions.md says why).
+DEFAULT_METHOD = "regression"
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,15 @@ class BoundaryConfig:
     attribute: str
     latents: str  # a latent bank (*.zarr) or a .npy of codes [N, D] / [N, L, D]
     scores: str | None = None  # None: the bank's scores
-    space: str = "w"  # for banks; ws fits one block per layer
+    space: str | None = None  # a bank's space to fit (None: w); for .npy codes, what they are
+    generator: str | None = None  # .npy codes: the generator they came from (recorded)
     n: int | None = None  # mab: subset size
     threshold: float | None = None  # confidence threshold (mab, stratified, regression, fisher)
+    threshold_given: bool = False  # True: use `threshold` even when None (no filter)
     ratio: float | None = None  # interfacegan: share (or count) of top and bottom samples
     quota: str | None = None  # mab: random | exact
     solver: str | None = None  # interfacegan: fast | kernel
+    split_mode: str | None = None  # interfacegan: ganedit | reference (InterFaceGAN's split)
     base: str = "interfacegan"  # conditional: the method whose direction is projected
     conditions: tuple[str, ...] = field(default_factory=tuple)  # boundary .npy files
     seed: int = 0
@@ -39,7 +47,7 @@ class BoundaryConfig:
 
 # Which options each method takes, with the name its estimator uses.
 _OPTIONS = {
-    "interfacegan": {"ratio": "ratio", "solver": "solver"},
+    "interfacegan": {"ratio": "ratio", "solver": "solver", "split_mode": "split_mode"},
     "mab": {"n": "n", "threshold": "threshold", "quota": "quota"},
     "stratified": {"threshold": "threshold"},
     "regression": {"threshold": "threshold"},
@@ -48,56 +56,70 @@ _OPTIONS = {
 
 
 def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.ndarray, dict]:
-    """Latent codes [N, D] or [N, L, D] (the first `stop` rows) and what is known of their origin."""
+    """Latent codes [N, D] or [N, L, D] (the first `stop` rows) and what is known of their
+    origin: the generator's name and weights sha256, and the space (from a bank; a .npy file
+    records neither)."""
     p = Path(path)
     if p.suffix == ".npy":
-        codes = np.load(p, mmap_mode="r", allow_pickle=False)
-        if codes.ndim not in (2, 3) or codes.dtype.kind != "f":
+        codes = load_npy(p, "latent codes (.npy)", mmap=True)
+        if codes.ndim not in (2, 3) or codes.dtype.kind != "f" or len(codes) == 0:
             raise UserInputError(
                 f"expected float latent codes [N, D] or [N, L, D] in {path!r}, received "
                 f"{codes.dtype} {codes.shape}"
             )
-        return np.array(codes[:stop], np.float32), {"latents": str(p)}
+        codes = np.array(codes[:stop], np.float32)
+        check_finite(codes, f"the latent codes in {path!r}")
+        return codes, {"latents": str(p)}
     from ganedit.latents import LatentBank
 
     bank = LatentBank.open(p)
     if space not in bank.spaces:
         raise UserInputError(f"expected a space of the bank {bank.spaces}, received {space!r}")
     stop = bank.n if stop is None else min(stop, bank.n)
-    return bank.latents(space, 0, stop), {
+    codes = bank.latents(space, 0, stop)
+    check_finite(codes, f"the {space} latents of {path!r}")
+    identity = bank.generator_identity
+    return codes, {
         "latents": str(p),
-        "generator": bank.meta.get("generator"),
+        "generator": identity["name"],
+        "generator_sha256": identity["sha256"],
+        "space": space,
     }
 
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, np.ndarray]:
-    """Attribute name -> [N] scores from the bank, a scores dict, or one `<attr>` score file."""
+    """Attribute name -> [N] scores from the bank, a scores dict, or one `<attr>` score file.
+    Every array is checked to be finite."""
     if scores is None:
         if Path(latents).suffix == ".npy":
             raise UserInputError("expected --scores with latents from a .npy file, received none")
         from ganedit.latents import LatentBank
 
-        return LatentBank.open(latents).scores()
+        loaded = LatentBank.open(latents).scores()
+        where = f"the scores of {latents!r}"
+    else:
+        loaded, where = _scores_file(Path(scores), attribute), f"scores in {scores!r}"
+    for name, values in loaded.items():
+        check_finite(values, f"{where} ({name!r})")
+    return loaded
+
+
+def _scores_file(path: Path, attribute: str) -> dict[str, np.ndarray]:
     from ganedit.latents import load_scores_dict
 
-    path = Path(scores)
     if path.suffix == ".npy" and path.name != "scores_dict.npy":
-        array = _plain_npy(path)
+        array = load_npy(path, "a score array (.npy)")
         if array.dtype.names is None:
-            # The reference's one-attribute file: [N] or [N, 1] scores of the target.
+            if array.dtype.kind not in "biuf" or array.ndim not in (1, 2) or len(array) == 0:
+                raise UserInputError(
+                    f"expected numeric scores [N] or [N, 1] in {str(path)!r}, received "
+                    f"{array.dtype} {array.shape}"
+                )
+            # The reference's one-attribute file: [N] or [N, 1] scores of the target, in their
+            # stored dtype (the reference sorts them as stored; ties depend on it).
             name = attribute or path.stem.removesuffix("_scores")
-            return {name: np.asarray(array, np.float64).reshape(len(array), -1)[:, 0]}
+            return {name: np.asarray(array).reshape(len(array), -1)[:, 0]}
     return load_scores_dict(path)
-
-
-def _plain_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except ValueError:
-        raise UserInputError(
-            f"expected a numeric score array in {str(path)!r}, received a pickled object "
-            "(a scores dict? name it scores_dict.npy)"
-        ) from None
 
 
 def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:
@@ -116,7 +138,7 @@ def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:
     params = {
         name: getattr(cfg, key)
         for key, name in _OPTIONS[cfg.method].items()
-        if getattr(cfg, key) is not None
+        if getattr(cfg, key) is not None or (key == "threshold" and cfg.threshold_given)
     }
     _refuse_foreign_options(cfg)
     return make_estimator(cfg.method, cfg.attribute, random_state=cfg.seed, **params)
@@ -124,31 +146,64 @@ def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:
 
 def _refuse_foreign_options(cfg: BoundaryConfig) -> None:
     given = [
-        k for k in ("n", "threshold", "ratio", "quota", "solver") if getattr(cfg, k) is not None
+        k
+        for k in ("n", "threshold", "ratio", "quota", "solver", "split_mode")
+        if getattr(cfg, k) is not None or (k == "threshold" and cfg.threshold_given)
     ]
     foreign = [k for k in given if k not in _OPTIONS[cfg.method]]
     if foreign:
         raise UserInputError(
             f"expected options of {cfg.method} among {sorted(_OPTIONS[cfg.method])}, "
-            f"received {', '.join('--' + k for k in foreign)}"
+            f"received {', '.join('--' + k.replace('_', '-') for k in foreign)}"
         )
 
 
 def load_training_data(cfg: BoundaryConfig) -> tuple[np.ndarray, dict, dict]:
     """(latents, scores, origin) as `cfg` names them: load once, fit many directions."""
-    if cfg.space not in SPACES:
-        raise UserInputError(f"expected --space in {SPACES}, received {cfg.space!r}")
-    latents, origin = load_latents(cfg.latents, cfg.space)
+    space = cfg.space or "w"
+    if space not in SPACES:
+        raise UserInputError(f"expected --space in {SPACES}, received {space!r}")
+    if cfg.scores is None and Path(cfg.latents).suffix == ".npy":
+        raise UserInputError("expected --scores with latents from a .npy file, received none")
+    latents, origin = load_latents(cfg.latents, space)
+    if Path(cfg.latents).suffix == ".npy":
+        origin.update(_declared_origin(cfg, latents))
+    elif cfg.generator is not None and str(cfg.generator) != str(origin.get("generator")):
+        raise UserInputError(
+            f"expected --generator to name the bank's generator {origin.get('generator')!r} "
+            f"(or to be left out), received {cfg.generator!r}"
+        )
     return latents, load_scores(cfg.latents, cfg.scores, cfg.attribute), origin
 
 
+def _declared_origin(cfg: BoundaryConfig, latents: np.ndarray) -> dict:
+    """What the user says about .npy codes: their space, and the generator that made them."""
+    origin: dict = {"space": cfg.space}
+    if cfg.generator is None:
+        return origin  # fit_boundary warns once the boundary is written, not before an error
+    from ganedit.models.sources import generator_identity
+
+    identity = generator_identity(cfg.generator)
+    origin.update(generator=identity["name"], generator_sha256=identity["sha256"])
+    return origin
+
+
 def fit_boundary(
-    cfg: BoundaryConfig, out: str | Path, data: tuple[np.ndarray, dict, dict] | None = None
+    cfg: BoundaryConfig,
+    out: str | Path,
+    data: tuple[np.ndarray, dict, dict] | None = None,
+    overwrite: bool = False,
 ) -> DirectionEstimator:
     """Fit the configured direction and write `out` (.npy) with its JSON sidecar.
 
     `data`: what `load_training_data(cfg)` returns, when the caller already holds it.
+    Existing files at `out` or its sidecar are refused unless `overwrite`.
     """
+    out = Path(out)
+    if out.suffix != ".npy":
+        raise UserInputError(f"expected a boundary path ending in .npy, received {str(out)!r}")
+    for path in (out, sidecar_path(out)):
+        check_output(path, overwrite=overwrite)
     latents, scores, origin = data if data is not None else load_training_data(cfg)
     if cfg.attribute not in scores:
         raise UserInputError(
@@ -157,13 +212,18 @@ def fit_boundary(
     estimator = build_estimator(cfg).fit(latents, scores)
     metadata = {
         **origin,
-        "space": cfg.space if Path(cfg.latents).suffix != ".npy" else None,
         "attribute": cfg.attribute,
         "boundary_config": dataclasses.asdict(cfg),
     }
     if cfg.conditions:
         metadata["conditions"] = list(cfg.conditions)
     save_boundary(out, estimator, metadata)
+    if Path(cfg.latents).suffix == ".npy" and cfg.generator is None:
+        log.warning(
+            "%s: latent codes from a .npy file record no generator; pass --generator so the "
+            "boundary can be checked against the generator it is used with",
+            cfg.latents,
+        )
     log.info("%s %s: accuracy %.4f on %d samples", cfg.method, cfg.attribute,
              estimator.accuracy_, estimator.n_samples_)  # fmt: skip
     return estimator

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ganedit.directions.estimators import DirectionEstimator
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,32 @@ def _read_sidecar(path: Path, shape: tuple[int, ...]) -> dict:
             f"expected a JSON sidecar, received unreadable {side} ({err})"
         ) from None
     expect(isinstance(data, dict), f"a JSON object in {side}", type(data).__name__)
+    for key, (kinds, what) in _SIDECAR_FIELDS.items():
+        value = data.get(key)
+        if value is not None and not (isinstance(value, kinds) and not isinstance(value, bool)):
+            raise DamagedInputError(f"expected {key} as {what} in {side}, received {value!r}")
+    if data.get("space") not in (None, "z", "w", "ws"):
+        raise DamagedInputError(f"expected space z, w or ws in {side}, received {data['space']!r}")
+    if not math.isfinite(data.get("intercept") or 0.0):
+        raise DamagedInputError(f"expected a finite intercept in {side}, received NaN or inf")
     if "shape" in data and list(data["shape"]) != list(shape):
         log.warning("sidecar %s says shape %s, the .npy has %s", side, data["shape"], shape)
     return data
+
+
+# Sidecar fields that edit, evaluate and the provenance check read: (types, what they are).
+_SIDECAR_FIELDS = {
+    "attribute": (str, "a name"),
+    "method": (str, "a name"),
+    "space": (str, "a latent space"),
+    "generator": (str, "a name"),
+    "generator_sha256": (str, "a hex digest"),
+    "intercept": ((int, float), "a number"),
+    "params": (dict, "an object"),
+    "fit": (dict, "an object"),
+    "conditions": (list, "a list"),
+    "shape": (list, "a list"),
+}
 
 
 def _estimator_facts(estimator: DirectionEstimator) -> dict:

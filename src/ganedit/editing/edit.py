@@ -13,7 +13,9 @@ is used as it is, restricted to `layers`.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,8 @@ from PIL import Image
 
 from ganedit.errors import UserInputError
 from ganedit.utils.files import atomic_path
-from ganedit.utils.images import grid, to_uint8
+from ganedit.utils.images import format_strength, labelled_grid, to_uint8
+from ganedit.utils.stats import roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,71 @@ def target_logit(evaluator, images: torch.Tensor, attribute: str, batch_size: in
     return torch.cat(parts).numpy()
 
 
+WEAK_AUC = 0.6  # |AUC - 0.5| below 0.1: the direction hardly separates its attribute
+WEAK_T = 3.0  # the mean logit change is within 3 standard errors of zero
+DEFAULT_BOUND = 0.5  # a calibrated step moves at most this share of the latents' span
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How strongly a direction moves its attribute, measured with the evaluator.
+
+    slope: evaluator logit change of the target per latent unit along the direction (central
+    difference over the probe samples); t: its mean over its standard error; auc: held-out
+    ROC AUC of the probe samples' position along the direction against the evaluator's labels
+    (nan when a class has fewer than 5 samples); span: (min, max) of the position along the
+    direction over the reference latents, which bounds calibrated steps.
+    """
+
+    attribute: str
+    slope: float
+    t: float
+    auc: float
+    span: tuple[float, float]
+    n: int
+
+    @property
+    def weak(self) -> bool:
+        """The direction barely moves its target: calibrated units would amplify noise."""
+        auc_weak = math.isfinite(self.auc) and abs(self.auc - 0.5) < WEAK_AUC - 0.5
+        return auc_weak or abs(self.t) < WEAK_T
+
+    @property
+    def width(self) -> float:
+        return self.span[1] - self.span[0]
+
+    def latent_step(self, strengths, bound: float | None = DEFAULT_BOUND) -> tuple[float, bool]:
+        """Latent units per calibrated unit for edits up to max |strengths|, and whether the
+        bound (a step of at most `bound` x the span width) made it smaller than 1 / slope."""
+        if self.weak:
+            raise UserInputError(self.weak_message())
+        per_unit = 1.0 / self.slope
+        largest = max((abs(float(s)) for s in strengths), default=0.0)
+        if bound is None or largest == 0 or largest * abs(per_unit) <= bound * self.width:
+            return per_unit, False
+        return math.copysign(bound * self.width / largest, per_unit), True
+
+    def weak_message(self) -> str:
+        auc = f"AUC {self.auc:.2f}, " if math.isfinite(self.auc) else ""
+        return (
+            f"expected a direction that moves {self.attribute!r} for calibrated units, received "
+            f"one that barely does ({auc}{self.slope:+.3g} logits per latent unit, t = "
+            f"{self.t:.1f}); calibrating it would amplify noise. Edit in latent units without "
+            "--calibrated, or learn the direction from more or more confident samples"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "attribute": self.attribute,
+            "logit_slope": self.slope,
+            "t": self.t,
+            "auc": self.auc if math.isfinite(self.auc) else None,
+            "span": list(self.span),
+            "n": self.n,
+            "weak": self.weak,
+        }
+
+
 def calibrate(
     source,
     direction,
@@ -126,28 +194,54 @@ def calibrate(
     seed: int = 12345,
     probe: float = 1.0,
     layers: tuple[int, int] | None = None,
-) -> float:
-    """Evaluator logit change of `attribute` per unit latent step along `direction`.
+    reference=None,
+    progress: bool = False,
+) -> Calibration:
+    """Measure `direction` on n probe latents: logit slope (so a calibrated strength c is the
+    latent step c / slope: "1 unit" is the same expected change for every attribute and
+    method), its significance, the direction's AUC, and the span of the latents along it.
 
-    Central difference over n samples at +-probe; a calibrated strength c is the latent step
-    c / slope, so "1 unit" means the same expected change for every attribute and method.
+    `reference`: latents that the span must also cover (e.g. the ones about to be edited);
+    the span is taken over them and 2,048 latents drawn with `seed`, whose mapping is cheap.
     """
     latents = sample_latents(source, n, seed, space)
     up = move(latents, direction, probe, layers=layers)
     down = move(latents, direction, -probe, layers=layers)
-    images_up = source.synthesize(up, space)
-    images_down = source.synthesize(down, space)
-    change = target_logit(evaluator, images_up, attribute) - target_logit(
-        evaluator, images_down, attribute
-    )
-    slope = float(np.mean(change) / (2 * probe))
-    if abs(slope) < 1e-6:
-        raise UserInputError(
-            f"expected a direction that changes {attribute!r}, received one whose measured "
-            f"logit slope is {slope:.2g} per unit"
-        )
-    log.debug("calibration: %s changes by %.3f logits per latent unit", attribute, slope)
-    return slope
+    images = source.synthesize(torch.cat([latents, up, down]), space, progress=progress)
+    logits = target_logit(evaluator, images, attribute).reshape(3, n)
+    change = (logits[1] - logits[2]) / (2 * probe)  # [n]
+    slope = float(change.mean())
+    spread = float(change.std(ddof=1)) if n > 1 else 0.0
+    t = slope / (spread / math.sqrt(n)) if spread > 0 else math.copysign(math.inf, slope)
+    position = _position(latents, direction, layers)
+    auc = _auc(position, logits[0] >= 0)
+    span_set = [sample_latents(source, 2048, seed + 1, space)]
+    if reference is not None:
+        span_set.append(torch.as_tensor(reference))
+    everywhere = np.concatenate([_position(x, direction, layers) for x in span_set])
+    log.debug("calibration: %s %.3f logits per unit (t %.1f, AUC %.3f)", attribute, slope, t, auc)
+    span = (float(everywhere.min()), float(everywhere.max()))
+    return Calibration(attribute, slope, float(t), auc, span, n)
+
+
+def _position(latents: torch.Tensor, direction, layers) -> np.ndarray:
+    """Where each latent sits along the direction, in the units a relative step moves: [N].
+
+    A [D] direction applied to several ws rows moves each row by the step, so the position
+    is the mean over the edited rows; a z/w or per-layer [L, D] direction is one vector."""
+    latents = torch.as_tensor(latents)
+    d = _as_direction(direction, latents, layers).double()
+    total = (latents.double() * d).reshape(len(latents), -1).sum(1)
+    if latents.ndim == 3 and np.ndim(np.asarray(direction)) == 1:
+        total = total / (d.norm(dim=-1) > 0).sum()
+    return total.numpy()
+
+
+def _auc(score: np.ndarray, label: np.ndarray) -> float:
+    positive, negative = score[label], score[~label]
+    if min(len(positive), len(negative)) < 5:
+        return float("nan")
+    return roc_auc(positive, negative)
 
 
 def sample_latents(source, n: int, seed: int, space: str) -> torch.Tensor:
@@ -180,19 +274,48 @@ def edit_images(
     return torch.stack(frames)
 
 
-def save_strip(frames: torch.Tensor, path: str | Path) -> Path:
-    """One row per sample, one column per strength."""
+def save_strip(
+    frames: torch.Tensor,
+    path: str | Path,
+    strengths: Sequence[float] | None = None,
+    title: str | None = None,
+    scale: int = 1,
+    row_labels: Sequence[str] | None = None,
+) -> Path:
+    """One row per sample, one column per strength, labelled with the strength per column,
+    the sample per row and a title. frames: [S, N, 3, H, W]."""
     s, n = frames.shape[:2]
     images = to_uint8(frames.transpose(0, 1).reshape(s * n, *frames.shape[2:]))
+    labels = None if strengths is None else [format_strength(v) for v in strengths]
+    rows = list(row_labels) if row_labels is not None else [f"#{i}" for i in range(n)]
+    picture = labelled_grid(images, s, col_labels=labels, row_labels=rows, title=title, scale=scale)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid(images, cols=s)).save(tmp, format="png")
+        Image.fromarray(picture).save(tmp, format="png")
     return Path(path)
 
 
-def save_gif(frames: torch.Tensor, path: str | Path, duration_ms: int = 120) -> Path:
-    """An animation that sweeps the strengths forth and back; each frame shows every sample."""
+def save_gif(
+    frames: torch.Tensor,
+    path: str | Path,
+    strengths: Sequence[float] | None = None,
+    title: str | None = None,
+    scale: int = 1,
+    duration_ms: int = 120,
+) -> Path:
+    """An animation that sweeps the strengths forth and back; each frame shows every sample,
+    titled with its strength. frames: [S, N, 3, H, W]."""
     n = frames.shape[1]
-    pictures = [Image.fromarray(grid(to_uint8(f), cols=n)) for f in frames]
+    pictures = []
+    for k, frame in enumerate(frames):
+        caption = None
+        if strengths is not None:
+            caption = (
+                f"{title}: {format_strength(strengths[k])}"
+                if title
+                else format_strength(strengths[k])
+            )
+        picture = labelled_grid(to_uint8(frame), n, title=caption, scale=scale)
+        pictures.append(Image.fromarray(picture))
     pictures = pictures + pictures[-2:0:-1]
     with atomic_path(path) as tmp:
         pictures[0].save(

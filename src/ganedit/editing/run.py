@@ -1,9 +1,18 @@
-"""`ganedit edit`: latents in, strip + GIF + edited codes out."""
+"""`ganedit edit`: latents in, labelled strip + GIF + edited codes out.
+
+Before anything is rendered, every boundary's record is checked against the generator and
+space it is used with (`directions.provenance`). With `calibrated`, strengths are in
+evaluator-logit units of each boundary's attribute, and two safeguards apply: a direction
+that barely moves its attribute is reported instead of amplified, and a step never exceeds
+`bound` times the width of the span the latents cover along the direction (said in the
+output when it applies), so calibration cannot walk the edit off the generator's manifold.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,18 +20,35 @@ import numpy as np
 import torch
 
 from ganedit.directions.io import load_boundary
+from ganedit.directions.provenance import check_boundary_use
 from ganedit.editing.edit import (
+    DEFAULT_BOUND,
+    MODES,
+    Calibration,
     calibrate,
-    edit_images,
+    move,
     move_many,
     sample_latents,
     save_gif,
     save_strip,
 )
 from ganedit.errors import UserInputError
-from ganedit.utils.files import atomic_dir, write_json
+from ganedit.utils.files import atomic_dir, check_output, write_json
+from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
+from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+_CONSTRAINTS = {
+    "n": Integer(1, 4096),
+    "seed": Integer(0, 2**63 - 1),
+    "start": Real(-1e6, 1e6),
+    "end": Real(-1e6, 1e6),
+    "steps": Integer(1, 1024),
+    "mode": OneOf(MODES),
+    "bound": OrNone(Real(1e-6, 1e6)),
+    "scale": Integer(1, 16),
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +66,23 @@ class EditConfig:
     mode: str = "relative"
     layers: tuple[int, int] | None = None
     calibrated: bool = False  # strengths in evaluator-logit units of each target attribute
+    bound: float | None = DEFAULT_BOUND  # calibrated: largest step as a share of the span
     evaluator: str = "evaluator"
+    scale: int = 2  # pixel upscaling of the strip and GIF
+    force: bool = False  # use boundaries whose provenance does not match (recorded)
+
+    def __post_init__(self):
+        values = {k: getattr(self, k) for k in _CONSTRAINTS}
+        check_params(values, _CONSTRAINTS, "edit")
+        if not self.boundaries:
+            raise UserInputError("expected at least one --boundary, received none")
+        for value in self.strengths:
+            check_params({"start": value}, {"start": Real(-1e6, 1e6)}, "edit strength")
+        if self.calibrated and self.mode != "relative":
+            raise UserInputError(
+                f"expected --mode relative with --calibrated (calibrated units are steps), "
+                f"received {self.mode}"
+            )
 
 
 def _input_latents(cfg: EditConfig, source) -> torch.Tensor:
@@ -48,69 +90,171 @@ def _input_latents(cfg: EditConfig, source) -> torch.Tensor:
         return sample_latents(source, cfg.n, cfg.seed, cfg.space)
     from ganedit.directions.fit import load_latents
 
-    codes, _ = load_latents(cfg.latents, cfg.space, stop=cfg.n)
+    codes, origin = load_latents(cfg.latents, cfg.space, stop=cfg.n)
+    if origin.get("generator_sha256") and origin["generator_sha256"] != source.identity["sha256"]:
+        check_boundary_use(origin, source.identity, cfg.space, f"latents {cfg.latents}", cfg.force)
     return torch.from_numpy(codes)
 
 
-def _unit_scale(cfg: EditConfig, source, direction, sidecar: dict) -> float:
-    """Latent units per strength unit: 1, or 1 / (evaluator logit slope) when calibrated."""
-    if not cfg.calibrated:
-        return 1.0
-    from ganedit.models.registry import load_predictor
+def run_edit(
+    cfg: EditConfig,
+    out: str | Path,
+    device: str = "cpu",
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Write strip.png, edit.gif, latents.npy (unedited) and config.json into `out`.
 
-    attribute = sidecar.get("attribute")
-    if attribute is None:
-        raise UserInputError(
-            "expected a boundary with a JSON sidecar naming its attribute for --calibrated, "
-            "received one without"
-        )
-    evaluator = load_predictor(cfg.evaluator).eval()
-    slope = calibrate(source, direction, cfg.space, evaluator, attribute, layers=cfg.layers)
-    return 1.0 / slope
-
-
-def run_edit(cfg: EditConfig, out: str | Path, device: str = "cpu") -> Path:
-    """Write strip.png, edit.gif, latents.npy (unedited) and config.json into `out`."""
+    Returns a summary: the output files, the strengths, and per boundary its provenance check
+    and (when calibrated) its calibration and whether the bound applied."""
     from ganedit.models.sources import load_generator
 
+    out = check_output(out, overwrite=overwrite, kind="dir")
     source = load_generator(cfg.generator, device)
     loaded = [load_boundary(b) for b in cfg.boundaries]
+    checks = [
+        check_boundary_use(meta, source.identity, cfg.space, f"boundary {path}", cfg.force)
+        for path, (_, meta) in zip(cfg.boundaries, loaded, strict=True)
+    ]
     latents = _input_latents(cfg, source)
-    scales = [_unit_scale(cfg, source, d, meta) for d, meta in loaded]
-    with atomic_dir(out) as tmp:
-        if len(loaded) == 1:
-            frames = _single(cfg, source, latents, loaded[0], scales[0])
-        else:
-            frames = _combined(cfg, source, latents, loaded, scales)
-        save_strip(frames, tmp / "strip.png")
-        save_gif(frames, tmp / "edit.gif")
+    sweep = _sweep(cfg, len(loaded))
+    units = [
+        _latent_units(cfg, source, direction, meta, latents, sweep, progress)
+        for direction, meta in loaded
+    ]
+    title = _title(cfg, loaded)
+    with atomic_dir(out, overwrite=overwrite, what="edit") as tmp:
+        frames = _render(cfg, source, latents, loaded, units, sweep, progress)
+        save_strip(frames, tmp / "strip.png", sweep, title, cfg.scale)
+        save_gif(frames, tmp / "edit.gif", sweep, title, cfg.scale)
         np.save(tmp / "latents.npy", latents.numpy())
-        write_json(tmp / "config.json", {**dataclasses.asdict(cfg), "latent_units": scales})
-    return Path(out)
+        summary = {
+            "out": str(out),
+            "files": ["strip.png", "edit.gif", "latents.npy", "config.json"],
+            "strengths": list(sweep),
+            "units": "calibrated (evaluator logits of the target)" if cfg.calibrated else "latent",
+            "generator": source.identity,
+            "provenance": checks,
+            "boundaries": [u for u in units],
+        }
+        write_json(tmp / "config.json", {**dataclasses.asdict(cfg), **summary})
+    return summary
 
 
-def _single(cfg, source, latents, loaded, scale) -> torch.Tensor:
-    direction, meta = loaded
-    strengths = np.linspace(cfg.start, cfg.end, cfg.steps) * scale
-    intercept = float(meta.get("intercept") or 0.0)
-    return edit_images(
-        source, latents, cfg.space, direction, strengths.tolist(), cfg.mode, intercept, cfg.layers
-    )
-
-
-def _combined(cfg, source, latents, loaded, scales) -> torch.Tensor:
-    """Several directions: sweep from 0 to the given strengths (relative offsets add up)."""
-    if len(cfg.strengths) != len(loaded):
+def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:
+    """The column strengths: start..end for one boundary; 0..1 of the given ones for several."""
+    if n_boundaries == 1:
+        return np.linspace(cfg.start, cfg.end, cfg.steps).tolist()
+    if len(cfg.strengths) != n_boundaries:
         raise UserInputError(
-            f"expected one --strength per boundary ({len(loaded)}), received {len(cfg.strengths)}"
+            f"expected one --strength per boundary ({n_boundaries}), received {len(cfg.strengths)}"
         )
     if cfg.mode != "relative":
         raise UserInputError(
             f"expected --mode relative with several boundaries, received {cfg.mode}"
         )
+    return np.linspace(0.0, 1.0, cfg.steps).tolist()
+
+
+def _latent_units(cfg, source, direction, meta, latents, sweep, progress) -> dict:
+    """Latent units per strength unit for one boundary, with its calibration when asked."""
+    record = {"attribute": meta.get("attribute"), "latent_per_unit": 1.0, "bounded": False}
+    if not cfg.calibrated:
+        return record
+    attribute = meta.get("attribute")
+    if attribute is None:
+        raise UserInputError(
+            "expected a boundary with a JSON sidecar naming its attribute for --calibrated, "
+            "received one without"
+        )
+    from ganedit.models.registry import load_attribute_predictor
+
+    evaluator = load_attribute_predictor(cfg.evaluator, source.device).eval()
+    cal: Calibration = calibrate(
+        source,
+        direction,
+        cfg.space,
+        evaluator,
+        attribute,
+        layers=cfg.layers,
+        reference=latents,
+        progress=progress,
+    )
+    largest = _largest_strengths(cfg, sweep)
+    per_unit, bounded = cal.latent_step([largest], cfg.bound)
+    if bounded:
+        log.warning(
+            "%s: %s calibrated units would move %.3g latent units along the direction, %.2fx "
+            "the span its latents cover (%.3g); steps scaled to %.2fx the span (--bound)",
+            attribute,
+            format(largest, "g"),
+            abs(largest / cal.slope),
+            abs(largest / cal.slope) / cal.width,
+            cal.width,
+            cfg.bound,
+        )
+    record.update(latent_per_unit=per_unit, bounded=bounded, calibration=cal.to_dict())
+    record["unbounded_latent_per_unit"] = 1.0 / cal.slope
+    return record
+
+
+def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
+    if cfg.strengths:
+        return max(abs(s) for s in cfg.strengths)
+    return max(abs(s) for s in sweep)
+
+
+def _render(cfg, source, latents, loaded, units, sweep, progress) -> torch.Tensor:
+    """Frames [S, N, 3, H, W], one per column strength."""
     frames = []
-    for t in np.linspace(0.0, 1.0, cfg.steps):
-        strengths = [t * s * k for s, k in zip(cfg.strengths, scales, strict=True)]
-        moved = move_many(latents, [d for d, _ in loaded], strengths, cfg.layers)
-        frames.append(source.synthesize(moved, cfg.space))
+    with progress_bar(len(sweep), "edit", progress) as bar:
+        for strength in sweep:
+            if len(loaded) == 1:
+                direction, meta = loaded[0]
+                step = strength * units[0]["latent_per_unit"]
+                intercept = float(meta.get("intercept") or 0.0)
+                moved = move(latents, direction, step, cfg.mode, intercept, cfg.layers)
+            else:
+                steps = [
+                    strength * s * u["latent_per_unit"]
+                    for s, u in zip(cfg.strengths, units, strict=True)
+                ]
+                moved = move_many(latents, [d for d, _ in loaded], steps, cfg.layers)
+            frames.append(source.synthesize(moved, cfg.space))
+            bar.advance(1)
     return torch.stack(frames)
+
+
+def _title(cfg: EditConfig, loaded) -> str:
+    names = [
+        f"{meta.get('method', 'direction')}: {meta.get('attribute', '?')}" for _, meta in loaded
+    ]
+    units = "calibrated units" if cfg.calibrated else "latent units"
+    if len(loaded) > 1:
+        parts = ", ".join(
+            f"{n} x{format(s, 'g')}" for n, s in zip(names, cfg.strengths, strict=True)
+        )
+        return f"{parts} ({cfg.space}, {units}, share of each)"
+    return f"{names[0]} ({cfg.space}, {units})"
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """A short human summary of `run_edit`'s result for the terminal."""
+    lines = [f"{summary['out']}: strip.png, edit.gif ({summary['units']} units)"]
+    for record in summary["boundaries"]:
+        cal = record.get("calibration")
+        if cal is None:
+            continue
+        auc = cal["auc"]
+        auc_text = f", AUC {auc:.2f}" if auc is not None and math.isfinite(auc) else ""
+        line = (
+            f"{record['attribute']}: {cal['logit_slope']:+.3g} evaluator logits per latent unit"
+            f"{auc_text}; 1 unit = {abs(record['latent_per_unit']):.3g} latent units"
+        )
+        if record["bounded"]:
+            line += f" (bounded: unbounded would be {abs(record['unbounded_latent_per_unit']):.3g})"
+        lines.append(line)
+    for check in summary["provenance"]:
+        if check.get("forced"):
+            lines.append(f"forced: {check['boundary']}: {'; '.join(check['mismatches'])}")
+    return lines

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ganedit.editing.edit import calibrate, move, sample_latents
-from ganedit.evaluation.predictors import roc_auc
 from ganedit.utils.progress import progress_bar
+from ganedit.utils.stats import roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,9 @@ def _score(source, latents, space, evaluator, identity, batch_size):
 
 
 def trace_direction(
-    source, space, latents, base, direction: Direction, alphas, evaluator, identity, batch_size
-) -> EditTrace:
+    source, space, latents, base, direction: Direction, alphas, evaluator, identity, batch_size,
+    bar=None,
+) -> EditTrace:  # fmt: skip
     """Move every sample toward the opposite class of the target over `alphas`."""
     k = list(evaluator.attributes).index(direction.attribute)
     base_table, base_embed = base
@@ -92,6 +93,8 @@ def trace_direction(
         change.append(np.abs(delta))
         signed.append(delta * toward[:, None])
         ident.append((embed * base_embed).sum(1))
+        if bar is not None:
+            bar.advance(1)
     return EditTrace(
         np.asarray(alphas, np.float64),
         np.stack(flipped),
@@ -169,21 +172,26 @@ def cosine_matrix(directions: list[Direction]) -> np.ndarray:  # [M, M]
 
 
 def _step_grid(source, space, direction: Direction, evaluator, cfg: DirectionEvalConfig):
-    slope = abs(
-        calibrate(
-            source,
-            direction.vector,
-            space,
-            evaluator,
-            direction.attribute,
-            n=cfg.calibration_n,
-            seed=cfg.seed + 1,
-        )
+    cal = calibrate(
+        source,
+        direction.vector,
+        space,
+        evaluator,
+        direction.attribute,
+        n=min(cfg.calibration_n, cfg.n),  # a smoke run with few held-out latents stays small
+        seed=cfg.seed + 1,
     )
-    return np.linspace(0.0, cfg.logit_span / slope, cfg.steps + 1), slope
+    slope = abs(cal.slope)
+    if cal.weak:  # recorded in the report; the grid still spans the planned logit change
+        log.info("%s %s: %s", direction.name, direction.attribute, cal.weak_message())
+    if not slope > 1e-6:
+        # A direction that does not move its target at all: the grid stops at one latent unit
+        # per step (it is reported as never reaching the flip levels, not amplified).
+        slope = cfg.logit_span
+    return np.linspace(0.0, cfg.logit_span / slope, cfg.steps + 1), cal
 
 
-def _extend_until_flipped(trace: EditTrace, run, evaluator, identity, cfg) -> EditTrace:
+def _extend_until_flipped(trace: EditTrace, run, evaluator, identity, cfg, bar=None) -> EditTrace:
     """Where the calibrated grid falls short of 90% flips (saturating responses), go on with
     the same spacing, up to twice the planned range."""
     spacing = trace.alphas[1] - trace.alphas[0]
@@ -191,7 +199,9 @@ def _extend_until_flipped(trace: EditTrace, run, evaluator, identity, cfg) -> Ed
         if trace.flipped[-1].mean() >= max(LEVELS):
             break
         more = trace.alphas[-1] + spacing * np.arange(1, cfg.steps // 2 + 1)
-        extra = trace_direction(*run, more, evaluator, identity, cfg.batch_size)
+        if bar is not None:
+            bar.extend(len(more))
+        extra = trace_direction(*run, more, evaluator, identity, cfg.batch_size, bar)
         trace = EditTrace(
             *(np.concatenate([a, b]) for a, b in zip(_fields(trace), _fields(extra), strict=True))
         )
@@ -215,16 +225,19 @@ def evaluate_directions(
     base = _score(source, latents, cfg.space, evaluator, identity, cfg.batch_size)
     names = list(evaluator.attributes) + ["yaw"]
     results = []
-    with progress_bar(len(directions), "evaluate directions", progress) as bar:
+    # One tick per batch of edited images rendered: calibration, then each grid step.
+    per_direction = cfg.steps + 2
+    with progress_bar(len(directions) * per_direction, "evaluate directions", progress) as bar:
         for i, direction in enumerate(directions):
-            alphas, slope = _step_grid(source, cfg.space, direction, evaluator, cfg)
+            alphas, cal = _step_grid(source, cfg.space, direction, evaluator, cfg)
+            bar.advance(1, direction=f"{direction.name}:{direction.attribute}")
             run = (source, cfg.space, latents, base, direction)
-            trace = trace_direction(*run, alphas, evaluator, identity, cfg.batch_size)
-            trace = _extend_until_flipped(trace, run, evaluator, identity, cfg)
+            trace = trace_direction(*run, alphas, evaluator, identity, cfg.batch_size, bar)
+            trace = _extend_until_flipped(trace, run, evaluator, identity, cfg, bar)
             k = names.index(direction.attribute)
-            results.append(_direction_result(trace, direction, slope, k, names, cfg, i))
+            results.append(_direction_result(trace, direction, abs(cal.slope), k, names, cfg, i))
+            results[-1]["calibration"] = cal.to_dict()
             results[-1]["separability"] = separability(latents, base[0], direction, k)
-            bar.advance(1)
     return {
         "config": dataclasses.asdict(cfg),
         "attributes": names,

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ganedit.models.predictors import AttributeNet, IdentityNet
+from ganedit.utils.stats import roc_auc
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
 from ganedit.world.factors import (
     SCENE_FACTORS,
@@ -17,19 +18,6 @@ from ganedit.world.factors import (
 from ganedit.world.render import render
 
 HELD_OUT_SEED = 999_983  # never used for training
-
-
-def roc_auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties half."""
-    scores = np.concatenate([positive, negative])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    for value in np.unique(scores[np.diff(np.sort(scores), prepend=np.nan) == 0]):
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    n_pos, n_neg = len(positive), len(negative)
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def evaluate_attribute_net(

@@ -113,7 +113,7 @@ class LatentBank:
             )
         bank = cls(path, group)
         if verify:
-            verify_chunks(path, bank.array_names())
+            verify_chunks(path, bank.array_names(), meta)
         return bank
 
     def __len__(self) -> int:
@@ -358,7 +358,7 @@ def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
         )
     attrs = dict(group.attrs)
     names = [*attrs["spaces"], "index", "done", *(f"scores/{s}" for s in attrs["score_names"])]
-    verify_chunks(partial, names)
+    verify_chunks(partial, names, attrs)
     check_target(out, overwrite)
     group.attrs.update({"complete": True, "completed": now()})
     if out.exists():
@@ -397,16 +397,78 @@ def _open_group(path: Path, mode: str) -> zarr.Group:
             f"expected bank format version <= {FORMAT_VERSION} (upgrade ganedit), "
             f"received {version!r}"
         )
+    _check_attrs(attrs, path)
     return group
 
 
-def verify_chunks(path: Path, names: Sequence[str]) -> None:
-    """DamagedInputError unless every chunk file of every named array is present and whole.
+def _count(value, low: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_attrs(attrs: dict, path: Path) -> None:
+    """DamagedInputError unless the attributes every reader relies on have their types: a bank
+    whose metadata was edited or damaged is refused, not read with wrong counts."""
+    n, size, spaces, dims, names = (
+        attrs.get(k) for k in ("n", "chunk_size", "spaces", "dims", "score_names")
+    )
+    problems = []
+    if not (_count(n) and _count(size)):
+        problems.append(f"n {n!r} and chunk_size {size!r} (whole numbers >= 1)")
+    elif attrs.get("n_chunks") != -(-n // size):
+        problems.append(f"n_chunks {attrs.get('n_chunks')!r} (ceil(n / chunk_size))")
+    if not (isinstance(spaces, list) and "z" in spaces and set(spaces) <= set(SPACES)):
+        problems.append(f"spaces {spaces!r} (a list with 'z' from {list(SPACES)})")
+    elif not (
+        isinstance(dims, dict)
+        and all(
+            isinstance(dims.get(s), list)
+            and len(dims[s]) == (2 if s == "ws" else 1)
+            and all(_count(d) for d in dims[s])
+            for s in spaces
+        )
+    ):
+        problems.append(f"dims {dims!r} (per-row sizes of each space)")
+    if not (
+        isinstance(names, list)
+        and all(isinstance(x, str) and _NAME.match(x) for x in names)
+        and len(set(names)) == len(names)
+    ):
+        problems.append(f"score_names {names!r} (distinct names)")
+    if not isinstance(attrs.get("generator_identity") or {}, dict):
+        problems.append(f"generator_identity {attrs.get('generator_identity')!r} (an object)")
+    if problems:
+        raise DamagedInputError(
+            f"expected a latent bank's metadata in {str(path)!r}, received damaged "
+            f"{'; '.join(problems)}"
+        )
+
+
+def _expected_arrays(attrs: dict) -> dict[str, tuple[list[int], str]]:
+    """Array name -> (shape, data type) that the attributes describe."""
+    n, spaces, dims = attrs["n"], attrs["spaces"], attrs["dims"]
+    expected = {s: ([n, *dims[s]], "float32") for s in spaces}
+    expected["index"] = ([n], "int64")
+    expected["done"] = ([attrs["n_chunks"]], "uint8")
+    expected.update({f"scores/{s}": ([n], "float32") for s in attrs["score_names"]})
+    return expected
+
+
+def verify_chunks(path: Path, names: Sequence[str], attrs: dict | None = None) -> None:
+    """DamagedInputError unless every chunk file of every named array is present and whole
+    (and, given the group attributes, each array has the shape and type they describe).
 
     Whole: a Blosc frame records its compressed size in its header; the file must have exactly
     that size (plus the 4-byte checksum when the array has one). Reads 16 bytes per chunk."""
+    expected = _expected_arrays(attrs) if attrs is not None else {}
     for name in names:
         meta = _array_metadata(path, name)
+        shape_and_type = ([*meta["shape"]], meta.get("data_type"))
+        if name in expected and shape_and_type != expected[name]:
+            raise DamagedInputError(
+                f"expected array {name!r} of shape {expected[name][0]} and type "
+                f"{expected[name][1]} in {str(path)!r} (its metadata), received "
+                f"{shape_and_type[0]} of type {shape_and_type[1]!r}"
+            )
         codecs = [c.get("name") for c in meta.get("codecs", [])]
         shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
         grid = [-(-n // c) for n, c in zip(shape, chunks, strict=True)]
@@ -426,11 +488,14 @@ def _array_metadata(path: Path, name: str) -> dict:
     file = path / name / "zarr.json"
     try:
         meta = json.loads(file.read_text())
-        meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+        shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+        whole = isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks)
+        if not (whole and all(_count(d, 0) for d in shape) and all(_count(c) for c in chunks)):
+            raise ValueError(f"shape {shape!r} with chunks {chunks!r}")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise DamagedInputError(
             f"expected the metadata of array {name!r} in {str(path)!r}, received none readable "
-            f"({type(err).__name__})"
+            f"({type(err).__name__}: {str(err)[:80]})"
         ) from None
     return meta
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganedit.errors import UserInputError, expect
+from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.latents.bank import (
     DEFAULT_CHUNK_SIZE,
     LatentBank,
@@ -30,7 +30,8 @@ from ganedit.latents.bank import (
     partial_path,
     write_chunk,
 )
-from ganedit.utils.files import atomic_path
+from ganedit.utils.arrays import check_finite, existing_file, load_npy, load_npz
+from ganedit.utils.files import atomic_dir, atomic_path, check_output
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +44,25 @@ SCORES_SUFFIX = "_scores.npy"
 # Export
 
 
-def export_reference(bank: LatentBank | str | Path, folder: str | Path) -> Path:
-    """Write the bank's latents and scores as reference files into `folder` (atomically per
-    file; latents are streamed chunk by chunk)."""
+def export_reference(
+    bank: LatentBank | str | Path, folder: str | Path, overwrite: bool = False
+) -> Path:
+    """Write the bank's latents and scores as reference files into the new folder `folder`
+    (atomically; latents are streamed chunk by chunk). An existing folder is replaced only
+    with `overwrite`, and only when ganedit wrote it."""
     bank = bank if isinstance(bank, LatentBank) else LatentBank.open(bank)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for space in bank.spaces:
-        _export_latents(bank, space, folder / LATENT_FILES[space])
-    scores = bank.scores()
-    for name, values in scores.items():
-        with atomic_path(folder / f"{name}{SCORES_SUFFIX}") as tmp, open(tmp, "wb") as fh:
-            np.save(fh, values.astype(np.float32).reshape(-1, 1))
-    if scores:
-        with atomic_path(folder / SCORES_DICT) as tmp, open(tmp, "wb") as fh:
-            # np.save of a dict, as the MAB reference writes it (a pickled 0-d object array).
-            np.save(fh, {k: v.astype(np.float32) for k, v in scores.items()}, allow_pickle=True)
+    folder = check_output(folder, overwrite=overwrite, kind="dir")
+    with atomic_dir(folder, overwrite=overwrite, what="bank export") as tmp:
+        for space in bank.spaces:
+            _export_latents(bank, space, tmp / LATENT_FILES[space])
+        scores = bank.scores()
+        for name, values in scores.items():
+            with atomic_path(tmp / f"{name}{SCORES_SUFFIX}") as part, open(part, "wb") as fh:
+                np.save(fh, values.astype(np.float32).reshape(-1, 1))
+        if scores:
+            with atomic_path(tmp / SCORES_DICT) as part, open(part, "wb") as fh:
+                # np.save of a dict, as the MAB reference writes it (a pickled 0-d object array).
+                np.save(fh, {k: v.astype(np.float32) for k, v in scores.items()}, allow_pickle=True)
     log.info("exported %s to %s", bank.path, folder)
     return folder
 
@@ -116,6 +120,7 @@ def import_reference(
         score_names=list(scores),
         meta={
             "generator": str(generator),
+            "generator_identity": _identity_of(generator),
             "predictor": str(predictor) if scores else None,
             "truncation_psi": None,
             "seed": None,
@@ -131,6 +136,16 @@ def import_reference(
     finalize(partial, out, overwrite)
     log.info("imported %d samples into %s", n, out)
     return out
+
+
+def _identity_of(generator: str) -> dict:
+    """The named generator's identity when it is one ganedit can find, else the name alone."""
+    from ganedit.models.sources import generator_identity
+
+    try:
+        return generator_identity(generator)
+    except UserInputError:
+        return {"name": str(generator), "sha256": None}
 
 
 def _reference_files(source) -> dict[str, Path]:
@@ -164,18 +179,14 @@ def _reference_files(source) -> dict[str, Path]:
 
 
 def _load_latents(path: Path, space: str) -> np.ndarray:
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise UserInputError(
-            f"expected a numeric .npy array in {str(path)!r}, received {exc}"
-        ) from exc
+    array = load_npy(path, f"{space} latents (.npy)", mmap=True)
     ndim = 3 if space == "ws" else 2
     expect(
-        array.ndim == ndim and array.dtype.kind == "f",
+        array.ndim == ndim and array.dtype.kind == "f" and len(array) > 0,
         f"float latents of {ndim} dimensions in {path.name}",
         f"{array.dtype} {array.shape}",
     )
+    check_finite(array, f"{path.name}")
     return array
 
 
@@ -192,13 +203,7 @@ def _load_scores(files: dict[str, Path], n: int) -> dict[str, np.ndarray]:
         if not role.startswith("score:"):
             continue
         name = role.split(":", 1)[1]
-        try:
-            values = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise UserInputError(
-                f"expected a numeric array in {str(path)!r}, received {exc}"
-            ) from exc
-        values = _score_column(values, n, path.name)
+        values = _score_column(load_npy(path, "a score array (.npy)"), n, path.name)
         if name in scores and not np.array_equal(scores[name], values):
             raise UserInputError(
                 f"expected {path.name} to agree with {SCORES_DICT}[{name!r}], received different "
@@ -215,6 +220,7 @@ def _score_column(values: np.ndarray, n: int, what: str) -> np.ndarray:
         f"numeric scores of shape ({n},) or ({n}, 1) in {what}",
         f"{values.dtype} {values.shape}",
     )
+    check_finite(values, what)
     return values.astype(np.float32).reshape(n)
 
 
@@ -228,21 +234,13 @@ def load_scores_dict(path: str | Path) -> dict[str, np.ndarray]:
     Accepts a `np.save`d dict (a pickled 0-d object array, the MAB `scores_dict.npy`), a
     structured `.npy` (one field per score) or an `.npz` of arrays. The pickle may only
     reference numpy's array, dtype and scalar reconstructors; values must be numeric arrays."""
-    path = Path(path)
-    expect(path.is_file(), "an existing scores file", str(path))
+    path = existing_file(path, "a scores file")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                scores = {name: npz[name] for name in npz.files}
-        except ValueError as exc:
-            raise UserInputError(
-                f"expected an .npz of numeric arrays in {str(path)!r}, received {exc}"
-            ) from exc
-        return _check_scores(scores, path)
+        return _check_scores(load_npz(path, "an .npz of score arrays"), path)
     with open(path, "rb") as fh:
         shape, dtype = _read_npy_header(fh, path)
         if not dtype.hasobject:
-            array = np.load(path, allow_pickle=False)
+            array = load_npy(path, "a scores file (.npy)")
             if array.dtype.names is None:
                 raise UserInputError(
                     f"expected a dict of scores in {str(path)!r}, received a plain "
@@ -270,10 +268,11 @@ def _read_npy_header(fh, path: Path) -> tuple[tuple[int, ...], np.dtype]:
             shape, _, dtype = fmt.read_array_header_2_0(fh)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except ValueError as exc:
-        raise UserInputError(
-            f"expected a .npy file (version 1 or 2) at {str(path)!r}, received {exc}"
-        ) from exc
+    except (ValueError, EOFError, OSError, SyntaxError, UnicodeDecodeError) as exc:
+        reason = "an empty file" if path.stat().st_size == 0 else str(exc)
+        raise DamagedInputError(
+            f"expected a .npy file (version 1 or 2) at {str(path)!r}, received {reason}"
+        ) from None
     return tuple(shape), dtype
 
 
@@ -351,4 +350,5 @@ def _check_scores(scores, path: Path) -> dict[str, np.ndarray]:
             raise UserInputError(
                 f"expected a dict of plain numeric arrays in {str(path)!r}, received {key!r}: {kind}"
             )
+        check_finite(value, f"scores {key!r} in {str(path)!r}")
     return dict(scores)

@@ -242,6 +242,29 @@ def load_generator(
     )
 
 
+def generator_identity(name_or_path: str | Path) -> dict:
+    """{"name", "sha256"} of a generator source, from its weights file (nothing is built)."""
+    text = str(name_or_path)
+    if text == "dcgan-digiface":
+        from ganedit.models.dcgan import weights_path
+
+        return {"name": text, "sha256": file_sha256(weights_path())}
+    if text in registry.EMBEDDED_GENERATORS:
+        return {
+            "name": text,
+            "sha256": file_sha256(registry.weights_dir(text) / "model.safetensors"),
+        }
+    path = Path(text)
+    if path.suffix == ".pt" and path.is_file():
+        return {"name": path.name, "sha256": file_sha256(path)}
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        return {"name": path.name, "sha256": file_sha256(path / "model.safetensors")}
+    raise UserInputError(
+        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file or "
+        f"a model folder, received {text!r}"
+    )
+
+
 def _stylegan_from_folder(folder: Path, name: str, device, truncation_psi: float) -> StyleGANSource:
     model = registry.load_pretrained(folder, device, expect=("stylegan2-generator",))
     sha = file_sha256(folder / "model.safetensors")

@@ -11,6 +11,7 @@ loss and a conditioned generator.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -26,16 +27,16 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image
 
+from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
 from ganedit.utils.distributed import barrier, init_distributed, world_info
-from ganedit.utils.files import atomic_path, write_json
+from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
 from ganedit.utils.images import from_uint8, grid, to_uint8
 from ganedit.utils.progress import progress_bar
-from ganedit.datasets import ImageDataset
 
 log = logging.getLogger(__name__)
 
@@ -369,11 +370,21 @@ def train_gan(
     run_dir = Path(run_dir)
     device = _init_distributed(cfg, device)
     sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)  # checks the data first
-    main_process = world_info()[0] == 0
-    if main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+    # The networks (and the weights to fine-tune from) are checked before the run folder is
+    # made, so a mistake in them leaves nothing behind.
     state = setup_gan(cfg, device)
+    if init_from is not None:
+        _init_weights(state, Path(init_from))  # replaced below when resuming a checkpoint
+    main_process = world_info()[0] == 0
+    lock = output_lock(run_dir) if main_process else contextlib.nullcontext()
+    with lock:
+        if main_process:
+            open_run_folder(run_dir, "train-gan", adopt=("config.json", "checkpoint"))
+            write_json(run_dir / "config.json", dataclasses.asdict(cfg))
+        return _train(cfg, run_dir, resume, state, device, sampler, progress, main_process)
+
+
+def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process) -> Path:
     ckpt = run_dir / "checkpoint"
     if resume and (ckpt / "state.json").is_file():
         meta = load_gan_checkpoint(state, ckpt)
@@ -382,8 +393,6 @@ def train_gan(
                 f"expected the config of the run in {str(run_dir)!r}, received a different one"
             )
         log.info("resuming from step %d", state.step)
-    elif init_from is not None:
-        _init_weights(state, Path(init_from))
     _train_loop(state, cfg, sampler, run_dir, progress and main_process, main_process)
     state.g_ema.update_w_avg(generator=torch.Generator(device=device).manual_seed(cfg.seed))
     extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step}
@@ -412,7 +421,7 @@ def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.devic
 def _init_weights(state: GanState, source: Path) -> None:
     """Fine-tuning: start from another run's checkpoint folder or a StyleGAN2-pytorch `.pt`
     (networks only, fresh optimizers)."""
-    from safetensors.torch import load_file
+    from ganedit.models.io import load_weights
 
     if source.suffix == ".pt":
         _init_from_rosinality(state, source)
@@ -423,7 +432,18 @@ def _init_weights(state: GanState, source: Path) -> None:
             raise UserInputError(
                 f"expected {name}.safetensors in checkpoint {str(source)!r}, received none"
             )
-        module.load_state_dict(load_file(str(weights)))
+        # Damaged or non-finite weights, or another network's: one line, not a traceback.
+        _load_into(module, load_weights(weights), f"{name}.safetensors in {str(source)!r}")
+
+
+def _load_into(module: torch.nn.Module, state: dict, where: str) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise UserInputError(
+            f"expected the weights of the configured network in {where}, received those of "
+            f"another one: {' '.join(str(err).split())[:240]}"
+        ) from None
 
 
 def _init_from_rosinality(state: GanState, path: Path) -> None:
@@ -436,10 +456,10 @@ def _init_from_rosinality(state: GanState, path: Path) -> None:
             f"expected a checkpoint of the configured generator (size {state.g.config['size']}, "
             f"style dim {state.g.w_dim}), received size {g_ema.config['size']}, style dim {g_ema.w_dim}"
         )
-    state.g_ema.load_state_dict(g_ema.state_dict())
-    state.g.load_state_dict((loaded["g"] or g_ema).state_dict())
+    _load_into(state.g_ema, g_ema.state_dict(), f"g_ema of {str(path)!r}")
+    _load_into(state.g, (loaded["g"] or g_ema).state_dict(), f"g of {str(path)!r}")
     if loaded["d"] is not None:
-        state.d.load_state_dict(loaded["d"].state_dict())
+        _load_into(state.d, loaded["d"].state_dict(), f"d of {str(path)!r}")
     else:
         log.warning("%s has no discriminator: fine-tuning starts from a fresh one", path)
 

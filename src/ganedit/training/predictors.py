@@ -19,10 +19,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganedit.models.registry import save_pretrained
+from ganedit.errors import UserInputError
 from ganedit.models.predictors import YAW_SCALE, AttributeNet, IdentityNet
+from ganedit.models.registry import save_pretrained
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
-from ganedit.utils.files import write_json
+from ganedit.utils.files import open_run_folder, output_lock, write_json
 from ganedit.utils.progress import progress_bar
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
 from ganedit.world.factors import (
@@ -165,7 +166,12 @@ def train_predictor(
     existing checkpoint is continued from its step.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with output_lock(run_dir):
+        open_run_folder(run_dir, "train-predictor", adopt=("train_config.json",))
+        return _train(cfg, run_dir, resume, progress)
+
+
+def _train(cfg: PredictorTrainConfig, run_dir: Path, resume: bool, progress: bool) -> Path:
     write_json(run_dir / "train_config.json", dataclasses.asdict(cfg))
     model = build_model(cfg)
     opt = torch.optim.AdamW(
@@ -197,6 +203,9 @@ def _maybe_resume(ckpt: Path, model, opt, cfg: PredictorTrainConfig) -> int:
         return 0
     meta = load_checkpoint(ckpt, {"model": model}, {"optimizer": opt})
     if not same_config(meta["config"], cfg):
-        raise ValueError(f"checkpoint in {ckpt} was made with another config: {meta['config']}")
+        raise UserInputError(
+            f"expected the configuration of the checkpoint in {str(ckpt)!r} to resume it, "
+            "received another one (use another run folder, or --no-resume to start afresh)"
+        )
     log.info("resuming %s from step %d", cfg.kind, meta["step"])
     return int(meta["step"])

@@ -64,10 +64,13 @@ def load_npz(path: str | Path, what: str = "an .npz archive of arrays") -> dict[
     """Every array of an .npz archive, read in full (so damage shows now, not later)."""
     path = existing_file(path, what)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
+        # Opened here: numpy leaves its own handle open when the zip directory is unreadable.
+        with open(path, "rb") as fh:
+            archive = np.load(fh, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # an array, not an archive
                 raise UserInputError(f"expected {what} in {str(path)!r}, received a .npy array")
-            return {name: archive[name] for name in archive.files}
+            with archive:
+                return {name: archive[name] for name in archive.files}
     except UserInputError:
         raise
     except ValueError as err:

@@ -100,11 +100,25 @@ def _check_writable_location(path: Path) -> None:
         raise UserInputError(
             f"expected a folder to write {str(path)!r} into, received {str(parent)!r}, a file"
         )
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not _can_create_in(parent):
         raise UserInputError(
             f"expected a writable folder for {str(path)!r}, received {str(parent)!r} "
-            "(permission denied)"
+            "(permission denied or read-only)"
         )
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder`: tried, since permission bits do not tell
+    (root ignores them; /proc, read-only mounts and quotas refuse anyway)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    probe = folder / f".ganedit-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError:
+        return False
+    probe.unlink(missing_ok=True)
+    return True
 
 
 def _nearest_existing(folder: Path) -> Path:
@@ -159,6 +173,60 @@ def write_marker(folder: str | Path, what: str, **facts) -> None:
 def read_marker(folder: str | Path) -> dict:
     data = _read_json(Path(folder) / MARKER)
     return data if isinstance(data, dict) else {}
+
+
+def open_run_folder(
+    folder: str | Path,
+    what: str,
+    config: dict | None = None,
+    overwrite: bool = False,
+    adopt: tuple[str, ...] = (),
+) -> Path:
+    """Prepare a folder that a resumable job fills step by step (a study, the demo, training).
+
+    A new or empty folder is created and marked. A folder this kind of job made is resumed
+    when its recorded `config` equals `config` (or `config` is None: the job checks itself);
+    with another config it is refused, or with `overwrite` emptied and started afresh. Any
+    other non-empty folder is refused: its files are not ganedit's to replace, except one that
+    holds every name in `adopt` (a run written before folders carried markers)."""
+    folder = Path(folder)
+    _check_writable_location(folder)
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise UserInputError(
+            f"expected a folder path for the output, received an existing file or link "
+            f"{str(folder)!r}"
+        )
+    if folder.is_dir() and any(folder.iterdir()):
+        marker = read_marker(folder)
+        if not marker and adopt and all((folder / name).exists() for name in adopt):
+            write_marker(folder, what, config=config)
+            marker = read_marker(folder)
+        if marker.get("what") != what:
+            raise UserInputError(
+                f"expected a new folder or one that `{what}` wrote, received {str(folder)!r} "
+                f"({'made by ' + repr(marker['what']) if marker else f'no {MARKER}'}); ganedit "
+                "does not write into folders it did not make (choose another path)"
+            )
+        if config is None or _jsonable(marker.get("config")) == _jsonable(config):
+            return folder
+        if not overwrite:
+            raise UserInputError(
+                f"expected the configuration of the {what} in {str(folder)!r} to resume it, "
+                "received another one (pass --overwrite to start it afresh, or choose another "
+                "folder)"
+            )
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    write_marker(folder, what, config=config)
+    return folder
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
 
 
 # ------------------------------------------------------------------------------------------
@@ -276,6 +344,7 @@ def output_lock(path: str | Path) -> Iterator[None]:
     The lock is an OS lock (flock) on `.<name>.lock` beside `path`: the kernel releases it when
     its process dies, so a lock file left by a killed run is simply taken over. A second live
     writer is refused with BusyError naming the holder's pid."""
+    _check_writable_location(Path(path))  # a parent that is a file, a read-only place...
     target = lock_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:

@@ -1,10 +1,11 @@
-"""Progress bars for long work (rich), silent when disabled or when nothing is interactive."""
+"""Progress bars for long work (rich, on stderr), silent when disabled."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,6 +19,14 @@ from rich.progress import (
 class _Bar:
     def __init__(self, progress: Progress | None, task):
         self._progress, self._task = progress, task
+
+    def extend(self, n: int) -> None:
+        """Add `n` to the total (work found to be needed on the way)."""
+        if self._progress is None:
+            return
+        task = next(t for t in self._progress.tasks if t.id == self._task)
+        total = task.total or 0
+        self._progress.update(self._task, total=total + n)
 
     def advance(self, n: int = 1, **metrics: float) -> None:
         if self._progress is None:
@@ -43,6 +52,7 @@ def progress_bar(
         TimeRemainingColumn(),
         TextColumn("{task.fields[metrics]}"),
     )
-    with Progress(*columns, transient=False) as progress:
+    # On stderr, so that stdout carries only the command's summary.
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=total, completed=completed, metrics="")
         yield _Bar(progress, task)

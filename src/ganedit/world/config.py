@@ -45,14 +45,27 @@ class WorldConfig:
                 f"expected attributes {sorted(BINARY_ATTRIBUTES)}, received {sorted(names)}"
             )
         for pos, spec in enumerate(self.attributes):
-            if not 0.0 < spec.rate < 1.0:
-                raise UserInputError(f"expected rate in (0, 1) for {spec.name}, got {spec.rate}")
+            if not 0.0 < spec.rate < 1.0:  # NaN fails this too
+                raise UserInputError(
+                    f"expected rate in (0, 1) for {spec.name}, received {spec.rate}"
+                )
             unknown = set(spec.effects) - set(names[:pos])
             if unknown:
                 raise UserInputError(
                     f"expected effects on {spec.name} from attributes listed before it "
                     f"({names[:pos]}), received {sorted(unknown)}"
                 )
+            for parent, coef in spec.effects.items():
+                if not abs(coef) <= MAX_EFFECT:  # NaN fails this too
+                    raise UserInputError(
+                        f"expected the effect of {parent} on {spec.name} as log-odds in "
+                        f"[-{MAX_EFFECT}, {MAX_EFFECT}], received {coef}"
+                    )
+        if not (0.0 <= self.yaw_std <= 180.0 and 0.0 <= self.yaw_max <= 90.0):
+            raise UserInputError(
+                f"expected pose yaw_std in [0, 180] and yaw_max in [0, 90] degrees, received "
+                f"yaw_std {self.yaw_std}, yaw_max {self.yaw_max}"
+            )
 
     @property
     def order(self) -> tuple[str, ...]:
@@ -90,25 +103,60 @@ class WorldConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> WorldConfig:
-        try:
-            specs = tuple(
-                AttributeSpec(
-                    name, float(v["rate"]), {k: float(e) for k, e in v.get("effects", {}).items()}
-                )
-                for name, v in data["attributes"].items()
-            )
-            pose = data.get("pose", {})
-            return cls(
-                name=str(data.get("name", "custom")),
-                attributes=specs,
-                yaw_std=float(pose.get("yaw_std", 20.0)),
-                yaw_max=float(pose.get("yaw_max", 75.0)),
-            )
-        except (KeyError, TypeError, AttributeError) as err:
+        """From the parsed TOML: every key known, every number a number (a string rate, a
+        misspelt key or a table where a number goes is refused, not read as a default)."""
+        _known_keys(data, ("name", "attributes", "pose"), "the world config")
+        attributes, pose = data.get("attributes"), data.get("pose", {})
+        if not isinstance(attributes, dict) or not isinstance(pose, dict):
             raise UserInputError(
-                f"expected a world config with [attributes.<name>] rate/effects tables, "
-                f"received a file missing {err}"
-            ) from err
+                "expected a world config with [attributes.<name>] tables and a [pose] table, "
+                f"received attributes {_kind(attributes)} and pose {_kind(pose)}"
+            )
+        specs = []
+        for name, spec in attributes.items():
+            where = f"[attributes.{name}]"
+            if not isinstance(spec, dict):
+                raise UserInputError(f"expected a table {where}, received {_kind(spec)}")
+            _known_keys(spec, ("rate", "effects"), where)
+            effects = spec.get("effects", {})
+            if "rate" not in spec or not isinstance(effects, dict):
+                raise UserInputError(
+                    f"expected a rate and an effects table in {where}, received "
+                    f"{sorted(spec)} with effects {_kind(effects)}"
+                )
+            specs.append(
+                AttributeSpec(
+                    name,
+                    _number(spec["rate"], f"rate in {where}"),
+                    {k: _number(e, f"effect of {k} in {where}") for k, e in effects.items()},
+                )
+            )
+        _known_keys(pose, ("yaw_std", "yaw_max"), "[pose]")
+        return cls(
+            name=str(data.get("name", "custom")),
+            attributes=tuple(specs),
+            yaw_std=_number(pose.get("yaw_std", 20.0), "yaw_std in [pose]"),
+            yaw_max=_number(pose.get("yaw_max", 75.0), "yaw_max in [pose]"),
+        )
+
+
+MAX_EFFECT = 100.0  # log-odds; beyond it an effect is not a dependency but an override
+
+
+def _kind(value) -> str:
+    return f"a {type(value).__name__} {value!r}"[:80]
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise UserInputError(f"expected a number for {what}, received {_kind(value)}")
+    return float(value)
+
+
+def _known_keys(table: dict, known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(known)) if isinstance(table, dict) else []
+    if unknown:
+        raise UserInputError(f"expected keys among {list(known)} in {where}, received {unknown}")
 
 
 def load_world_config(preset_or_path: str | Path = "celeba") -> WorldConfig:
@@ -121,11 +169,14 @@ def load_world_config(preset_or_path: str | Path = "celeba") -> WorldConfig:
         raise UserInputError(
             f"expected a preset name ({', '.join(PRESETS)}) or a TOML file, received {text!r}"
         )
-    data = path.read_text()
     try:
-        parsed = tomllib.loads(data)
-    except tomllib.TOMLDecodeError as err:
-        raise UserInputError(f"expected valid TOML in {text!r}, received: {err}") from err
+        parsed = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise UserInputError(f"expected valid TOML in {text!r}, received: {err}") from None
+    except OSError as err:
+        raise UserInputError(
+            f"expected a readable TOML file at {text!r}, received {err.strerror}"
+        ) from None
     return WorldConfig.from_dict(parsed)
 
 

@@ -1,0 +1,250 @@
+"""The CLI's one vocabulary: every option shared by several commands is declared here once.
+
+One meaning per flag across all subcommands (docs/cli.md has the table):
+
+    -o/--out        the command's main output (a file or folder, per command)
+    --overwrite     replace an existing output (folders only when ganedit wrote them)
+    -g/--generator  a generator source: a registered name, a StyleGAN2-pytorch .pt, a folder
+    -p/--predictor  an attribute predictor or measuring network: a name or a folder
+    -n/--n          how many samples the command makes or works on
+    --eval-n        how many held-out samples an evaluation measures on
+    -c/--latents    latent codes: a latent bank (also --bank) or a .npy file
+    -s/--scores     a scores file (scores_dict.npy, <attr>_scores.npy or .npz)
+    -a/--attribute  a target attribute
+    -t/--threshold  a confidence threshold in (0.5, 1), or `none`
+    -b/--boundary   a boundary .npy (repeat for several)
+    -i/--images     an image data set (LMDB or folder)
+    --space         a latent space: z, w or ws (no short form: -s is scores)
+    --json          the full JSON report, where -o is an artefact
+    --seed, --device, --batch-size, --scale, --force, --progress/--no-progress
+
+Choices come from the registries (`--help` lists them); numbers are checked to be finite and
+in range here, before any work starts.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from pathlib import Path
+
+import typer
+
+from ganedit.directions.estimators import METHODS, SOLVERS, SPLIT_MODES
+from ganedit.directions.sampling import QUOTAS
+from ganedit.editing.edit import MODES
+from ganedit.errors import UserInputError
+from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
+from ganedit.training.predictors import KINDS
+from ganedit.world.config import PRESETS
+from ganedit.world.dataset import IMAGE_FORMATS
+
+
+def _choices(name: str, values) -> type[enum.Enum]:
+    """A str-valued Enum of `values`, which typer turns into a checked choice."""
+    return enum.Enum(name, {str(v): str(v) for v in values}, type=str)
+
+
+Space = _choices("Space", ("z", "w", "ws"))
+StudySpace = _choices("StudySpace", ("z", "w"))
+Method = _choices("Method", [*METHODS, "conditional"])
+Quota = _choices("Quota", QUOTAS)
+Solver = _choices("Solver", SOLVERS)
+SplitMode = _choices("SplitMode", SPLIT_MODES)
+Mode = _choices("Mode", MODES)
+Kind = _choices("Kind", KINDS)
+ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
+
+
+def value(choice) -> str | None:
+    """The plain string of an enum choice (None stays None)."""
+    return None if choice is None else getattr(choice, "value", choice)
+
+
+# ------------------------------------------------------------------------------------------
+# Checks of values typer cannot express
+
+
+def finite(flag: str, low: float | None = None, high: float | None = None):
+    """A callback that refuses NaN, inf and values outside [low, high] for `flag`."""
+
+    def check(number: float | None) -> float | None:
+        if number is None:
+            return None
+        inside = (low is None or number >= low) and (high is None or number <= high)
+        if not math.isfinite(number) or not inside:
+            bounds = (
+                f" in [{low}, {high}]"
+                if low is not None and high is not None
+                else f" >= {low}"
+                if low is not None
+                else f" <= {high}"
+                if high is not None
+                else ""
+            )
+            raise UserInputError(f"expected a finite number{bounds} for {flag}, received {number}")
+        return number
+
+    return check
+
+
+def finite_list(flag: str):
+    inner = finite(flag)
+
+    def check(numbers: list[float] | None):
+        return None if numbers is None else [inner(n) for n in numbers]
+
+    return check
+
+
+def parse_threshold(text: str | None) -> float | None:
+    """`-t 0.9` or `-t none` (no confidence filter, the reference mab's default)."""
+    if text is None or str(text).lower() == "none":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise UserInputError(
+            f"expected --threshold as a number in (0.5, 1) or none, received {text!r}"
+        ) from None
+    if not (math.isfinite(number) and 0.5 < number < 1):
+        raise UserInputError(
+            f"expected --threshold as a number in (0.5, 1) or none, received {text}"
+        )
+    return number
+
+
+def check_device(text: str) -> str:
+    from ganedit.utils.device import resolve_device
+
+    resolve_device(text)
+    return text
+
+
+# ------------------------------------------------------------------------------------------
+# Shared options
+
+OUT_HELP = "Output path."
+GENERATOR_HELP = (
+    f"Generator: {', '.join(GENERATOR_NAMES)}, a StyleGAN2-pytorch .pt, or a model folder."
+)
+PREDICTOR_HELP = f"Predictor: {', '.join(PREDICTORS)}, or a model folder."
+PRESET_HELP = f"World config: a preset ({', '.join(PRESETS)}) or a TOML file."
+
+
+def generator_option(default: str | None = DEFAULT_GENERATOR, help: str = GENERATOR_HELP):
+    return typer.Option(default, "--generator", "-g", help=help)
+
+
+def predictor_option(default: str | None, help: str = PREDICTOR_HELP):
+    return typer.Option(default, "--predictor", "-p", help=help)
+
+
+def out_option(help: str = OUT_HELP, default: Path | None = None):
+    return typer.Option(... if default is None else default, "--out", "-o", help=help)
+
+
+def optional_out_option(help: str):
+    return typer.Option(None, "--out", "-o", help=help)
+
+
+# Bounds that hold for every command: a count beyond MAX_COUNT cannot be held in memory or on
+# disk (nor indexed), and seeds reach the estimators as 32-bit random states.
+MAX_COUNT = 10**9
+MAX_SEED = 2**32 - 1
+
+
+def n_option(default: int, help: str, minimum: int = 1):
+    return typer.Option(default, "--n", "-n", min=minimum, max=MAX_COUNT, help=help)
+
+
+def eval_n_option(default: int, help: str = "Held-out samples the evaluation measures on."):
+    return typer.Option(default, "--eval-n", min=10, max=MAX_COUNT, help=help)
+
+
+def latents_option(default=None, help: str = "Latent bank (*.zarr) or a .npy of codes."):
+    return typer.Option(
+        default,
+        "--latents",
+        "-c",
+        "--bank",
+        "--latent-codes-path",
+        "--input-latent-codes-path",
+        help=help,
+    )
+
+
+def scores_option(help: str = "Scores file: scores_dict.npy, <attr>_scores.npy or .npz."):
+    return typer.Option(None, "--scores", "-s", "--scores-path", help=help)
+
+
+def threshold_option(default: str | None, help: str):
+    return typer.Option(default, "--threshold", "-t", help=help, metavar="T|none")
+
+
+def boundary_option():
+    return typer.Option(
+        ..., "--boundary", "-b", "--boundary-path", help="Boundary .npy (repeat for several)."
+    )
+
+
+def images_option(help: str = "Image data set: an LMDB (StyleGAN2-pytorch layout) or folder."):
+    return typer.Option(..., "--images", "-i", help=help)
+
+
+def space_option(default: str = "w"):
+    return typer.Option(Space(default), "--space", help="Latent space.")
+
+
+def seed_option(default: int = 0, help: str = "Sample i depends only on (seed, i)."):
+    return typer.Option(default, "--seed", min=0, max=MAX_SEED, help=help)
+
+
+def device_option():
+    return typer.Option(
+        "cpu", "--device", callback=check_device, help="torch device: cpu, cuda, cuda:1, ..."
+    )
+
+
+def batch_option(default: int, help: str = "Samples per batch."):
+    return typer.Option(default, "--batch-size", min=1, help=help)
+
+
+def progress_option():
+    return typer.Option(True, "--progress/--no-progress", help="Show a progress bar (stderr).")
+
+
+def overwrite_option():
+    return typer.Option(
+        False, "--overwrite", help="Replace existing outputs (folders only if ganedit wrote them)."
+    )
+
+
+def json_option(help: str = "Also write the full JSON report here."):
+    return typer.Option(None, "--json", help=help)
+
+
+def scale_option(default: int = 2):
+    return typer.Option(default, "--scale", min=1, max=16, help="Pixel upscaling of images.")
+
+
+def force_option():
+    return typer.Option(
+        False,
+        "--force",
+        help="Use boundaries learned on another generator or space (recorded in the output).",
+    )
+
+
+def trunc_option():
+    return typer.Option(
+        1.0,
+        "--trunc",
+        "--truncation-psi",
+        callback=finite("--trunc", 0.0, 1.0),
+        help="Truncation psi in [0, 1].",
+    )
+
+
+def preset_option():
+    return typer.Option("celeba", "--preset", "--config", help=PRESET_HELP)
