@@ -41,13 +41,18 @@ def matmul_gflops(repeats: int = 20) -> float:
     import torch
 
     a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    a @ b
+    return 2 * 1024**3 / _median_seconds(lambda: a @ b, repeats) / 1e9
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    """Median wall time of `fn()` over `repeats` calls, after one warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        a @ b
+        fn()
         times.append(time.perf_counter() - start)
-    return 2 * 1024**3 / statistics.median(times) / 1e9
+    return statistics.median(times)
 
 
 def run_generate(n: int, generator: str, out: Path, keep: Path | None) -> dict:
@@ -60,7 +65,7 @@ def run_generate(n: int, generator: str, out: Path, keep: Path | None) -> dict:
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1],"
         " file=sys.stderr)\nsys.exit(status)"
     )
-    args = [sys.executable, "-c", code, "ganedit", "generate", "-m", generator, "-n", str(n),
+    args = [sys.executable, "-c", code, "ganedit", "generate", "-g", generator, "-n", str(n),
             "-o", str(bank), "--no-progress"]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True)
@@ -93,13 +98,7 @@ def numpy_matmul_reference(size: int = 2048, repeats: int = 10) -> dict:
     """Median seconds of a float32 size x size matmul with numpy (the fits' BLAS), and GFLOP/s."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size), dtype=np.float32) for _ in range(2))
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times)
+    seconds = _median_seconds(lambda: a @ b, repeats)
     return {
         "matmul_size": size,
         "matmul_seconds": seconds,

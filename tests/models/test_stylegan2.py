@@ -1,6 +1,7 @@
-"""StyleGAN2 networks and rosinality converters, on tiny configurations (8-32 px, <= 32 ch)."""
+"""StyleGAN2 networks and rosinality converters, on tiny configurations (8-64 px, <= 32 ch)."""
 
 import argparse
+import itertools
 
 import pytest
 import torch
@@ -12,9 +13,19 @@ from ganedit.models.stylegan2 import (
     Generator,
     export_rosinality_checkpoint,
     load_rosinality_checkpoint,
+    networks,
 )
 from ganedit.models.stylegan2.convert import infer_channel_config
-from ganedit.models.stylegan2.networks import ModulatedConv2d, ToRGB, channel_table, upfirdn2d
+from ganedit.models.stylegan2.networks import (
+    Blur,
+    ModulatedConv2d,
+    StyledConv,
+    ToRGB,
+    Upsample,
+    channel_table,
+    upfirdn2d,
+)
+from tolerance import assert_f32_close
 
 TINY = {"style_dim": 16, "n_mlp": 2, "channel_max": 16}
 
@@ -100,8 +111,8 @@ def test_whole_generator_forms_agree():
     g_input = with_weights_of(g, modconv_impl="input")
     z = torch.randn(3, 16)
     with torch.no_grad():
-        a = g(z, truncation_psi=0.7)
-        b = g_input(z, truncation_psi=0.7)
+        a = g(z, truncation_psi=0.7, impl="reference")
+        b = g_input(z, truncation_psi=0.7, impl="reference")
     torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
@@ -110,7 +121,8 @@ def test_auto_impl_matches_grouped_on_cpu():
     g_auto = with_weights_of(g, modconv_impl="auto")
     z = torch.randn(2, 16)
     with torch.no_grad():
-        torch.testing.assert_close(g(z), g_auto(z), atol=1e-4, rtol=0)
+        a, b = g(z, impl="reference"), g_auto(z, impl="reference")
+    torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
 
 
 def test_const_noise_is_deterministic_and_random_noise_follows_generator():
@@ -130,13 +142,193 @@ def test_const_noise_is_deterministic_and_random_noise_follows_generator():
     assert not torch.allclose(off, const_a)
 
 
-def test_sample_independent_of_batch_size():
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_sample_independent_of_batch_size(impl):
     g = tiny_generator(16)
     z = torch.randn(5, 16)
     with torch.no_grad():
-        batch = g.synthesis(g.mapping(z), noise_mode="const")
-        single = g.synthesis(g.mapping(z[3:4]), noise_mode="const")
-    torch.testing.assert_close(batch[3:4], single, atol=1e-5, rtol=0)
+        batch = g.synthesis(g.mapping(z), noise_mode="const", impl=impl)
+        single = g.synthesis(g.mapping(z[3:4]), noise_mode="const", impl=impl)
+    assert_f32_close(batch[3:4], single)
+
+
+# ----------------------------------------------------------------------------------------
+# The fast inference path against the reference formulation. Fresh layers have zero biases
+# and noise strengths; these tests draw them at random so every term of the fast path counts.
+# Tolerances are float32 round-off of each output's magnitude (tests/tolerance.py): the two
+# paths run the same arithmetic in another order and memory layout (measured: < 10 ulps).
+
+
+def randomized(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith(("bias", "noise.weight")) and "modulation" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    return module.eval()
+
+
+FAST_CASES = list(
+    itertools.product(
+        [8, 16, 32, 64], ["grouped", "input"], ["const", "random", "none"], [(1, 3, 3, 1)]
+    )
+) + [(16, "input", "const", (1, 2, 1)), (32, "grouped", "random", (1, 2, 1))]
+
+
+@pytest.mark.parametrize(("size", "modconv", "noise_mode", "blur"), FAST_CASES)
+def test_fast_synthesis_matches_reference(size, modconv, noise_mode, blur):
+    table = [24, 16, 12, 8, 8][: size.bit_length() - 2]
+    g = Generator(
+        size, style_dim=16, n_mlp=2, channels=table, modconv_impl=modconv, blur_kernel=blur
+    )
+    randomized(g, seed=size)
+    ws = torch.randn(5, g.num_ws, 16)  # a different w per layer, as with style mixing
+    with torch.no_grad():
+        ref = g.synthesis(ws, noise_mode, torch.Generator().manual_seed(1), impl="reference")
+        fast = g.synthesis(ws, noise_mode, torch.Generator().manual_seed(1), impl="fast")
+    assert fast.shape == ref.shape == (5, 3, size, size) and fast.is_contiguous()
+    assert_f32_close(fast, ref)
+
+
+def test_fast_synthesis_chunks_match_one_batch(monkeypatch):
+    g = randomized(Generator(32, style_dim=16, n_mlp=2, channels=[16, 16, 8, 8]))
+    ws = g.mapping(torch.randn(7, 16)).detach()
+    with torch.no_grad():
+        ref = g.synthesis(ws, "random", torch.Generator().manual_seed(2), impl="reference")
+        whole = g.synthesis(ws, "random", torch.Generator().manual_seed(2), impl="fast")
+        # 3 images per chunk: chunks of 3, 3 and 1, each with its own slice of the noise
+        monkeypatch.setattr(networks, "FAST_CHUNK_BYTES", 3 * 8 * 32 * 32 * 4)
+        assert networks.fast_chunk(8 * 32 * 32) == 3
+        chunked = g.synthesis(ws, "random", torch.Generator().manual_seed(2), impl="fast")
+    assert_f32_close(whole, ref)
+    assert_f32_close(chunked, ref)
+
+
+def test_fast_synthesis_gradients_match_reference():
+    # impl="fast" also runs with autograd, through the path-length regulariser's double
+    # backward: gradients of the images w.r.t. ws, then of a loss on those w.r.t. weights.
+    g = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8]))
+    z = torch.randn(4, 16)
+    grads = {}
+    for impl in ("reference", "fast"):
+        g.zero_grad()
+        ws = g.mapping(z).detach().requires_grad_(True)
+        img = g.synthesis(ws, "random", torch.Generator().manual_seed(0), impl=impl)
+        probe = torch.randn(img.shape, generator=torch.Generator().manual_seed(1))
+        (grad_ws,) = torch.autograd.grad((img * probe).sum(), ws, create_graph=True)
+        (grad_ws.square().sum() + img.square().mean()).backward()
+        grads[impl] = [img.detach(), grad_ws.detach()] + [p.grad for p in g.parameters()]
+    for fast, ref in zip(grads["fast"], grads["reference"], strict=True):
+        assert (fast is None) == (ref is None)
+        if ref is not None:
+            assert_f32_close(fast, ref, ulps=1024)  # gradients: longer sums than the images
+
+
+def test_fast_synthesis_on_threads_keeps_modes_and_thread_count(monkeypatch):
+    g = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8]))
+    ws = g.mapping(torch.randn(5, 16)).detach()
+    monkeypatch.setattr(networks, "FAST_CHUNK_BYTES", 8 * 16 * 16 * 4)  # 1 image a chunk
+    workers = []
+    real = networks.ThreadPoolExecutor
+    monkeypatch.setattr(
+        networks, "ThreadPoolExecutor", lambda n, **kw: workers.append(n) or real(n, **kw)
+    )
+
+    def fail(a, b):
+        raise ValueError("chunk failed")
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # chunks on 2 worker threads, whatever the machine
+    try:
+        with torch.inference_mode():  # writes into an inference tensor from the workers
+            threaded = g.synthesis(ws, "random", torch.Generator().manual_seed(3))
+        assert torch.get_num_threads() == 2 and workers == [2]
+        with pytest.raises(ValueError, match="chunk failed"):
+            networks.run_in_threads(fail, [(0, 1), (1, 2), (2, 3), (3, 4)])
+        assert torch.get_num_threads() == 2 and workers == [2, 2]
+    finally:
+        torch.set_num_threads(threads)
+    with torch.no_grad():
+        ref = g.synthesis(ws, "random", torch.Generator().manual_seed(3), impl="reference")
+    assert_f32_close(threaded, ref)
+
+
+def test_synthesis_impl_auto_is_fast_on_cpu(monkeypatch):
+    g = tiny_generator(8)
+    ws = g.mapping(torch.randn(2, 16))
+    calls = []
+    real = Generator._synthesis_fast
+    monkeypatch.setattr(
+        Generator, "_synthesis_fast", lambda self, *a: calls.append(1) or real(self, *a)
+    )
+    assert g.synthesis(ws).requires_grad and calls == [1]  # training runs it too
+    with torch.no_grad():
+        g.synthesis(ws)
+        g.synthesis(ws, impl="reference")
+    assert calls == [1, 1]
+    assert networks.resolve_synthesis_impl("auto", torch.device("cuda")) == "reference"
+    with pytest.raises(UserInputError, match="synthesis impl"):
+        g.synthesis(ws, impl="fused")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"upsample": True}, {"downsample": True}, {"demodulate": False}],
+    ids=["plain", "upsample", "downsample", "no-demod"],
+)
+@pytest.mark.parametrize("modconv", ["grouped", "input"])
+@pytest.mark.parametrize("blur", [(1, 3, 3, 1), (1, 2, 1)])
+def test_fast_modconv_matches_reference(kwargs, modconv, blur):
+    conv = randomized(ModulatedConv2d(8, 12, 3, 16, impl=modconv, blur_kernel=blur, **kwargs))
+    x, w = torch.randn(3, 8, 8, 8), torch.randn(3, 16)
+    with torch.no_grad():
+        ref = conv(x, w)
+        in_scale, demod = conv.fast_factors(conv.modulation(w), gain=2.0)
+        out = conv.forward_fast(x.contiguous(memory_format=torch.channels_last) / 2, in_scale)
+    assert (demod is None) == ("demodulate" in kwargs)
+    if demod is not None:
+        out = out * demod
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert_f32_close(out, ref)
+
+
+@pytest.mark.parametrize("taps", [(1, 3, 3, 1), (1, 2, 1), (1, 1)])
+def test_fast_resampling_matches_upfirdn2d(taps):
+    x = torch.randn(2, 3, 7, 7).contiguous(memory_format=torch.channels_last)
+    assert_f32_close(Upsample(taps).forward_fast(x), Upsample(taps)(x))
+    for pad in [(1, 1), (2, 1), (0, 2)]:
+        blur = Blur(taps, pad=pad, upsample_factor=2)
+        assert_f32_close(blur.forward_fast(x), blur(x))
+
+
+def test_fast_torgb_matches_reference():
+    rgb = randomized(ToRGB(8, 16, impl="input"))
+    first = randomized(ToRGB(8, 16, upsample=False))
+    x, w, skip = torch.randn(2, 8, 8, 8), torch.randn(2, 16), torch.randn(2, 3, 4, 4)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fast = rgb.forward_fast(x_cl, rgb.fast_weights(rgb.conv.modulation(w)), skip)
+        fast_first = first.forward_fast(x_cl, first.fast_weights(first.conv.modulation(w)), None)
+        assert_f32_close(fast, rgb(x, w, skip))
+        assert_f32_close(fast_first, first(x, w))
+
+
+@pytest.mark.parametrize("noise_mode", ["const", "random", "none"])
+def test_fast_styled_conv_matches_reference(noise_mode):
+    conv = randomized(StyledConv(8, 12, 3, 16, upsample=True))
+    x, w = torch.randn(3, 8, 8, 8), torch.randn(3, 16)
+    noise = {"const": torch.randn(1, 1, 16, 16), "random": torch.randn(3, 1, 16, 16)}
+    noise = noise.get(noise_mode)
+    with torch.no_grad():
+        ref = conv(x, w, torch.zeros(1, 1, 16, 16) if noise is None else noise)
+        in_scale, demod = conv.conv.fast_factors(conv.conv.modulation(w))
+        fast = conv.forward_fast(
+            x.contiguous(memory_format=torch.channels_last),
+            in_scale,
+            demod,
+            conv.fast_shift(noise),
+        )
+    assert_f32_close(fast * 2**0.5, ref)  # the fast form leaves the activation gain out
 
 
 def test_truncation():
