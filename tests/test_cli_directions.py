@@ -10,8 +10,8 @@ from cli_run import user_error
 from ganedit.cli import _expand_conditions, run
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Generator
+from planted import write_planted_reference
 
-ATTRS = ("smile", "gender", "glasses", "age")
 D = 8
 
 
@@ -33,23 +33,8 @@ def work(tmp_path_factory):
     g = Generator(16, style_dim=D, n_mlp=2, channel_max=8).eval()
     g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
     save_pretrained(g, root / "tiny")
-    rng = np.random.default_rng(0)
-    n = 4000
-    states = np.empty((n, 4))
-    states[:, 0] = rng.choice([-1.0, 1.0], n)
-    for k in range(1, 4):  # each attribute copies the previous one 70% of the time
-        copy = rng.random(n) < 0.7
-        states[:, k] = np.where(copy, states[:, k - 1], rng.choice([-1.0, 1.0], n))
-    w = rng.normal(size=(n, D)) * 0.3
-    w[:, :4] += 1.5 * states
     ref = root / "ref"
-    ref.mkdir()
-    np.save(ref / "z.npy", rng.normal(size=(n, D)).astype(np.float32))
-    np.save(ref / "w.npy", w.astype(np.float32))
-    scores = {a: 1 / (1 + np.exp(-4 * w[:, k])) for k, a in enumerate(ATTRS)}
-    np.save(ref / "scores_dict.npy", {a: s.astype(np.float32) for a, s in scores.items()})
-    for a, s in scores.items():
-        np.save(ref / f"{a}_scores.npy", s[:, None].astype(np.float32))
+    write_planted_reference(ref, 4000, D)
     _ok(["bank", "import", ref, "-o", root / "bank.zarr", "-g", root / "tiny"])
     return root
 

@@ -50,6 +50,7 @@ from hypothesis import strategies as st
 
 from cli_run import assert_one_error_line, in_subprocess
 from ganedit.cli import run
+from planted import write_planted_reference
 
 settings.register_profile(
     "hostile",
@@ -135,22 +136,8 @@ def build_fixtures(root: Path) -> Fx:
     export_rosinality_checkpoint(fx_dir / "tiny.pt", g)
     save_pretrained(AttributeNet("plain", width=8, hidden=8, image_size=16).eval(), fx_dir / "pred")
 
-    rng = np.random.default_rng(0)
-    states = np.empty((N_REF, 4))
-    states[:, 0] = rng.choice([-1.0, 1.0], N_REF)
-    for k in range(1, 4):  # correlated labels, as in test_cli_directions
-        copy = rng.random(N_REF) < 0.7
-        states[:, k] = np.where(copy, states[:, k - 1], rng.choice([-1.0, 1.0], N_REF))
-    w = rng.normal(size=(N_REF, D)) * 0.3
-    w[:, :4] += 1.5 * states
     ref = fx_dir / "ref"
-    ref.mkdir()
-    np.save(ref / "z.npy", rng.normal(size=(N_REF, D)).astype(np.float32))
-    np.save(ref / "w.npy", w.astype(np.float32))
-    scores = {a: (1 / (1 + np.exp(-4 * w[:, k]))).astype(np.float32) for k, a in enumerate(ATTRS)}
-    np.save(ref / "scores_dict.npy", scores, allow_pickle=True)
-    for a, s in scores.items():
-        np.save(ref / f"{a}_scores.npy", s[:, None])
+    scores = write_planted_reference(ref, N_REF, D)
     np.savez(fx_dir / "scores.npz", **scores)
 
     toml = fx_dir / "world.toml"
@@ -1427,9 +1414,9 @@ def _as_nobody() -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
-@pytest.mark.slow
 def test_permission_cases_as_an_unprivileged_user():
-    """As root, chmod stops nothing: run the permission cases in a process that is `nobody`."""
+    """As root, chmod stops nothing: run the permission cases in a process that is `nobody`
+    (in the default run, so a CI that runs as root still checks them)."""
     import subprocess
 
     prefix = _as_nobody()

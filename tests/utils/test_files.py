@@ -13,6 +13,7 @@ from ganedit.utils.files import (
     lock_path,
     made_by_ganedit,
     output_lock,
+    readable_by_all,
 )
 
 
@@ -133,3 +134,13 @@ def test_run_folders_and_locks_refuse_links_and_parents_that_are_files(tmp_path)
         pass
     with pytest.raises(UserInputError, match="writable"), output_lock("/proc/ganedit-run"):
         pass
+
+
+def test_readable_by_all_gives_the_mode_of_an_ordinary_open(tmp_path):
+    private = tmp_path / "weights.safetensors"
+    private.write_bytes(b"x")
+    private.chmod(0o600)  # what safetensors' writer leaves
+    ordinary = tmp_path / "ordinary"
+    ordinary.write_bytes(b"x")  # open() applies the umask to 0666
+    readable_by_all(private)
+    assert private.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777

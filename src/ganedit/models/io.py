@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite
-from ganedit.utils.files import atomic_dir
+from ganedit.utils.files import atomic_dir, readable_by_all
 
 FORMAT_VERSION = 2
 CONFIG = "config.json"
@@ -54,6 +54,7 @@ def write_model_folder(
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     with atomic_dir(directory, overwrite=overwrite, what=f"model {name}") as tmp:
         save_file(tensors, str(tmp / WEIGHTS))
+        readable_by_all(tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return Path(directory)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ganedit.utils.files import atomic_dir
+from ganedit.utils.files import atomic_dir, readable_by_all
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -48,10 +48,12 @@ def save_checkpoint(
         for name, module in modules.items():
             state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
             save_file(state, str(tmp / f"{name}.safetensors"))
+            readable_by_all(tmp / f"{name}.safetensors")
         skeletons = {}
         for name, opt in optimizers.items():
             tensors, skeletons[name] = _flatten_optimizer(opt.state_dict())
             save_file(tensors, str(tmp / f"{name}.optim.safetensors"))
+            readable_by_all(tmp / f"{name}.optim.safetensors")
         (tmp / "state.json").write_text(
             json.dumps({"meta": meta, "optimizers": skeletons}, indent=1)
         )

@@ -40,20 +40,8 @@ def load_npy(path: str | Path, what: str = "a .npy array", mmap: bool = False) -
     path = existing_file(path, what)
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except ValueError as err:
-        if "allow_pickle" in str(err) or "Object arrays" in str(err):
-            raise UserInputError(
-                f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
-                "(not loaded: unpickling can run code)"
-            ) from None
-        raise DamagedInputError(
-            f"expected {what} in {str(path)!r}, received an unreadable file ({err})"
-        ) from None
     except _READ_ERRORS as err:
-        reason = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
-        raise DamagedInputError(
-            f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
-        ) from None
+        raise _read_error(err, path, what) from None
     if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
         array.close()
         raise UserInputError(f"expected {what} (.npy) in {str(path)!r}, received an .npz archive")
@@ -73,20 +61,27 @@ def load_npz(path: str | Path, what: str = "an .npz archive of arrays") -> dict[
                 return {name: archive[name] for name in archive.files}
     except UserInputError:
         raise
-    except ValueError as err:
-        if "allow_pickle" in str(err) or "Object arrays" in str(err):
-            raise UserInputError(
-                f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
-                "(not loaded: unpickling can run code)"
-            ) from None
-        raise DamagedInputError(
-            f"expected {what} in {str(path)!r}, received an unreadable file ({err})"
-        ) from None
     except _READ_ERRORS as err:
-        reason = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
-        raise DamagedInputError(
-            f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
-        ) from None
+        raise _read_error(err, path, what) from None
+
+
+def _read_error(err: Exception, path: Path, what: str) -> UserInputError:
+    """What numpy's failure to read `path` means for the user: pickled objects (refused, never
+    loaded) or a damaged file."""
+    if isinstance(err, ValueError) and ("allow_pickle" in str(err) or "Object arrays" in str(err)):
+        return UserInputError(
+            f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
+            "(not loaded: unpickling can run code)"
+        )
+    if path.stat().st_size == 0:
+        reason = "an empty file"
+    elif isinstance(err, ValueError):
+        reason = str(err)
+    else:
+        reason = f"{type(err).__name__}: {err}"
+    return DamagedInputError(
+        f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
+    )
 
 
 def check_finite(array, what: str) -> None:

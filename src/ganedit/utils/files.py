@@ -322,6 +322,26 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, what: str = "") -> 
             shutil.rmtree(tmp)
 
 
+def readable_by_all(path: str | Path) -> None:
+    """Give a file the mode an ordinary `open()` would (0666 minus the umask): some writers
+    (safetensors) create 0600 files, which other users could not load."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _umask() -> int:
+    # Linux reports the umask in /proc; elsewhere it can only be read by setting it, which
+    # briefly changes it for every thread of the process.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | Path, data: dict, *, overwrite: bool = True) -> Path:
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
