@@ -20,6 +20,7 @@ import typer
 
 from ganedit import __version__
 from ganedit import cli_options as opt
+from ganedit.directions.fit import DEFAULT_METHOD
 from ganedit.errors import GaneditError, UserInputError
 
 app = typer.Typer(
@@ -574,9 +575,10 @@ def contingency_cmd(
 @app.command("boundary")
 def boundary_cmd(
     method: opt.Method = typer.Option(
-        opt.Method("regression"),
+        opt.Method(DEFAULT_METHOD),
         "--method",
-        help="Estimator (default regression: chosen on the committed study, docs/directions.md).",
+        help=f"Estimator (default {DEFAULT_METHOD}: chosen on the committed world64 study, "
+        "docs/directions.md).",
     ),
     latents: Path = opt.latents_option(..., "Latent bank (*.zarr) or a .npy of codes."),
     scores: Path | None = opt.scores_option("Scores file (default: the bank's)."),
@@ -751,8 +753,8 @@ def evaluate_cmd(
     space: opt.Space = opt.space_option(),
     eval_n: int = opt.eval_n_option(500, "Held-out latents to edit."),
     seed: int = opt.seed_option(424242, "Seed of the held-out latents."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, max=100_000),
-    steps: int = typer.Option(12, "--steps", min=2, max=1000),
+    bootstrap: int = opt.bootstrap_option(),
+    steps: int = opt.grid_steps_option(),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -803,8 +805,8 @@ def study_cmd(
         help="mab subset size (0: the largest equal-count size).",
     ),
     eval_n: int = opt.eval_n_option(500, "Held-out latents to edit."),
-    bootstrap: int = typer.Option(200, "--bootstrap", min=0, max=100_000),
-    steps: int = typer.Option(12, "--steps", min=2, max=1000),
+    bootstrap: int = opt.bootstrap_option(),
+    steps: int = opt.grid_steps_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),

@@ -248,3 +248,15 @@ def trunc_option():
 
 def preset_option():
     return typer.Option("celeba", "--preset", "--config", help=PRESET_HELP)
+
+
+def bootstrap_option(default: int = 200):
+    return typer.Option(
+        default, "--bootstrap", min=0, max=100_000, help="Bootstrap resamples of the held-out set."
+    )
+
+
+def grid_steps_option(default: int = 12):
+    return typer.Option(
+        default, "--steps", min=2, max=1000, help="Grid steps of each edit sweep after 0."
+    )
