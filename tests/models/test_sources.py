@@ -111,3 +111,42 @@ def test_evaluate_generator_command(tiny_folder, tmp_path):
     assert report["renders_share_confident"]["all"] > report["share_confident"]["all"]
     assert report["share_confident"]["all"] == report["share_confident_all"]
     assert 0 <= report["labeler_floor_correlation_gap"] <= 2
+
+
+def test_render_is_the_differentiable_unclamped_path(tiny_folder):
+    source = load_generator(tiny_folder)
+    w = source.to_w(source.sample_z(3, seed=5)).requires_grad_(True)
+    images = source.render(w, "w")
+    assert images.requires_grad and images.shape == (3, 3, 16, 16)
+    assert_f32_close(images.detach().clamp(-1, 1), source.synthesize(w.detach(), "w"))
+    images.square().sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all() and w.grad.abs().sum() > 0
+    # The mapping is differentiated too when rendering from z.
+    z = source.sample_z(2, seed=6).requires_grad_(True)
+    source.render(z, "z").sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+
+
+def test_explicit_noise_maps(tiny_folder):
+    source = load_generator(tiny_folder)
+    with torch.no_grad():  # fresh generators ignore their noise (weights start at 0)
+        for name, p in source.generator.named_parameters():
+            if name.endswith("noise.weight"):
+                p.fill_(0.5)
+    w = source.to_w(source.sample_z(2, seed=7))
+    const = source.make_noise(2, "const")
+    assert [tuple(t.shape[2:]) for t in const] == [s[2:] for s in source.generator.noise_shapes()]
+    assert_f32_close(source.render(w, "w", noise=const), source.render(w, "w"))
+    first = source.make_noise(2, "random", torch.Generator().manual_seed(1))
+    again = source.make_noise(2, "random", torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    noisy = source.render(w, "w", noise=first)
+    assert not torch.allclose(noisy, source.render(w, "w"))
+    # Noise maps can be optimised: gradients reach them.
+    maps = [t.requires_grad_(True) for t in first]
+    source.render(w, "w", noise=maps).sum().backward()
+    assert all(t.grad is not None for t in maps)
+    with pytest.raises(UserInputError, match="noise maps"):
+        source.render(w, "w", noise=first[:-1])
+    with pytest.raises(UserInputError, match="noise maps"):
+        source.render(w, "w", noise=source.make_noise(3))

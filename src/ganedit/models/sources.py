@@ -63,6 +63,14 @@ class GeneratorSource(Protocol):
         self, latents: torch.Tensor, space: str = "z", batch_size: int = 64, progress: bool = False
     ) -> torch.Tensor: ...
 
+    def render(
+        self, latents: torch.Tensor, space: str = "z", noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor: ...
+
+    def make_noise(
+        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]: ...
+
 
 class _BatchedSource:
     """The one batched-synthesis loop every source shares; subclasses render one batch."""
@@ -107,7 +115,26 @@ class _BatchedSource:
             return torch.zeros(0, 3, self.resolution, self.resolution)
         return torch.cat(parts)
 
-    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+    def render(
+        self, latents: torch.Tensor, space: str = "z", noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The differentiable path: images [N, 3, H, W] from latents in `space`, on the
+        source's device, with autograd as the caller has it, not clamped (an optimisation
+        must see past [-1, 1]), in one batch. `noise`: explicit noise maps from
+        `make_noise` (sources without noise inputs take none); default: the source's
+        noise mode."""
+        self.check_space(space)
+        return self._render(latents.to(self.device), space, noise)
+
+    def make_noise(
+        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Noise maps for `render(noise=...)`; [] for a source without noise inputs."""
+        return []
+
+    def _render(
+        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -140,6 +167,10 @@ class StyleGANSource(_BatchedSource):
 
     @torch.no_grad()
     def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
+        return self._to_ws(latents, space)
+
+    def _to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+        # With autograd as the caller has it: `render` differentiates through the mapping.
         self.check_space(space)
         g = self.generator
         latents = torch.as_tensor(latents).to(g.w_avg.device)
@@ -149,8 +180,22 @@ class StyleGANSource(_BatchedSource):
             return latents[:, None, :].expand(-1, g.num_ws, -1)
         return latents
 
-    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
-        return self.generator.synthesis(self.to_ws(latents, space), noise_mode=self.noise_mode)
+    @property
+    def w_avg(self) -> torch.Tensor:  # [w_dim]
+        return self.generator.w_avg
+
+    def make_noise(
+        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Per-layer noise maps [n, 1, r, r]: the stored ones ("const"), fresh ("random",
+        from `generator`) or zeros ("none")."""
+        return self.generator.make_noise(n, mode, generator)
+
+    def _render(
+        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        ws = self._to_ws(latents, space)
+        return self.generator.synthesis(ws, noise_mode=self.noise_mode, noise=noise)
 
 
 @dataclass(eq=False)
@@ -170,7 +215,11 @@ class ZOnlySource(_BatchedSource):
     def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
         raise UserInputError(f"expected a generator with a ws space, received {self.name} (z only)")
 
-    def _render(self, latents: torch.Tensor, space: str) -> torch.Tensor:
+    def _render(
+        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        if noise:
+            raise UserInputError(f"expected no noise maps for {self.name}, received {len(noise)}")
         return self.generator(latents)
 
 

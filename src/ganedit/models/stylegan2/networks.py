@@ -753,11 +753,14 @@ class Generator(nn.Module):
         noise_mode: str = "const",
         generator: torch.Generator | None = None,
         impl: str = "auto",
+        noise: Sequence[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Render ws [N, num_ws, w_dim] to images [N, 3, size, size] (not clamped, ~[-1, 1]).
 
         noise_mode: "const" uses the stored `noises.noise_*` buffers (deterministic), "random"
         draws fresh noise from `generator` (or the global RNG), "none" disables noise.
+        noise: explicit noise maps instead, one per layer, [1 or N, 1, r, r] (see
+        `make_noise`); they may require gradients (the projector optimises them).
         impl: "reference" runs the layers' `forward` (rosinality's formulation, with the
         configured modulated-conv form), "fast" `_synthesis_fast` (the same computation
         arranged for CPU throughput), "auto" the fast path on CPU, else the reference. Both
@@ -769,9 +772,13 @@ class Generator(nn.Module):
             tuple(ws.shape),
         )
         impl = resolve_synthesis_impl(impl, ws.device)
-        noise = self._noise_inputs(ws, noise_mode, generator)
+        if noise is None:
+            noise = self._noise_inputs(ws, noise_mode, generator)
+            fast_noise = None if noise_mode == "none" else noise
+        else:
+            noise = fast_noise = self._check_noise(noise, ws.shape[0])
         if impl == "fast":
-            return self._synthesis_fast(ws, None if noise_mode == "none" else noise)
+            return self._synthesis_fast(ws, fast_noise)
         x = self.conv1(self.input(ws), ws[:, 0], noise=noise[0])
         img = self.to_rgb1(x, ws[:, 1])
         for j, to_rgb in enumerate(self.to_rgbs):
@@ -834,6 +841,39 @@ class Generator(nn.Module):
             return out
         run_in_threads(render, [(a, min(a + chunk, n)) for a in range(0, n, chunk)])
         return out
+
+    def noise_shapes(self) -> list[tuple[int, int, int, int]]:
+        """Shape of each layer's noise map for one sample: [(1, 1, r, r), ...]."""
+        return [tuple(getattr(self.noises, f"noise_{i}").shape) for i in range(self.num_layers)]
+
+    def make_noise(
+        self,
+        n: int = 1,
+        mode: str = "random",
+        generator: torch.Generator | None = None,
+    ) -> list[torch.Tensor]:
+        """Noise maps for `synthesis(noise=...)`: [n, 1, r, r] per layer, standard normal
+        drawn from `generator` ("random"), copies of the stored maps ("const", broadcast to
+        n) or zeros ("none"). Fresh tensors, so they can be optimised in place."""
+        expect(mode in NOISE_MODES, f"noise mode in {NOISE_MODES}", mode)
+        stored = [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
+        if mode == "const":
+            return [b.expand(n, -1, -1, -1).clone() for b in stored]
+        if mode == "none":
+            return [b.new_zeros(n, *b.shape[1:]) for b in stored]
+        return [
+            torch.randn(n, *b.shape[1:], generator=generator, device=b.device, dtype=b.dtype)
+            for b in stored
+        ]
+
+    def _check_noise(self, noise: Sequence[torch.Tensor], n: int) -> list[torch.Tensor]:
+        shapes = self.noise_shapes()
+        got = [tuple(t.shape) for t in noise]
+        ok = len(got) == len(shapes) and all(
+            g[0] in (1, n) and g[1:] == s[1:] for g, s in zip(got, shapes, strict=False)
+        )
+        expect(ok, f"{len(shapes)} noise maps of shapes [1 or {n}, 1, r, r] {shapes}", got)
+        return list(noise)
 
     def _noise_inputs(
         self, ws: torch.Tensor, noise_mode: str, generator: torch.Generator | None
