@@ -221,8 +221,8 @@ def safe_torch_load(path: Path, what: str) -> object:
         raise UserInputError(
             f"expected {what} holding only tensors, numbers and strings in {str(path)!r}, "
             f"received pickled Python objects{f' ({found})' if found else ''}; they are not "
-            "loaded, since unpickling can run code. Re-save only the state dicts (g_ema, g, d, "
-            "latent_avg) with torch.save from a trusted environment."
+            "loaded, since unpickling can run code. Re-save only its tensors and plain "
+            "containers (state dicts) with torch.save from a trusted environment."
         ) from None
     except (RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError, TypeError,
             AttributeError, UnicodeDecodeError, struct.error, zipfile.BadZipFile) as err:  # fmt: skip

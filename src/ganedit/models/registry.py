@@ -22,6 +22,7 @@ import torch
 
 from ganedit.errors import UserInputError
 from ganedit.models import io
+from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.models.stylegan2.networks import MODCONV_IMPLS, Discriminator, Generator
 from ganedit.utils.device import resolve_device
@@ -118,6 +119,24 @@ register(
             "image_size": Integer(16, 512, power_of_two=True),
         },
         legacy_names=("IdentityNet",),
+    )
+)
+register(
+    ModelSpec(
+        "e4e-encoder",
+        Encoder4Editing,
+        {
+            "image_size": Integer(32, 1024, power_of_two=True),
+            "w_dim": Integer(1, 4096),
+            "num_ws": Integer(1, 64),
+            "stage_units": ListOf(Integer(1, 64), 4, 4),
+            "stage_channels": ListOf(Integer(1, 4096), 4, 4),
+            "style_channels": Integer(1, 4096),
+            "coarse_ind": Integer(1, 64),
+            "middle_ind": Integer(1, 64),
+            "se_reduction": Integer(1, 4096),
+            "start_from_latent_avg": OneOf((True, False)),
+        },
     )
 )
 
