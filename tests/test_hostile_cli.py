@@ -198,6 +198,8 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
         "bank import": ["bank", "import", fx.ref, "-o", d / "imported.zarr", "-g", fx.tiny],
         "contingency": ["contingency", "--bank", fx.bank, "-o", d / "table.json"],
         "boundary": ["boundary", "-c", fx.bank, "-a", "smile", "-o", d / "dir.npy"],
+        "invert": ["invert", "-i", fx.images, "-g", fx.tiny, "-o", d / "inv", "--steps", 1,
+                   "--identity-weight", 0, "--no-progress"],
         "edit": ["edit", "-b", fx.boundary, "-g", fx.tiny, "-o", d / "edit", "-n", 1,
                  "--steps", 2, "--no-progress"],
         "evaluate": ["evaluate", "-b", fx.boundary, "-g", fx.tiny, "-o", d / "report",
@@ -212,11 +214,11 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
 COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
-    "contingency", "boundary", "edit", "evaluate", "study", "demo",
+    "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
-                   "edit")  # fmt: skip
+                   "edit", "invert")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -772,13 +774,16 @@ def damaged_bank(src: Path, d: Path, draw, reads: tuple[str, ...] = ("",)) -> Pa
     return bank
 
 
-def damaged_image_folder(src: Path, d: Path, draw, first_only: bool = False) -> Path:
+def damaged_image_folder(
+    src: Path, d: Path, draw, first_only: bool = False, kinds=("bytes", "other-size", "text")
+) -> Path:
     """A PNG folder with one damaged image (the first when `first_only`: training checks only
-    the first image before it starts, and reads the others as it samples them)."""
+    the first image before it starts, and reads the others as it samples them). `kinds`
+    leaves out "other-size" where a folder may mix sizes (inversion of a user's photos)."""
     folder = copy(src, d / src.name)
     images = sorted(folder.glob("*.png"))
     victim = images[0] if first_only else draw(st.sampled_from(images), label="image")
-    kind = draw(st.sampled_from(["bytes", "other-size", "text"]), label="png damage")
+    kind = draw(st.sampled_from(list(kinds)), label="png damage")
     if kind == "bytes":
         # Flips are left out: PNG image data carries no checksum PIL verifies.
         how = draw(st.sampled_from(["empty", "truncate", "random"]), label="png damage")
@@ -790,6 +795,9 @@ def damaged_image_folder(src: Path, d: Path, draw, first_only: bool = False) -> 
     else:
         victim.write_text("not a png")
     return folder
+
+
+PHOTO_DAMAGE = partial(damaged_image_folder, kinds=("bytes", "text"))
 
 
 def damaged_lmdb(src: Path, d: Path, draw, first_only: bool = False) -> Path:
@@ -1025,6 +1033,9 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
              "--steps": ["0", "1025", *NOT_INT], "--strength": NONFINITE,
              "--bound": [*NONFINITE, "0", "-1", "1e7"], "--scale": ["0", "17"],
              "--layers": ["a:b", "3", "5:2", "0:99", "1:1", "-1:2", "::"], "--seed": ["-1", HUGE]},
+    "invert": {"--steps": ["0", *NOT_INT, HUGE], "--pti-steps": ["0", "-1"],
+               "--lr": [*NONFINITE, "0", "-1", "11"], "--identity-weight": [*NONFINITE, "-1"],
+               "--batch-size": ["0", "-1", *NOT_INT], "--seed": ["-1", HUGE]},
     "evaluate": {"--eval-n": ["9", "0", *NOT_INT, HUGE], "--bootstrap": ["-1", "100001"],
                  "--steps": ["1", "1001", *NOT_INT], "--seed": ["-1", HUGE]},
     "study": {"-n": ["99", "0", *NOT_INT, HUGE], "-t": ["none", "0.5", "nan", "1"],
@@ -1075,8 +1086,10 @@ INPUTS = {
     "contingency": [("--bank", "dir", "bank"), ("--scores", "file", "scores_npz")],
     "boundary": [("-c", "dir", "bank"), ("-s", "file", "scores_npz"),
                  ("--conditions", "file", "boundary")],
-    "edit": [("-b", "file", "boundary"), ("-g", "dir", "tiny"), ("-c", "dir", "bank")],
+    "edit": [("-b", "file", "boundary"), ("-g", "dir", "tiny"), ("-c", "dir", "bank"),
+             ("-i", "dir", "images")],
     "evaluate": [("-b", "file", "boundary"), ("-g", "dir", "tiny")],
+    "invert": [("-i", "dir", "images"), ("-g", "dir", "tiny")],
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
 }  # fmt: skip
@@ -1123,7 +1136,7 @@ OUTPUTS = {
     "evaluate-generator": [("-o", "file")], "score": [("-o", "file")],
     "generate": [("-o", "dir")], "bank export": [("-o", "dir")], "bank import": [("-o", "dir")],
     "contingency": [("-o", "file"), ("--heatmap", "file")],
-    "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")],
+    "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
 }  # fmt: skip
 OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
@@ -1212,7 +1225,10 @@ DAMAGED = {
                  ("-s", damaged_npz, "scores_npz", []),
                  ("-s", damaged_npy, "ref/smile_scores.npy", []),
                  ("--conditions", damaged_boundary, "boundary", ["--method", "conditional"])],
+    "invert": [("-i", PHOTO_DAMAGE, "images", []), ("-i", damaged_lmdb, "lmdb", []),
+               ("-g", damaged_model_folder, "tiny", [])],
     "edit": [("-b", damaged_boundary, "boundary", []), ("-g", damaged_model_folder, "tiny", []),
+             ("-i", PHOTO_DAMAGE, "images", []),
              ("-g", damaged_pt, "tiny_pt", ["--force"]),
              ("-c", partial(damaged_bank, reads=("w",)), "bank", []),
              ("-c", partial(damaged_npy, rows=1), "ref/w.npy", [])],
@@ -1264,6 +1280,8 @@ NAMES = {
     "contingency": [("-a", "beard")],
     "boundary": [("-a", "beard"), ("--method", "svm9"), ("--space", "wp"), ("--quota", "all")],
     "edit": [("--space", "wp"), ("--mode", "sideways"), ("-g", "nope"), ("--device", "mps")],
+    "invert": [("--method", "encoder9"), ("--space", "wp"), ("--perceptual", "vgg"), ("-g", "nope"),
+               ("--device", "cuda:7")],
     "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x")],
     "study": [("--space", "ws"), ("-g", "nope"), ("--device", "cuda:99")],
     "demo": [("-g", "nope")],
@@ -1314,6 +1332,8 @@ def _conflicts(command: str, fx: Fx, d: Path) -> list[list]:
         ]  # fmt: skip
     if command == "evaluate":
         return [[*base, "--space", "z"], [*base, "-g", fx.tiny_pt]]
+    if command == "invert":
+        return [[*base, "--method", "pti", "--space", "z"]]  # pti needs a w pivot
     if command == "evaluate-generator":
         return [replace(base, "--n-fd", "5")]  # more than -n
     if command == "train-gan":
@@ -1342,7 +1362,7 @@ def _conflict_case(command: str):
 
 
 for _command in ("contingency", "boundary", "edit", "evaluate", "evaluate-generator", "train-gan",
-                 "world sheet", "sample", "score", "bank import"):  # fmt: skip
+                 "world sheet", "sample", "score", "bank import", "invert"):  # fmt: skip
     case(f"{_command}: conflicting flags")(_conflict_case(_command))
 
 

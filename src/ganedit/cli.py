@@ -667,6 +667,65 @@ def _reference_n(method: str, n: float | None, ratio: float | None):
     return ratio, int(n)
 
 
+@app.command("invert")
+def invert_cmd(
+    images: list[Path] = typer.Option(
+        ...,
+        "--images",
+        "-i",
+        help="Images to invert: PNG/JPEG files, a folder or an LMDB (repeat for several).",
+    ),
+    out: Path = opt.out_option(
+        "New folder: latents.npy (+ .json), per-image PNG/JSON, reconstructions.png."
+    ),
+    generator: str = opt.generator_option(),
+    method: opt.InvertMethod = typer.Option(
+        opt.InvertMethod("optimize"),
+        "--method",
+        help="optimize: the projector; pti: the projector's w pivot, then pivotal tuning.",
+    ),
+    space: opt.Space = typer.Option(
+        opt.Space("w"), "--space", help="Space the projector optimises (output: ws)."
+    ),
+    steps: int = typer.Option(500, "--steps", min=1, max=1_000_000, help="Projector steps."),
+    pti_steps: int = typer.Option(350, "--pti-steps", min=1, max=1_000_000),
+    lr: float = typer.Option(0.1, "--lr", callback=opt.finite("--lr", 1e-12, 10.0)),
+    noise: bool = typer.Option(
+        True, "--optimize-noise/--no-optimize-noise", help="Optimise the noise maps too."
+    ),
+    perceptual: opt.Perceptual = typer.Option(
+        opt.Perceptual("evaluator"),
+        "--perceptual",
+        help="Shipped network whose features give the perceptual distance.",
+    ),
+    identity_weight: float = typer.Option(
+        0.1, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
+    ),
+    batch_size: int = opt.batch_option(8, "Images optimised together (independent)."),
+    seed: int = opt.seed_option(0, "Image i's random draws depend only on (seed, i)."),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Invert images into a generator's latent space (optimisation, or pivotal tuning)."""
+    from ganedit.inversion.perceptual import LossWeights
+    from ganedit.inversion.projector import ProjectorConfig
+    from ganedit.inversion.pti import PTIConfig
+    from ganedit.inversion.run import InvertConfig, run_invert, summary_lines
+
+    weights = LossWeights(pixel=1.0, perceptual=1.0, identity=identity_weight)
+    cfg = InvertConfig(
+        generator=generator, method=opt.value(method), perceptual=opt.value(perceptual),
+        batch_size=batch_size,
+        projector=ProjectorConfig(space=opt.value(space), steps=steps, lr=lr,
+                                  optimize_noise=noise, weights=weights, seed=seed),
+        pti=PTIConfig(steps=pti_steps, seed=seed),
+    )  # fmt: skip
+    summary = run_invert(cfg, images, out, device=device, overwrite=overwrite, progress=progress)
+    for line in summary_lines(summary, out):
+        typer.echo(line)
+
+
 @app.command("edit")
 def edit_cmd(
     boundary: list[Path] = opt.boundary_option(),
@@ -702,6 +761,19 @@ def edit_cmd(
         "direction.",
     ),
     scale: int = opt.scale_option(),
+    images: list[Path] | None = typer.Option(
+        None,
+        "--images",
+        "-i",
+        help="Edit these images instead: invert them first (PNG/JPEG files, a folder or an "
+        "LMDB; repeat for several). Writes OUT/inversion/ and OUT/edit/.",
+    ),
+    invert_method: opt.InvertMethod = typer.Option(
+        opt.InvertMethod("optimize"), "--invert-method", help="With --images: how to invert."
+    ),
+    invert_steps: int = typer.Option(
+        500, "--invert-steps", min=1, max=1_000_000, help="With --images: projector steps."
+    ),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -716,9 +788,30 @@ def edit_cmd(
         steps=steps, strengths=tuple(strength or ()), mode=opt.value(mode),
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
     )  # fmt: skip
+    if images:
+        _edit_images(cfg, images, opt.value(invert_method), invert_steps, out, seed, device,
+                     overwrite, progress)  # fmt: skip
+        return
     summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary):
         typer.echo(line)
+
+
+def _edit_images(cfg, images, method, steps, out, seed, device, overwrite, progress) -> None:
+    from ganedit.editing.run import summary_lines
+    from ganedit.inversion.projector import ProjectorConfig
+    from ganedit.inversion.run import InvertConfig, invert_and_edit
+    from ganedit.inversion.run import summary_lines as invert_lines
+
+    invert = InvertConfig(
+        generator=cfg.generator, method=method, projector=ProjectorConfig(steps=steps, seed=seed)
+    )
+    result = invert_and_edit(invert, cfg, images, out, device, overwrite, progress)
+    for line in invert_lines(result["inversion"], Path(out) / "inversion"):
+        typer.echo(line)
+    for summary in result["edits"]:
+        for line in summary_lines(summary):
+            typer.echo(line)
 
 
 def _int_list(text: str | None, flag: str, low: int, high: int) -> tuple[int, ...] | None:

@@ -34,6 +34,8 @@ from ganedit.directions.estimators import METHODS, SOLVERS, SPLIT_MODES
 from ganedit.directions.sampling import QUOTAS
 from ganedit.editing.edit import MODES
 from ganedit.errors import UserInputError
+from ganedit.inversion.run import METHODS as INVERT_METHODS
+from ganedit.inversion.run import PERCEPTUAL_NETWORKS
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
 from ganedit.training.predictors import KINDS
 from ganedit.world.config import PRESETS
@@ -54,6 +56,8 @@ SplitMode = _choices("SplitMode", SPLIT_MODES)
 Mode = _choices("Mode", MODES)
 Kind = _choices("Kind", KINDS)
 ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
+InvertMethod = _choices("InvertMethod", INVERT_METHODS)
+Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
 
 
 def value(choice) -> str | None:

@@ -5,9 +5,18 @@ from ganedit.datasets.images import (
     FolderWriter,
     ImageDataset,
     LmdbWriter,
+    decode_image,
     image_writer,
     is_lmdb_path,
     lmdb_key,
 )
 
-__all__ = ["FolderWriter", "ImageDataset", "LmdbWriter", "image_writer", "is_lmdb_path", "lmdb_key"]
+__all__ = [
+    "FolderWriter",
+    "ImageDataset",
+    "LmdbWriter",
+    "decode_image",
+    "image_writer",
+    "is_lmdb_path",
+    "lmdb_key",
+]

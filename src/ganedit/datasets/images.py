@@ -75,7 +75,7 @@ def image_writer(folder: Path, out: str | Path, size: int, image_format: str):
 # Reading
 
 
-def _decode(data: bytes, where: str) -> np.ndarray:
+def decode_image(data: bytes, where: str) -> np.ndarray:
     """Decoded RGB uint8 [H, W, 3]; bytes that are not a whole image are damaged input."""
     from PIL import Image
 
@@ -188,6 +188,14 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def is_lmdb(self) -> bool:
+        return self._env is not None
+
+    def label(self, index: int) -> str:
+        """A name for image `index`: its file name, or `<lmdb folder>:<index>`."""
+        return self.files[index].name if self._env is None else f"{self.path.name}:{index}"
+
     def __getitem__(self, index: int) -> np.ndarray:
         if not 0 <= index < self.length:
             raise IndexError(index)
@@ -208,7 +216,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 raise DamagedInputError(
                     f"expected image key {key.decode()!r} in {str(self.path)!r}, received none"
                 )
-        return self._checked(_decode(data, where), where)
+        return self._checked(decode_image(data, where), where)
 
     def _checked(self, image: np.ndarray, where: str) -> np.ndarray:
         if self._shape is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 
 from ganedit.directions.estimators import Conditional, DirectionEstimator, make_estimator
 from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite, load_npy
 from ganedit.utils.files import check_output
 
@@ -71,7 +72,7 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
             )
         codes = np.array(codes[:stop], np.float32)
         check_finite(codes, f"the latent codes in {path!r}")
-        return codes, {"latents": str(p)}
+        return codes, {"latents": str(p), **_npy_origin(p)}
     from ganedit.latents import LatentBank
 
     bank = LatentBank.open(p)
@@ -87,6 +88,26 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
         "generator_sha256": identity["sha256"],
         "space": space,
     }
+
+
+def _npy_origin(path: Path) -> dict:
+    """What a .npy's JSON sidecar (`ganedit invert`'s latents.json) says of its origin."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedInputError(
+            f"expected a JSON sidecar of the codes in {str(sidecar)!r}, received an unreadable "
+            f"file ({err})"
+        ) from None
+    if not isinstance(data, dict):
+        raise DamagedInputError(
+            f"expected a JSON object in {str(sidecar)!r}, received {type(data).__name__}"
+        )
+    keys = ("generator", "generator_sha256", "space")
+    return {k: data[k] for k in keys if isinstance(data.get(k), str)}
 
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, np.ndarray]:

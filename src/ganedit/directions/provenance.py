@@ -29,6 +29,9 @@ def mismatches(sidecar: dict, identity: dict, space: str) -> list[str]:
         problems.append(f"learned in {learned_space!r}, used in {space!r}")
     theirs, ours = sidecar.get("generator_sha256"), identity.get("sha256")
     name_then, name_now = sidecar.get("generator"), identity.get("name")
+    parent = identity.get("parent") or {}
+    if theirs and theirs == parent.get("sha256"):
+        return problems  # learned on the generator this one was tuned from (PTI): it applies
     if theirs and ours:
         if theirs != ours:
             problems.append(
@@ -41,7 +44,12 @@ def mismatches(sidecar: dict, identity: dict, space: str) -> list[str]:
 
 
 def check_boundary_use(
-    sidecar: dict, identity: dict, space: str, where: str, force: bool = False
+    sidecar: dict,
+    identity: dict,
+    space: str,
+    where: str,
+    force: bool = False,
+    what: str = "a boundary learned",
 ) -> dict:
     """Refuse a boundary learned on another generator or space (ProvenanceError), unless
     `force`; returns what the caller records about the check."""
@@ -51,7 +59,7 @@ def check_boundary_use(
         return {"boundary": where, "checked": False}
     if problems and not force:
         raise ProvenanceError(
-            f"expected a boundary learned on {identity.get('name')!r} in {space!r}, received "
+            f"expected {what} on {identity.get('name')!r} in {space!r}, received "
             f"{where}, {'; '.join(problems)} (pass --force to use it anyway)"
         )
     if problems:

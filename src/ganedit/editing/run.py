@@ -91,8 +91,9 @@ def _input_latents(cfg: EditConfig, source) -> torch.Tensor:
     from ganedit.directions.fit import load_latents
 
     codes, origin = load_latents(cfg.latents, cfg.space, stop=cfg.n)
-    if origin.get("generator_sha256") and origin["generator_sha256"] != source.identity["sha256"]:
-        check_boundary_use(origin, source.identity, cfg.space, f"latents {cfg.latents}", cfg.force)
+    if origin.get("generator_sha256") or origin.get("space"):  # a bank, or inverted codes
+        where = f"latents {cfg.latents}"
+        check_boundary_use(origin, source.identity, cfg.space, where, cfg.force, "latents made")
     return torch.from_numpy(codes)
 
 

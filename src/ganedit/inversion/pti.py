@@ -168,6 +168,7 @@ def pivotal_tuning(
         source.truncation_psi,
         noise_mode="const",
         weights_sha256=None,
+        parent={"name": source.identity["name"], "sha256": source.identity["sha256"]},
     )
     return Tuning(tuned_source, pivot.cpu(), len(history), history, seconds, config)
 

@@ -81,8 +81,11 @@ class _BatchedSource:
 
     @property
     def identity(self) -> dict:
-        """{"name", "sha256"}: what boundaries and banks record about their generator."""
-        return {"name": self.name, "sha256": self.weights_sha256}
+        """{"name", "sha256"}: what boundaries and banks record about their generator; a
+        generator tuned from another (pivotal tuning) adds "parent", the parent's identity."""
+        identity = {"name": self.name, "sha256": self.weights_sha256}
+        parent = getattr(self, "parent", None)
+        return identity if parent is None else {**identity, "parent": parent}
 
     @property
     def device(self) -> torch.device:
@@ -148,6 +151,7 @@ class StyleGANSource(_BatchedSource):
     noise_mode: str = "const"
     spaces: tuple[str, ...] = ("z", "w", "ws")
     weights_sha256: str | None = None
+    parent: dict | None = None  # the generator this one was tuned from (its identity)
 
     def __post_init__(self):
         check_truncation(self.truncation_psi)
@@ -317,4 +321,15 @@ def generator_identity(name_or_path: str | Path) -> dict:
 def _stylegan_from_folder(folder: Path, name: str, device, truncation_psi: float) -> StyleGANSource:
     model = registry.load_pretrained(folder, device, expect=("stylegan2-generator",))
     sha = file_sha256(folder / "model.safetensors")
-    return StyleGANSource(model, name, truncation_psi, weights_sha256=sha)
+    parent = _tuned_from(folder)
+    return StyleGANSource(model, name, truncation_psi, weights_sha256=sha, parent=parent)
+
+
+def _tuned_from(folder: Path) -> dict | None:
+    """The parent identity a pivotal-tuning folder records ({"name", "sha256"}), if any."""
+    from ganedit.models.io import read_config
+
+    parent = (read_config(folder).get("pti") or {}).get("parent")
+    if isinstance(parent, dict) and isinstance(parent.get("sha256"), str):
+        return {"name": str(parent.get("name")), "sha256": parent["sha256"]}
+    return None

@@ -23,7 +23,10 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8(images: np.ndarray) -> torch.Tensor:
     """uint8 [N, H, W, 3] -> float32 [N, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    images = np.ascontiguousarray(images)
+    if not images.flags.writeable:  # decoded images are read-only views; torch wants to own
+        images = images.copy()
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def encode(image: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:

@@ -1,0 +1,114 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_run import ok, user_error
+from ganedit.models.registry import save_pretrained
+from ganedit.models.sources import load_generator
+from ganedit.models.stylegan2 import Generator
+
+FAST = ["--steps", 3, "--no-progress", "--identity-weight", 0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.manual_seed(0)
+    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+    g.update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
+    folder = tmp_path_factory.mktemp("g") / "tiny"
+    save_pretrained(g, folder)
+    return folder
+
+
+def _png(path, array, mode=None):
+    Image.fromarray(array, mode).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    _png(folder / "a.png", rng.integers(0, 256, (20, 24, 3), dtype=np.uint8))  # not square
+    _png(folder / "b.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    return folder
+
+
+def test_invert_a_folder(capsys, tmp_path, tiny, photos):
+    out = tmp_path / "inv"
+    text = ok(capsys, ["invert", "-g", tiny, "-i", photos, "-o", out, *FAST])
+    assert "2 images inverted by optimize" in text
+    codes = np.load(out / "latents.npy")
+    assert codes.shape == (2, 6, 16) and np.isfinite(codes).all()
+    origin = json.loads((out / "latents.json").read_text())
+    assert origin["space"] == "ws" and origin["generator"] == "tiny"
+    assert origin["generator_sha256"] == load_generator(tiny).identity["sha256"]
+    record = json.loads((out / "00000.json").read_text())
+    assert record["image"] == "a.png" and set(record["metrics"]) >= {"pixel_mse", "perceptual"}
+    assert np.array_equal(np.load(out / "00001.npy"), codes[1:2])
+    for name in ("00000.png", "reconstructions.png", "config.json", "summary.json"):
+        assert (out / name).is_file()
+    # An existing output is refused, and kept.
+    assert "existing" in user_error(capsys, ["invert", "-g", tiny, "-i", photos, "-o", out, *FAST])
+    assert (out / "latents.npy").is_file()
+
+
+def test_pti_writes_a_tuned_generator_that_knows_its_parent(capsys, tmp_path, tiny, photos):
+    out = tmp_path / "pti"
+    args = ["invert", "-g", tiny, "-i", photos / "b.png", "-o", out, "--method", "pti"]
+    ok(capsys, [*args, "--pti-steps", 2, *FAST])
+    tuned = load_generator(out / "00000_generator")
+    parent = load_generator(tiny).identity
+    assert tuned.identity["parent"] == {"name": "tiny", "sha256": parent["sha256"]}
+    config = json.loads((out / "00000_generator" / "config.json").read_text())
+    assert config["pti"]["image"]["name"] == "b.png"
+    assert np.asarray(config["pti"]["pivot_ws"]).shape == (6, 16)
+
+
+def test_images_are_converted_as_documented(tmp_path):
+    from ganedit.inversion.run import load_image
+
+    gray = _png(tmp_path / "gray.png", np.full((16, 16), 0, np.uint8), "L")
+    rgba = np.zeros((16, 16, 4), np.uint8)  # fully transparent black: white once composited
+    clear = _png(tmp_path / "clear.png", rgba, "RGBA")
+    image, _ = load_image(gray, None, 8)
+    assert image.shape == (3, 8, 8) and torch.equal(image, torch.full((3, 8, 8), -1.0))
+    image, _ = load_image(clear, None, 16)
+    assert torch.equal(image, torch.ones(3, 16, 16))
+
+
+def test_bad_images_get_one_line(capsys, tmp_path, tiny):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    assert "decode" in user_error(
+        capsys, ["invert", "-g", tiny, "-i", broken, "-o", tmp_path / "x"]
+    )
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert "image file" in user_error(
+        capsys, ["invert", "-g", tiny, "-i", text, "-o", tmp_path / "y"]
+    )
+    assert "image file" in user_error(
+        capsys, ["invert", "-g", tiny, "-i", tmp_path / "missing.png", "-o", tmp_path / "z"]
+    )
+    assert not any(p.name in ("x", "y", "z") for p in tmp_path.iterdir())
+
+
+def test_edit_images_inverts_then_edits(capsys, tmp_path, tiny, photos):
+    boundary = tmp_path / "b.npy"
+    direction = np.zeros((1, 16), np.float32)
+    direction[0, 0] = 1.0
+    np.save(boundary, direction)
+    out = tmp_path / "edited"
+    args = ["edit", "-g", tiny, "-b", boundary, "-i", photos, "-o", out, "--steps", 3]
+    text = ok(capsys, [*args, "--invert-steps", 2, "--no-progress"])
+    assert f"{out / 'edit'}: strip.png" in text and ".tmp" not in text
+    assert (out / "inversion" / "latents.npy").is_file() and (out / "edit" / "strip.png").is_file()
+    # The inverted codes are ws of this generator: using them as w is refused.
+    again = ["edit", "-g", tiny, "-b", boundary, "-c", out / "inversion" / "latents.npy"]
+    line = user_error(capsys, [*again, "--space", "w", "-o", tmp_path / "e2", "--no-progress"])
+    assert "'ws'" in line
