@@ -1,0 +1,81 @@
+"""How well an inversion reconstructs, measured by networks and by the world's ground truth.
+
+For images x and their reconstructions G(code):
+- pixel MSE (images in [-1, 1]) and the perceptual distance of the loss;
+- identity cosine of the identity embedder;
+- attribute agreement per attribute: the share of images whose label (probability > 0.5)
+  is the same for x and G(code), read by the evaluator and, separately, by the labeler: the
+  evaluator's trunk is inside the default perceptual loss, so its agreement is optimistic;
+  the labeler is a network the optimisation never saw;
+- yaw error in degrees (the labeler's yaw head);
+- for generated samples, whose code is known: the distance of the found ws to the true ws,
+  relative to the true code's distance to the mean.
+Every figure is also split by the world's ground-truth cells where the images are renders
+(smiling men, glasses, old, |yaw| > 30 degrees): the tails the generator under-represents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ganedit.world.config import BINARY_ATTRIBUTES
+
+CELLS = {
+    "smiling men": lambda f: (f["smile_label"] > 0.5) & (f["gender_label"] > 0.5),
+    "glasses": lambda f: f["glasses_label"] > 0.5,
+    "old": lambda f: f["age_label"] > 0.5,
+    "|yaw| > 30": lambda f: np.abs(f["yaw"]) > 30,
+}
+
+
+@torch.no_grad()
+def reconstruction_metrics(
+    inputs: torch.Tensor,
+    recon: torch.Tensor,
+    loss,
+    evaluator: torch.nn.Module,
+    labeler: torch.nn.Module,
+) -> dict[str, np.ndarray]:
+    """Per-image metrics [N] of reconstructions [N, 3, H, W] of inputs (both in [-1, 1])."""
+    terms = loss.terms(recon, inputs)
+    out = {"pixel_mse": terms["pixel"].numpy()}
+    if "perceptual" in terms:
+        out["perceptual"] = terms["perceptual"].numpy()
+    if "identity" in terms:
+        out["identity_cosine"] = 1.0 - terms["identity"].numpy()
+    for name, net in (("evaluator", evaluator), ("labeler", labeler)):
+        a, b = net.predict(inputs), net.predict(recon)
+        for attr in BINARY_ATTRIBUTES:
+            out[f"{name}_agrees_{attr}"] = ((a[attr] > 0.5) == (b[attr] > 0.5)).astype(np.float64)
+        if name == "labeler":
+            out["yaw_error"] = np.abs(a["yaw"] - b["yaw"])
+    return out
+
+
+def code_error(found_ws: torch.Tensor, true_ws: torch.Tensor, w_avg: torch.Tensor) -> np.ndarray:
+    """|found - true| / |true - w_avg| over all layers: [N]."""
+    diff = (found_ws - true_ws).flatten(1).norm(dim=1)
+    scale = (true_ws - w_avg).flatten(1).norm(dim=1).clamp_min(1e-8)
+    return (diff / scale).numpy()
+
+
+def summarise(metrics: dict[str, np.ndarray], factors=None) -> dict:
+    """Medians (continuous metrics) and means (agreements) overall and per ground-truth
+    cell (with its count), for the report."""
+
+    def stats(mask) -> dict:
+        out = {"n": int(mask.sum())}
+        for key, values in metrics.items():
+            if mask.sum() == 0:
+                continue
+            chosen = values[mask]
+            out[key] = float(chosen.mean() if "agrees" in key else np.median(chosen))
+        return out
+
+    n = len(next(iter(metrics.values())))
+    report = {"all": stats(np.ones(n, bool))}
+    if factors is not None:
+        for cell, select in CELLS.items():
+            report[cell] = stats(np.asarray(select(factors)))
+    return report
