@@ -1,5 +1,6 @@
-"""The documentation's examples run as written: README.md's and docs/api.md's Python blocks
-(each file's blocks in order, sharing one namespace, in an empty folder) and the `ganedit`
+"""The documentation's examples run as written: the Python blocks of README.md, docs/api.md and
+docs/inversion.md (each file's blocks in order, sharing one namespace, in an empty folder) and
+the `ganedit`
 command lines of docs/cli.md's examples."""
 
 import re
@@ -18,7 +19,7 @@ def _blocks(path: Path, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/api.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/api.md", "docs/inversion.md"])
 def test_python_examples_run_as_written(doc, tmp_path, monkeypatch):
     blocks = _blocks(ROOT / doc, "python")
     assert blocks, f"{doc} has no python examples"
