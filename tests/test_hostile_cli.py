@@ -198,6 +198,9 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
         "bank import": ["bank", "import", fx.ref, "-o", d / "imported.zarr", "-g", fx.tiny],
         "contingency": ["contingency", "--bank", fx.bank, "-o", d / "table.json"],
         "boundary": ["boundary", "-c", fx.bank, "-a", "smile", "-o", d / "dir.npy"],
+        "train-encoder": ["train-encoder", "-g", fx.tiny, "-o", d / "enc", "--steps", 1,
+                          "--batch-size", 2, "--perceptual-weight", 0, "--identity-weight", 0,
+                          "--no-progress"],
         "invert": ["invert", "-i", fx.images, "-g", fx.tiny, "-o", d / "inv", "--steps", 1,
                    "--identity-weight", 0, "--no-progress"],
         "edit": ["edit", "-b", fx.boundary, "-g", fx.tiny, "-o", d / "edit", "-n", 1,
@@ -215,10 +218,11 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
+    "train-encoder",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
-                   "edit", "invert")  # fmt: skip
+                   "edit", "invert", "train-encoder")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -1033,6 +1037,10 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
              "--steps": ["0", "1025", *NOT_INT], "--strength": NONFINITE,
              "--bound": [*NONFINITE, "0", "-1", "1e7"], "--scale": ["0", "17"],
              "--layers": ["a:b", "3", "5:2", "0:99", "1:1", "-1:2", "::"], "--seed": ["-1", HUGE]},
+    "train-encoder": {"--steps": ["0", *NOT_INT], "--batch-size": ["0", "-1", *NOT_INT],
+                      "--lr": [*NONFINITE, "0", "-1"], "--identity-weight": [*NONFINITE, "-1"],
+                      "--synthetic-fraction": [*NONFINITE, "1.5", "-0.1"],
+                      "--seed": ["-1", HUGE], "--data-seed": ["-1", HUGE]},
     "invert": {"--steps": ["0", *NOT_INT, HUGE], "--pti-steps": ["0", "-1"],
                "--lr": [*NONFINITE, "0", "-1", "11"], "--identity-weight": [*NONFINITE, "-1"],
                "--batch-size": ["0", "-1", *NOT_INT], "--seed": ["-1", HUGE]},
@@ -1090,6 +1098,7 @@ INPUTS = {
              ("-i", "dir", "images")],
     "evaluate": [("-b", "file", "boundary"), ("-g", "dir", "tiny")],
     "invert": [("-i", "dir", "images"), ("-g", "dir", "tiny")],
+    "train-encoder": [("-g", "dir", "tiny"), ("-i", "dir", "lmdb")],
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
 }  # fmt: skip
@@ -1136,7 +1145,7 @@ OUTPUTS = {
     "evaluate-generator": [("-o", "file")], "score": [("-o", "file")],
     "generate": [("-o", "dir")], "bank export": [("-o", "dir")], "bank import": [("-o", "dir")],
     "contingency": [("-o", "file"), ("--heatmap", "file")],
-    "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")],
+    "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")], "train-encoder": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
 }  # fmt: skip
 OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
@@ -1225,6 +1234,7 @@ DAMAGED = {
                  ("-s", damaged_npz, "scores_npz", []),
                  ("-s", damaged_npy, "ref/smile_scores.npy", []),
                  ("--conditions", damaged_boundary, "boundary", ["--method", "conditional"])],
+    "train-encoder": [("-g", damaged_model_folder, "tiny", [])],
     "invert": [("-i", PHOTO_DAMAGE, "images", []), ("-i", damaged_lmdb, "lmdb", []),
                ("-g", damaged_model_folder, "tiny", [])],
     "edit": [("-b", damaged_boundary, "boundary", []), ("-g", damaged_model_folder, "tiny", []),
@@ -1280,6 +1290,7 @@ NAMES = {
     "contingency": [("-a", "beard")],
     "boundary": [("-a", "beard"), ("--method", "svm9"), ("--space", "wp"), ("--quota", "all")],
     "edit": [("--space", "wp"), ("--mode", "sideways"), ("-g", "nope"), ("--device", "mps")],
+    "train-encoder": [("--perceptual", "vgg"), ("-g", "nope"), ("--device", "cuda:7")],
     "invert": [("--method", "encoder9"), ("--space", "wp"), ("--perceptual", "vgg"), ("-g", "nope"),
                ("--device", "cuda:7")],
     "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x")],

@@ -35,7 +35,7 @@ from ganedit.directions.sampling import QUOTAS
 from ganedit.editing.edit import MODES
 from ganedit.errors import UserInputError
 from ganedit.inversion.run import METHODS as INVERT_METHODS
-from ganedit.inversion.run import PERCEPTUAL_NETWORKS
+from ganedit.inversion.run import PERCEPTUAL_NETWORKS, PIVOTS
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
 from ganedit.training.predictors import KINDS
 from ganedit.world.config import PRESETS
@@ -58,6 +58,7 @@ Kind = _choices("Kind", KINDS)
 ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
 InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
+Pivot = _choices("Pivot", PIVOTS)
 
 
 def value(choice) -> str | None:

@@ -112,3 +112,39 @@ def test_edit_images_inverts_then_edits(capsys, tmp_path, tiny, photos):
     again = ["edit", "-g", tiny, "-b", boundary, "-c", out / "inversion" / "latents.npy"]
     line = user_error(capsys, [*again, "--space", "w", "-o", tmp_path / "e2", "--no-progress"])
     assert "'ws'" in line
+
+
+def test_train_encoder_then_invert_with_it(capsys, tmp_path, tiny, photos):
+    run = tmp_path / "enc"
+    train = ["train-encoder", "-g", tiny, "-o", run, "--steps", 2, "--batch-size", 2]
+    text = ok(capsys, [*train, "--perceptual-weight", 0, "--identity-weight", 0, "--no-progress"])
+    assert "encoder for" in text and (run / "encoder" / "config.json").is_file()
+    out = tmp_path / "inv"
+    ok(capsys, ["invert", "-g", tiny, "-i", photos, "--method", "encoder", "--encoder",
+                run / "encoder", "-o", out, "--no-progress"])  # fmt: skip
+    codes = np.load(out / "latents.npy")
+    assert (
+        codes.shape == (2, 6, 16)
+        and json.loads((out / "latents.json").read_text())["method"] == "encoder"
+    )
+    pivot = tmp_path / "pti"
+    ok(capsys, ["invert", "-g", tiny, "-i", photos / "b.png", "--method", "pti", "--pivot",
+                "encoder", "--encoder", run / "encoder", "--pti-steps", 1, "-o", pivot,
+                "--no-progress"])  # fmt: skip
+    assert (pivot / "00000_generator" / "model.safetensors").is_file()
+
+
+def test_an_encoder_of_another_generator_is_refused(capsys, tmp_path, tiny, photos):
+    torch.manual_seed(3)
+    other = tmp_path / "other"
+    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+    save_pretrained(g, other)
+    run = tmp_path / "enc"
+    ok(capsys, ["train-encoder", "-g", other, "-o", run, "--steps", 1, "--batch-size", 2,
+                "--perceptual-weight", 0, "--identity-weight", 0, "--no-progress"])  # fmt: skip
+    line = user_error(capsys, ["invert", "-g", tiny, "-i", photos, "--method", "encoder",
+                               "--encoder", run / "encoder", "-o", tmp_path / "x"])  # fmt: skip
+    assert "trained for" in line
+    missing = user_error(capsys, ["invert", "-g", tiny, "-i", photos, "--method", "encoder",
+                                  "--encoder", tmp_path / "nope", "-o", tmp_path / "y"])  # fmt: skip
+    assert "encoder" in missing

@@ -29,6 +29,7 @@ from ganedit.errors import UserInputError
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, default_loss
 from ganedit.inversion.projector import ProjectorConfig, project
 from ganedit.inversion.pti import PTIConfig, pivotal_tuning
+from ganedit.inversion.train_encoder import encode_images
 from ganedit.utils.files import atomic_dir, check_output
 from ganedit.utils.images import encode, from_uint8, labelled_grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, check_params
@@ -36,7 +37,8 @@ from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-METHODS = ("optimize", "pti")
+METHODS = ("optimize", "pti", "encoder")
+PIVOTS = ("optimize", "encoder")
 PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -44,6 +46,7 @@ _CONSTRAINTS = {
     "method": OneOf(METHODS),
     "perceptual": OneOf(PERCEPTUAL_NETWORKS),
     "batch_size": Integer(1, 4096),
+    "pivot": OneOf(PIVOTS),
 }
 
 
@@ -55,12 +58,14 @@ class InvertConfig:
     method: str = "optimize"
     perceptual: str = "evaluator"  # the shipped network whose features give the distance
     batch_size: int = 8  # images optimised together (independent of each other)
+    encoder: str = "world64-encoder"  # for method encoder, and pti with pivot encoder
+    pivot: str = "optimize"  # pti's pivot: the projector's w, or the encoder's ws
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     pti: PTIConfig = field(default_factory=PTIConfig)
 
     def __post_init__(self):
         check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, "invert")
-        if self.method == "pti" and self.projector.space == "z":
+        if self.method == "pti" and self.projector.space == "z" and self.pivot == "optimize":
             raise UserInputError("expected a w or ws pivot for pti, received --space z")
 
 
@@ -185,15 +190,21 @@ def run_invert(
     items = image_files(images)
     loss = default_loss(device, perceptual=cfg.perceptual)
     targets, digests = load_images(items, source.resolution)
+    uses_encoder = cfg.method == "encoder" or (cfg.method == "pti" and cfg.pivot == "encoder")
+    encoder = _load_encoder(cfg.encoder, source, device) if uses_encoder else None
 
     codes, reconstructions, metrics = [], [], []
     with atomic_dir(out, overwrite=overwrite, what="inversion") as tmp:
         with progress_bar(len(items), f"invert ({cfg.method})", progress) as bar:
             for start in range(0, len(items), cfg.batch_size):
                 batch = targets[start : start + cfg.batch_size]
-                found = project(source, batch, loss, cfg.projector, start=start, progress=False)
-                latents = _as_output_codes(source, found.latents, found.space)
-                recon = found.images
+                if encoder is not None:
+                    latents = encode_images(encoder, batch.to(source.device))
+                    recon = source.synthesize(latents, "ws")
+                else:
+                    found = project(source, batch, loss, cfg.projector, start=start)
+                    latents = _as_output_codes(source, found.latents, found.space)
+                    recon = found.images
                 if cfg.method == "pti":
                     recon = _tune_each(
                         cfg, source, batch, latents, loss, start, tmp, items, digests
@@ -235,6 +246,22 @@ def run_invert(
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _load_encoder(name: str, source, device) -> torch.nn.Module:
+    """The encoder, refused when it was trained for another generator."""
+    from ganedit.errors import ProvenanceError
+    from ganedit.models.registry import load_encoder
+
+    loaded = load_encoder(name, device)
+    trained_for = loaded["generator"] or {}
+    if trained_for.get("sha256") != source.identity["sha256"]:
+        raise ProvenanceError(
+            f"expected an encoder trained for {source.identity['name']!r} (weights sha256 "
+            f"{str(source.identity['sha256'])[:12]}), received {name!r} trained for "
+            f"{trained_for.get('name')!r} (sha256 {str(trained_for.get('sha256'))[:12]})"
+        )
+    return loaded["encoder"]
 
 
 def _as_output_codes(source, latents: torch.Tensor, space: str) -> torch.Tensor:

@@ -249,6 +249,29 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") 
     return load_pretrained(text, device, expect=predictors)
 
 
+EMBEDDED_ENCODERS = ("world64-encoder",)
+
+
+def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") -> dict:
+    """An e4e-style encoder by name (`world64-encoder`) or folder, with the generator it was
+    trained for: {"encoder": module, "generator": {"name", "sha256"} or None}."""
+    text = str(name_or_dir)
+    folder = weights_dir(text) if text in EMBEDDED_ENCODERS else Path(text)
+    if text in EMBEDDED_ENCODERS and not (folder / io.WEIGHTS).is_file():
+        raise UserInputError(
+            f"expected the shipped encoder {text!r} in {folder}, received no weights "
+            "(train one with `ganedit train-encoder` and pass its encoder/ folder)"
+        )
+    if not folder.is_dir():
+        raise UserInputError(
+            f"expected an encoder name {EMBEDDED_ENCODERS} or an encoder folder, received {text!r}"
+        )
+    encoder = load_pretrained(folder, device, expect=("e4e-encoder",))
+    generator = io.read_config(folder).get("generator")
+    ok = isinstance(generator, dict) and isinstance(generator.get("sha256"), str)
+    return {"encoder": encoder, "generator": generator if ok else None}
+
+
 def load_attribute_predictor(
     name_or_dir: str | Path, device: str | torch.device = "cpu"
 ) -> AttributeNet:
