@@ -7,6 +7,7 @@ resident memory of the method (VmHWM, reset before each). Renders come from the 
 preset with seed 90001, which no training run uses.
 
     python benchmarks/bench_inversion.py --n 32 --pti-n 16 --json runs/bench_inversion.json
+    python benchmarks/bench_inversion.py --n 1000 --methods encoder --json runs/bench_encoder.json
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 
 from ganedit.evaluation.inversion import code_error, reconstruction_metrics, summarise
 from ganedit.inversion import ProjectorConfig, PTIConfig, default_loss, pivotal_tuning, project
-from ganedit.models.registry import load_predictor
+from ganedit.inversion.train_encoder import encode_images
+from ganedit.models.registry import load_encoder, load_predictor
 from ganedit.models.sources import load_generator
 from ganedit.world.config import load_world_config
 from ganedit.world.factors import sample_factors
@@ -59,6 +61,12 @@ def main() -> None:
     parser.add_argument("--pti-steps", type=int, default=350)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--methods",
+        default="optimize-w,optimize-ws,pti",
+        help="comma-separated: encoder, optimize-w, optimize-ws, pti (after optimize-w)",
+    )
+    parser.add_argument("--encoder", default="world64-encoder", help="for the encoder method")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -69,14 +77,20 @@ def main() -> None:
     z = source.sample_z(args.n, seed=HELD_OUT_SEED)
     true_ws = source.to_ws(z, "z")
     sets = {"renders": render(factors, source.resolution), "generated": source.synthesize(z)}
+    encoder = load_encoder(args.encoder)["encoder"] if "encoder" in args.methods else None
     report: dict = {"config": vars(args) | {"json": str(args.json)}, "results": {}}
 
     for set_name, images in sets.items():
         pivots = None
-        for method in ("optimize-w", "optimize-ws", "pti"):
+        for method in args.methods.split(","):
             _reset_peak()
             began = time.perf_counter()
-            if method == "pti":
+            if method == "encoder":
+                count = len(images)
+                found_ws = encode_images(encoder, images)
+                encode_rate = count / (time.perf_counter() - began)  # the encoder alone
+                recon = source.synthesize(found_ws, "ws", batch_size=256)
+            elif method == "pti":
                 count = min(args.pti_n, len(images))
                 recon = _pti_all(
                     source, images[:count], pivots[:count], loss, PTIConfig(steps=args.pti_steps)
@@ -106,6 +120,8 @@ def main() -> None:
             result = summarise(metrics, cells)
             result["seconds_per_image"] = seconds
             result["peak_mb"] = _peak_mb()
+            if method == "encoder":
+                result["encoder_images_per_s"] = encode_rate
             report["results"][f"{set_name}/{method}"] = result
             row = result["all"]
             agree = min(row[f"evaluator_agrees_{a}"] for a in ("smile", "gender", "glasses", "age"))
