@@ -76,7 +76,7 @@ from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
-from ganedit.utils.distributed import barrier, init_distributed, on_rank0, world_info
+from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
 from ganedit.utils.files import (
     atomic_path,
     check_output,
@@ -410,23 +410,6 @@ def _setup(config: EncoderTrainConfig, device: str | torch.device) -> EncoderTra
     return run
 
 
-def _update(module: nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """Backward, average the gradients over processes (data parallel), step."""
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    _, world = world_info()
-    if world > 1:
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
-    optim.step()
-
-
 @torch.no_grad()
 def _average_buffers(module: nn.Module) -> None:
     """Keep batch-norm running statistics identical in every process."""
@@ -451,13 +434,13 @@ def discriminator_step(run: EncoderTraining, fake: torch.Tensor) -> dict:
         real = g.mapping(z.to(fake.device))[:, 0]  # [n, w_dim]
     d.requires_grad_(True)
     loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
-    _update(d, run.d_optim, loss)
+    update(d, run.d_optim, loss)
     stats = {"d_loss": loss.item()}
     if step % cfg.d_reg_every == 0 and cfg.r1 > 0:
         real = real.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
         r1 = grad.square().sum(1).mean()
-        _update(d, run.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
+        update(d, run.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
         stats["r1"] = r1.item()
     d.requires_grad_(False)
     return stats
@@ -502,7 +485,7 @@ def encoder_step(run: EncoderTraining) -> dict:
     run.encoder.progressive_stage = stage
     images, true_ws = run.batches(run.step)
     loss, stats = encoder_losses(run, images, true_ws)
-    _update(run.encoder, run.optim, loss)
+    update(run.encoder, run.optim, loss)
     _average_buffers(run.encoder)
     run.step += 1
     stats = _average_stats({**stats, "total": loss.item()}, run.device)

@@ -33,7 +33,7 @@ from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
-from ganedit.utils.distributed import barrier, init_distributed, world_info
+from ganedit.utils.distributed import barrier, init_distributed, update, world_info
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
 from ganedit.utils.images import from_uint8, grid, to_uint8
 from ganedit.utils.progress import progress_bar
@@ -224,23 +224,6 @@ def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
     )
 
 
-def _update(module: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    """Backward, average gradients over processes (data parallel), step."""
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    _, world = world_info()
-    if world > 1:
-        grads = [p.grad for p in module.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
-    optim.step()
-
-
 def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -255,11 +238,11 @@ def discriminator_step(
     with torch.no_grad():
         fake, _ = generate(state.g, z, z2, gen)
     loss = d_logistic_loss(state.d(real), state.d(fake))
-    _update(state.d, state.d_optim, loss)
+    update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
     if step_is(state.step, cfg.d_reg_every):
         r1 = r1_penalty(state.d, real)
-        _update(state.d, state.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
+        update(state.d, state.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
         state.stats["r1"] = r1.item()
 
 
@@ -270,7 +253,7 @@ def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator
     z, z2 = _noise_z(cfg, gen, local, device)
     fake, _ = generate(state.g, z, z2, gen)
     loss = g_nonsaturating_loss(state.d(fake))
-    _update(state.g, state.g_optim, loss)
+    update(state.g, state.g_optim, loss)
     state.stats["g_loss"] = loss.item()
     if step_is(state.step, cfg.g_reg_every) and cfg.path_regularize > 0:
         n = max(1, local // cfg.path_batch_shrink)
@@ -280,7 +263,7 @@ def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator
             images, ws, state.mean_path_length, gen
         )
         # The zero-weighted pixel term keeps every synthesis parameter in the graph (as rosinality).
-        _update(
+        update(
             state.g,
             state.g_optim,
             cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0],

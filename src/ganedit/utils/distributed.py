@@ -62,3 +62,21 @@ def on_rank0(fn: Callable[[], object], rank: int, world: int) -> None:
         raise error
     if message[0] is not None:
         raise RuntimeError(f"rank 0 failed: {message[0]}")
+
+
+def update(module: torch.nn.Module, optim: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """Backward, average the gradients over processes (data parallel; one all-reduce of all
+    of them flattened), then step. In one process: backward and step."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    _, world = world_info()
+    if world > 1:
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+    optim.step()
