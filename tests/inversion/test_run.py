@@ -50,6 +50,9 @@ def test_invert_a_folder(capsys, tmp_path, tiny, photos):
     record = json.loads((out / "00000.json").read_text())
     assert record["image"] == "a.png" and set(record["metrics"]) >= {"pixel_mse", "perceptual"}
     assert np.array_equal(np.load(out / "00001.npy"), codes[1:2])
+    from ganedit.models.encoder.convert import load_latents_pt
+
+    assert np.array_equal(load_latents_pt(out / "latents.pt").numpy(), codes)
     for name in ("00000.png", "reconstructions.png", "config.json", "summary.json"):
         assert (out / name).is_file()
     # An existing output is refused, and kept.

@@ -3,7 +3,8 @@
 Output folder (written under a temporary name and renamed when complete):
 - `latents.npy` [N, num_ws, w_dim] (`ws`; `z` [N, z_dim] for z-only sources), usable as
   `ganedit edit --latents ... --space ws`, and `latents.json`, its provenance (generator name
-  and weights sha256, space, method), which `edit` checks;
+  and weights sha256, space, method), which `edit` checks; `latents.pt`, the same codes as
+  the tensor file e4e's inference script writes;
 - per image i: `{i:05d}.npy` (its code, [1, ...]), `{i:05d}.json` (source file, method,
   metrics; the code's provenance sidecar) and `{i:05d}.png` (input and
   reconstruction, labelled); with `pti`, `{i:05d}_generator/`, the tuned generator (a model
@@ -30,6 +31,7 @@ from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, defaul
 from ganedit.inversion.projector import ProjectorConfig, project
 from ganedit.inversion.pti import PTIConfig, pivotal_tuning
 from ganedit.inversion.train_encoder import encode_images
+from ganedit.models.encoder.convert import save_latents_pt
 from ganedit.utils.files import atomic_dir, check_output
 from ganedit.utils.images import encode, from_uint8, labelled_grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, check_params
@@ -222,6 +224,8 @@ def run_invert(
             "n": len(items),
         }
         np.save(tmp / "latents.npy", codes_all)
+        if codes_all.ndim == 3:  # the tensor file e4e's inference script writes
+            save_latents_pt(codes_all, tmp / "latents.pt")
         for i in range(len(items)):  # one code per image, its JSON record as the sidecar
             np.save(tmp / f"{i:05d}.npy", codes_all[i : i + 1])
         (tmp / "latents.json").write_text(json.dumps(provenance, indent=2) + "\n")
