@@ -53,6 +53,30 @@ def _pti_all(source, images, pivots, loss, config) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _editability(args, source, ws, evaluator) -> dict:
+    from ganedit.directions.io import load_boundary
+    from ganedit.evaluation.inversion import editability
+
+    folder = Path(args.editability)
+    directions = {}
+    for attribute in ("smile", "gender", "age"):  # glasses cannot be edited on world64
+        vector, _ = load_boundary(folder / f"{args.edit_method}_{attribute}.npy")
+        directions[attribute] = np.asarray(vector, np.float32).reshape(-1)
+    alphas = np.linspace(0.0, 16.0, 17)
+    identity = load_predictor("identity")
+    return editability(source, ws, directions, evaluator, identity, alphas)
+
+
+def _print_editability(results: dict) -> None:
+    for key, result in results.items():
+        for attribute, r in result.get("editability", {}).items():
+            print(
+                f"edit {key:24s} {attribute:7s} step {r['step']:.2f} off-target "
+                f"{r['off_target']:.3f} identity {r['identity']:.3f} "
+                f"flipped at 16: {r['flipped_at_last_step']:.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=32, help="renders and generated samples each")
@@ -67,6 +91,14 @@ def main() -> None:
         help="comma-separated: encoder, optimize-w, optimize-ws, pti (after optimize-w)",
     )
     parser.add_argument("--encoder", default="world64-encoder", help="for the encoder method")
+    parser.add_argument(
+        "--editability",
+        default=None,
+        help="a folder of boundaries <method>_<attribute>.npy (e.g. docs/directions_report/"
+        "boundaries): edit each method's codes along them, beside the true codes of the "
+        "generated samples",
+    )
+    parser.add_argument("--edit-method", default="stratified")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -122,6 +154,8 @@ def main() -> None:
             result["peak_mb"] = _peak_mb()
             if method == "encoder":
                 result["encoder_images_per_s"] = encode_rate
+            if args.editability:
+                result["editability"] = _editability(args, source, found_ws, evaluator)
             report["results"][f"{set_name}/{method}"] = result
             row = result["all"]
             agree = min(row[f"evaluator_agrees_{a}"] for a in ("smile", "gender", "glasses", "age"))
@@ -132,6 +166,11 @@ def main() -> None:
                 f"{seconds:.2f} s/img {result['peak_mb']:.0f} MB",
                 flush=True,
             )
+    if args.editability:
+        report["results"]["generated/true codes"] = {
+            "editability": _editability(args, source, true_ws, evaluator)
+        }
+        _print_editability(report["results"])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2, default=float) + "\n")

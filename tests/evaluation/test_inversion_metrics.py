@@ -38,3 +38,26 @@ def test_code_error_is_relative_to_the_distance_from_the_mean():
     true = torch.ones(2, 3, 8)
     assert np.allclose(code_error(true, true, w_avg), 0)
     assert np.allclose(code_error(2 * true, true, w_avg), 1)
+
+
+def test_editability_of_ws_codes():
+    from ganedit.evaluation.inversion import editability
+    from ganedit.models.predictors import IdentityNet
+    from ganedit.models.sources import StyleGANSource
+    from ganedit.models.stylegan2 import Generator
+
+    torch.manual_seed(0)
+    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+    source = StyleGANSource(g, "tiny")
+    ws = source.to_ws(source.sample_z(6, seed=1), "z")
+    evaluator = AttributeNet(width=8, hidden=16, image_size=16).eval()
+    identity = IdentityNet(width=8, dim=8, image_size=16).eval()
+    direction = np.zeros(16, np.float32)
+    direction[0] = 1.0
+    alphas = np.linspace(0, 40, 5)
+    result = editability(source, ws, {"smile": direction}, evaluator, identity, alphas)
+    record = result["smile"]
+    assert set(record) == {"step", "off_target", "identity", "flipped_at_last_step"}
+    assert 0 <= record["flipped_at_last_step"] <= 1
+    if np.isfinite(record["step"]):
+        assert 0 <= record["step"] <= 40 and -1 <= record["identity"] <= 1

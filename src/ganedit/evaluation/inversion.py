@@ -79,3 +79,39 @@ def summarise(metrics: dict[str, np.ndarray], factors=None) -> dict:
         for cell, select in CELLS.items():
             report[cell] = stats(np.asarray(select(factors)))
     return report
+
+
+def editability(
+    source,
+    ws: torch.Tensor,
+    directions: dict[str, np.ndarray],
+    evaluator,
+    identity,
+    alphas: np.ndarray,
+    level: float = 0.5,
+    batch_size: int = 128,
+) -> dict:
+    """Edits of codes ws [N, num_ws, w_dim] along each attribute's direction ([w_dim], applied
+    to every layer): at the step that flips `level` of the codes' target labels, that step,
+    the mean off-target change (other attributes' probabilities), and the identity cosine to
+    the unedited image; plus the share flipped at the grid's last step. The same call on
+    generated samples' codes gives the reference the inverted codes are compared with."""
+    from ganedit.evaluation.directions import Direction, _score, matched, trace_direction
+
+    base = _score(source, ws, "ws", evaluator, identity, batch_size)
+    names = list(evaluator.attributes)
+    out = {}
+    for attribute, vector in directions.items():
+        direction = Direction(attribute, attribute, np.asarray(vector, np.float32))
+        trace = trace_direction(
+            source, "ws", ws, base, direction, alphas, evaluator, identity, batch_size
+        )
+        at = matched(trace, level)
+        others = [i for i, n in enumerate(names) if n != attribute]
+        out[attribute] = {
+            "step": at["step"],
+            "off_target": float(np.mean(at["change"][others])),
+            "identity": at["identity"],
+            "flipped_at_last_step": float(trace.flipped[-1].mean()),
+        }
+    return out
