@@ -86,3 +86,25 @@ def test_embedded_generator_loads_by_name_small_and_deterministic(name):
     probs = load_predictor("labeler").predict(source.synthesize(source.sample_z(64, seed=1)))
     table = np.stack([probs[a] for a in BINARY_ATTRIBUTES], 1)
     assert ((table > 0.9) | (table < 0.1)).all(1).mean() > 0.4
+
+
+def test_shipped_encoder_belongs_to_world64_small_and_reconstructs(celeba):
+    from ganedit.inversion.train_encoder import encode_images
+    from ganedit.models.registry import load_encoder
+    from ganedit.models.sources import load_generator
+
+    loaded = load_encoder("world64-encoder")
+    size = sum(p.stat().st_size for p in weights_dir("world64-encoder").iterdir())
+    assert size <= 15 * 2**20
+    source = load_generator("world64")
+    assert loaded["generator"]["sha256"] == source.identity["sha256"]
+    # Held-out renders (a seed training never drew): far closer than the mean face, and the
+    # same person by the identity embedder (the model card's bars, with a margin).
+    images = render(sample_factors(celeba, 90001, 0, 32), 64)
+    recon = source.synthesize(encode_images(loaded["encoder"], images), "ws")
+    mean_face = source.synthesize(source.w_avg[None].expand(32, -1), "w")
+    error = (recon - images).square().flatten(1).mean(1)
+    assert error.median() < 0.5 * (mean_face - images).square().flatten(1).mean(1).median()
+    identity = load_predictor("identity")
+    cosine = (identity.embed(recon) * identity.embed(images)).sum(1)
+    assert np.median(cosine) > 0.85
