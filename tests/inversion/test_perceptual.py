@@ -30,7 +30,7 @@ def test_feature_distance_is_a_per_image_distance(arch):
     # Symmetric, and each image's distance does not depend on the others in the batch.
     torch.testing.assert_close(distance(b, a), d)
     torch.testing.assert_close(distance(a[1:2], b[1:2]), d[1:2], rtol=1e-4, atol=1e-7)
-    # Channel-normalised: scaling an image's features does not count, only their pattern.
+    # The measuring network is frozen: only the images receive gradients.
     assert all(not p.requires_grad for p in distance.parameters())
 
 

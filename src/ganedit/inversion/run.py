@@ -328,21 +328,6 @@ def _overview(path: Path, targets, recon, method: str) -> None:
     path.write_bytes(encode(labelled_grid(images, cols, row_labels=labels, scale=2)))
 
 
-def load_inverted(folder: str | Path) -> tuple[np.ndarray, dict]:
-    """The codes of an inversion folder and their provenance (latents.npy + latents.json)."""
-    folder = Path(folder)
-    from ganedit.utils.arrays import load_npy
-
-    codes = load_npy(folder / "latents.npy", "inverted codes")
-    try:
-        origin = json.loads((folder / "latents.json").read_text())
-    except (OSError, ValueError) as err:
-        raise UserInputError(
-            f"expected latents.json beside the codes in {str(folder)!r}, received {err}"
-        ) from None
-    return codes, origin
-
-
 def summary_lines(summary: dict, out: str | Path) -> list[str]:
     """A short human summary of `run_invert`'s result for the terminal."""
     median = summary["median"]
