@@ -45,15 +45,18 @@ def _peak_mb() -> float:
     return float("nan")
 
 
-def _pti_all(source, images, pivots, loss, config) -> torch.Tensor:
-    out = []
+def _pti_all(source, images, pivots, loss, config) -> tuple[torch.Tensor, list]:
+    """Reconstructions [N, 3, H, W] and each image's tuned generator source."""
+    out, tuned = [], []
     for i in range(len(images)):
         tuning = pivotal_tuning(source, images[i], pivots[i], loss, config, index=i)
         out.append(tuning.source.synthesize(tuning.pivot[None], "ws")[0])
-    return torch.stack(out)
+        tuned.append(tuning.source)
+    return torch.stack(out), tuned
 
 
 def _editability(args, source, ws, evaluator) -> dict:
+    """source: world64, or (PTI) each code's own tuned generator."""
     from ganedit.directions.io import load_boundary
     from ganedit.evaluation.inversion import editability
 
@@ -117,6 +120,7 @@ def main() -> None:
         for method in args.methods.split(","):
             _reset_peak()
             began = time.perf_counter()
+            edit_source = source
             if method == "encoder":
                 count = len(images)
                 found_ws = encode_images(encoder, images)
@@ -124,7 +128,7 @@ def main() -> None:
                 recon = source.synthesize(found_ws, "ws", batch_size=256)
             elif method == "pti":
                 count = min(args.pti_n, len(images))
-                recon = _pti_all(
+                recon, edit_source = _pti_all(
                     source, images[:count], pivots[:count], loss, PTIConfig(steps=args.pti_steps)
                 )
                 found_ws = pivots[:count]
@@ -155,7 +159,7 @@ def main() -> None:
             if method == "encoder":
                 result["encoder_images_per_s"] = encode_rate
             if args.editability:
-                result["editability"] = _editability(args, source, found_ws, evaluator)
+                result["editability"] = _editability(args, edit_source, found_ws, evaluator)
             report["results"][f"{set_name}/{method}"] = result
             row = result["all"]
             agree = min(row[f"evaluator_agrees_{a}"] for a in ("smile", "gender", "glasses", "age"))

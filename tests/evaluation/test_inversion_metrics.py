@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from ganedit.evaluation.inversion import code_error, reconstruction_metrics, summarise
@@ -40,7 +41,80 @@ def test_code_error_is_relative_to_the_distance_from_the_mean():
     assert np.allclose(code_error(2 * true, true, w_avg), 1)
 
 
-def test_editability_of_ws_codes():
+class _PlantedSource:
+    """Renders a code as a flat image whose value is its first coordinate plus `offset`."""
+
+    def __init__(self, offset: float = 0.0):
+        self.offset = offset
+
+    def synthesize(self, latents, space, batch_size=None):
+        value = latents[:, 0, 0] + self.offset  # ws [N, L, D] -> [N]
+        return value[:, None, None, None].expand(-1, 3, 4, 4).clone()
+
+
+class _PlantedEvaluator:
+    """Smiling exactly when the image is positive; gender never moves."""
+
+    attributes = ("smile", "gender")
+
+    def predict(self, images, batch_size=None):
+        value = images.mean((1, 2, 3)).double().numpy()
+        return {
+            "smile": 1 / (1 + np.exp(-50 * value)),
+            "gender": np.full(len(value), 0.9),
+            "yaw": np.zeros(len(value)),
+        }
+
+
+class _PlantedIdentity:
+    """Embeds an image value m as (cos m, sin m): the cosine of two images is cos(dm)."""
+
+    def embed(self, images, batch_size=None):
+        value = images.mean((1, 2, 3)).double().numpy()
+        return np.stack([np.cos(value), np.sin(value)], axis=1)
+
+
+def _planted_codes(first: list[float]) -> torch.Tensor:
+    ws = torch.zeros(len(first), 3, 4)
+    ws[:, :, 0] = torch.tensor(first)[:, None]
+    return ws
+
+
+def test_editability_finds_the_planted_flip_step():
+    from ganedit.evaluation.inversion import editability
+
+    # |first coordinate| is the step that flips each code: half flip at the median, 0.205
+    ws = _planted_codes([-0.405, -0.205, 0.105, 0.305])
+    direction = np.array([1.0, 0, 0, 0], np.float32)
+    alphas = np.linspace(0, 0.5, 51)
+    result = editability(
+        _PlantedSource(), ws, {"smile": direction}, _PlantedEvaluator(), _PlantedIdentity(), alphas
+    )["smile"]
+    assert abs(result["step"] - 0.205) <= 0.01  # one grid spacing
+    assert result["off_target"] == 0.0  # gender is constant
+    assert abs(result["identity"] - np.cos(result["step"])) < 1e-3
+    assert result["flipped_at_last_step"] == 1.0
+
+
+def test_editability_edits_each_code_in_its_own_source():
+    from ganedit.evaluation.inversion import editability
+
+    first, offsets = [-0.3, -0.1, 0.2, 0.4], [0.25, 0.0, -0.1, 0.3]
+    direction = np.array([1.0, 0, 0, 0], np.float32)
+    alphas = np.linspace(0, 1, 41)
+    nets = (_PlantedEvaluator(), _PlantedIdentity())
+    per_code = editability(
+        [_PlantedSource(o) for o in offsets], _planted_codes(first), {"smile": direction},
+        *nets, alphas,
+    )  # fmt: skip
+    shifted = _planted_codes([f + o for f, o in zip(first, offsets, strict=True)])
+    shared = editability(_PlantedSource(), shifted, {"smile": direction}, *nets, alphas)
+    assert per_code["smile"]["step"] == pytest.approx(shared["smile"]["step"], abs=1e-9)
+    with pytest.raises(ValueError, match="one source per code"):
+        editability([_PlantedSource()], _planted_codes(first), {"smile": direction}, *nets, alphas)
+
+
+def test_editability_runs_on_real_networks():
     from ganedit.evaluation.inversion import editability
     from ganedit.models.predictors import IdentityNet
     from ganedit.models.sources import StyleGANSource

@@ -95,17 +95,19 @@ def editability(
     to every layer): at the step that flips `level` of the codes' target labels, that step,
     the mean off-target change (other attributes' probabilities), and the identity cosine to
     the unedited image; plus the share flipped at the grid's last step. The same call on
-    generated samples' codes gives the reference the inverted codes are compared with."""
-    from ganedit.evaluation.directions import Direction, _score, matched, trace_direction
+    generated samples' codes gives the reference the inverted codes are compared with.
 
-    base = _score(source, ws, "ws", evaluator, identity, batch_size)
+    `source` is one generator source for every code, or a sequence of N sources, one per
+    code: pivotal tuning gives each image its own tuned generator, and its code is edited
+    in that generator."""
+    from ganedit.evaluation.directions import Direction, matched
+
+    groups = _groups(source, ws)
     names = list(evaluator.attributes)
     out = {}
     for attribute, vector in directions.items():
         direction = Direction(attribute, attribute, np.asarray(vector, np.float32))
-        trace = trace_direction(
-            source, "ws", ws, base, direction, alphas, evaluator, identity, batch_size
-        )
+        trace = _trace_groups(groups, direction, alphas, evaluator, identity, batch_size)
         at = matched(trace, level)
         others = [i for i, n in enumerate(names) if n != attribute]
         out[attribute] = {
@@ -115,3 +117,33 @@ def editability(
             "flipped_at_last_step": float(trace.flipped[-1].mean()),
         }
     return out
+
+
+def _groups(source, ws: torch.Tensor) -> list[tuple[object, torch.Tensor]]:
+    """(source, its codes) pairs: one pair, or one per code when each has its own source."""
+    if not isinstance(source, (list, tuple)):
+        return [(source, ws)]
+    if len(source) != len(ws):
+        raise ValueError(f"expected one source per code ({len(ws)}), got {len(source)}")
+    return [(s, ws[i : i + 1]) for i, s in enumerate(source)]
+
+
+def _trace_groups(groups, direction, alphas, evaluator, identity, batch_size):
+    """One EditTrace over all codes, each group traced in its own source."""
+    from ganedit.evaluation.directions import EditTrace, _score, trace_direction
+
+    traces = []
+    for source, codes in groups:
+        base = _score(source, codes, "ws", evaluator, identity, batch_size)
+        traces.append(
+            trace_direction(
+                source, "ws", codes, base, direction, alphas, evaluator, identity, batch_size
+            )
+        )
+    if len(traces) == 1:
+        return traces[0]
+    return EditTrace(
+        traces[0].alphas,
+        *(np.concatenate([getattr(t, f) for t in traces], axis=1)
+          for f in ("flipped", "change", "signed", "identity")),
+    )  # fmt: skip
