@@ -65,7 +65,7 @@ def _editability(args, source, ws, evaluator) -> dict:
     for attribute in ("smile", "gender", "age"):  # glasses cannot be edited on world64
         vector, _ = load_boundary(folder / f"{args.edit_method}_{attribute}.npy")
         directions[attribute] = np.asarray(vector, np.float32).reshape(-1)
-    alphas = np.linspace(0.0, 16.0, 17)
+    alphas = np.linspace(0.0, 16.0, 33)  # steps of 0.5 along unit directions
     identity = load_predictor("identity")
     return editability(source, ws, directions, evaluator, identity, alphas)
 
@@ -102,6 +102,9 @@ def main() -> None:
         "generated samples",
     )
     parser.add_argument("--edit-method", default="stratified")
+    parser.add_argument(
+        "--edit-n", type=int, default=200, help="codes edited per method (the first n)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -159,7 +162,9 @@ def main() -> None:
             if method == "encoder":
                 result["encoder_images_per_s"] = encode_rate
             if args.editability:
-                result["editability"] = _editability(args, edit_source, found_ws, evaluator)
+                k = min(args.edit_n, count)
+                sources = edit_source[:k] if isinstance(edit_source, list) else edit_source
+                result["editability"] = _editability(args, sources, found_ws[:k], evaluator)
             report["results"][f"{set_name}/{method}"] = result
             row = result["all"]
             agree = min(row[f"evaluator_agrees_{a}"] for a in ("smile", "gender", "glasses", "age"))
@@ -172,7 +177,7 @@ def main() -> None:
             )
     if args.editability:
         report["results"]["generated/true codes"] = {
-            "editability": _editability(args, source, true_ws, evaluator)
+            "editability": _editability(args, source, true_ws[: args.edit_n], evaluator)
         }
         _print_editability(report["results"])
     if args.json:
