@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+import torch
+
+from ganedit.errors import UserInputError
+from ganedit.selfcond.modes import (
+    anchor_weights,
+    coordinates,
+    label_ranges,
+    mode_vector,
+    normalise,
+    num_modes,
+)
+
+
+def test_anchor_weights_at_worked_values():
+    t = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0, -3.0, 7.0])
+    expected = torch.tensor(
+        [
+            [1.0, 0.0, 0.0],
+            [0.5, 0.5, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.5, 0.5],
+            [0.0, 0.0, 1.0],
+            [1.0, 0.0, 0.0],  # clipped below
+            [0.0, 0.0, 1.0],  # clipped above
+        ]
+    )
+    assert torch.equal(anchor_weights(t), expected)
+
+
+def test_mode_vector_zeroes_the_middle_for_the_generator_and_keeps_it_for_the_target():
+    t = torch.tensor([[0.25, 0.5, 1.0]])  # k = 3, M = 10
+    target = mode_vector(t, for_generator=False)
+    fed = mode_vector(t, for_generator=True)
+    assert target.shape == (1, num_modes(3)) == (1, 10)
+    assert target.tolist() == [[1.0, 0.5, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]]
+    assert fed.tolist() == [[1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]]
+    # neutral: the generator sees the base constant alone
+    assert mode_vector(torch.full((2, 4), 0.5), True)[:, 1:].abs().sum() == 0
+
+
+def test_coordinates_invert_either_form():
+    t = torch.rand(50, 4, generator=torch.Generator().manual_seed(0))
+    for form in (True, False):
+        back = coordinates(mode_vector(t, form))
+        assert torch.allclose(back, t, atol=1e-6)
+
+
+def test_ranges_and_normalisation_clip_to_percentiles():
+    values = np.stack([np.arange(1001.0), np.full(1001, 3.0)], axis=1)
+    ranges = label_ranges(values)
+    assert ranges[0].tolist() == pytest.approx([5.0, 995.0])
+    u = normalise(values, ranges)
+    assert u.min() == 0 and u.max() == 1
+    assert u[500, 0] == pytest.approx(0.5)
+    assert np.all(u[:, 1] == 0)  # a constant attribute: t = 0, never NaN
+
+
+def test_bad_labels_are_refused():
+    with pytest.raises(UserInputError, match="finite"):
+        label_ranges(np.array([[1.0], [np.nan]]))
+    with pytest.raises(UserInputError, match="shape"):
+        label_ranges(np.zeros(4))
+    with pytest.raises(UserInputError, match="columns"):
+        normalise(np.zeros((3, 2)), np.zeros((3, 2)))
