@@ -26,7 +26,7 @@ from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.models.stylegan2.networks import MODCONV_IMPLS, Discriminator, Generator
 from ganedit.utils.device import resolve_device
-from ganedit.utils.params import Integer, ListOf, OneOf, OrNone, Real, check_params
+from ganedit.utils.params import Integer, ListOf, Name, OneOf, OrNone, Real, check_params
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ register(
             "blur_kernel": _BLUR,
             "modconv_impl": OneOf(tuple(MODCONV_IMPLS)),
             "channels": _CHANNELS,
+            "mode_attributes": OrNone(ListOf(Name(), 1, 16, unique=True)),
         },
         legacy_names=("Generator",),
     )
@@ -91,6 +92,7 @@ register(
             "blur_kernel": _BLUR,
             "channels": _CHANNELS,
             "stddev_group": Integer(1, 4096),
+            "num_modes": Integer(0, 1 + 3 * 16),
         },
         legacy_names=("Discriminator",),
     )

@@ -63,12 +63,32 @@ class OneOf:
 
 
 @dataclass(frozen=True)
+class Name:
+    """A short name: letters, digits, '_', '-' and '.', starting with a letter."""
+
+    max_len: int = 64
+
+    def accepts(self, value) -> bool:
+        return (
+            isinstance(value, str)
+            and 0 < len(value) <= self.max_len
+            and value[0].isascii()
+            and value[0].isalpha()
+            and all(c.isascii() and (c.isalnum() or c in "_-.") for c in value)
+        )
+
+    def describe(self) -> str:
+        return f"a name of at most {self.max_len} letters, digits, '_', '-' or '.'"
+
+
+@dataclass(frozen=True)
 class ListOf:
     """A list of values each accepted by `item`, of length in [min_len, max_len]."""
 
-    item: Integer | Real
+    item: Integer | Real | Name
     min_len: int
     max_len: int
+    unique: bool = False
 
     def accepts(self, value) -> bool:
         return (
@@ -76,10 +96,12 @@ class ListOf:
             and not isinstance(value, str)
             and self.min_len <= len(value) <= self.max_len
             and all(self.item.accepts(v) for v in value)
+            and (not self.unique or len(set(value)) == len(value))
         )
 
     def describe(self) -> str:
-        return f"a list of {self.min_len} to {self.max_len} values, each {self.item.describe()}"
+        each = f"each {self.item.describe()}" + (", all different" if self.unique else "")
+        return f"a list of {self.min_len} to {self.max_len} values, {each}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,7 @@ class OrNone:
         return f"null or {self.inner.describe()}"
 
 
-Constraint = Integer | Real | OneOf | ListOf | OrNone
+Constraint = Integer | Real | OneOf | Name | ListOf | OrNone
 
 
 def check_params(values: Mapping, constraints: Mapping[str, Constraint], owner: str) -> None:

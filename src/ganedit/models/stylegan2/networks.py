@@ -477,6 +477,40 @@ class ConstantInput(nn.Module):
         return self.input.expand(like.shape[0], -1, -1, -1)
 
 
+class ModeInput(nn.Module):
+    """A self-conditioned generator's input: a mixture of learned 4x4 constants.
+
+    For mode vectors c [N, M] (slot 0 the base mode, 1 in every vector SC-GAN builds), the
+    input is c_0 * input + sum over m >= 1 of c_m * mode_offsets[m - 1]. The base keeps
+    rosinality's name `input.input`, so a pretrained generator's constant loads into it;
+    the offsets start at zero, so the new model renders exactly as the pretrained one for
+    every mode vector (SC-GAN instead copies the constant into every mode, which scales the
+    input by 1 + sum |2t - 1| until training separates them: `copy_base_into_modes`). In
+    SC-GAN's layout the M constants are input (mode 0) and the offsets (modes 1..M-1).
+    """
+
+    def __init__(self, channels: int, num_modes: int, size: int = 4):
+        super().__init__()
+        self.num_modes = num_modes
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+        self.mode_offsets = nn.Parameter(torch.zeros(num_modes - 1, channels, size, size))
+
+    def forward(self, modes: torch.Tensor) -> torch.Tensor:  # [N, M] -> [N, C, 4, 4]
+        base = modes[:, :1, None, None] * self.input
+        return base + torch.einsum("nm,mchw->nchw", modes[:, 1:], self.mode_offsets)
+
+    @torch.no_grad()
+    def copy_base_into_modes(self) -> None:
+        """SC-GAN's initialisation: every mode's constant a copy of the base."""
+        self.mode_offsets.copy_(self.input.expand_as(self.mode_offsets))
+
+    def neutral(self, n: int) -> torch.Tensor:
+        """Mode vectors [n, M] of the neutral mode: the base alone."""
+        modes = self.input.new_zeros(n, self.num_modes)
+        modes[:, 0] = 1.0
+        return modes
+
+
 class StyledConv(nn.Module):
     """Modulated conv, noise, bias and activation: one synthesis layer."""
 
@@ -640,6 +674,10 @@ class Generator(nn.Module):
     Feature channels follow rosinality's table (`channel_multiplier`, capped at
     `channel_max`) unless `channels` lists them per resolution from 4 px up, e.g. wide
     low-resolution layers and a narrow top for cheap small models (`[96, 96, 96, 48, 32]`).
+
+    `mode_attributes` (k names) makes it self-conditioned (SC-GAN): its input is a
+    `ModeInput` of M = 1 + 3k constants mixed by a mode vector (`ganedit.selfcond.modes`),
+    which `synthesis` and `forward` take as `modes` [N, M] (None: the neutral mode).
     """
 
     def __init__(
@@ -653,6 +691,7 @@ class Generator(nn.Module):
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         modconv_impl: str = "auto",
         channels: Sequence[int] | None = None,
+        mode_attributes: Sequence[str] | None = None,
     ):
         super().__init__()
         self.log_size = check_size(size)
@@ -677,6 +716,10 @@ class Generator(nn.Module):
         }
         if channels is not None:  # an explicit table overrides multiplier and cap
             self.config["channels"] = list(channels)
+        self.mode_attributes = list(mode_attributes or [])
+        if self.mode_attributes:
+            self.config["mode_attributes"] = self.mode_attributes
+        self.num_modes = 1 + 3 * len(self.mode_attributes) if self.mode_attributes else 0
         self.size = self.img_resolution = size
         self.style_dim = self.z_dim = self.w_dim = style_dim
         self.num_layers = (self.log_size - 2) * 2 + 1
@@ -697,7 +740,10 @@ class Generator(nn.Module):
 
     def _build_synthesis(self, blur_kernel: list, impl: str) -> None:
         ch, sd = self.channels, self.style_dim
-        self.input = ConstantInput(ch[4])
+        if self.num_modes:
+            self.input = ModeInput(ch[4], self.num_modes)
+        else:
+            self.input = ConstantInput(ch[4])
         self.conv1 = StyledConv(ch[4], ch[4], 3, sd, blur_kernel=blur_kernel, impl=impl)
         self.to_rgb1 = ToRGB(ch[4], sd, upsample=False, impl=impl)
         self.convs = nn.ModuleList()
@@ -754,6 +800,7 @@ class Generator(nn.Module):
         generator: torch.Generator | None = None,
         impl: str = "auto",
         noise: Sequence[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Render ws [N, num_ws, w_dim] to images [N, 3, size, size] (not clamped, ~[-1, 1]).
 
@@ -765,12 +812,14 @@ class Generator(nn.Module):
         configured modulated-conv form), "fast" `_synthesis_fast` (the same computation
         arranged for CPU throughput), "auto" the fast path on CPU, else the reference. Both
         give the same images and gradients up to float32 rounding.
+        modes: a self-conditioned generator's mode vectors [N or 1, M] (None: neutral).
         """
         expect(
             ws.ndim == 3 and tuple(ws.shape[1:]) == (self.num_ws, self.w_dim),
             f"ws of shape [N, {self.num_ws}, {self.w_dim}]",
             tuple(ws.shape),
         )
+        start = self._start(ws, modes)
         impl = resolve_synthesis_impl(impl, ws.device)
         if noise is None:
             noise = self._noise_inputs(ws, noise_mode, generator)
@@ -778,8 +827,8 @@ class Generator(nn.Module):
         else:
             noise = fast_noise = self._check_noise(noise, ws.shape[0])
         if impl == "fast":
-            return self._synthesis_fast(ws, fast_noise)
-        x = self.conv1(self.input(ws), ws[:, 0], noise=noise[0])
+            return self._synthesis_fast(ws, fast_noise, start)
+        x = self.conv1(start.expand(len(ws), -1, -1, -1), ws[:, 0], noise=noise[0])
         img = self.to_rgb1(x, ws[:, 1])
         for j, to_rgb in enumerate(self.to_rgbs):
             i = 2 * j + 1  # consecutive resolutions share one ws row (ToRGB then next conv)
@@ -788,7 +837,23 @@ class Generator(nn.Module):
             img = to_rgb(x, ws[:, i + 2], skip=img)
         return img
 
-    def _synthesis_fast(self, ws: torch.Tensor, noise: list[torch.Tensor] | None) -> torch.Tensor:
+    def _start(self, ws: torch.Tensor, modes: torch.Tensor | None) -> torch.Tensor:
+        """The synthesis input: [1, C, 4, 4] shared, or [N, C, 4, 4] mixed per sample's modes."""
+        if not self.num_modes:
+            expect(modes is None, "no modes for a generator that is not self-conditioned", "modes")
+            return self.input.input
+        if modes is None:
+            return self.input(self.input.neutral(1))
+        expect(
+            modes.ndim == 2 and modes.shape[0] in (1, len(ws)) and modes.shape[1] == self.num_modes,
+            f"modes of shape [1 or {len(ws)}, {self.num_modes}]",
+            tuple(modes.shape),
+        )
+        return self.input(modes.to(ws.dtype))
+
+    def _synthesis_fast(
+        self, ws: torch.Tensor, noise: list[torch.Tensor] | None, start: torch.Tensor
+    ) -> torch.Tensor:
         """`synthesis`, the same computation arranged for CPU throughput.
 
         - Channels-last activations: oneDNN's convolutions, and above all its depthwise
@@ -820,11 +885,12 @@ class Generator(nn.Module):
             None if per_sample else conv.fast_shift(t)
             for conv, t, per_sample in zip(convs, noise, per_sample_noise, strict=True)
         ]
-        const = self.input.input.contiguous(memory_format=torch.channels_last)
+        const = start.contiguous(memory_format=torch.channels_last)
+        per_sample_start = len(const) > 1
         out = ws.new_empty(n, 3, self.size, self.size)
 
         def render(a: int, b: int) -> None:  # images a..b-1, start to end
-            x, img = const, None
+            x, img = (const[a:b] if per_sample_start else const), None
             for i, conv in enumerate(convs):
                 in_scale, demod = factors[i]
                 shift = conv.fast_shift(noise[i][a:b]) if per_sample_noise[i] else shifts[i]
@@ -898,10 +964,13 @@ class Generator(nn.Module):
         noise_mode: str = "const",
         generator: torch.Generator | None = None,
         impl: str = "auto",
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z [N, z_dim] -> images [N, 3, size, size]."""
+        """z [N, z_dim] (and modes [N, M] if self-conditioned) -> images [N, 3, size, size]."""
         ws = self.mapping(z, truncation_psi, truncation_cutoff)
-        return self.synthesis(ws, noise_mode=noise_mode, generator=generator, impl=impl)
+        return self.synthesis(
+            ws, noise_mode=noise_mode, generator=generator, impl=impl, modes=modes
+        )
 
     @torch.no_grad()
     def update_w_avg(
@@ -919,7 +988,12 @@ class Generator(nn.Module):
         return self.w_avg.clone()
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, w_dim={self.w_dim}, num_ws={self.num_ws}"
+        modes = (
+            f", modes={self.num_modes} ({', '.join(self.mode_attributes)})"
+            if self.num_modes
+            else ""
+        )
+        return f"size={self.size}, w_dim={self.w_dim}, num_ws={self.num_ws}{modes}"
 
 
 # ----------------------------------------------------------------------------------------
@@ -1015,6 +1089,7 @@ class Discriminator(nn.Module):
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         channels: Sequence[int] | None = None,
         stddev_group: int = 4,
+        num_modes: int = 0,
     ):
         super().__init__()
         log_size = check_size(size)
@@ -1031,6 +1106,9 @@ class Discriminator(nn.Module):
         }
         if channels is not None:
             self.config["channels"] = list(channels)
+        if num_modes:
+            self.config["num_modes"] = num_modes
+        self.num_modes = num_modes
         self.size = self.img_resolution = size
         ch = self.channels = channel_table(size, channel_multiplier, channel_max, channels)
         convs: list[nn.Module] = [ConvLayer(3, ch[size], 1)]  # FromRGB
@@ -1048,9 +1126,14 @@ class Discriminator(nn.Module):
             EqualLinear(ch[4] * 4 * 4, ch[4], activation="fused_lrelu"),
             EqualLinear(ch[4], 1),
         )
+        if num_modes:  # SC-GAN's mode head, beside the real/fake head on the same feature
+            self.final_class = nn.Sequential(
+                EqualLinear(ch[4] * 4 * 4, ch[4], activation="fused_lrelu"),
+                EqualLinear(ch[4], num_modes),
+            )
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        """Images [N, 3, size, size] -> real/fake logits [N, 1]."""
+    def features(self, img: torch.Tensor) -> torch.Tensor:
+        """Images [N, 3, size, size] -> the heads' shared feature [N, C * 16]."""
         expect(
             img.ndim == 4 and tuple(img.shape[1:]) == (3, self.size, self.size),
             f"images of shape [N, 3, {self.size}, {self.size}]",
@@ -1058,8 +1141,17 @@ class Discriminator(nn.Module):
         )
         x = self.convs(img)  # [N, C, 4, 4]
         x = minibatch_stddev(x, self.stddev_group, self.stddev_feat)
-        x = self.final_conv(x)
-        return self.final_linear(x.flatten(1))
+        return self.final_conv(x).flatten(1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        """Images [N, 3, size, size] -> real/fake logits [N, 1]."""
+        return self.final_linear(self.features(img))
+
+    def forward_with_modes(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images -> real/fake logits [N, 1] and mode logits [N, M] (one trunk pass)."""
+        expect(self.num_modes > 0, "a discriminator with a mode head", "num_modes=0")
+        feature = self.features(img)
+        return self.final_linear(feature), self.final_class(feature)
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -1075,6 +1167,7 @@ __all__ = [
     "EqualLinear",
     "FusedLeakyReLU",
     "Generator",
+    "ModeInput",
     "ModulatedConv2d",
     "NoiseInjection",
     "PixelNorm",

@@ -1,0 +1,106 @@
+"""Self-conditioned StyleGAN2 (SC-GAN): the mode input and the discriminator's mode head."""
+
+import pytest
+import torch
+from tests.tolerance import assert_f32_close
+
+from ganedit.models.registry import load_pretrained, save_pretrained
+from ganedit.models.stylegan2 import Discriminator, Generator
+from ganedit.selfcond.modes import mode_vector
+
+TINY = dict(size=16, style_dim=16, n_mlp=2, channel_max=16)
+
+
+def _pretrained_and_conditional(attributes):
+    torch.manual_seed(0)
+    plain = Generator(**TINY).eval()
+    with torch.no_grad():
+        for b in plain.noises.buffers():
+            b.normal_()
+    conditional = Generator(**TINY, mode_attributes=attributes).eval()
+    missing, unexpected = conditional.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["input.mode_offsets"] and unexpected == []
+    return plain, conditional
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+def test_offset_initialisation_reproduces_the_pretrained_generator_for_every_mode(impl):
+    plain, conditional = _pretrained_and_conditional(["smile", "glasses", "yaw"])
+    ws = plain.mapping(torch.randn(6, 16, generator=torch.Generator().manual_seed(1)))
+    t = torch.rand(6, 3, generator=torch.Generator().manual_seed(2))
+    t[0] = 0.0
+    t[1] = 1.0
+    with torch.no_grad():
+        expected = plain.synthesis(ws, impl=impl)
+        for form in (True, False):  # either form of the vector, extremes included
+            got = conditional.synthesis(ws, impl=impl, modes=mode_vector(t, form))
+            assert torch.equal(got, expected)
+        assert torch.equal(conditional.synthesis(ws, impl=impl), expected)  # neutral
+
+
+def test_fast_and_reference_paths_agree_once_modes_differ():
+    _, conditional = _pretrained_and_conditional(["smile", "age"])
+    with torch.no_grad():
+        conditional.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(3))
+    ws = conditional.mapping(torch.randn(5, 16, generator=torch.Generator().manual_seed(4)))
+    modes = mode_vector(torch.rand(5, 2, generator=torch.Generator().manual_seed(5)), True)
+    with torch.no_grad():
+        ref = conditional.synthesis(ws, impl="reference", modes=modes)
+        fast = conditional.synthesis(ws, impl="fast", modes=modes)
+        neutral = conditional.synthesis(ws, impl="reference")
+    assert_f32_close(fast, ref)
+    assert (ref - neutral).abs().max() > 1e-2  # the modes now change the image
+
+
+def test_copy_initialisation_scales_the_input_as_the_reference_does():
+    _, conditional = _pretrained_and_conditional(["smile", "glasses", "yaw"])
+    conditional.input.copy_base_into_modes()
+    t = torch.tensor([[0.0, 0.5, 0.9], [0.5, 0.5, 0.5]])
+    modes = mode_vector(t, for_generator=True)
+    start = conditional.input(modes)
+    base = conditional.input.input
+    scale = 1 + (2 * t - 1).abs().sum(1)  # 1 + sum |2t - 1|: 2.8 and 1
+    assert_f32_close(start, scale[:, None, None, None] * base)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_any_number_of_attributes_builds_and_trains(k):
+    names = [f"a{i}" for i in range(k)]
+    g = Generator(**TINY, mode_attributes=names)
+    d = Discriminator(16, channel_max=16, num_modes=g.num_modes)
+    assert g.num_modes == 1 + 3 * k and g.input.mode_offsets.shape[0] == 3 * k
+    modes = mode_vector(torch.rand(4, k, generator=torch.Generator().manual_seed(k)), True)
+    images = g(torch.randn(4, 16), modes=modes)
+    logits, mode_logits = d.forward_with_modes(images)
+    assert logits.shape == (4, 1) and mode_logits.shape == (4, g.num_modes)
+    (logits.sum() + mode_logits.sum()).backward()
+    assert g.input.mode_offsets.grad.abs().sum() > 0
+
+
+def test_modes_are_checked():
+    plain, conditional = _pretrained_and_conditional(["smile"])
+    ws = plain.mapping(torch.randn(2, 16))
+    with pytest.raises(ValueError, match="modes of shape"):
+        conditional.synthesis(ws, modes=torch.ones(2, 7))
+    with pytest.raises(ValueError, match="not self-conditioned"):
+        plain.synthesis(ws, modes=torch.ones(2, 4))
+    with pytest.raises(ValueError, match="mode head"):
+        Discriminator(16, channel_max=16).forward_with_modes(torch.zeros(4, 3, 16, 16))
+
+
+def test_self_conditioned_models_save_and_load(tmp_path):
+    _, conditional = _pretrained_and_conditional(["smile", "yaw"])
+    with torch.no_grad():
+        conditional.input.mode_offsets.normal_()
+    save_pretrained(conditional, tmp_path / "g")
+    loaded = load_pretrained(tmp_path / "g")
+    assert loaded.mode_attributes == ["smile", "yaw"]
+    modes = mode_vector(torch.tensor([[0.1, 0.8]]), True)
+    ws = conditional.mapping(torch.randn(1, 16))
+    with torch.no_grad():
+        assert torch.equal(
+            loaded.synthesis(ws, modes=modes), conditional.synthesis(ws, modes=modes)
+        )
+    d = Discriminator(16, channel_max=16, num_modes=7)
+    save_pretrained(d, tmp_path / "d")
+    assert load_pretrained(tmp_path / "d").final_class[1].weight.shape[0] == 7
