@@ -104,3 +104,48 @@ def test_self_conditioned_models_save_and_load(tmp_path):
     d = Discriminator(16, channel_max=16, num_modes=7)
     save_pretrained(d, tmp_path / "d")
     assert load_pretrained(tmp_path / "d").final_class[1].weight.shape[0] == 7
+
+
+def test_sc_gan_layout_round_trip(tmp_path):
+    from ganedit.models.stylegan2.convert import (
+        export_rosinality_checkpoint,
+        load_rosinality_checkpoint,
+    )
+
+    _, g = _pretrained_and_conditional(["glasses", "age", "yaw"])
+    with torch.no_grad():
+        g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(6))
+    d = Discriminator(16, channel_max=16, num_modes=g.num_modes)
+    path = export_rosinality_checkpoint(tmp_path / "sc.pt", g, d=d)
+    raw = torch.load(path, weights_only=True)
+    multi = raw["g_ema"]["input.multiinput"]
+    assert multi.shape == (1, 16, 4, 4, 10) and "input.mode_offsets" not in raw["g_ema"]
+    assert {"final_class.0.weight", "final_class.1.weight"} <= set(raw["d"])
+    # the reference's input: the sum of every mode's constant weighted by the mode vector
+    modes = mode_vector(torch.rand(3, 3, generator=torch.Generator().manual_seed(7)), True)
+    assert_f32_close(g.input(modes), torch.einsum("nm,chwm->nchw", modes, multi[0]))
+
+    back = load_rosinality_checkpoint(path, mode_attributes=["glasses", "age", "yaw"])
+    g2, d2 = back["g_ema"], back["d"]
+    assert g2.mode_attributes == ["glasses", "age", "yaw"] and d2.num_modes == 10
+    ws = g.mapping(torch.randn(3, 16))
+    with torch.no_grad():
+        assert torch.equal(g2.synthesis(ws, modes=modes), g.synthesis(ws, modes=modes))
+        images = g.synthesis(ws, modes=modes)
+        assert torch.equal(d2.forward_with_modes(images)[1], d.forward_with_modes(images)[1])
+    unnamed = load_rosinality_checkpoint(path)["g_ema"]
+    assert unnamed.mode_attributes == ["attribute_1", "attribute_2", "attribute_3"]
+
+
+def test_a_malformed_multi_input_is_refused(tmp_path):
+    from ganedit.errors import UserInputError
+    from ganedit.models.stylegan2.convert import load_rosinality_checkpoint
+
+    plain = Generator(**TINY)
+    state = plain.state_dict()
+    state.pop("w_avg")
+    state["input.multiinput"] = torch.zeros(1, 16, 4, 4, 5)  # 5 is not 1 + 3k
+    state.pop("input.input")
+    torch.save({"g_ema": state}, tmp_path / "bad.pt")
+    with pytest.raises(UserInputError, match="1 \\+ 3k"):
+        load_rosinality_checkpoint(tmp_path / "bad.pt")

@@ -4,6 +4,12 @@ The rosinality layout is a `torch.save`d dict: `g_ema` (generator state dict), o
 and `d`, and `latent_avg` (the mean w, [w_dim]) as written by its `convert_weight.py`.
 Files are read with `weights_only=True`, so only tensors and plain containers are accepted;
 nothing in a checkpoint can run code. The architecture is inferred from tensor shapes.
+
+SC-GAN's self-conditioned checkpoints use the same layout, with the generator's input
+`input.multiinput` [1, C, 4, 4, M] (one constant per mode) and the discriminator's mode
+head `final_class.0` / `final_class.1` beside `final_linear`. They import as ganedit's
+self-conditioned models (`ModeInput`: mode 0's constant is the base, the others its
+offsets, which is the same sum) and export back to the same keys.
 """
 
 from __future__ import annotations
@@ -69,8 +75,46 @@ def infer_channel_config(
     return channel_multiplier, channel_max
 
 
-def infer_generator_config(state: dict, channel_multiplier: int | None = None) -> dict:
-    """Generator kwargs from a rosinality `g_ema`/`g` state dict (lr_mlp is assumed 0.01)."""
+MULTI_INPUT = "input.multiinput"
+
+
+def _native_mode_input(state: dict) -> dict:
+    """SC-GAN's `input.multiinput` [1, C, 4, 4, M] as ganedit's `input.input` (mode 0) and
+    `input.mode_offsets` [M - 1, C, 4, 4]; other state dicts unchanged."""
+    if MULTI_INPUT not in state:
+        return state
+    multi = state[MULTI_INPUT]
+    m = multi.shape[-1] if multi.ndim == 5 else 0
+    expect(
+        multi.ndim == 5 and multi.shape[0] == 1 and m >= 4 and (m - 1) % 3 == 0,
+        "input.multiinput of shape [1, C, 4, 4, 1 + 3k]",
+        tuple(multi.shape),
+    )
+    out = {k: v for k, v in state.items() if k != MULTI_INPUT}
+    out["input.input"] = multi[..., 0].clone()
+    out["input.mode_offsets"] = multi[0].permute(3, 0, 1, 2)[1:].contiguous()
+    return out
+
+
+def _sc_gan_mode_input(state: dict) -> dict:
+    """The inverse of `_native_mode_input`."""
+    if "input.mode_offsets" not in state:
+        return state
+    base, offsets = state["input.input"], state["input.mode_offsets"]
+    multi = torch.cat([base[..., None], offsets.permute(1, 2, 3, 0)[None]], dim=-1)
+    out = {k: v for k, v in state.items() if k not in ("input.input", "input.mode_offsets")}
+    out[MULTI_INPUT] = multi.contiguous()
+    return out
+
+
+def infer_generator_config(
+    state: dict,
+    channel_multiplier: int | None = None,
+    mode_attributes: list[str] | None = None,
+) -> dict:
+    """Generator kwargs from a rosinality `g_ema`/`g` state dict (lr_mlp is assumed 0.01),
+    ganedit's form of it (`_native_mode_input`). A self-conditioned one's attributes are
+    `mode_attributes` when given (the layout does not name them), else attribute_1..k."""
     rgb = _layer_indices(state, r"^to_rgbs\.(\d+)\.conv\.weight$")
     mlp = _layer_indices(state, r"^style\.(\d+)\.weight$")
     expect(
@@ -82,12 +126,20 @@ def infer_generator_config(state: dict, channel_multiplier: int | None = None) -
     channels = {4: int(state["conv1.conv.weight"].shape[1])}
     for j in rgb:
         channels[2 ** (j + 3)] = int(state[f"to_rgbs.{j}.conv.weight"].shape[2])
-    return {
+    config = {
         "size": size,
         "style_dim": int(state[f"style.{mlp[0]}.weight"].shape[1]),
         "n_mlp": len(mlp),
         **_channel_kwargs(channels, size, channel_multiplier),
     }
+    if "input.mode_offsets" in state:
+        k = state["input.mode_offsets"].shape[0] // 3
+        names = (
+            list(mode_attributes) if mode_attributes else [f"attribute_{i + 1}" for i in range(k)]
+        )
+        expect(len(names) == k, f"{k} mode attribute names", names)
+        config["mode_attributes"] = names
+    return config
 
 
 def infer_discriminator_config(state: dict, channel_multiplier: int | None = None) -> dict:
@@ -102,7 +154,10 @@ def infer_discriminator_config(state: dict, channel_multiplier: int | None = Non
     channels = {size: int(state["convs.0.0.weight"].shape[0])}
     for k in blocks:
         channels[size >> k] = int(state[f"convs.{k}.conv2.1.weight"].shape[0])
-    return {"size": size, **_channel_kwargs(channels, size, channel_multiplier)}
+    config = {"size": size, **_channel_kwargs(channels, size, channel_multiplier)}
+    if "final_class.1.weight" in state:  # SC-GAN's mode head
+        config["num_modes"] = int(state["final_class.1.weight"].shape[0])
+    return config
 
 
 def _channel_kwargs(channels: dict[int, int], size: int, channel_multiplier: int | None) -> dict:
@@ -135,8 +190,12 @@ def _load_into(model: torch.nn.Module, state: dict, what: str) -> None:
         ) from err
 
 
-def _build_generator(state: dict, channel_multiplier: int | None, lr_mlp: float) -> Generator:
-    g = Generator(**infer_generator_config(state, channel_multiplier), lr_mlp=lr_mlp)
+def _build_generator(
+    state: dict, channel_multiplier: int | None, lr_mlp: float, mode_attributes=None
+) -> Generator:
+    state = _native_mode_input(state)
+    config = infer_generator_config(state, channel_multiplier, mode_attributes)
+    g = Generator(**config, lr_mlp=lr_mlp)
     _load_into(g, state, "rosinality generator")
     return g
 
@@ -158,8 +217,9 @@ def load_rosinality_checkpoint(
     *,
     channel_multiplier: int | None = None,
     lr_mlp: float = 0.01,
+    mode_attributes: list[str] | None = None,
 ) -> dict:
-    """Read a rosinality checkpoint and build our models from it.
+    """Read a rosinality checkpoint (or SC-GAN's) and build our models from it.
 
     The architecture comes from tensor shapes: `size` from the number of `to_rgbs.*` layers,
     `style_dim` from `style.1.weight`, `n_mlp` from the count of `style.{i}.weight`, and the
@@ -167,6 +227,7 @@ def load_rosinality_checkpoint(
     layer is capped) the multiplier cannot be seen in the weights; 2 is used unless
     `channel_multiplier` is given, and the network built is the same either way. `lr_mlp`
     cannot be inferred (weights are stored divided by it); rosinality always trains with 0.01.
+    `mode_attributes` names a self-conditioned checkpoint's k attributes, in slot order.
 
     Args:
         path: a `.pt` file holding a dict with `g_ema` and optionally `g`, `d`, `latent_avg`.
@@ -188,12 +249,11 @@ def load_rosinality_checkpoint(
     expect(
         has_g_ema, f"a rosinality checkpoint dict with a `g_ema` entry in {str(path)!r}", received
     )
-    g_ema = _build_generator(_state_dict(ckpt, "g_ema"), channel_multiplier, lr_mlp)
-    g = (
-        _build_generator(_state_dict(ckpt, "g"), channel_multiplier, lr_mlp)
-        if "g" in ckpt
-        else None
+    build = lambda key: _build_generator(  # noqa: E731
+        _state_dict(ckpt, key), channel_multiplier, lr_mlp, mode_attributes
     )
+    g_ema = build("g_ema")
+    g = build("g") if "g" in ckpt else None
     d = None
     if "d" in ckpt:
         d_state = _state_dict(ckpt, "d")
@@ -213,7 +273,8 @@ def load_rosinality_checkpoint(
 def _rosinality_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     # `w_avg` is ours, not rosinality's: it travels as `latent_avg` instead.
     state = model.state_dict()
-    return {k: v.detach().cpu().clone() for k, v in state.items() if k != "w_avg"}
+    state = {k: v.detach().cpu().clone() for k, v in state.items() if k != "w_avg"}
+    return _sc_gan_mode_input(state)
 
 
 def export_rosinality_checkpoint(
@@ -224,8 +285,9 @@ def export_rosinality_checkpoint(
 ) -> Path:
     """Write `{g_ema, latent_avg[, g][, d]}` (plain tensors only) atomically to `path`.
 
-    rosinality's `Generator`/`Discriminator` load these state dicts with `strict=True`;
-    `latent_avg` is `g_ema.w_avg` (call `g_ema.update_w_avg()` first if it was never set).
+    rosinality's `Generator`/`Discriminator` load these state dicts with `strict=True`
+    (self-conditioned models: SC-GAN's `Generator_MMD` and its discriminator with the mode
+    head); `latent_avg` is `g_ema.w_avg` (call `g_ema.update_w_avg()` first if never set).
     """
     expect(isinstance(g_ema, Generator), "g_ema as a stylegan2 Generator", type(g_ema).__name__)
     expect(g is None or isinstance(g, Generator), "g as a Generator or None", type(g).__name__)
