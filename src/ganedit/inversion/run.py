@@ -193,7 +193,7 @@ def run_invert(
     loss = default_loss(device, perceptual=cfg.perceptual)
     targets, digests = load_images(items, source.resolution)
     uses_encoder = cfg.method == "encoder" or (cfg.method == "pti" and cfg.pivot == "encoder")
-    encoder = _load_encoder(cfg.encoder, source, device) if uses_encoder else None
+    encoder = load_encoder_for(cfg.encoder, source, device) if uses_encoder else None
 
     codes, reconstructions, metrics = [], [], []
     with atomic_dir(out, overwrite=overwrite, what="inversion") as tmp:
@@ -252,7 +252,7 @@ def run_invert(
     return summary
 
 
-def _load_encoder(name: str, source, device) -> torch.nn.Module:
+def load_encoder_for(name: str, source, device) -> torch.nn.Module:
     """The encoder, refused when it was trained for another generator."""
     from ganedit.errors import ProvenanceError
     from ganedit.models.registry import load_encoder
