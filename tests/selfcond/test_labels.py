@@ -9,11 +9,13 @@ from ganedit.datasets import ImageDataset
 from ganedit.directions.io import save_boundary
 from ganedit.errors import DamagedInputError, ProvenanceError, UserInputError
 from ganedit.selfcond.labels import (
+    DistanceLabeller,
     SelfLabelConfig,
     boundary_distances,
+    label_dataset,
+    labels_from_table,
     load_boundaries,
     load_labels,
-    self_label,
 )
 
 IDENTITY = {"name": "tiny", "sha256": "ab" * 32}
@@ -55,6 +57,12 @@ def photos(tmp_path):
             folder / f"{i:03d}.png"
         )
     return folder
+
+
+def self_label(dataset, encoder, boundaries, out, config, provenance, resolution):
+    labeller = DistanceLabeller(encoder, boundaries, resolution, config.batch_size)
+    record = {"source": "distances", "boundaries": [b.record for b in boundaries], **provenance}
+    return label_dataset(dataset, labeller, out, config, record)
 
 
 def _truth(folder):
@@ -142,3 +150,18 @@ def test_boundaries_of_another_generator_or_space_are_refused(tmp_path):
     twice = [_boundary(tmp_path, "y", [1.0, 0, 0, 0], 0.0)] * 2
     with pytest.raises(UserInputError, match="one boundary per attribute"):
         load_boundaries(twice, IDENTITY)
+
+
+def test_labels_from_a_table(tmp_path):
+    np.savez(tmp_path / "t.npz", yaw=np.array([3.0, -1.0, 2.0]), smile=np.array([0, 1, 1]))
+    got = labels_from_table(tmp_path / "t.npz", ["smile", "yaw"], 3)
+    assert got.tolist() == [[0, 3.0], [1, -1.0], [1, 2.0]]
+    (tmp_path / "t.csv").write_text("index,age\n2,0.5\n0,0.1\n1,0.9\n")
+    assert labels_from_table(tmp_path / "t.csv", ["age"], 3)[:, 0].tolist() == [0.1, 0.9, 0.5]
+    with pytest.raises(UserInputError, match="missing"):
+        labels_from_table(tmp_path / "t.npz", ["glasses"], 3)
+    with pytest.raises(UserInputError, match="4 numbers"):
+        labels_from_table(tmp_path / "t.npz", ["yaw"], 4)
+    (tmp_path / "bad.csv").write_text("index,age\n0,x\n")
+    with pytest.raises(UserInputError, match="numbers"):
+        labels_from_table(tmp_path / "bad.csv", ["age"], 1)

@@ -7,11 +7,13 @@ boundary's own intercept b. For codes ws [N, L, D]:
 - a boundary learned in `w` ([D]): d = n . mean_l(w_l) + b, the distance of the codes' mean
   row (for codes of one w repeated over the layers, the distance of that w).
 
-`self_label` streams a data set (LMDB or folder) through the encoder in chunks, which it
-keeps in the output folder, so an interrupted run resumes where it stopped; the labels are
-written last (`labels.npy` [N, k] float32, and `labels.json`, their record: encoder,
-generator, boundaries, data set, counts, and the 0.5/99.5 percentile ranges that normalise
-them). A folder without `labels.json` is not a finished labelling.
+`label_dataset` streams a data set (LMDB or folder) through a labeller (`DistanceLabeller`:
+the encoder and the boundaries; `PredictorLabeller`: a predictor's probabilities, for
+comparison) in chunks, which it keeps in the output folder, so an interrupted run resumes
+where it stopped. `labels_from_table` reads labels from elsewhere (a world render set's
+ground truth). The store is written last (`labels.npy` [N, k] float32, and `labels.json`,
+its record: where the labels came from, counts, and the 0.5/99.5 percentile ranges that
+normalise them). A folder without `labels.json` is not a finished labelling.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -116,66 +119,193 @@ class SelfLabelConfig:
         return asdict(self)
 
 
-def self_label(
+class Labeller(Protocol):
+    """What labels a batch of images: [n, 3, R, R] in [-1, 1] -> (labels [n, k], codes
+    [n, L, D] or None)."""
+
+    attributes: list[str]
+    resolution: int
+
+    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+@dataclass
+class DistanceLabeller:
+    """SC-GAN's self-labels: encode, then the codes' distances to the boundaries."""
+
+    encoder: torch.nn.Module
+    boundaries: list[Boundary]
+    resolution: int
+    batch_size: int = 64
+
+    @property
+    def attributes(self) -> list[str]:
+        return [b.attribute for b in self.boundaries]
+
+    def __call__(self, images):
+        from ganedit.inversion.train_encoder import encode_images
+
+        ws = encode_images(self.encoder, images, self.batch_size)
+        return boundary_distances(ws, self.boundaries), ws.numpy()
+
+
+@dataclass
+class PredictorLabeller:
+    """Labels read by an attribute predictor (its probabilities, yaw in degrees)."""
+
+    predictor: torch.nn.Module
+    attributes: list[str]
+    resolution: int
+
+    def __call__(self, images):
+        pred = self.predictor.predict(images)
+        missing = [a for a in self.attributes if a not in pred]
+        if missing:
+            raise UserInputError(
+                f"expected attributes the predictor reads ({sorted(pred)}), received {missing}"
+            )
+        return np.stack([pred[a] for a in self.attributes], axis=1).astype(np.float32), None
+
+
+def label_dataset(
     dataset,
-    encoder: torch.nn.Module,
-    boundaries: list[Boundary],
+    labeller: Labeller,
     out: str | Path,
     config: SelfLabelConfig,
-    provenance: dict,
-    resolution: int,
+    record: dict,
     overwrite: bool = False,
     progress=None,
 ) -> dict:
-    """Label every image of `dataset` (an `ImageDataset`) by its code's distances; returns
-    the record written as labels.json. `provenance` (generator, encoder, data set) goes into
-    the record and decides, with `config` and the boundaries, whether a run resumes."""
-    from ganedit.inversion.train_encoder import encode_images
-    from ganedit.utils.files import atomic_path, open_run_folder, write_json
+    """Label every image of `dataset` (an `ImageDataset`) chunk by chunk; returns the record
+    written as labels.json (`record`, the counts and the normalising ranges added). `record`
+    (where the labels come from) and `config` decide whether a run in `out` resumes."""
+    from ganedit.utils.files import atomic_path, open_run_folder
 
-    run = {
-        "config": config.to_dict(),
-        "provenance": provenance,
-        "boundaries": [b.record["sha256"] for b in boundaries],
-        "n": len(dataset),
-    }
+    n, k = len(dataset), len(labeller.attributes)
+    run = {"config": config.to_dict(), "record": record, "n": n}
     folder = open_run_folder(out, "selflabel", run, overwrite=overwrite)
     (folder / RECORD).unlink(missing_ok=True)  # not finished until rewritten
     parts = folder / PARTS
     parts.mkdir(exist_ok=True)
-    starts = range(0, len(dataset), config.chunk)
+    starts = range(0, n, config.chunk)
     for start in starts:
         path = parts / f"{start:09d}.npz"
-        stop = min(start + config.chunk, len(dataset))
-        if _chunk_ok(path, stop - start, len(boundaries)):
+        stop = min(start + config.chunk, n)
+        if _chunk_ok(path, stop - start, k):
             if progress is not None:
                 progress.advance(stop - start)
             continue
-        distances, codes = [], []
+        labels, codes = [], []
         for a in range(start, stop, config.batch_size):
             b = min(a + config.batch_size, stop)
-            images = _batch(dataset, a, b, resolution)
-            ws = encode_images(encoder, images, config.batch_size)
-            distances.append(boundary_distances(ws, boundaries))
-            if config.save_codes:
-                codes.append(ws.numpy())
+            values, found = labeller(_batch(dataset, a, b, labeller.resolution))
+            labels.append(values)
+            codes.append(found)
             if progress is not None:
                 progress.advance(b - a)
-        arrays = {"distances": np.concatenate(distances)}
-        if config.save_codes:
+        arrays = {"labels": np.concatenate(labels)}
+        if config.save_codes and codes[0] is not None:
             arrays["codes"] = np.concatenate(codes)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-    labels = np.concatenate([_read_chunk(parts / f"{s:09d}.npz")["distances"] for s in starts])
-    with atomic_path(folder / LABELS) as tmp, open(tmp, "wb") as f:
-        np.save(f, labels)
-    if config.save_codes:
-        codes = np.concatenate([_read_chunk(parts / f"{s:09d}.npz")["codes"] for s in starts])
-        with atomic_path(folder / CODES) as tmp, open(tmp, "wb") as f:
-            np.save(f, codes)
-    record = _record(labels, boundaries, provenance, config, len(dataset))
-    write_json(folder / RECORD, record)
-    return record
+    chunks = [_read_chunk(parts / f"{s:09d}.npz") for s in starts]
+    labels = np.concatenate([c["labels"] for c in chunks])
+    if config.save_codes and "codes" in chunks[0]:
+        _save_npy(folder / CODES, np.concatenate([c["codes"] for c in chunks]))
+    return write_labels(
+        folder, labels, labeller.attributes, {**record, "settings": config.to_dict()}
+    )
+
+
+def write_labels(folder: Path, labels: np.ndarray, attributes: list[str], record: dict) -> dict:
+    """labels.npy [N, k] float32, then labels.json (last: a folder without it is unfinished)."""
+    from ganedit.utils.files import write_json
+
+    labels = np.asarray(labels, np.float32)
+    if labels.ndim != 2 or labels.shape[1] != len(attributes):
+        raise UserInputError(
+            f"expected labels of shape [N, {len(attributes)}], received {labels.shape}"
+        )
+    if not np.isfinite(labels).all():
+        raise DamagedInputError("expected finite labels, received NaN or infinite values")
+    _save_npy(folder / LABELS, labels)
+    full = {
+        "format": FORMAT,
+        "format_version": 1,
+        "attributes": list(attributes),
+        "count": len(labels),
+        "percentiles": list(PERCENTILES),
+        "ranges": label_ranges(labels).tolist(),
+        **record,
+    }
+    write_json(folder / RECORD, full)
+    return full
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    from ganedit.utils.files import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def labels_from_table(path: str | Path, columns: list[str], n: int) -> np.ndarray:
+    """Columns [n, k] of a table keyed by image index: an .npz of 1-D arrays (a world
+    render set's labels.npz) or a CSV with a header (an `index` column, if present, orders
+    the rows). Every image 0..n-1 must have a row."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        table = _read_csv(path)
+    else:
+        from ganedit.utils.arrays import load_npz
+
+        table = load_npz(path, "a table of label columns (.npz)")
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise UserInputError(
+            f"expected columns {columns} in {str(path)!r}, received {sorted(table)} "
+            f"(missing {missing})"
+        )
+    order = np.arange(n)
+    if "index" in table:
+        index = np.asarray(table["index"]).astype(np.int64)
+        if sorted(index.tolist()) != list(range(n)):
+            raise UserInputError(
+                f"expected an index column holding 0..{n - 1} once each in {str(path)!r}"
+            )
+        order = np.argsort(index)
+    values = []
+    for c in columns:
+        column = np.asarray(table[c])
+        if column.ndim != 1 or len(column) != n or not np.issubdtype(column.dtype, np.number):
+            raise UserInputError(
+                f"expected column {c!r} of {path.name} as {n} numbers (one per image), "
+                f"received shape {column.shape} {column.dtype}"
+            )
+        values.append(column[order].astype(np.float64))
+    return np.stack(values, axis=1)
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserInputError(
+            f"expected a readable CSV table, received {str(path)!r} ({err})"
+        ) from None
+    if len(rows) < 2:
+        raise UserInputError(f"expected a CSV with a header and rows, received {str(path)!r}")
+    header, body = rows[0], rows[1:]
+    try:
+        data = np.array([[float(v) for v in row] for row in body], np.float64)
+    except ValueError as err:
+        raise UserInputError(f"expected numbers in {str(path)!r}, received {err}") from None
+    if data.shape[1:] != (len(header),):
+        raise UserInputError(f"expected {len(header)} values on every row of {str(path)!r}")
+    return {name.strip(): data[:, j] for j, name in enumerate(header)}
 
 
 def _batch(dataset, a: int, b: int, resolution: int) -> torch.Tensor:
@@ -193,7 +323,7 @@ def _chunk_ok(path: Path, n: int, k: int) -> bool:
     if not path.is_file():
         return False
     try:
-        distances = _read_chunk(path).get("distances")
+        distances = _read_chunk(path).get("labels")
     except UserInputError:
         log.warning("%s is damaged; it is computed again", path)
         return False
@@ -204,22 +334,6 @@ def _read_chunk(path: Path) -> dict:
     from ganedit.utils.arrays import load_npz
 
     return load_npz(path, "a self-labels chunk")
-
-
-def _record(labels, boundaries, provenance, config, n) -> dict:
-    ranges = label_ranges(labels)
-    return {
-        "format": FORMAT,
-        "format_version": 1,
-        "source": "distances",
-        "attributes": [b.attribute for b in boundaries],
-        "count": n,
-        "percentiles": list(PERCENTILES),
-        "ranges": ranges.tolist(),
-        "boundaries": [b.record for b in boundaries],
-        "settings": config.to_dict(),
-        **provenance,
-    }
 
 
 def load_labels(folder: str | Path) -> tuple[np.ndarray, dict]:
