@@ -823,6 +823,87 @@ def invert_cmd(
         typer.echo(line)
 
 
+@app.command("selflabel")
+def selflabel_cmd(
+    images: Path = opt.images_option("Data set to label: an LMDB or an image folder."),
+    out: Path = opt.out_option("New folder: labels.npy [N, k], labels.json (its record)."),
+    boundary: list[Path] = typer.Option(
+        [], "--boundary", "-b", help="Boundary .npy whose distance labels each image (repeat)."
+    ),
+    generator: str = opt.generator_option(),
+    encoder: str = typer.Option(
+        "world64-encoder", "--encoder", help="Encoder that inverts the images (name or folder)."
+    ),
+    predictor: str | None = typer.Option(
+        None, "--from-predictor", help="Label by a predictor's outputs instead (e.g. labeler)."
+    ),
+    table: Path | None = typer.Option(
+        None, "--from-table", help="Label by a table's columns instead (.npz or .csv by index)."
+    ),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Comma-separated columns of --from-table / --from-predictor."
+    ),
+    save_codes: bool = typer.Option(False, "--save-codes", help="Also write codes.npy (ws)."),
+    chunk: int = typer.Option(
+        1024, "--chunk", min=1, max=10_000_000, help="Images per kept chunk (resume unit)."
+    ),
+    batch_size: int = opt.batch_option(64),
+    device: str = opt.device_option(),
+    force: bool = opt.force_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Label a data set by its codes' distances to boundaries (SC-GAN's self-labels)."""
+    from ganedit.selfcond.labels import SelfLabelConfig
+    from ganedit.selfcond.run import run_selflabel, selflabel_summary
+
+    names = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
+    record = run_selflabel(
+        images, out, generator=generator, boundaries=boundary, encoder=encoder,
+        predictor=predictor, table=table, columns=names,
+        config=SelfLabelConfig(batch_size=batch_size, chunk=chunk, save_codes=save_codes),
+        device=device, force=force, overwrite=overwrite, progress=progress,
+    )  # fmt: skip
+    for line in selflabel_summary(record, out):
+        typer.echo(line)
+
+
+@app.command("resample")
+def resample_cmd(
+    labels: Path = typer.Option(..., "--labels", "-l", help="A selflabel output folder."),
+    out: Path = opt.out_option("New folder: indices.npy, report.json, histograms.png."),
+    scheme: opt.ResampleScheme = typer.Option(
+        opt.ResampleScheme("knn"),
+        "--scheme",
+        help="knn: SC-GAN's uniform queries, one of the nearest images each; density: "
+        "inverse-density weights, capped by --max-repeat.",
+    ),
+    attributes: str | None = typer.Option(
+        None, "--attributes", help="Comma-separated attributes to balance (default: all)."
+    ),
+    n: int | None = typer.Option(
+        None, "--n", "-n", min=1, help="Draws (default: as many as there are images)."
+    ),
+    neighbours: int = typer.Option(10, "--neighbours", min=1, max=10_000),
+    max_repeat: float = typer.Option(
+        10.0, "--max-repeat", callback=opt.finite("--max-repeat", 1.0, 1e12)
+    ),
+    seed: int = opt.seed_option(0, "Draw i depends only on (seed, i)."),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Re-sample labelled data toward a uniform joint distribution of its attributes."""
+    from ganedit.selfcond.resample import ResampleConfig
+    from ganedit.selfcond.run import resample_summary, run_resample
+
+    config = ResampleConfig(
+        scheme=opt.value(scheme), n=n, neighbours=neighbours, max_repeat=max_repeat, seed=seed
+    )
+    names = [a.strip() for a in attributes.split(",") if a.strip()] if attributes else None
+    report = run_resample(labels, out, config, names, overwrite=overwrite)
+    for line in resample_summary(report, out):
+        typer.echo(line)
+
+
 @app.command("edit")
 def edit_cmd(
     boundary: list[Path] = opt.boundary_option(),

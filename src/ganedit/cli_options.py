@@ -37,6 +37,7 @@ from ganedit.errors import UserInputError
 from ganedit.inversion.run import METHODS as INVERT_METHODS
 from ganedit.inversion.run import PERCEPTUAL_NETWORKS, PIVOTS
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
+from ganedit.selfcond.resample import SCHEMES as RESAMPLE_SCHEMES
 from ganedit.training.predictors import KINDS
 from ganedit.world.config import PRESETS
 from ganedit.world.dataset import IMAGE_FORMATS
@@ -59,6 +60,7 @@ ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
 InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
 Pivot = _choices("Pivot", PIVOTS)
+ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
 
 
 def value(choice) -> str | None:
