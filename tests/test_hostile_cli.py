@@ -106,6 +106,8 @@ class Fx:
     images: Path  # the same as a PNG folder
     toml: Path  # a valid world config (the celeba preset)
     ckpt: Path  # train-gan checkpoint folder of TRAIN_GAN_ARCH
+    encoder: Path  # an e4e encoder folder for tiny (one training step)
+    labels: Path  # a selflabel store of images (two columns of its labels.npz)
 
     @property
     def cases(self) -> Path:
@@ -148,6 +150,11 @@ def build_fixtures(root: Path) -> Fx:
         _quiet_run(["world", "render", "-n", 4, "--size", 16, "-o", fx_dir / out, "--no-progress"])
     _quiet_run(["train-gan", "-i", fx_dir / "world.lmdb", "-o", fx_dir / "gan", *TRAIN_GAN_ARCH,
                 "--iter", 1, "--batch-size", 2, "--mbstd-group", 2, "--no-progress"])  # fmt: skip
+    _quiet_run(["train-encoder", "-g", fx_dir / "tiny", "-o", fx_dir / "enc", "--steps", 1,
+                "--batch-size", 2, "--perceptual-weight", 0, "--identity-weight", 0,
+                "--no-progress"])  # fmt: skip
+    _quiet_run(["selflabel", "-i", fx_dir / "images", "-o", fx_dir / "labels", "--from-table",
+                fx_dir / "images" / "labels.npz", "--columns", "smile,age"])  # fmt: skip
     return Fx(
         root=root,
         tiny=fx_dir / "tiny",
@@ -161,6 +168,8 @@ def build_fixtures(root: Path) -> Fx:
         images=fx_dir / "images",
         toml=toml,
         ckpt=fx_dir / "gan" / "checkpoint",
+        encoder=fx_dir / "enc" / "encoder",
+        labels=fx_dir / "labels",
     )
 
 
@@ -211,6 +220,9 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
                   "--eval-n", 10, "--bootstrap", 0, "--steps", 2, "--no-progress"],
         "demo": ["demo", "-o", d / "demo", "-n", 2, "--eval-n", 10, "--study-n", 0,
                  "--no-progress"],
+        "selflabel": ["selflabel", "-i", fx.images, "-g", fx.tiny, "-b", fx.boundary,
+                      "--encoder", fx.encoder, "-o", d / "labels", "--no-progress"],
+        "resample": ["resample", "-l", fx.labels, "-o", d / "balanced"],
     }[command]  # fmt: skip
 
 
@@ -218,11 +230,11 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
-    "train-encoder",
+    "train-encoder", "selflabel", "resample",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
-                   "edit", "invert", "train-encoder")  # fmt: skip
+                   "edit", "invert", "train-encoder", "selflabel", "resample")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -884,6 +896,34 @@ def damaged_toml(src: Path, d: Path, draw) -> Path:
 RATE_TYPES = ('"often"', "true", "[0.5]", "{ p = 0.5 }", "2020-01-01")
 
 
+def damaged_labels(src: Path, d: Path, draw) -> Path:
+    """A selflabel store with one thing wrong."""
+    folder = copy(src, d / src.name)
+    labels, record = folder / "labels.npy", folder / "labels.json"
+    kind = draw(st.sampled_from(["labels-bytes", "labels-nonfinite", "labels-missing",
+                                 "labels-pickled", "record-bytes", "record-missing",
+                                 "record-count", "labels-shape"]), label="labels damage")  # fmt: skip
+    if kind == "labels-bytes":
+        damage_file(labels, draw(st.sampled_from(["empty", "truncate", "random"])), draw)
+    elif kind == "labels-nonfinite":
+        np.save(labels, with_nonfinite(np.load(labels), draw))
+    elif kind == "labels-missing":
+        labels.unlink()
+    elif kind == "labels-pickled":
+        evil_npy(labels, d)
+    elif kind == "record-bytes":
+        damage_file(record, draw(st.sampled_from(["empty", "truncate", "random"])), draw)
+    elif kind == "record-missing":
+        record.unlink()
+    elif kind == "record-count":
+        data = json.loads(record.read_text())
+        data["count"] = data["count"] + 1
+        record.write_text(json.dumps(data))
+    else:
+        np.save(labels, np.load(labels)[:, :1])
+    return folder
+
+
 def damaged_boundary(src: Path, d: Path, draw) -> Path:
     """A boundary .npy (+ sidecar) with one thing wrong."""
     path = d / "dir.npy"
@@ -1041,6 +1081,9 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
                       "--lr": [*NONFINITE, "0", "-1"], "--identity-weight": [*NONFINITE, "-1"],
                       "--synthetic-fraction": [*NONFINITE, "1.5", "-0.1"],
                       "--seed": ["-1", HUGE], "--data-seed": ["-1", HUGE]},
+    "selflabel": {"--chunk": ["0", "-1", *NOT_INT], "--batch-size": ["0", "-1", *NOT_INT]},
+    "resample": {"-n": ["0", "-1", *NOT_INT, HUGE], "--neighbours": ["0", *NOT_INT],
+                 "--max-repeat": [*NONFINITE, "0.5", "-1"], "--seed": ["-1", HUGE]},
     "invert": {"--steps": ["0", *NOT_INT, HUGE], "--pti-steps": ["0", "-1"],
                "--lr": [*NONFINITE, "0", "-1", "11"], "--identity-weight": [*NONFINITE, "-1"],
                "--batch-size": ["0", "-1", *NOT_INT], "--seed": ["-1", HUGE]},
@@ -1099,6 +1142,9 @@ INPUTS = {
     "evaluate": [("-b", "file", "boundary"), ("-g", "dir", "tiny")],
     "invert": [("-i", "dir", "images"), ("-g", "dir", "tiny")],
     "train-encoder": [("-g", "dir", "tiny"), ("-i", "dir", "lmdb")],
+    "selflabel": [("-i", "dir", "images"), ("-g", "dir", "tiny"), ("-b", "file", "boundary"),
+                  ("--encoder", "dir", "encoder")],
+    "resample": [("-l", "dir", "labels")],
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
 }  # fmt: skip
@@ -1146,6 +1192,7 @@ OUTPUTS = {
     "generate": [("-o", "dir")], "bank export": [("-o", "dir")], "bank import": [("-o", "dir")],
     "contingency": [("-o", "file"), ("--heatmap", "file")],
     "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")], "train-encoder": [("-o", "dir")],
+    "selflabel": [("-o", "dir")], "resample": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
 }  # fmt: skip
 OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
@@ -1235,6 +1282,11 @@ DAMAGED = {
                  ("-s", damaged_npy, "ref/smile_scores.npy", []),
                  ("--conditions", damaged_boundary, "boundary", ["--method", "conditional"])],
     "train-encoder": [("-g", damaged_model_folder, "tiny", [])],
+    "selflabel": [("-i", damaged_image_folder, "images", []), ("-i", damaged_lmdb, "lmdb", []),
+                  ("-b", damaged_boundary, "boundary", []),
+                  ("-g", damaged_model_folder, "tiny", []),
+                  ("--encoder", damaged_model_folder, "encoder", [])],
+    "resample": [("-l", damaged_labels, "labels", [])],
     "invert": [("-i", PHOTO_DAMAGE, "images", []), ("-i", damaged_lmdb, "lmdb", []),
                ("-g", damaged_model_folder, "tiny", [])],
     "edit": [("-b", damaged_boundary, "boundary", []), ("-g", damaged_model_folder, "tiny", []),
@@ -1291,6 +1343,9 @@ NAMES = {
     "boundary": [("-a", "beard"), ("--method", "svm9"), ("--space", "wp"), ("--quota", "all")],
     "edit": [("--space", "wp"), ("--mode", "sideways"), ("-g", "nope"), ("--device", "mps")],
     "train-encoder": [("--perceptual", "vgg"), ("-g", "nope"), ("--device", "cuda:7")],
+    "selflabel": [("--encoder", "nope"), ("-g", "nope"), ("--from-predictor", "nope"),
+                  ("--device", "cuda:7")],
+    "resample": [("--scheme", "uniform"), ("--attributes", "beard")],
     "invert": [("--method", "encoder9"), ("--space", "wp"), ("--perceptual", "vgg"), ("-g", "nope"),
                ("--device", "cuda:7")],
     "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x")],

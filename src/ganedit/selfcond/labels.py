@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
@@ -179,11 +180,26 @@ def label_dataset(
     """Label every image of `dataset` (an `ImageDataset`) chunk by chunk; returns the record
     written as labels.json (`record`, the counts and the normalising ranges added). `record`
     (where the labels come from) and `config` decide whether a run in `out` resumes."""
-    from ganedit.utils.files import atomic_path, open_run_folder
+    from ganedit.utils.files import open_run_folder
+
+    n = len(dataset)
+    run = {"config": config.to_dict(), "record": record, "n": n}
+    fresh = not Path(out).exists()
+    folder = open_run_folder(out, "selflabel", run, overwrite=overwrite)
+    try:
+        return _label_chunks(dataset, labeller, folder, config, record, progress)
+    except BaseException:
+        # A run refused before its first chunk leaves nothing behind; kept chunks stay for
+        # the next run to resume from (the folder has no labels.json: not finished).
+        if fresh and not any((folder / PARTS).glob("*.npz")):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _label_chunks(dataset, labeller, folder: Path, config, record, progress) -> dict:
+    from ganedit.utils.files import atomic_path
 
     n, k = len(dataset), len(labeller.attributes)
-    run = {"config": config.to_dict(), "record": record, "n": n}
-    folder = open_run_folder(out, "selflabel", run, overwrite=overwrite)
     (folder / RECORD).unlink(missing_ok=True)  # not finished until rewritten
     parts = folder / PARTS
     parts.mkdir(exist_ok=True)
@@ -212,9 +228,8 @@ def label_dataset(
     labels = np.concatenate([c["labels"] for c in chunks])
     if config.save_codes and "codes" in chunks[0]:
         _save_npy(folder / CODES, np.concatenate([c["codes"] for c in chunks]))
-    return write_labels(
-        folder, labels, labeller.attributes, {**record, "settings": config.to_dict()}
-    )
+    settings = {**record, "settings": config.to_dict()}
+    return write_labels(folder, labels, labeller.attributes, settings)
 
 
 def write_labels(folder: Path, labels: np.ndarray, attributes: list[str], record: dict) -> dict:
@@ -339,7 +354,11 @@ def _read_chunk(path: Path) -> dict:
 def load_labels(folder: str | Path) -> tuple[np.ndarray, dict]:
     """A labels store: labels [N, k] float32 and its record; refused when unfinished,
     damaged or inconsistent."""
+    from ganedit.utils.arrays import check_finite, load_npy
+
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UserInputError(f"expected a self-labels folder, received {str(folder)!r}")
     record_path = folder / RECORD
     if not record_path.is_file():
         raise UserInputError(
@@ -347,17 +366,29 @@ def load_labels(folder: str | Path) -> tuple[np.ndarray, dict]:
         )
     try:
         record = json.loads(record_path.read_text())
-        labels = np.load(folder / LABELS, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError) as err:
         raise DamagedInputError(
-            f"expected a readable labels store, received {folder} ({err})"
+            f"expected a readable {RECORD} in {folder}, received {err}"
         ) from None
-    k = len(record.get("attributes", []))
-    if record.get("format") != FORMAT or labels.shape != (record.get("count"), k):
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise DamagedInputError(f"expected a {FORMAT} record in {record_path}, received another")
+    labels = load_npy(folder / LABELS, "self-labels (labels.npy)")
+    attributes, count = record.get("attributes"), record.get("count")
+    ranges = np.asarray(record.get("ranges", []), dtype=object)
+    if (
+        not isinstance(attributes, list)
+        or labels.shape != (count, len(attributes))
+        or not np.issubdtype(labels.dtype, np.floating)
+        or ranges.shape != (len(attributes), 2)
+    ):
         raise DamagedInputError(
-            f"expected {FORMAT} labels of shape [{record.get('count')}, {k}] in {folder}, "
-            f"received {labels.shape}"
+            f"expected float labels of shape [{count}, {len(attributes or [])}] and their ranges "
+            f"in {folder}, received {labels.shape} {labels.dtype}"
         )
-    if not np.isfinite(labels).all():
-        raise DamagedInputError(f"expected finite labels in {folder}, received NaN or infinite")
-    return labels, record
+    check_finite(labels, str(folder / LABELS))
+    try:
+        ranges = np.asarray(record["ranges"], np.float64)
+    except (TypeError, ValueError):
+        raise DamagedInputError(f"expected numeric ranges in {record_path}") from None
+    check_finite(ranges, f"{record_path} ranges")
+    return labels.astype(np.float32), record
