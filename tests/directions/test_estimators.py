@@ -593,3 +593,30 @@ def test_fits_allocate_well_under_the_latents_size(estimator):
     finally:
         tracemalloc.stop()
     assert peak < 0.5 * x.nbytes
+
+
+def test_regression_learns_a_continuous_target_apart_from_correlated_binaries():
+    """yaw (degrees) moves the code along e_yaw; smile along e_smile, and smile and yaw are
+    correlated. Regressing on both finds e_yaw for yaw; a naive class-mean split does not."""
+    rng = np.random.default_rng(3)
+    n, d = 20_000, 16
+    smile_logit = rng.normal(0, 2, n)
+    yaw = 10 * rng.normal(size=n) + 6 * smile_logit  # smiling faces turn right, here
+    x = rng.normal(0, 0.3, (n, d))
+    x[:, 0] += yaw / 20  # e_yaw: 1 unit per 20 degrees
+    x[:, 1] += smile_logit / GAIN  # e_smile
+    scores = {"smile": _sigmoid(smile_logit), "yaw": yaw}
+    est = Regression("yaw").fit(x.astype(np.float32), scores)
+    assert est.attributes_ == ["smile", "yaw"] and est.continuous_ == ["yaw"]
+    assert est.direction_[0] > 0.99  # e_yaw, smile's share removed
+    assert est.loadings_[1, 0] == pytest.approx(1 / 20, rel=0.02)  # code per degree
+    # the two sides split at the median yaw: the decision crosses 0 there
+    median = np.median(yaw)
+    assert abs(-est.intercept_ / est.direction_[0] * 20 - median) < 1.5
+    assert est.summary()["continuous"] == ["yaw"]
+    naive = x[yaw >= median].mean(0) - x[yaw < median].mean(0)
+    assert abs(naive[1]) / np.linalg.norm(naive) > 0.2  # what the regression removed
+    # a threshold filters on the probabilities only; continuous values are never "confident"
+    assert Regression("yaw", threshold=0.9).fit(x, scores).n_confident_ < n
+    with pytest.raises(UserInputError, match="probabilities"):
+        Regression("smile", attributes=["smile", "age"]).fit(x, {**scores, "age": yaw})

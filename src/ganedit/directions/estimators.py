@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ganedit.directions.sampling import (
+    NOT_PROBABILITIES,
     ContingencyTable,
     balanced_subset,
     cell_key,
@@ -789,6 +790,11 @@ class Regression(DirectionEstimator):
     continuous) correlation with the target. Closed-form ridge on the logits (not the bias);
     `ridge` is absolute, a numerical safeguard rather than a prior. `loadings_` [K, D or L, D]
     holds every attribute's row, in `attributes_` order.
+
+    Continuous attributes (`yaw`, in degrees) enter the design as their values, not logits,
+    and can be the target: its row is how the code moves per degree. A continuous target's
+    two sides, for the intercept and the accuracy, are its values above and below their
+    median over the rows used. The confidence threshold applies to probabilities only.
     """
 
     method = "regression"
@@ -813,28 +819,60 @@ class Regression(DirectionEstimator):
         expect(self.ridge >= 0, "ridge >= 0", self.ridge)
         expect(0 < self.clip < 0.5, "clip in (0, 0.5)", self.clip)
         flat, shape = _as_latents(latents)
-        names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold
-        )
-        _check_rows(flat, probs)
+        names, values, rows, continuous = self._inputs(scores)
+        _check_rows(flat, values)
         t = names.index(self.attribute)
         design = np.ones((len(rows), len(names) + 1))  # [n, K+1]: the logits, then the bias
         for k in range(len(names)):  # column by column: no [n, K] temporaries
-            p = np.clip(probs[rows, k], self.clip, 1 - self.clip)
+            if continuous[k]:
+                design[:, k] = values[rows, k]
+                continue
+            p = np.clip(values[rows, k], self.clip, 1 - self.clip)
             design[:, k] = np.log(p) - np.log1p(-p)
-        del p
         if not float(design[:, t].std()) > 0:
             raise FitError(f"expected varying scores for {self.attribute!r}, received a constant")
-        y = (probs[rows, t] >= 0.5).astype(np.uint8)
+        split = float(np.median(values[rows, t])) if continuous[t] else 0.5
+        y = (values[rows, t] >= split).astype(np.uint8)
         _require_both_classes(y, self.attribute, "rows used")
         products = self._products(flat, rows, design, y)  # [K+3, F]
         loadings = self._solve(design, products[:-2])  # [K+1, F]
         class_means = (products[-2] / y.sum(), products[-1] / (len(y) - y.sum()))
         self.attributes_, self.n_confident_ = names, len(rows)
+        self.continuous_ = [n for n, c in zip(names, continuous, strict=True) if c]
         self.loadings_ = loadings[:-1].reshape((len(names), *shape))
         self.bias_ = loadings[-1].reshape(shape)
         self._finish(flat, shape, loadings[t], rows, y, None, class_means)
         return self
+
+    def _inputs(self, scores: Mapping):
+        """Names, values [N, K] (probabilities, or continuous values), the rows confident on
+        every probability, and which columns are continuous."""
+        attributes = self.attributes
+        if attributes is None and self.attribute in NOT_PROBABILITIES:
+            attributes = [*resolve_attributes(scores, None), self.attribute]
+        names = resolve_attributes(scores, attributes)
+        if self.attribute not in names:
+            raise UserInputError(
+                f"expected the target among attributes {names}, received {self.attribute!r}"
+            )
+        continuous = [n in NOT_PROBABILITIES for n in names]
+        values = np.stack(
+            [score_matrix(scores, [n], probabilities=not c)[:, 0]
+             for n, c in zip(names, continuous, strict=True)],
+            axis=1,
+        )  # fmt: skip
+        check_threshold(self.threshold)
+        binary = values[:, ~np.asarray(continuous)]
+        rows = np.arange(len(values))
+        if self.threshold is not None and binary.size:
+            t = self.threshold
+            rows = np.flatnonzero(((binary > t) | (binary < 1 - t)).all(axis=1))
+        if len(rows) == 0:
+            raise FitError(
+                f"expected samples confident on all of {names} at threshold {self.threshold}, "
+                "received none"
+            )
+        return names, values, rows, continuous
 
     @staticmethod
     def _products(flat: np.ndarray, rows: np.ndarray, design: np.ndarray, y: np.ndarray):
@@ -866,6 +904,7 @@ class Regression(DirectionEstimator):
         unit = flat / np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-300)
         return {
             "attributes": list(self.attributes_),
+            "continuous": list(self.continuous_),
             "n_confident": int(self.n_confident_),
             "loading_norms": {
                 a: _number(v)
