@@ -5,8 +5,12 @@ lazy R1, generator with style mixing, lazy path-length regularisation, EMA), and
 `train_gan` adds the maintenance: JSON-lines stats, fixed-seed sample grids and resumable
 checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
 and the data batch of iteration t is a function of (seed, t) too, so a resumed run continues
-exactly as an uninterrupted one. The self-conditioning work reuses these pieces with an extra
-loss and a conditioned generator.
+exactly as an uninterrupted one.
+
+A conditioned GAN (the self-conditioned one) reuses every piece: `setup_gan` takes model
+builders, `BatchSampler` draws from a re-sampled index list and returns each image's mode
+targets, and a `Conditioning` (GanState.conditioning) supplies the generator's modes and the
+mode-classification terms that join the discriminator's and the generator's losses.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -79,6 +85,23 @@ class GanConfig:
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "sample_every", "n_sample")
 
 
+class Conditioning(Protocol):
+    """What a conditioned GAN adds to the StyleGAN2 step.
+
+    `sample` draws the modes of n fakes: what the generator is fed [n, M] and what its mode
+    head should read from them [n, M]. `loss` is the mode-classification term of mode logits
+    [n, M] against targets [n, M]; it joins the discriminator's loss on real images (weight
+    `d_weight`) and the generator's on fakes (weight `g_weight`).
+    """
+
+    d_weight: float
+    g_weight: float
+
+    def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+
+
 @dataclass
 class GanState:
     """Everything a training step changes."""
@@ -91,6 +114,7 @@ class GanState:
     step: int = 0
     mean_path_length: float = 0.0
     stats: dict = field(default_factory=dict)
+    conditioning: Conditioning | None = None
 
 
 def _reg_optimizer(params, lr: float, reg_every: int) -> torch.optim.Optimizer:
@@ -110,17 +134,27 @@ def build_generator(cfg: GanConfig) -> Generator:
     )
 
 
-def setup_gan(cfg: GanConfig, device: str | torch.device = "cpu") -> GanState:
-    torch.manual_seed(cfg.seed)
-    g = build_generator(cfg).to(device)
-    d = Discriminator(
+def build_discriminator(cfg: GanConfig) -> Discriminator:
+    return Discriminator(
         cfg.size,
         channel_multiplier=cfg.channel_multiplier,
         channel_max=cfg.channel_max,
         channels=cfg.channels,
         stddev_group=cfg.mbstd_group,
-    ).to(device)
-    g_ema = build_generator(cfg).to(device).eval()
+    )
+
+
+def setup_gan(
+    cfg: GanConfig,
+    device: str | torch.device = "cpu",
+    build_g: Callable[[GanConfig], Generator] = build_generator,
+    build_d: Callable[[GanConfig], Discriminator] = build_discriminator,
+    conditioning: Conditioning | None = None,
+) -> GanState:
+    torch.manual_seed(cfg.seed)
+    g = build_g(cfg).to(device)
+    d = build_d(cfg).to(device)
+    g_ema = build_g(cfg).to(device).eval()
     g_ema.load_state_dict(g.state_dict())
     for p in g_ema.parameters():
         p.requires_grad_(False)
@@ -130,23 +164,42 @@ def setup_gan(cfg: GanConfig, device: str | torch.device = "cpu") -> GanState:
         g_ema=g_ema,
         g_optim=_reg_optimizer(g.parameters(), cfg.lr, cfg.g_reg_every),
         d_optim=_reg_optimizer(d.parameters(), cfg.lr, cfg.d_reg_every),
+        conditioning=conditioning,
     )
 
 
 class BatchSampler:
-    """Batch t holds images at indices drawn from (seed, t): resumable without loader state."""
+    """Batch t holds images at indices drawn from (seed, t): resumable without loader state.
 
-    def __init__(self, data: ImageDataset, cfg: GanConfig, device: str | torch.device = "cpu"):
+    `indices` (a re-sampled list of image indices) draws from that list instead of from every
+    image once; `targets` [N, M] (per image) makes each batch (images, their targets)."""
+
+    def __init__(
+        self,
+        data: ImageDataset,
+        cfg: GanConfig,
+        device: str | torch.device = "cpu",
+        indices: np.ndarray | None = None,
+        targets: torch.Tensor | None = None,
+    ):
         if len(data) < 1:
             raise UserInputError(f"expected a non-empty data set, received {len(data)} images")
+        if indices is not None and len(indices) < 1:
+            raise UserInputError("expected a non-empty re-sampled index list, received none")
+        if targets is not None and len(targets) != len(data):
+            raise UserInputError(
+                f"expected one target row per image ({len(data)}), received {len(targets)}"
+            )
         self.data, self.cfg, self.device = data, cfg, device
+        self.indices, self.targets = indices, targets
         first = data[0]
         if first.shape[0] != cfg.size or first.shape[1] != cfg.size:
             raise UserInputError(
                 f"expected {cfg.size}x{cfg.size} images in {cfg.data!r}, received {first.shape[1]}x{first.shape[0]}"
             )
 
-    def __call__(self, step: int) -> torch.Tensor:  # [B / world, 3, size, size] in [-1, 1]
+    def __call__(self, step: int):
+        """Images [B / world, 3, size, size] in [-1, 1] (and their targets, if given)."""
         # Each process takes its slice of the global batch, so all together see the same data
         # as a single process would.
         rank, world = world_info()
@@ -154,12 +207,17 @@ class BatchSampler:
         ids = np.arange(
             step * self.cfg.batch + rank * local, step * self.cfg.batch + (rank + 1) * local
         )
-        index = (rng.uniform(self.cfg.seed, ids, 1) * len(self.data)).astype(np.int64)
+        pool = len(self.data) if self.indices is None else len(self.indices)
+        index = (rng.uniform(self.cfg.seed, ids, 1) * pool).astype(np.int64)
+        if self.indices is not None:
+            index = np.asarray(self.indices)[index]
         images = from_uint8(np.stack([self.data[int(i)] for i in index]))
         if self.cfg.flip:
             flip = torch.as_tensor(rng.uniform(self.cfg.seed, ids, 2) < 0.5)
             images = torch.where(flip[:, None, None, None], images.flip(3), images)
-        return images.to(self.device)
+        if self.targets is None:
+            return images.to(self.device)
+        return images.to(self.device), self.targets[torch.as_tensor(index)].to(self.device)
 
 
 def _noise_z(
@@ -173,9 +231,14 @@ def _noise_z(
 
 
 def generate(
-    g: Generator, z: torch.Tensor, z2: torch.Tensor | None, gen: torch.Generator
+    g: Generator,
+    z: torch.Tensor,
+    z2: torch.Tensor | None,
+    gen: torch.Generator,
+    modes: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images and the ws used, with style mixing at a random crossover when z2 is given."""
+    """Images and the ws used, with style mixing at a random crossover when z2 is given
+    (and a conditioned generator's modes [N, M])."""
     ws = g.mapping(z)
     if z2 is not None:
         cut = int(torch.randint(1, g.num_ws, (), generator=gen))
@@ -183,7 +246,7 @@ def generate(
     noise_gen = torch.Generator(device=ws.device).manual_seed(
         int(torch.randint(0, 2**62, (), generator=gen))
     )
-    return g.synthesis(ws, noise_mode="random", generator=noise_gen), ws
+    return g.synthesis(ws, noise_mode="random", generator=noise_gen, modes=modes), ws
 
 
 def d_logistic_loss(real_pred: torch.Tensor, fake_pred: torch.Tensor) -> torch.Tensor:
@@ -229,15 +292,30 @@ def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def discriminator_step(
-    state: GanState, cfg: GanConfig, real: torch.Tensor, gen: torch.Generator
-) -> None:
+def _fake_modes(state: GanState, n: int, gen: torch.Generator, device):
+    """(modes fed to the generator, the mode head's targets), or (None, None)."""
+    if state.conditioning is None:
+        return None, None
+    return state.conditioning.sample(n, gen, device)
+
+
+def discriminator_step(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    """batch: real images, or (real images, their mode targets) when conditioned."""
     _set_requires_grad(state.g, False)
     _set_requires_grad(state.d, True)
+    cond = state.conditioning
+    real, real_targets = batch if cond is not None else (batch, None)
     z, z2 = _noise_z(cfg, gen, real.shape[0], real.device)
+    modes, _ = _fake_modes(state, real.shape[0], gen, real.device)
     with torch.no_grad():
-        fake, _ = generate(state.g, z, z2, gen)
-    loss = d_logistic_loss(state.d(real), state.d(fake))
+        fake, _ = generate(state.g, z, z2, gen, modes)
+    if cond is None:
+        loss = d_logistic_loss(state.d(real), state.d(fake))
+    else:  # the mode head learns from real images only (SC-GAN)
+        real_pred, real_logits = state.d.forward_with_modes(real)
+        mode_loss = cond.loss(real_logits, real_targets)
+        loss = d_logistic_loss(real_pred, state.d(fake)) + cond.d_weight * mode_loss
+        state.stats["d_mode"] = mode_loss.item()
     update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
     if step_is(state.step, cfg.d_reg_every):
@@ -250,15 +328,24 @@ def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator
     _set_requires_grad(state.g, True)
     _set_requires_grad(state.d, False)
     local = cfg.batch // world_info()[1]
+    cond = state.conditioning
     z, z2 = _noise_z(cfg, gen, local, device)
-    fake, _ = generate(state.g, z, z2, gen)
-    loss = g_nonsaturating_loss(state.d(fake))
+    modes, targets = _fake_modes(state, local, gen, device)
+    fake, _ = generate(state.g, z, z2, gen, modes)
+    if cond is None:
+        loss = g_nonsaturating_loss(state.d(fake))
+    else:
+        fake_pred, fake_logits = state.d.forward_with_modes(fake)
+        mode_loss = cond.loss(fake_logits, targets)
+        loss = g_nonsaturating_loss(fake_pred) + cond.g_weight * mode_loss
+        state.stats["g_mode"] = mode_loss.item()
     update(state.g, state.g_optim, loss)
     state.stats["g_loss"] = loss.item()
     if step_is(state.step, cfg.g_reg_every) and cfg.path_regularize > 0:
         n = max(1, local // cfg.path_batch_shrink)
         z, z2 = _noise_z(cfg, gen, n, device)
-        images, ws = generate(state.g, z, z2, gen)
+        modes, _ = _fake_modes(state, n, gen, device)  # its own random modes (SC-GAN)
+        images, ws = generate(state.g, z, z2, gen, modes)
         penalty, state.mean_path_length = path_length_penalty(
             images, ws, state.mean_path_length, gen
         )
