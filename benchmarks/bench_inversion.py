@@ -175,14 +175,19 @@ def main() -> None:
                 f"{seconds:.2f} s/img {result['peak_mb']:.0f} MB",
                 flush=True,
             )
+            _write(args.json, report)  # after every method: a long run keeps what it measured
     if args.editability:
         report["results"]["generated/true codes"] = {
             "editability": _editability(args, source, true_ws[: args.edit_n], evaluator)
         }
         _print_editability(report["results"])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    _write(args.json, report)
+
+
+def _write(path: Path | None, report: dict) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=float) + "\n")
 
 
 if __name__ == "__main__":
