@@ -1059,6 +1059,7 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
                   "--mixing": [*NONFINITE, "1.5", "-0.5"], "--mbstd-group": ["0", "-4"],
                   "--ema-kimg": [*NONFINITE, "-1"], "--ema-rampup": [*NONFINITE, "-1"],
                   "--seed": ["-1", HUGE], "--checkpoint-every": ["0"], "--sample-every": ["0"],
+                  "--d-warmup": ["-1", *NOT_INT, HUGE],
                   "--channels": ["a,b", "0,0,0", "-8,8,8", "", "8,,8", "8;8", HUGE, f"{HUGE},8,8",
                                  "5000,8,8"]},
     "sample": {"-n": ["0", "4097", *NOT_INT, HUGE], "--trunc": [*NONFINITE, "1.5", "-0.1"],

@@ -300,6 +300,13 @@ def train_gan_cmd(
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
     ),
+    d_warmup: int = typer.Option(
+        0,
+        "--d-warmup",
+        min=0,
+        max=10_000_000,
+        help="Steps that train only the discriminator first (a fine-tune without one).",
+    ),
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(500, "--sample-every", min=1),
@@ -322,7 +329,7 @@ def train_gan_cmd(
         channel_max=channel_max, channels=channel_list, lr=lr, r1=r1,
         path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, flip=flip, seed=seed,
-        checkpoint_every=checkpoint_every, sample_every=sample_every,
+        checkpoint_every=checkpoint_every, sample_every=sample_every, d_warmup=d_warmup,
     )  # fmt: skip
     typer.echo(
         str(train_gan(cfg, out, resume=resume, init_from=ckpt, device=device, progress=progress))

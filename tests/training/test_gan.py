@@ -192,3 +192,23 @@ def test_networks_and_fine_tuning_weights_are_checked_before_the_run_folder(data
     with pytest.raises(UserInputError, match="another one"):  # was a RuntimeError
         train_gan(_cfg(data16), tmp_path / "tuned", init_from=ckpt, progress=False)
     assert not (tmp_path / "tuned").exists()
+
+
+def test_discriminator_warm_up_leaves_the_generator_alone(data16):
+    from ganedit.datasets import ImageDataset
+    from ganedit.training.gan import BatchSampler, gan_step, setup_gan
+
+    cfg = _cfg(data16, d_warmup=2)
+    state = setup_gan(cfg)
+    sampler = BatchSampler(ImageDataset(data16), cfg)
+    g_before = {k: v.clone() for k, v in state.g.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in state.g_ema.state_dict().items()}
+    d_before = [p.clone() for p in state.d.parameters()]
+    for _ in range(2):
+        stats = gan_step(state, cfg, sampler)
+        assert "g_loss" not in stats and "d_loss" in stats
+    assert all(torch.equal(v, state.g.state_dict()[k]) for k, v in g_before.items())
+    assert all(torch.equal(v, state.g_ema.state_dict()[k]) for k, v in ema_before.items())
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, state.d.parameters(), strict=True))
+    assert "g_loss" in gan_step(state, cfg, sampler)  # step 2: the generator trains
+    assert any(not torch.equal(v, state.g.state_dict()[k]) for k, v in g_before.items())

@@ -74,6 +74,9 @@ class GanConfig:
     # Early on the half-life is capped at this share of the images seen (NVlabs' ramp-up), so
     # the EMA generator follows the fast early progress instead of averaging in its first blobs.
     ema_rampup: float | None = None
+    # Steps that train the discriminator alone at the start: a fine-tune whose generator
+    # comes without its discriminator lets a fresh one learn before it pushes the generator.
+    d_warmup: int = 0
     flip: bool = False  # horizontal flips; off when pose matters
     seed: int = 0
     checkpoint_every: int = 500
@@ -380,12 +383,14 @@ def update_ema(state: GanState, decay: float) -> None:
 
 
 def gan_step(state: GanState, cfg: GanConfig, sampler: BatchSampler) -> dict:
-    """One training iteration; returns its stats (regularisers: their last values)."""
+    """One training iteration; returns its stats (regularisers: their last values). During
+    the first `cfg.d_warmup` steps only the discriminator trains."""
     device = next(state.g.parameters()).device
     gen = _step_generator(cfg, state.step, device)
     discriminator_step(state, cfg, sampler(state.step), gen)
-    generator_step(state, cfg, device, gen)
-    update_ema(state, ema_decay(cfg, state.step))
+    if state.step >= cfg.d_warmup:
+        generator_step(state, cfg, device, gen)
+        update_ema(state, ema_decay(cfg, state.step))
     state.step += 1
     return dict(state.stats)
 
@@ -445,16 +450,46 @@ def train_gan(
     state = setup_gan(cfg, device)
     if init_from is not None:
         _init_weights(state, Path(init_from))  # replaced below when resuming a checkpoint
+    return run_training(cfg, run_dir, state, sampler, resume=resume, device=device,
+                        progress=progress)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What distinguishes one kind of GAN training run from another (train-gan's by default):
+    its name (progress bar, folder marker), the config written as config.json and checked on
+    resume, extra facts saved with the final generator, and how sample grids are drawn."""
+
+    what: str = "train-gan"
+    config: dict | None = None  # default: the GanConfig
+    extra: dict = field(default_factory=dict)
+    samples: Callable[[Generator, GanConfig, Path], None] | None = None  # default: save_samples
+    adopt: tuple[str, ...] = ("config.json", "checkpoint")
+
+
+def run_training(
+    cfg: GanConfig,
+    run_dir: Path,
+    state: GanState,
+    sampler: BatchSampler,
+    spec: RunSpec = RunSpec(),
+    resume: bool = True,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> Path:
+    """Train `state` to `cfg.iterations` in `run_dir` (made, or resumed from its checkpoint)
+    and write the final g_ema folder; only the first torchrun process writes."""
     main_process = world_info()[0] == 0
+    config = spec.config if spec.config is not None else dataclasses.asdict(cfg)
     lock = output_lock(run_dir) if main_process else contextlib.nullcontext()
     with lock:
         if main_process:
-            open_run_folder(run_dir, "train-gan", adopt=("config.json", "checkpoint"))
-            write_json(run_dir / "config.json", dataclasses.asdict(cfg))
-        return _train(cfg, run_dir, resume, state, device, sampler, progress, main_process)
+            open_run_folder(run_dir, spec.what, adopt=spec.adopt)
+            write_json(run_dir / "config.json", config)
+        return _train(cfg, run_dir, resume, state, device, sampler, progress, main_process, spec)
 
 
-def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process) -> Path:
+def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process, spec) -> Path:
     ckpt = run_dir / "checkpoint"
     if resume and (ckpt / "state.json").is_file():
         meta = load_gan_checkpoint(state, ckpt)
@@ -463,9 +498,9 @@ def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process)
                 f"expected the config of the run in {str(run_dir)!r}, received a different one"
             )
         log.info("resuming from step %d", state.step)
-    _train_loop(state, cfg, sampler, run_dir, progress and main_process, main_process)
+    _train_loop(state, cfg, sampler, run_dir, progress and main_process, main_process, spec)
     state.g_ema.update_w_avg(generator=torch.Generator(device=device).manual_seed(cfg.seed))
-    extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step}
+    extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step, **spec.extra}
     if main_process:
         save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra, overwrite=True)
     barrier()
@@ -541,24 +576,28 @@ def _train_loop(
     run_dir: Path,
     progress: bool,
     writes: bool,
+    spec: RunSpec = RunSpec(),
 ) -> None:
     started, start_step = time.perf_counter(), state.step
-    with progress_bar(cfg.iterations, "train-gan", progress, completed=state.step) as bar:
+    with progress_bar(cfg.iterations, spec.what, progress, completed=state.step) as bar:
         while state.step < cfg.iterations:
             stats = gan_step(state, cfg, sampler)
             rate = (state.step - start_step) / (time.perf_counter() - started)
-            bar.advance(1, d=stats["d_loss"], g=stats["g_loss"], it_s=rate)
+            bar.advance(1, d=stats["d_loss"], g=stats.get("g_loss", float("nan")), it_s=rate)
             if writes:
-                _maintenance(state, cfg, run_dir, stats, rate)
+                _maintenance(state, cfg, run_dir, stats, rate, spec)
     log.info("trained to step %d (pid %d)", state.step, os.getpid())
 
 
-def _maintenance(state: GanState, cfg: GanConfig, run_dir: Path, stats: dict, rate: float) -> None:
+def _maintenance(
+    state: GanState, cfg: GanConfig, run_dir: Path, stats: dict, rate: float, spec: RunSpec
+) -> None:
     last = state.step == cfg.iterations
     if step_is(state.step, 10) or last:
         with (run_dir / "stats.jsonl").open("a") as stats_file:
             stats_file.write(json.dumps({"step": state.step, "it_s": rate, **stats}) + "\n")
     if step_is(state.step, cfg.sample_every) or last:
-        save_samples(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
+        draw = spec.samples or save_samples
+        draw(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
     if step_is(state.step, cfg.checkpoint_every) or last:
         save_gan_checkpoint(state, cfg, run_dir / "checkpoint")
