@@ -223,6 +223,9 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
         "selflabel": ["selflabel", "-i", fx.images, "-g", fx.tiny, "-b", fx.boundary,
                       "--encoder", fx.encoder, "-o", d / "labels", "--no-progress"],
         "resample": ["resample", "-l", fx.labels, "-o", d / "balanced"],
+        "train-selfcond": ["train-selfcond", "-i", fx.images, "-l", fx.labels, "-g", fx.tiny,
+                           "-o", d / "sc", "--iter", 1, "--d-warmup", 0, "--batch-size", 2,
+                           "--no-progress"],
     }[command]  # fmt: skip
 
 
@@ -230,11 +233,12 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
-    "train-encoder", "selflabel", "resample",
+    "train-encoder", "selflabel", "resample", "train-selfcond",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
-                   "edit", "invert", "train-encoder", "selflabel", "resample")  # fmt: skip
+                   "edit", "invert", "train-encoder", "selflabel", "resample",
+                   "train-selfcond")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -1083,6 +1087,11 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
                       "--synthetic-fraction": [*NONFINITE, "1.5", "-0.1"],
                       "--seed": ["-1", HUGE], "--data-seed": ["-1", HUGE]},
     "selflabel": {"--chunk": ["0", "-1", *NOT_INT], "--batch-size": ["0", "-1", *NOT_INT]},
+    "train-selfcond": {"--iter": ["0", *NOT_INT, HUGE], "--d-warmup": ["-1", *NOT_INT, HUGE],
+                       "--batch-size": ["0", "-1", *NOT_INT], "--lr": [*NONFINITE, "0", "-1"],
+                       "--r1": [*NONFINITE, "-1"], "--md-d": [*NONFINITE, "-1"],
+                       "--md-g": [*NONFINITE, "-1"], "--seed": ["-1", HUGE],
+                       "--checkpoint-every": ["0"], "--sample-every": ["0"]},
     "resample": {"-n": ["0", "-1", *NOT_INT, HUGE], "--neighbours": ["0", *NOT_INT],
                  "--max-repeat": [*NONFINITE, "0.5", "-1"], "--seed": ["-1", HUGE]},
     "invert": {"--steps": ["0", *NOT_INT, HUGE], "--pti-steps": ["0", "-1"],
@@ -1146,6 +1155,8 @@ INPUTS = {
     "selflabel": [("-i", "dir", "images"), ("-g", "dir", "tiny"), ("-b", "file", "boundary"),
                   ("--encoder", "dir", "encoder")],
     "resample": [("-l", "dir", "labels")],
+    "train-selfcond": [("-i", "dir", "images"), ("-l", "dir", "labels"), ("-g", "dir", "tiny"),
+                       ("--resample", "dir", "labels")],
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
 }  # fmt: skip
@@ -1193,7 +1204,7 @@ OUTPUTS = {
     "generate": [("-o", "dir")], "bank export": [("-o", "dir")], "bank import": [("-o", "dir")],
     "contingency": [("-o", "file"), ("--heatmap", "file")],
     "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")], "train-encoder": [("-o", "dir")],
-    "selflabel": [("-o", "dir")], "resample": [("-o", "dir")],
+    "selflabel": [("-o", "dir")], "resample": [("-o", "dir")], "train-selfcond": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
 }  # fmt: skip
 OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
@@ -1288,6 +1299,9 @@ DAMAGED = {
                   ("-g", damaged_model_folder, "tiny", []),
                   ("--encoder", damaged_model_folder, "encoder", [])],
     "resample": [("-l", damaged_labels, "labels", [])],
+    "train-selfcond": [("-l", damaged_labels, "labels", []),
+                       ("-i", partial(damaged_image_folder, first_only=True), "images", []),
+                       ("-g", damaged_model_folder, "tiny", [])],
     "invert": [("-i", PHOTO_DAMAGE, "images", []), ("-i", damaged_lmdb, "lmdb", []),
                ("-g", damaged_model_folder, "tiny", [])],
     "edit": [("-b", damaged_boundary, "boundary", []), ("-g", damaged_model_folder, "tiny", []),
@@ -1347,6 +1361,8 @@ NAMES = {
     "selflabel": [("--encoder", "nope"), ("-g", "nope"), ("--from-predictor", "nope"),
                   ("--device", "cuda:7")],
     "resample": [("--scheme", "uniform"), ("--attributes", "beard")],
+    "train-selfcond": [("--init", "clone"), ("--attributes", "beard"), ("-g", "nope"),
+                       ("--device", "cuda:7")],
     "invert": [("--method", "encoder9"), ("--space", "wp"), ("--perceptual", "vgg"), ("-g", "nope"),
                ("--device", "cuda:7")],
     "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x")],

@@ -911,6 +911,58 @@ def resample_cmd(
         typer.echo(line)
 
 
+@app.command("train-selfcond")
+def train_selfcond_cmd(
+    images: Path = opt.images_option("Training images (LMDB or folder) the labels describe."),
+    labels: Path = typer.Option(..., "--labels", "-l", help="A selflabel folder of the images."),
+    out: Path = opt.out_option("Run folder: config, stats.jsonl, samples/, checkpoint/, g_ema/."),
+    generator: str = opt.generator_option(help="The pretrained generator to self-condition."),
+    resample: Path | None = typer.Option(
+        None, "--resample", help="A resample folder: draw the images by its indices.npy."
+    ),
+    attributes: str | None = typer.Option(
+        None, "--attributes", help="Comma-separated label columns that become modes (all)."
+    ),
+    init: opt.SelfCondInit = typer.Option(
+        opt.SelfCondInit("offset"),
+        "--init",
+        help="offset: modes start as zero offsets (the pretrained model exactly); copy: "
+        "SC-GAN's copies of the constant.",
+    ),
+    md_d: float = typer.Option(0.5, "--md-d", callback=opt.finite("--md-d", 0.0, 1e6)),
+    md_g: float = typer.Option(0.5, "--md-g", callback=opt.finite("--md-g", 0.0, 1e6)),
+    iterations: int = typer.Option(3000, "--iter", "--iterations", min=1, max=100_000_000),
+    d_warmup: int = typer.Option(
+        500, "--d-warmup", min=0, max=100_000_000, help="Discriminator-only steps first."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, max=65_536, help="Default: the pretrained run's."
+    ),
+    lr: float | None = typer.Option(None, "--lr", callback=opt.finite("--lr", 1e-12, 10.0)),
+    r1: float | None = typer.Option(None, "--r1", callback=opt.finite("--r1", 0.0, 1e6)),
+    seed: int = opt.seed_option(),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, max=100_000_000),
+    sample_every: int = typer.Option(500, "--sample-every", min=1, max=100_000_000),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
+    ),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+) -> None:
+    """Fine-tune a generator into a self-conditioned one (SC-GAN) on labelled images."""
+    from ganedit.selfcond.train import SelfCondConfig, train_selfcond
+
+    names = tuple(a.strip() for a in attributes.split(",") if a.strip()) if attributes else None
+    cfg = SelfCondConfig(
+        generator=generator, data=str(images), labels=str(labels),
+        resample=None if resample is None else str(resample), attributes=names,
+        init=opt.value(init), md_d=md_d, md_g=md_g, iterations=iterations, d_warmup=d_warmup,
+        batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,
+        sample_every=sample_every,
+    )  # fmt: skip
+    typer.echo(str(train_selfcond(cfg, out, device=device, resume=resume, progress=progress)))
+
+
 @app.command("edit")
 def edit_cmd(
     boundary: list[Path] = opt.boundary_option(),

@@ -38,6 +38,7 @@ from ganedit.inversion.run import METHODS as INVERT_METHODS
 from ganedit.inversion.run import PERCEPTUAL_NETWORKS, PIVOTS
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
 from ganedit.selfcond.resample import SCHEMES as RESAMPLE_SCHEMES
+from ganedit.selfcond.train import INITS as SELFCOND_INITS
 from ganedit.training.predictors import KINDS
 from ganedit.world.config import PRESETS
 from ganedit.world.dataset import IMAGE_FORMATS
@@ -61,6 +62,7 @@ InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
 Pivot = _choices("Pivot", PIVOTS)
 ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
+SelfCondInit = _choices("SelfCondInit", SELFCOND_INITS)
 
 
 def value(choice) -> str | None:

@@ -443,7 +443,7 @@ def train_gan(
     batch and gradients are averaged; process 0 alone writes stats, samples and checkpoints.
     """
     run_dir = Path(run_dir)
-    device = _init_distributed(cfg, device)
+    device = init_process(cfg, device)
     sampler = BatchSampler(ImageDataset(cfg.data), cfg, device)  # checks the data first
     # The networks (and the weights to fine-tune from) are checked before the run folder is
     # made, so a mistake in them leaves nothing behind.
@@ -507,7 +507,7 @@ def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process,
     return run_dir / "g_ema"
 
 
-def _init_distributed(cfg: GanConfig, device: str | torch.device) -> torch.device:
+def init_process(cfg: GanConfig, device: str | torch.device) -> torch.device:
     """Join the torchrun process group when launched that way; returns this process's device."""
     device, _, world = init_distributed(device)
     if cfg.batch % world:

@@ -1,0 +1,246 @@
+"""Fine-tune a pretrained StyleGAN2 into a self-conditioned one (SC-GAN, B6).
+
+The StyleGAN2 recipe (`ganedit.training.gan`: non-saturating loss, lazy R1, path length,
+style mixing, EMA, Adam with lazy correction) runs unchanged with four additions:
+- the generator's input becomes a `ModeInput` over the labels' attributes, starting
+  identical to the pretrained generator (zero offsets; `init="copy"` for SC-GAN's copies);
+- batches of real images come from the re-sampled index list, each with its mode target
+  (its labels, normalised by the store's percentile ranges, as a full soft 3-anchor vector);
+- fakes get modes with t ~ U(0, 1) per attribute, and the discriminator's mode head adds a
+  KL term on reals (weight `md_d`) and on fakes for the generator (`md_g`);
+- the discriminator is fresh when the pretrained generator comes without one (the shipped
+  `world64` does), so it trains alone for `d_warmup` steps first.
+No horizontal flips: they would contradict yaw labels. The rest of the recipe (architecture,
+learning rate, R1, EMA) is the pretrained generator's own training config when it records
+one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganedit.errors import UserInputError
+from ganedit.models.stylegan2 import Discriminator, Generator
+from ganedit.selfcond.conditioning import ModeConditioning
+from ganedit.selfcond.labels import load_labels
+from ganedit.selfcond.modes import mode_vector, normalise
+from ganedit.training.gan import (
+    BatchSampler,
+    GanConfig,
+    RunSpec,
+    init_process,
+    run_training,
+    setup_gan,
+)
+from ganedit.utils.files import atomic_path
+from ganedit.utils.images import grid, to_uint8
+from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
+
+log = logging.getLogger(__name__)
+
+INITS = ("offset", "copy")
+
+
+@dataclass(frozen=True)
+class SelfCondConfig:
+    """Settings of `train_selfcond`; None takes the pretrained run's value."""
+
+    generator: str = "world64"
+    data: str = ""  # the training images (LMDB or folder) the labels describe
+    labels: str = ""  # a selflabel store of those images
+    resample: str | None = None  # a resample folder (indices.npy); None: every image alike
+    attributes: tuple[str, ...] | None = None  # label columns that become modes (None: all)
+    init: str = "offset"
+    md_d: float = 0.5
+    md_g: float = 0.5
+    iterations: int = 3000
+    d_warmup: int = 500
+    batch: int | None = None
+    lr: float | None = None
+    r1: float | None = None
+    seed: int = 0
+    checkpoint_every: int = 500
+    sample_every: int = 500
+
+    _CONSTRAINTS = {
+        "init": OneOf(INITS),
+        "md_d": Real(0.0, 1e6),
+        "md_g": Real(0.0, 1e6),
+        "iterations": Integer(1, 100_000_000),
+        "d_warmup": Integer(0, 100_000_000),
+        "batch": OrNone(Integer(1, 65_536)),
+        "lr": OrNone(Real(1e-12, 10.0)),
+        "r1": OrNone(Real(0.0, 1e6)),
+        "seed": Integer(0, 2**63 - 1),
+        "checkpoint_every": Integer(1, 100_000_000),
+        "sample_every": Integer(1, 100_000_000),
+    }
+
+    def __post_init__(self):
+        check_params(
+            {k: getattr(self, k) for k in self._CONSTRAINTS}, self._CONSTRAINTS, "train-selfcond"
+        )
+
+
+def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
+    """The generator to fine-tune, its identity and its training config (or {})."""
+    from ganedit.models.io import read_config
+    from ganedit.models.sources import StyleGANSource, load_generator
+
+    source = load_generator(name_or_path, device)
+    if not isinstance(source, StyleGANSource):
+        raise UserInputError(
+            f"expected a StyleGAN2 generator to self-condition, received {name_or_path!r}"
+        )
+    if source.generator.num_modes:
+        raise UserInputError(f"expected an unconditional generator, received {name_or_path!r}")
+    folder = _folder_of(name_or_path)
+    train = (read_config(folder).get("train_config") or {}) if folder is not None else {}
+    return source.generator, source.identity, train
+
+
+def _folder_of(name_or_path: str) -> Path | None:
+    from ganedit.models import registry
+
+    if name_or_path in registry.GENERATOR_NAMES:
+        folder = registry.weights_dir(name_or_path)
+        return folder if (folder / "config.json").is_file() else None
+    path = Path(name_or_path)
+    return path if path.is_dir() else None
+
+
+def gan_config(cfg: SelfCondConfig, g: Generator, train: dict) -> GanConfig:
+    """The StyleGAN2 recipe of the fine-tune: the pretrained run's, architecture from the
+    generator itself, then this config's overrides."""
+    known = {f.name for f in dataclasses.fields(GanConfig)}
+    recipe = {k: v for k, v in train.items() if k in known}
+    if isinstance(recipe.get("channels"), list):
+        recipe["channels"] = tuple(recipe["channels"])
+    arch = g.config
+    recipe.update(
+        size=arch["size"], style_dim=arch["style_dim"], n_mlp=arch["n_mlp"],
+        channel_multiplier=arch["channel_multiplier"], channel_max=arch["channel_max"],
+        channels=tuple(arch["channels"]) if arch.get("channels") else None,
+        data=cfg.data, iterations=cfg.iterations, d_warmup=cfg.d_warmup, seed=cfg.seed,
+        checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every, flip=False,
+    )  # fmt: skip
+    for key in ("batch", "lr", "r1"):
+        if getattr(cfg, key) is not None:
+            recipe[key] = getattr(cfg, key)
+    return GanConfig(**recipe)
+
+
+def mode_targets(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor, list[str], dict]:
+    """Full mode vectors [N, 1 + 3k] of every image, the attributes, and the labels record."""
+    labels, record = load_labels(cfg.labels)
+    names = record["attributes"]
+    chosen = list(cfg.attributes) if cfg.attributes else names
+    unknown = [a for a in chosen if a not in names]
+    if unknown:
+        raise UserInputError(f"expected attributes among {names}, received {unknown}")
+    if len(labels) != n_images:
+        raise UserInputError(
+            f"expected labels for the {n_images} images of {cfg.data!r}, received "
+            f"{len(labels)} in {cfg.labels!r}"
+        )
+    columns = [names.index(a) for a in chosen]
+    t = normalise(labels[:, columns], np.asarray(record["ranges"])[columns])
+    return mode_vector(t, for_generator=False), chosen, record
+
+
+def train_selfcond(
+    cfg: SelfCondConfig,
+    run_dir: str | Path,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Fine-tune `cfg.generator` into a self-conditioned generator; returns its folder
+    (run_dir/g_ema). Resumable; everything is checked before the run folder is made."""
+    from ganedit.datasets import ImageDataset
+    from ganedit.selfcond.run import load_indices
+
+    data = ImageDataset(cfg.data)
+    targets, attributes, record = mode_targets(cfg, len(data))
+    indices = load_indices(cfg.resample, len(data)) if cfg.resample else None
+    pretrained, identity, train = _pretrained(cfg.generator, "cpu")
+    gcfg = gan_config(cfg, pretrained, train)
+    device = init_process(gcfg, device)  # torchrun-capable, as train-gan
+    k = len(attributes)
+    base_kwargs = {key: v for key, v in pretrained.config.items() if key != "mode_attributes"}
+
+    def build_g(c: GanConfig) -> Generator:
+        return Generator(**base_kwargs, mode_attributes=attributes)
+
+    def build_d(c: GanConfig) -> Discriminator:
+        return Discriminator(
+            c.size, channel_multiplier=c.channel_multiplier, channel_max=c.channel_max,
+            channels=c.channels, stddev_group=c.mbstd_group, num_modes=1 + 3 * k,
+        )  # fmt: skip
+
+    state = setup_gan(gcfg, device, build_g, build_d, ModeConditioning(k, cfg.md_d, cfg.md_g))
+    for g in (state.g, state.g_ema):
+        _start_from(g, pretrained, cfg.init)
+    sampler = BatchSampler(data, gcfg, device, indices, targets)
+    provenance = {
+        "base": identity,
+        "attributes": attributes,
+        "ranges": np.asarray(record["ranges"])[
+            [record["attributes"].index(a) for a in attributes]
+        ].tolist(),
+        "labels": {"path": cfg.labels, "source": record.get("source")},
+        "resample": cfg.resample,
+        "init": cfg.init,
+    }
+    spec = RunSpec(
+        what="train-selfcond",
+        config={**asdict(cfg), "gan": asdict(gcfg)},
+        extra={"selfcond": provenance},
+        samples=save_mode_samples,
+        adopt=(),
+    )
+    return run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, progress)
+
+
+@torch.no_grad()
+def _start_from(g: Generator, pretrained: Generator, init: str) -> None:
+    missing, unexpected = g.load_state_dict(pretrained.state_dict(), strict=False)
+    if unexpected or missing != ["input.mode_offsets"]:
+        raise UserInputError(
+            f"expected the pretrained generator's weights to fit, received missing {missing} "
+            f"and unexpected {unexpected}"
+        )
+    g.w_avg.copy_(pretrained.w_avg)
+    if init == "copy":
+        g.input.copy_base_into_modes()
+
+
+T_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@torch.no_grad()
+def save_mode_samples(g_ema: Generator, cfg: GanConfig, path: Path, per_attribute: int = 2) -> None:
+    """Per attribute, `per_attribute` faces (fixed z) across t = 0 .. 1, the others neutral."""
+    k = len(g_ema.mode_attributes)
+    z = torch.randn(per_attribute, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed))
+    device = g_ema.w_avg.device
+    ws = g_ema.mapping(z.to(device))
+    rows = []
+    for a in range(k):
+        for i in range(per_attribute):
+            t = torch.full((len(T_GRID), k), 0.5)
+            t[:, a] = torch.tensor(T_GRID)
+            modes = mode_vector(t, for_generator=True).to(device)
+            rows.append(g_ema.synthesis(ws[i : i + 1].expand(len(T_GRID), -1, -1), modes=modes))
+    images = to_uint8(torch.cat(rows).clamp(-1, 1))
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid(images, cols=len(T_GRID))).save(tmp, format="png")
+    log.debug("mode samples: %d rows of %d", math.ceil(len(images) / len(T_GRID)), len(T_GRID))

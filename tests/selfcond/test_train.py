@@ -1,0 +1,104 @@
+"""The self-conditioned fine-tune: starts as the pretrained generator, resumes exactly."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ganedit.training.gan as gan_mod
+from ganedit.models.registry import load_pretrained, save_pretrained
+from ganedit.models.stylegan2 import Generator
+from ganedit.selfcond.modes import mode_vector
+from ganedit.selfcond.train import SelfCondConfig, train_selfcond
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory):
+    from ganedit.cli import run
+
+    root = tmp_path_factory.mktemp("sc")
+    torch.manual_seed(0)
+    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+    g.update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
+    save_pretrained(g, root / "base")
+    for argv in (
+        ["world", "render", "-n", 24, "--size", 16, "-o", root / "r", "--no-progress"],
+        ["selflabel", "-i", root / "r", "-o", root / "labels", "--from-table",
+         root / "r" / "labels.npz", "--columns", "smile,yaw"],
+        ["resample", "-l", root / "labels", "-o", root / "balanced"],
+    ):  # fmt: skip
+        assert run([str(a) for a in argv]) == 0
+    return root
+
+
+def _cfg(root, **kw):
+    base = dict(generator=str(root / "base"), data=str(root / "r"), labels=str(root / "labels"),
+                resample=str(root / "balanced"), iterations=12, d_warmup=4, batch=4,
+                checkpoint_every=6, sample_every=6)  # fmt: skip
+    return SelfCondConfig(**{**base, **kw})
+
+
+def test_fine_tune_writes_a_self_conditioned_generator(setting, tmp_path):
+    out = train_selfcond(_cfg(setting), tmp_path / "run", progress=False)
+    g = load_pretrained(out)
+    assert g.mode_attributes == ["smile", "yaw"] and g.num_modes == 7
+    record = json.loads((out / "config.json").read_text())["selfcond"]
+    assert record["attributes"] == ["smile", "yaw"] and record["init"] == "offset"
+    assert record["base"]["name"] == "base"
+    assert (tmp_path / "run" / "samples" / "0000012.png").is_file()
+    stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert "g_mode" in stats[-1] and np.isfinite(stats[-1]["d_mode"])
+    modes = mode_vector(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), True)
+    images = g(torch.randn(2, 16), modes=modes)
+    assert torch.isfinite(images).all()
+
+
+def test_resume_continues_exactly(setting, tmp_path, monkeypatch):
+    full = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "full", progress=False))
+    original = gan_mod.gan_step
+
+    def crash_at_8(state, cfg, sampler):
+        if state.step == 8:
+            raise KeyboardInterrupt
+        return original(state, cfg, sampler)
+
+    monkeypatch.setattr(gan_mod, "gan_step", crash_at_8)
+    with pytest.raises(KeyboardInterrupt):
+        train_selfcond(_cfg(setting), tmp_path / "part", progress=False)
+    monkeypatch.setattr(gan_mod, "gan_step", original)
+    resumed = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "part", progress=False))
+    assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
+
+
+def test_before_any_generator_step_it_renders_as_the_pretrained_one(setting, tmp_path):
+    # d_warmup covers every step: the generator never moves, for any modes (offset start)
+    out = train_selfcond(_cfg(setting, iterations=3, d_warmup=3), tmp_path / "w", progress=False)
+    g, base = load_pretrained(out), load_pretrained(setting / "base")
+    ws = base.mapping(torch.randn(3, 16))
+    modes = mode_vector(torch.rand(3, 2, generator=torch.Generator().manual_seed(0)), True)
+    with torch.no_grad():
+        assert torch.equal(g.synthesis(ws, modes=modes), base.synthesis(ws))
+
+
+def test_mismatched_inputs_are_refused(setting, tmp_path):
+    from ganedit.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="attributes among"):
+        train_selfcond(_cfg(setting, attributes=("age",)), tmp_path / "x", progress=False)
+    with pytest.raises(UserInputError, match="init"):
+        _cfg(setting, init="clone")
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_selfcond_cli(setting, tmp_path, capsys):
+    from cli_run import ok
+
+    out = ok(capsys, ["train-selfcond", "-i", setting / "r", "-l", setting / "labels",
+                      "--resample", setting / "balanced", "-g", setting / "base",
+                      "-o", tmp_path / "sc", "--iter", 4, "--d-warmup", 2, "--batch-size", 4,
+                      "--attributes", "yaw", "--init", "copy", "--no-progress"])  # fmt: skip
+    g = load_pretrained(out.strip())
+    assert g.mode_attributes == ["yaw"]
+    config = json.loads((tmp_path / "sc" / "config.json").read_text())
+    assert config["init"] == "copy" and config["gan"]["d_warmup"] == 2
