@@ -4,9 +4,9 @@ import pytest
 import torch
 from tests.tolerance import assert_f32_close
 
+from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
-from ganedit.selfcond.modes import mode_vector
 
 TINY = dict(size=16, style_dim=16, n_mlp=2, channel_max=16)
 

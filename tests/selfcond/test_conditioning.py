@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from ganedit.models.modes import mode_vector
 from ganedit.selfcond.conditioning import ModeConditioning, mode_kl
-from ganedit.selfcond.modes import mode_vector
 
 
 def test_mode_kl_against_a_worked_value():

@@ -3,14 +3,15 @@ import pytest
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.selfcond.modes import (
+from ganedit.models.modes import (
     anchor_weights,
     coordinates,
-    label_ranges,
+    mode_targets,
     mode_vector,
-    normalise,
     num_modes,
+    parse_mode_settings,
 )
+from ganedit.selfcond.modes import label_ranges, normalise
 
 
 def test_anchor_weights_at_worked_values():
@@ -64,3 +65,14 @@ def test_bad_labels_are_refused():
         label_ranges(np.zeros(4))
     with pytest.raises(UserInputError, match="columns"):
         normalise(np.zeros((3, 2)), np.zeros((3, 2)))
+
+
+def test_mode_settings_parse_and_replace_columns():
+    names = ["smile", "yaw"]
+    settings = parse_mode_settings(["yaw=1", "smile=0.25"], names)
+    assert settings == {"yaw": 1.0, "smile": 0.25}
+    t = mode_targets(torch.full((2, 2), 0.5), {"yaw": 0.75}, names)  # exact in float32
+    assert t.tolist() == [[0.5, 0.75], [0.5, 0.75]]
+    for bad in (["yaw"], ["yaw=1.5"], ["yaw=x"], ["age=0.2"], ["yaw=0", "yaw=1"], ["yaw=nan"]):
+        with pytest.raises(UserInputError, match="mode"):
+            parse_mode_settings(bad, names)

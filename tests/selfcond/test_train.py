@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import ganedit.training.gan as gan_mod
+from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Generator
-from ganedit.selfcond.modes import mode_vector
 from ganedit.selfcond.train import SelfCondConfig, train_selfcond
 
 

@@ -60,11 +60,20 @@ class GeneratorSource(Protocol):
     def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor: ...
 
     def synthesize(
-        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64, progress: bool = False
+        self,
+        latents: torch.Tensor,
+        space: str = "z",
+        batch_size: int = 64,
+        progress: bool = False,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor: ...
 
     def render(
-        self, latents: torch.Tensor, space: str = "z", noise: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        space: str = "z",
+        noise: list[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor: ...
 
     def make_noise(
@@ -100,34 +109,78 @@ class _BatchedSource:
                 f"expected a latent space of {self.name} in {self.spaces}, received {space!r}"
             )
 
+    @property
+    def mode_attributes(self) -> list[str]:
+        """A self-conditioned generator's mode attributes; [] for any other."""
+        return list(getattr(self.generator, "mode_attributes", None) or [])
+
     @torch.no_grad()
     def synthesize(
-        self, latents: torch.Tensor, space: str = "z", batch_size: int = 64, progress: bool = False
+        self,
+        latents: torch.Tensor,
+        space: str = "z",
+        batch_size: int = 64,
+        progress: bool = False,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Images [N, 3, H, W] in [-1, 1] on the CPU from latents in `space`, batch by batch."""
+        """Images [N, 3, H, W] in [-1, 1] on the CPU from latents in `space`, batch by batch.
+        `modes`: a self-conditioned generator's mode vectors, [1, M] for all or [N, M]."""
         self.check_space(space)
         if batch_size < 1:
             raise UserInputError(f"expected a batch size >= 1, received {batch_size}")
+        modes = self._check_modes(modes, len(latents))
         parts = []
         with progress_bar(len(latents), "synthesise", progress) as bar:
             for i in range(0, len(latents), batch_size):
                 batch = torch.as_tensor(latents[i : i + batch_size]).to(self.device)
-                parts.append(self._render(batch, space).clamp(-1, 1).cpu())
+                part = (
+                    None
+                    if modes is None
+                    else modes[i : i + batch_size]
+                    if len(modes) > 1
+                    else modes
+                )
+                parts.append(self._render(batch, space, modes=part).clamp(-1, 1).cpu())
                 bar.advance(len(batch))
         if not parts:
             return torch.zeros(0, 3, self.resolution, self.resolution)
         return torch.cat(parts)
 
     def render(
-        self, latents: torch.Tensor, space: str = "z", noise: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        space: str = "z",
+        noise: list[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The differentiable path: images [N, 3, H, W] from latents in `space`, on the
         source's device, with autograd as the caller has it, not clamped (an optimisation
         must see past [-1, 1]), in one batch. `noise`: explicit noise maps from
         `make_noise` (sources without noise inputs take none); default: the source's
-        noise mode."""
+        noise mode. `modes` as in `synthesize`."""
         self.check_space(space)
-        return self._render(latents.to(self.device), space, noise)
+        modes = self._check_modes(modes, len(latents))
+        return self._render(latents.to(self.device), space, noise, modes)
+
+    def _check_modes(self, modes, n: int) -> torch.Tensor | None:
+        """Mode vectors [1 or n, M] on the source's device, or None; refused for a
+        generator without modes."""
+        if modes is None:
+            return None
+        attributes = self.mode_attributes
+        if not attributes:
+            raise UserInputError(
+                f"expected a self-conditioned generator for modes, received {self.name} "
+                "(it has none)"
+            )
+        modes = torch.as_tensor(modes, dtype=torch.float32)
+        m = 1 + 3 * len(attributes)
+        if modes.ndim != 2 or modes.shape[1] != m or modes.shape[0] not in (1, n):
+            raise UserInputError(
+                f"expected mode vectors of shape [1 or {n}, {m}] for {self.name}, received "
+                f"{tuple(modes.shape)}"
+            )
+        return modes.to(self.device)
 
     def make_noise(
         self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
@@ -136,7 +189,11 @@ class _BatchedSource:
         return []
 
     def _render(
-        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        space: str,
+        noise: list[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         raise NotImplementedError
 
@@ -196,10 +253,14 @@ class StyleGANSource(_BatchedSource):
         return self.generator.make_noise(n, mode, generator)
 
     def _render(
-        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        space: str,
+        noise: list[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         ws = self._to_ws(latents, space)
-        return self.generator.synthesis(ws, noise_mode=self.noise_mode, noise=noise)
+        return self.generator.synthesis(ws, noise_mode=self.noise_mode, noise=noise, modes=modes)
 
 
 @dataclass(eq=False)
@@ -220,7 +281,11 @@ class ZOnlySource(_BatchedSource):
         raise UserInputError(f"expected a generator with a ws space, received {self.name} (z only)")
 
     def _render(
-        self, latents: torch.Tensor, space: str, noise: list[torch.Tensor] | None = None
+        self,
+        latents: torch.Tensor,
+        space: str,
+        noise: list[torch.Tensor] | None = None,
+        modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if noise:
             raise UserInputError(f"expected no noise maps for {self.name}, received {len(noise)}")

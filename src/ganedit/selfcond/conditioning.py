@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ganedit.selfcond.modes import mode_vector
+from ganedit.models.modes import mode_vector
 
 
 def mode_kl(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -28,10 +28,11 @@ import torch
 from PIL import Image
 
 from ganedit.errors import UserInputError
+from ganedit.models.modes import mode_vector
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
 from ganedit.selfcond.labels import load_labels
-from ganedit.selfcond.modes import mode_vector, normalise
+from ganedit.selfcond.modes import normalise
 from ganedit.training.gan import (
     BatchSampler,
     GanConfig,
