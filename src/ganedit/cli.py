@@ -965,7 +965,9 @@ def train_selfcond_cmd(
 
 @app.command("edit")
 def edit_cmd(
-    boundary: list[Path] = opt.boundary_option(),
+    boundary: list[Path] = typer.Option(
+        [], "--boundary", "-b", "--boundary-path", help="Boundary .npy (repeat for several)."
+    ),
     out: Path = opt.out_option("New folder: strip.png, edit.gif, latents.npy, config.json."),
     generator: str = opt.generator_option(),
     space: opt.Space = opt.space_option(),
@@ -983,8 +985,12 @@ def edit_cmd(
         callback=opt.finite_list("--strength"),
         help="With several boundaries: one strength each (repeat).",
     ),
-    mode: opt.Mode = typer.Option(
-        opt.Mode("relative"), "--mode", help="relative (x + s d) or absolute (distance s)."
+    mode: list[str] = typer.Option(
+        [],
+        "--mode",
+        help="relative (x + s d, the default) or absolute (distance s); or, for a "
+        "self-conditioned generator, ATTR=T: move attribute ATTR's mode to t = T in [0, 1] "
+        "(repeat for several).",
     ),
     layers: str | None = typer.Option(None, "--layers", help="ws rows START:STOP."),
     calibrated: bool = typer.Option(
@@ -1019,11 +1025,13 @@ def edit_cmd(
     """Move latents along directions: a labelled strip (one column per strength) and a GIF."""
     from ganedit.editing.run import EditConfig, run_edit, summary_lines
 
+    edit_mode, mode_settings = _split_modes(mode)
     cfg = EditConfig(
         boundaries=tuple(str(b) for b in boundary), generator=generator, space=opt.value(space),
         n=n, seed=seed, latents=str(latents) if latents else None, start=start, end=end,
-        steps=steps, strengths=tuple(strength or ()), mode=opt.value(mode),
+        steps=steps, strengths=tuple(strength or ()), mode=edit_mode,
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
+        modes=mode_settings,
     )  # fmt: skip
     if images:
         _edit_images(cfg, images, opt.value(invert_method), invert_steps, out, seed, device,
@@ -1032,6 +1040,22 @@ def edit_cmd(
     summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary):
         typer.echo(line)
+
+
+def _split_modes(values: list[str]) -> tuple[str, tuple[str, ...]]:
+    """--mode values: at most one of relative/absolute, and any number of ATTR=T."""
+    from ganedit.editing.edit import MODES
+
+    kinds = [v for v in values if "=" not in v]
+    settings = tuple(v for v in values if "=" in v)
+    for kind in kinds:
+        if kind not in MODES:
+            raise UserInputError(
+                f"expected --mode among {list(MODES)} or ATTR=T, received {kind!r}"
+            )
+    if len(set(kinds)) > 1:
+        raise UserInputError(f"expected one of {list(MODES)} for --mode, received {kinds}")
+    return (kinds[0] if kinds else "relative"), settings
 
 
 def _edit_images(cfg, images, method, steps, out, seed, device, overwrite, progress) -> None:

@@ -6,6 +6,11 @@ evaluator-logit units of each boundary's attribute, and two safeguards apply: a 
 that barely moves its attribute is reported instead of amplified, and a step never exceeds
 `bound` times the width of the span the latents cover along the direction (said in the
 output when it applies), so calibration cannot walk the edit off the generator's manifold.
+
+A self-conditioned generator is also edited by its modes (`modes`, "ATTR=T"): each column
+moves the set attributes' anchor coordinates a share of the way from the samples' own
+(neutral, t = 0.5, for sampled latents) to T, keeping w. With boundaries as well, both
+edits advance together, column by column.
 """
 
 from __future__ import annotations
@@ -70,12 +75,13 @@ class EditConfig:
     evaluator: str = "evaluator"
     scale: int = 2  # pixel upscaling of the strip and GIF
     force: bool = False  # use boundaries whose provenance does not match (recorded)
+    modes: tuple[str, ...] = ()  # "ATTR=T": mode targets of a self-conditioned generator
 
     def __post_init__(self):
         values = {k: getattr(self, k) for k in _CONSTRAINTS}
         check_params(values, _CONSTRAINTS, "edit")
-        if not self.boundaries:
-            raise UserInputError("expected at least one --boundary, received none")
+        if not self.boundaries and not self.modes:
+            raise UserInputError("expected at least one --boundary or --mode, received none")
         for value in self.strengths:
             check_params({"start": value}, {"start": Real(-1e6, 1e6)}, "edit strength")
         if self.calibrated and self.mode != "relative":
@@ -112,6 +118,7 @@ def run_edit(
 
     out = check_output(out, overwrite=overwrite, kind="dir")
     source = load_generator(cfg.generator, device)
+    modes = _mode_edit(cfg, source)
     loaded = [load_boundary(b) for b in cfg.boundaries]
     checks = [
         check_boundary_use(meta, source.identity, cfg.space, f"boundary {path}", cfg.force)
@@ -123,9 +130,9 @@ def run_edit(
         _latent_units(cfg, source, direction, meta, latents, sweep, progress)
         for direction, meta in loaded
     ]
-    title = _title(cfg, loaded)
+    title = _title(cfg, loaded, modes)
     with atomic_dir(out, overwrite=overwrite, what="edit") as tmp:
-        frames = _render(cfg, source, latents, loaded, units, sweep, progress)
+        frames = _render(cfg, source, latents, loaded, units, sweep, progress, modes)
         save_strip(frames, tmp / "strip.png", sweep, title, cfg.scale)
         save_gif(frames, tmp / "edit.gif", sweep, title, cfg.scale)
         np.save(tmp / "latents.npy", latents.numpy())
@@ -137,13 +144,32 @@ def run_edit(
             "generator": source.identity,
             "provenance": checks,
             "boundaries": [u for u in units],
+            "modes": modes,
         }
         write_json(tmp / "config.json", {**dataclasses.asdict(cfg), **summary})
     return summary
 
 
+def _mode_edit(cfg: EditConfig, source) -> dict | None:
+    """{"attributes", "targets"} of a mode edit, checked against the generator; or None."""
+    if not cfg.modes:
+        return None
+    from ganedit.models.modes import parse_mode_settings
+
+    attributes = getattr(source, "mode_attributes", [])
+    if not attributes:
+        raise UserInputError(
+            f"expected a self-conditioned generator for --mode, received {source.name} "
+            "(it has no modes)"
+        )
+    return {"attributes": attributes, "targets": parse_mode_settings(cfg.modes, attributes)}
+
+
 def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:
-    """The column strengths: start..end for one boundary; 0..1 of the given ones for several."""
+    """The column strengths: start..end for one boundary; 0..1 of the given ones for several,
+    or of the way to the mode targets when there is no boundary."""
+    if n_boundaries == 0:
+        return np.linspace(0.0, 1.0, cfg.steps).tolist()
     if n_boundaries == 1:
         return np.linspace(cfg.start, cfg.end, cfg.steps).tolist()
     if len(cfg.strengths) != n_boundaries:
@@ -205,12 +231,27 @@ def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
     return max(abs(s) for s in sweep)
 
 
-def _render(cfg, source, latents, loaded, units, sweep, progress) -> torch.Tensor:
+def _column_modes(modes: dict | None, n: int, share: float) -> torch.Tensor | None:
+    """Mode vectors [n, M] a share of the way from neutral to the targets (None: no modes)."""
+    if modes is None:
+        return None
+    from ganedit.models.modes import NEUTRAL, mode_targets, mode_vector
+
+    start = torch.full((n, len(modes["attributes"])), NEUTRAL)
+    end = mode_targets(start, modes["targets"], modes["attributes"])
+    return mode_vector(start + share * (end - start), for_generator=True)
+
+
+def _render(cfg, source, latents, loaded, units, sweep, progress, modes=None) -> torch.Tensor:
     """Frames [S, N, 3, H, W], one per column strength."""
     frames = []
+    shares = np.linspace(0.0, 1.0, len(sweep)) if len(sweep) > 1 else [1.0]
     with progress_bar(len(sweep), "edit", progress) as bar:
-        for strength in sweep:
-            if len(loaded) == 1:
+        for strength, share in zip(sweep, shares, strict=True):
+            column_modes = _column_modes(modes, len(latents), float(share))
+            if not loaded:
+                moved = latents
+            elif len(loaded) == 1:
                 direction, meta = loaded[0]
                 step = strength * units[0]["latent_per_unit"]
                 intercept = float(meta.get("intercept") or 0.0)
@@ -221,12 +262,24 @@ def _render(cfg, source, latents, loaded, units, sweep, progress) -> torch.Tenso
                     for s, u in zip(cfg.strengths, units, strict=True)
                 ]
                 moved = move_many(latents, [d for d, _ in loaded], steps, cfg.layers)
-            frames.append(source.synthesize(moved, cfg.space))
+            if column_modes is None:
+                frames.append(source.synthesize(moved, cfg.space))
+            else:
+                frames.append(source.synthesize(moved, cfg.space, modes=column_modes))
             bar.advance(1)
     return torch.stack(frames)
 
 
-def _title(cfg: EditConfig, loaded) -> str:
+def _title(cfg: EditConfig, loaded, modes: dict | None = None) -> str:
+    title = _directions_title(cfg, loaded) if loaded else ""
+    if modes is None:
+        return title
+    targets = ", ".join(f"{a} to t={format(t, 'g')}" for a, t in modes["targets"].items())
+    mode_text = f"modes: {targets} (share of the way from neutral)"
+    return f"{title}; {mode_text}" if title else mode_text
+
+
+def _directions_title(cfg: EditConfig, loaded) -> str:
     names = [
         f"{meta.get('method', 'direction')}: {meta.get('attribute', '?')}" for _, meta in loaded
     ]

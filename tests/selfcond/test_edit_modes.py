@@ -1,0 +1,90 @@
+"""Editing by modes: `ganedit edit --mode ATTR=T` on a self-conditioned generator."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cli_run import ok, user_error
+from ganedit.models.modes import mode_vector
+from ganedit.models.registry import save_pretrained
+from ganedit.models.sources import load_generator
+from ganedit.models.stylegan2 import Generator
+
+
+@pytest.fixture(scope="module")
+def generators(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gens")
+    torch.manual_seed(0)
+    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16, mode_attributes=["smile", "yaw"])
+    with torch.no_grad():
+        g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(1))
+    g.eval().update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
+    save_pretrained(g, root / "sc")
+    plain = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+    save_pretrained(plain, root / "plain")
+    return root
+
+
+def test_edit_by_modes_sweeps_from_neutral_to_the_target(capsys, tmp_path, generators):
+    out = tmp_path / "e"
+    text = ok(capsys, ["edit", "-g", generators / "sc", "--mode", "yaw=1", "-n", 2,
+                       "--steps", 3, "-o", out, "--no-progress"])  # fmt: skip
+    assert "strip.png" in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["modes"] == {"attributes": ["smile", "yaw"], "targets": {"yaw": 1.0}}
+    assert config["strengths"] == [0.0, 0.5, 1.0]
+    # the first column is the neutral mode, the last the target: check against the source
+    source = load_generator(str(generators / "sc"))
+    z = source.sample_z(2, seed=0)
+    w = source.to_w(z)
+    neutral = source.synthesize(w, "w")
+    target = source.synthesize(w, "w", modes=mode_vector(torch.tensor([[0.5, 1.0]]), True))
+    assert (neutral - target).abs().max() > 1e-2
+    latents = np.load(out / "latents.npy")
+    np.testing.assert_allclose(latents, w.numpy(), atol=1e-6)
+    # the frames themselves: column 0 at neutral, the last at the target, w kept
+    from ganedit.editing.run import EditConfig, _mode_edit, _render
+
+    cfg = EditConfig(boundaries=(), modes=("yaw=1",), steps=3)
+    frames = _render(cfg, source, w, [], [], [0.0, 0.5, 1.0], False, _mode_edit(cfg, source))
+    assert torch.allclose(frames[0], neutral, atol=1e-5)
+    assert torch.allclose(frames[-1], target, atol=1e-5)
+
+
+def test_modes_and_directions_combine_and_bad_requests_are_refused(capsys, tmp_path, generators):
+    from ganedit.directions.io import save_boundary
+
+    source = load_generator(str(generators / "sc"))
+    meta = {"generator": source.identity["name"], "generator_sha256": source.identity["sha256"],
+            "space": "w", "attribute": "smile"}  # fmt: skip
+    b = save_boundary(tmp_path / "b.npy", np.eye(16, dtype=np.float32)[0], meta)
+    ok(capsys, ["edit", "-g", generators / "sc", "-b", b, "--mode", "smile=0", "--mode",
+                "absolute", "-n", 1, "--steps", 2, "-o", tmp_path / "both", "--no-progress"])  # fmt: skip
+    config = json.loads((tmp_path / "both" / "config.json").read_text())
+    assert config["mode"] == "absolute" and config["modes"]["targets"] == {"smile": 0.0}
+    assert "no modes" in user_error(capsys, ["edit", "-g", generators / "plain", "--mode",
+                                             "yaw=1", "-o", tmp_path / "x", "--no-progress"])  # fmt: skip
+    for bad in ("yaw=2", "age=0.5", "sideways"):
+        user_error(capsys, ["edit", "-g", generators / "sc", "--mode", bad, "-o", tmp_path / "y",
+                            "--no-progress"])  # fmt: skip
+    line = user_error(capsys, ["edit", "-g", generators / "sc", "-o", tmp_path / "z"])
+    assert "--boundary or --mode" in line
+
+
+def test_sources_check_modes(generators):
+    from ganedit.errors import UserInputError
+
+    sc, plain = load_generator(str(generators / "sc")), load_generator(str(generators / "plain"))
+    assert sc.mode_attributes == ["smile", "yaw"] and plain.mode_attributes == []
+    z = sc.sample_z(3, seed=1)
+    per_sample = mode_vector(torch.rand(3, 2, generator=torch.Generator().manual_seed(2)), True)
+    images = sc.synthesize(z, "z", batch_size=2, modes=per_sample)  # sliced with the batches
+    one_by_one = torch.cat([sc.synthesize(z[i : i + 1], "z", modes=per_sample[i : i + 1])
+                            for i in range(3)])  # fmt: skip
+    assert torch.allclose(images, one_by_one, atol=1e-5)
+    with pytest.raises(UserInputError, match="shape"):
+        sc.synthesize(z, "z", modes=torch.ones(2, 7))
+    with pytest.raises(UserInputError, match="self-conditioned"):
+        plain.synthesize(z, "z", modes=per_sample)
