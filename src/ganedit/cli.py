@@ -345,6 +345,7 @@ def sample_cmd(
     truncation_psi: float = opt.trunc_option(),
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
+    mode: list[str] = opt.mode_settings_option(),
     device: str = opt.device_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
@@ -362,6 +363,9 @@ def sample_cmd(
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     source = load_generator(generator, device=device, truncation_psi=truncation_psi)
+    settings = _mode_settings(source, mode)
+    if settings:
+        source = source.with_modes(settings)
     images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
     cols = math.ceil(math.sqrt(n))
     picture = labelled_grid(to_uint8(images), cols, scale=scale)
@@ -374,6 +378,7 @@ def sample_cmd(
             "n": n,
             "seed": seed,
             "truncation_psi": truncation_psi,
+            "modes": settings or None,
             "order": "row-major, sample i at row i // cols, column i % cols",
             "cols": cols,
         },
@@ -474,6 +479,7 @@ def generate_cmd(
     batch_size: int = opt.batch_option(256),
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
     save_images: bool = typer.Option(False, "--save-images", help="Also write one PNG per sample."),
+    mode: list[str] = opt.mode_settings_option(),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
     overwrite: bool = opt.overwrite_option(),
     device: str = opt.device_option(),
@@ -485,6 +491,7 @@ def generate_cmd(
     cfg = GenerateConfig(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
+        modes=tuple(mode),
     )  # fmt: skip
     path = generate_bank(
         cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
@@ -1040,6 +1047,21 @@ def edit_cmd(
     summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary):
         typer.echo(line)
+
+
+def _mode_settings(source, values: list[str]) -> dict[str, float]:
+    """--mode ATTR=T values, checked against the source's mode attributes."""
+    if not values:
+        return {}
+    from ganedit.models.modes import parse_mode_settings
+
+    attributes = getattr(source, "mode_attributes", [])
+    if not attributes:
+        raise UserInputError(
+            f"expected a self-conditioned generator for --mode, received {source.name} "
+            "(it has no modes)"
+        )
+    return parse_mode_settings(values, attributes)
 
 
 def _split_modes(values: list[str]) -> tuple[str, tuple[str, ...]]:

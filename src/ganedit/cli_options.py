@@ -205,6 +205,15 @@ def space_option(default: str = "w"):
     return typer.Option(Space(default), "--space", help="Latent space.")
 
 
+def mode_settings_option():
+    return typer.Option(
+        [],
+        "--mode",
+        help="A self-conditioned generator's mode ATTR=T (t in [0, 1]; repeat; others neutral).",
+        metavar="ATTR=T",
+    )
+
+
 def seed_option(default: int = 0, help: str = "Sample i depends only on (seed, i)."):
     return typer.Option(default, "--seed", min=0, max=MAX_SEED, help=help)
 

@@ -88,3 +88,25 @@ def test_sources_check_modes(generators):
         sc.synthesize(z, "z", modes=torch.ones(2, 7))
     with pytest.raises(UserInputError, match="self-conditioned"):
         plain.synthesize(z, "z", modes=per_sample)
+
+
+def test_sample_and_generate_at_modes(capsys, tmp_path, generators):
+    from ganedit.latents import LatentBank
+
+    ok(capsys, ["sample", "-g", generators / "sc", "-n", 2, "--mode", "yaw=0.9",
+                "-o", tmp_path / "grid.png"])  # fmt: skip
+    record = json.loads((tmp_path / "grid.json").read_text())
+    assert record["modes"] == {"yaw": 0.9}
+    ok(capsys, ["generate", "-g", generators / "sc", "-n", 4, "-p", "none", "--mode", "smile=0",
+                "-o", tmp_path / "b.zarr", "--no-progress"])  # fmt: skip
+    bank = LatentBank.open(tmp_path / "b.zarr")
+    assert bank.meta["modes"] == pytest.approx({"smile": 0.0, "yaw": 0.5})
+    user_error(capsys, ["sample", "-g", generators / "plain", "--mode", "yaw=1",
+                        "-o", tmp_path / "p.png"])  # fmt: skip
+    # the source renders at its modes
+    source = load_generator(str(generators / "sc")).with_modes({"smile": 0.0})
+    z = source.sample_z(2, seed=3)
+    explicit = load_generator(str(generators / "sc")).synthesize(
+        z, "z", modes=mode_vector(torch.tensor([[0.0, 0.5]]), True)
+    )
+    assert torch.equal(source.synthesize(z, "z"), explicit)

@@ -58,6 +58,7 @@ class GenerateConfig:
     batch_size: int = 256
     store_ws: bool = False
     save_images: bool = False
+    modes: tuple[str, ...] = ()  # "ATTR=T": a self-conditioned generator's modes, all samples
 
     def __post_init__(self):
         expect(bool(str(self.generator)), "a generator name or path", self.generator)
@@ -129,6 +130,16 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
     else:
         psi = getattr(source, "truncation_psi", cfg.truncation_psi)
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
+    if cfg.modes:
+        from ganedit.models.modes import parse_mode_settings
+
+        attributes = getattr(source, "mode_attributes", [])
+        if not attributes:
+            raise UserInputError(
+                f"expected a self-conditioned generator for --mode, received {cfg.generator!r} "
+                "(it has no modes)"
+            )
+        source = source.with_modes(parse_mode_settings(cfg.modes, attributes))
     if cfg.store_ws and "ws" not in source.spaces:
         raise UserInputError(
             f"expected a generator with a ws space to store ws, received {cfg.generator!r} "
@@ -162,12 +173,24 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
         "truncation_psi": cfg.truncation_psi,
         "seed": cfg.seed,
         "resolution": resolution,
+        "modes": _modes_record(source),
         "config": cfg.to_dict(),
     }
     create_store(
         partial, n=cfg.n, chunk_size=cfg.chunk_size, dims=dims, score_names=names, meta=meta
     )
     write_json(partial / "config.json", cfg.to_dict())
+
+
+def _modes_record(source) -> dict | None:
+    """The anchor coordinates every sample was rendered at, by attribute (None: no modes)."""
+    modes = getattr(source, "modes", None)
+    if modes is None:
+        return None
+    from ganedit.models.modes import coordinates
+
+    t = coordinates(modes.cpu())[0].tolist()
+    return dict(zip(source.mode_attributes, t, strict=True))
 
 
 def _identity(source, cfg: GenerateConfig) -> dict:

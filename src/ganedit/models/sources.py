@@ -13,6 +13,7 @@ earlier studies were measured on it), `dcgan-digiface` (optional package), a Sty
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -209,9 +210,24 @@ class StyleGANSource(_BatchedSource):
     spaces: tuple[str, ...] = ("z", "w", "ws")
     weights_sha256: str | None = None
     parent: dict | None = None  # the generator this one was tuned from (its identity)
+    modes: torch.Tensor | None = None  # a self-conditioned generator's default modes [1, M]
 
     def __post_init__(self):
         check_truncation(self.truncation_psi)
+
+    def with_modes(self, settings: dict[str, float]) -> StyleGANSource:
+        """This source rendering every sample at the given modes ({"smile": 0.9, ...}; the
+        other attributes neutral) unless a call passes its own."""
+        from ganedit.models.modes import NEUTRAL, mode_targets, mode_vector
+
+        attributes = self.mode_attributes
+        if not attributes:
+            raise UserInputError(
+                f"expected a self-conditioned generator for modes, received {self.name} "
+                "(it has none)"
+            )
+        t = mode_targets(torch.full((1, len(attributes)), NEUTRAL), settings, attributes)
+        return dataclasses.replace(self, modes=mode_vector(t, for_generator=True))
 
     @property
     def z_dim(self) -> int:
@@ -260,6 +276,8 @@ class StyleGANSource(_BatchedSource):
         modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         ws = self._to_ws(latents, space)
+        if modes is None and self.modes is not None:
+            modes = self.modes.to(ws.device)
         return self.generator.synthesis(ws, noise_mode=self.noise_mode, noise=noise, modes=modes)
 
 
