@@ -102,3 +102,19 @@ def test_train_selfcond_cli(setting, tmp_path, capsys):
     assert g.mode_attributes == ["yaw"]
     config = json.loads((tmp_path / "sc" / "config.json").read_text())
     assert config["init"] == "copy" and config["gan"]["d_warmup"] == 2
+
+
+def test_the_saved_discriminator_reads_modes(setting, tmp_path):
+    from ganedit.selfcond.conditioning import read_modes
+
+    train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "r", progress=False)
+    d = load_pretrained(tmp_path / "r" / "d")
+    assert d.num_modes == 7
+    t = read_modes(d, torch.rand(3, 3, 16, 16) * 2 - 1, batch_size=2)
+    assert t.shape == (3, 2) and bool(((t >= 0) & (t <= 1)).all())
+    # a head with all its mass on "high" for attribute 0 and "low" for 1 reads t = 1 and 0
+    with torch.no_grad():
+        d.final_class[1].weight.zero_()
+        d.final_class[1].bias.copy_(torch.tensor([0, -50, -50, 50, 50, -50, -50.0]))
+    t = read_modes(d, torch.zeros(2, 3, 16, 16))
+    assert torch.allclose(t, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), atol=1e-6)

@@ -29,6 +29,7 @@ from PIL import Image
 
 from ganedit.errors import UserInputError
 from ganedit.models.modes import mode_vector
+from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
 from ganedit.selfcond.labels import load_labels
@@ -41,6 +42,7 @@ from ganedit.training.gan import (
     run_training,
     setup_gan,
 )
+from ganedit.utils.distributed import world_info
 from ganedit.utils.files import atomic_path
 from ganedit.utils.images import grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
@@ -165,7 +167,8 @@ def train_selfcond(
     progress: bool = True,
 ) -> Path:
     """Fine-tune `cfg.generator` into a self-conditioned generator; returns its folder
-    (run_dir/g_ema). Resumable; everything is checked before the run folder is made."""
+    (run_dir/g_ema; the discriminator, whose mode head reads images' modes, goes to
+    run_dir/d). Resumable; everything is checked before the run folder is made."""
     from ganedit.datasets import ImageDataset
     from ganedit.selfcond.run import load_indices
 
@@ -208,7 +211,11 @@ def train_selfcond(
         samples=save_mode_samples,
         adopt=(),
     )
-    return run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, progress)
+    out = run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, progress)
+    if world_info()[0] == 0:  # its mode head reads the modes of images the model did not make
+        extra = {"selfcond": provenance, "iterations": state.step}
+        save_pretrained(state.d, Path(run_dir) / "d", extra=extra, overwrite=True)
+    return out
 
 
 @torch.no_grad()
