@@ -101,7 +101,7 @@ def boundary_distances(ws: torch.Tensor, boundaries: list[Boundary]) -> np.ndarr
 
 @dataclass(frozen=True)
 class SelfLabelConfig:
-    """Settings of `self_label` (what a resumed run must share with the first)."""
+    """Settings of `label_dataset` (what a resumed run must share with the first)."""
 
     batch_size: int = 64
     chunk: int = 1024  # images per kept chunk: the most an interruption loses
