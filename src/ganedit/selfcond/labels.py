@@ -392,3 +392,20 @@ def load_labels(folder: str | Path) -> tuple[np.ndarray, dict]:
         raise DamagedInputError(f"expected numeric ranges in {record_path}") from None
     check_finite(ranges, f"{record_path} ranges")
     return labels.astype(np.float32), record
+
+
+def anchor_coordinates(
+    labels: np.ndarray, record: dict, attributes=None
+) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """The chosen attributes' (default: all) labels as anchor coordinates t [N, k] in
+    [0, 1], normalised by the store's ranges; with the names and those ranges [k, 2]."""
+    from ganedit.selfcond.modes import normalise
+
+    names = record["attributes"]
+    chosen = list(attributes) if attributes else list(names)
+    unknown = [a for a in chosen if a not in names]
+    if unknown:
+        raise UserInputError(f"expected attributes among {names}, received {unknown}")
+    columns = [names.index(a) for a in chosen]
+    ranges = np.asarray(record["ranges"], np.float64)[columns]
+    return normalise(labels[:, columns], ranges), chosen, ranges

@@ -13,13 +13,13 @@ from ganedit.selfcond.labels import (
     DistanceLabeller,
     PredictorLabeller,
     SelfLabelConfig,
+    anchor_coordinates,
     label_dataset,
     labels_from_table,
     load_boundaries,
     load_labels,
     write_labels,
 )
-from ganedit.selfcond.modes import normalise
 from ganedit.selfcond.resample import ResampleConfig, balance_report, resample
 from ganedit.utils.progress import progress_bar
 
@@ -124,14 +124,7 @@ def run_resample(
     from ganedit.utils.files import atomic_dir, check_output
 
     values, record = load_labels(labels)
-    names = record["attributes"]
-    chosen = list(attributes) if attributes else names
-    unknown = [a for a in chosen if a not in names]
-    if unknown:
-        raise UserInputError(f"expected attributes among {names}, received {unknown}")
-    columns = [names.index(a) for a in chosen]
-    ranges = np.asarray(record["ranges"])[columns]
-    u = normalise(values[:, columns], ranges)
+    u, chosen, ranges = anchor_coordinates(values, record, attributes)
     indices = resample(u, config)
     report = balance_report(u, indices, chosen)
     report["labels"] = {"path": str(labels), "source": record.get("source")}

@@ -23,7 +23,6 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -32,8 +31,7 @@ from ganedit.models.modes import mode_vector
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
-from ganedit.selfcond.labels import load_labels
-from ganedit.selfcond.modes import normalise
+from ganedit.selfcond.labels import anchor_coordinates, load_labels
 from ganedit.training.gan import (
     BatchSampler,
     GanConfig,
@@ -142,21 +140,16 @@ def gan_config(cfg: SelfCondConfig, g: Generator, train: dict) -> GanConfig:
 
 
 def mode_targets(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor, list[str], dict]:
-    """Full mode vectors [N, 1 + 3k] of every image, the attributes, and the labels record."""
+    """Full mode vectors [N, 1 + 3k] of every image, the attributes, and the labels record
+    (with `chosen_ranges`, the chosen attributes' ranges [k, 2])."""
     labels, record = load_labels(cfg.labels)
-    names = record["attributes"]
-    chosen = list(cfg.attributes) if cfg.attributes else names
-    unknown = [a for a in chosen if a not in names]
-    if unknown:
-        raise UserInputError(f"expected attributes among {names}, received {unknown}")
     if len(labels) != n_images:
         raise UserInputError(
             f"expected labels for the {n_images} images of {cfg.data!r}, received "
             f"{len(labels)} in {cfg.labels!r}"
         )
-    columns = [names.index(a) for a in chosen]
-    t = normalise(labels[:, columns], np.asarray(record["ranges"])[columns])
-    return mode_vector(t, for_generator=False), chosen, record
+    t, chosen, ranges = anchor_coordinates(labels, record, cfg.attributes)
+    return mode_vector(t, for_generator=False), chosen, {**record, "chosen_ranges": ranges}
 
 
 def train_selfcond(
@@ -197,9 +190,7 @@ def train_selfcond(
     provenance = {
         "base": identity,
         "attributes": attributes,
-        "ranges": np.asarray(record["ranges"])[
-            [record["attributes"].index(a) for a in attributes]
-        ].tolist(),
+        "ranges": record["chosen_ranges"].tolist(),
         "labels": {"path": cfg.labels, "source": record.get("source")},
         "resample": cfg.resample,
         "init": cfg.init,
