@@ -72,6 +72,7 @@ class GenerateConfig:
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["generator"], out["predictor"] = str(self.generator), str(self.predictor)
+        out["modes"] = list(self.modes)  # as JSON keeps it, so a resumed run compares equal
         return out
 
 
