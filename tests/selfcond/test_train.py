@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import ganedit.training.gan as gan_mod
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Generator
@@ -55,18 +54,11 @@ def test_fine_tune_writes_a_self_conditioned_generator(setting, tmp_path):
 
 
 def test_resume_continues_exactly(setting, tmp_path, monkeypatch):
+    from interrupt import run_killed_at
+
     full = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "full", progress=False))
-    original = gan_mod.gan_step
-
-    def crash_at_8(state, cfg, sampler):
-        if state.step == 8:
-            raise KeyboardInterrupt
-        return original(state, cfg, sampler)
-
-    monkeypatch.setattr(gan_mod, "gan_step", crash_at_8)
-    with pytest.raises(KeyboardInterrupt):
-        train_selfcond(_cfg(setting), tmp_path / "part", progress=False)
-    monkeypatch.setattr(gan_mod, "gan_step", original)
+    part = tmp_path / "part"
+    run_killed_at(monkeypatch, 8, lambda: train_selfcond(_cfg(setting), part, progress=False))
     resumed = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "part", progress=False))
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
 

@@ -45,18 +45,12 @@ def test_smoke_run_stays_finite_and_writes_its_artifacts(data16, tmp_path):
 
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(data16, tmp_path, monkeypatch):
+    from interrupt import run_killed_at
+
     full = load_pretrained(train_gan(_cfg(data16), tmp_path / "full", progress=False))
-    original = gan_mod.gan_step
-
-    def crash_at_13(state, cfg, sampler):
-        if state.step == 13:
-            raise KeyboardInterrupt
-        return original(state, cfg, sampler)
-
-    monkeypatch.setattr(gan_mod, "gan_step", crash_at_13)
-    with pytest.raises(KeyboardInterrupt):
-        train_gan(_cfg(data16), tmp_path / "part", progress=False)
-    monkeypatch.setattr(gan_mod, "gan_step", original)
+    run_killed_at(
+        monkeypatch, 13, lambda: train_gan(_cfg(data16), tmp_path / "part", progress=False)
+    )
     resumed = load_pretrained(train_gan(_cfg(data16), tmp_path / "part", progress=False))
     differ = [
         k for k, v in full.state_dict().items() if not torch.equal(v, resumed.state_dict()[k])
