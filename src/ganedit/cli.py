@@ -363,7 +363,7 @@ def sample_cmd(
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     source = load_generator(generator, device=device, truncation_psi=truncation_psi)
-    settings = _mode_settings(source, mode)
+    settings = source.mode_settings(mode) if mode else {}
     if settings:
         source = source.with_modes(settings)
     images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
@@ -703,11 +703,7 @@ def train_encoder_cmd(
     progressive_every: int = typer.Option(
         1500, "--progressive-every", min=1, help="Steps between further offsets."
     ),
-    perceptual: opt.Perceptual = typer.Option(
-        opt.Perceptual("evaluator"),
-        "--perceptual",
-        help="Shipped network whose features give the perceptual distance.",
-    ),
+    perceptual: opt.Perceptual = opt.perceptual_option(),
     pixel_weight: float = typer.Option(
         1.0, "--pixel-weight", callback=opt.finite("--pixel-weight", 0.0, 1e6)
     ),
@@ -804,11 +800,7 @@ def invert_cmd(
     noise: bool = typer.Option(
         True, "--optimize-noise/--no-optimize-noise", help="Optimise the noise maps too."
     ),
-    perceptual: opt.Perceptual = typer.Option(
-        opt.Perceptual("evaluator"),
-        "--perceptual",
-        help="Shipped network whose features give the perceptual distance.",
-    ),
+    perceptual: opt.Perceptual = opt.perceptual_option(),
     identity_weight: float = typer.Option(
         0.1, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
     ),
@@ -1047,21 +1039,6 @@ def edit_cmd(
     summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary):
         typer.echo(line)
-
-
-def _mode_settings(source, values: list[str]) -> dict[str, float]:
-    """--mode ATTR=T values, checked against the source's mode attributes."""
-    if not values:
-        return {}
-    from ganedit.models.modes import parse_mode_settings
-
-    attributes = getattr(source, "mode_attributes", [])
-    if not attributes:
-        raise UserInputError(
-            f"expected a self-conditioned generator for --mode, received {source.name} "
-            "(it has no modes)"
-        )
-    return parse_mode_settings(values, attributes)
 
 
 def _split_modes(values: list[str]) -> tuple[str, tuple[str, ...]]:

@@ -205,6 +205,14 @@ def space_option(default: str = "w"):
     return typer.Option(Space(default), "--space", help="Latent space.")
 
 
+def perceptual_option():
+    return typer.Option(
+        Perceptual("evaluator"),
+        "--perceptual",
+        help="Shipped network whose features give the perceptual distance.",
+    )
+
+
 def mode_settings_option():
     return typer.Option(
         [],

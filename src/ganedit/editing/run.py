@@ -154,15 +154,7 @@ def _mode_edit(cfg: EditConfig, source) -> dict | None:
     """{"attributes", "targets"} of a mode edit, checked against the generator; or None."""
     if not cfg.modes:
         return None
-    from ganedit.models.modes import parse_mode_settings
-
-    attributes = getattr(source, "mode_attributes", [])
-    if not attributes:
-        raise UserInputError(
-            f"expected a self-conditioned generator for --mode, received {source.name} "
-            "(it has no modes)"
-        )
-    return {"attributes": attributes, "targets": parse_mode_settings(cfg.modes, attributes)}
+    return {"attributes": source.mode_attributes, "targets": source.mode_settings(cfg.modes)}
 
 
 def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:

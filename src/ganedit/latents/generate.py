@@ -132,15 +132,7 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
         psi = getattr(source, "truncation_psi", cfg.truncation_psi)
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
     if cfg.modes:
-        from ganedit.models.modes import parse_mode_settings
-
-        attributes = getattr(source, "mode_attributes", [])
-        if not attributes:
-            raise UserInputError(
-                f"expected a self-conditioned generator for --mode, received {cfg.generator!r} "
-                "(it has no modes)"
-            )
-        source = source.with_modes(parse_mode_settings(cfg.modes, attributes))
+        source = source.with_modes(source.mode_settings(cfg.modes))
     if cfg.store_ws and "ws" not in source.spaces:
         raise UserInputError(
             f"expected a generator with a ws space to store ws, received {cfg.generator!r} "

@@ -115,6 +115,18 @@ class _BatchedSource:
         """A self-conditioned generator's mode attributes; [] for any other."""
         return list(getattr(self.generator, "mode_attributes", None) or [])
 
+    def mode_settings(self, values) -> dict[str, float]:
+        """{"smile": 0.9, ...} from ["smile=0.9", ...], checked against this generator's
+        mode attributes (refused for a generator without modes)."""
+        from ganedit.models.modes import parse_mode_settings
+
+        if not self.mode_attributes:
+            raise UserInputError(
+                f"expected a self-conditioned generator for --mode, received {self.name} "
+                "(it has no modes)"
+            )
+        return parse_mode_settings(values, self.mode_attributes)
+
     @torch.no_grad()
     def synthesize(
         self,

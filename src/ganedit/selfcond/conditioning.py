@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ganedit.models.modes import mode_vector
+from ganedit.models.modes import coordinates, mode_vector
 
 
 def mode_kl(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -54,6 +54,6 @@ def read_modes(d, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         batch = images[i : i + batch_size].to(next(d.parameters()).device)
         _, logits = d.forward_with_modes(batch)
         n, m = logits.shape
-        p = F.softmax(logits[:, 1:].reshape(n, (m - 1) // 3, 3), dim=-1)
-        parts.append((p[..., 1] / 2 + p[..., 2]).cpu())
+        p = F.softmax(logits[:, 1:].reshape(n, (m - 1) // 3, 3), dim=-1)  # [n, k, 3]
+        parts.append(coordinates(torch.cat([logits.new_ones(n, 1), p.flatten(1)], 1)).cpu())
     return torch.cat(parts) if parts else torch.zeros(0, 0)

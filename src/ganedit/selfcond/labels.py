@@ -327,8 +327,9 @@ def _batch(dataset, a: int, b: int, resolution: int) -> torch.Tensor:
     """Images a..b-1 as float [n, 3, R, R] in [-1, 1], resized (area) to the encoder's size."""
     import torch.nn.functional as F
 
-    images = np.stack([dataset[i] for i in range(a, b)])  # [n, H, W, 3] uint8
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    from ganedit.utils.images import from_uint8
+
+    x = from_uint8(np.stack([dataset[i] for i in range(a, b)]))  # [n, 3, H, W]
     if x.shape[-1] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="area")
     return x

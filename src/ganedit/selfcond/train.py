@@ -139,7 +139,7 @@ def gan_config(cfg: SelfCondConfig, g: Generator, train: dict) -> GanConfig:
     return GanConfig(**recipe)
 
 
-def mode_targets(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor, list[str], dict]:
+def label_mode_vectors(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor, list[str], dict]:
     """Full mode vectors [N, 1 + 3k] of every image, the attributes, and the labels record
     (with `chosen_ranges`, the chosen attributes' ranges [k, 2])."""
     labels, record = load_labels(cfg.labels)
@@ -166,7 +166,7 @@ def train_selfcond(
     from ganedit.selfcond.run import load_indices
 
     data = ImageDataset(cfg.data)
-    targets, attributes, record = mode_targets(cfg, len(data))
+    targets, attributes, record = label_mode_vectors(cfg, len(data))
     indices = load_indices(cfg.resample, len(data)) if cfg.resample else None
     pretrained, identity, train = _pretrained(cfg.generator, "cpu")
     gcfg = gan_config(cfg, pretrained, train)
