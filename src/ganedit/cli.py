@@ -737,6 +737,18 @@ def train_encoder_cmd(
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(1000, "--sample-every", min=1),
+    init_encoder: str | None = typer.Option(
+        None,
+        "--init-encoder",
+        help="Start from this encoder (a shipped name or folder) instead of fresh weights.",
+    ),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        "-l",
+        help="Self-conditioned generator: a selflabel store of --images; each image is "
+        "decoded at its modes.",
+    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
@@ -746,6 +758,7 @@ def train_encoder_cmd(
 ) -> None:
     """Train an e4e-style encoder (image -> ws) for a generator (resumable, torchrun-capable)."""
     from ganedit.inversion.train_encoder import EncoderTrainConfig, train_encoder
+    from ganedit.selfcond.encoder import train_conditional_encoder
 
     cfg = EncoderTrainConfig(
         generator=generator, data=str(data) if data else None, data_seed=data_seed, steps=steps,
@@ -754,11 +767,11 @@ def train_encoder_cmd(
         pixel=pixel_weight, perceptual=perceptual_weight, identity=identity_weight,
         latent=latent_weight, delta_reg=delta_reg, adversarial=adversarial_weight,
         synthetic_fraction=synthetic_fraction, seed=seed, checkpoint_every=checkpoint_every,
-        sample_every=sample_every,
+        sample_every=sample_every, init_encoder=init_encoder,
+        labels=str(labels) if labels else None,
     )  # fmt: skip
-    folder = train_encoder(
-        cfg, out, device=device, resume=resume, overwrite=overwrite, progress=progress
-    )
+    train = train_conditional_encoder if labels is not None else train_encoder
+    folder = train(cfg, out, device=device, resume=resume, overwrite=overwrite, progress=progress)
     typer.echo(
         f"{folder}: encoder for {generator} after {steps} steps (stats in {out}/stats.jsonl)"
     )
@@ -849,6 +862,12 @@ def selflabel_cmd(
     columns: str | None = typer.Option(
         None, "--columns", help="Comma-separated columns of --from-table / --from-predictor."
     ),
+    merge: list[str] = typer.Option(
+        [],
+        "--merge",
+        help="Take columns of finished label stores of the same images instead: STORE or "
+        "STORE:col,col (repeat).",
+    ),
     save_codes: bool = typer.Option(False, "--save-codes", help="Also write codes.npy (ws)."),
     chunk: int = typer.Option(
         1024, "--chunk", min=1, max=10_000_000, help="Images per kept chunk (resume unit)."
@@ -866,7 +885,7 @@ def selflabel_cmd(
     names = [c.strip() for c in columns.split(",") if c.strip()] if columns else []
     record = run_selflabel(
         images, out, generator=generator, boundaries=boundary, encoder=encoder,
-        predictor=predictor, table=table, columns=names,
+        predictor=predictor, table=table, columns=names, merge=merge,
         config=SelfLabelConfig(batch_size=batch_size, chunk=chunk, save_codes=save_codes),
         device=device, force=force, overwrite=overwrite, progress=progress,
     )  # fmt: skip

@@ -66,6 +66,22 @@ def test_labels_from_the_table_and_from_a_predictor(capsys, tmp_path, renders):
     ok(capsys, ["resample", "-l", read, "-o", tmp_path / "d", "--scheme", "density",
                 "--max-repeat", 3])  # fmt: skip
 
+    # columns of both stores side by side, each keeping where it came from
+    merged = tmp_path / "merged"
+    ok(capsys, ["selflabel", "-i", renders, "-o", merged,
+                "--merge", f"{read}:glasses", "--merge", f"{table}:yaw"])  # fmt: skip
+    record = json.loads((merged / "labels.json").read_text())
+    assert record["attributes"] == ["glasses", "yaw"] and record["source"] == "merged"
+    assert [p["record"]["source"] for p in record["parts"]] == ["predictor", "table"]
+    both = np.load(merged / "labels.npy")
+    np.testing.assert_array_equal(both, np.stack([probs[:, 0], labels[:, 1]], 1))
+    line = user_error(capsys, ["selflabel", "-i", renders, "-o", tmp_path / "m2",
+                               "--merge", f"{read}:yaw", "--merge", f"{table}:yaw"])  # fmt: skip
+    assert "more than once" in line
+    line = user_error(capsys, ["selflabel", "-i", renders, "-o", tmp_path / "m3",
+                               "--merge", f"{read}:age"])  # fmt: skip
+    assert "columns among" in line
+
 
 def test_bad_requests_get_one_line(capsys, tmp_path, renders):
     line = user_error(capsys, ["selflabel", "-i", renders, "-o", tmp_path / "x"])

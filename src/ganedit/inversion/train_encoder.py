@@ -26,6 +26,14 @@ Progressive training: stage 0 (pure W: one code repeated over the rows) until
 progressive_every` (`stage_at`). Offsets of rows above the stage are exactly zero, their
 heads receive no gradients and stay at their zero initialisation.
 
+A self-conditioned generator (SC-GAN, `mode_attributes`) decodes every code at a mode vector
+(SC-GAN's B7): each synthetic sample at anchor coordinates t ~ U(0, 1) per attribute, a
+function of (seed, sample index); each real image at its own coordinates, given per data-set
+image by the caller (`real_modes` [N_images, k], ganedit.selfcond.encoder reads them from a
+labels store: no ground truth involved). The encoder itself never sees modes; the codes it
+learns are the ones that, at the image's modes, reconstruct it. `init_encoder` starts from a
+trained encoder (B7 starts from the official FFHQ e4e) instead of fresh weights.
+
 Optimiser: Adam with float betas (0.9, 0.999). e4e uses Ranger (RAdam + Lookahead), which is
 not in torch and not a dependency of ganedit; the learning rate 1e-4 is e4e's.
 
@@ -72,6 +80,7 @@ from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, combine, default_loss
 from ganedit.models.encoder.networks import Encoder4Editing
+from ganedit.models.modes import NEUTRAL, mode_vector
 from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
@@ -97,6 +106,7 @@ WHAT = "train-encoder"  # the run folder's marker
 DATA_SEED = 7001  # world renders for training: a seed no evaluation uses
 PREVIEW_SEED = 7002  # the held images of the sample grids (world renders and z)
 _D_REAL_STREAM = 0x4C44  # the latent discriminator's real z ("LD")
+_MODE_STREAM = 0x4D4F  # the synthetic samples' anchor coordinates ("MO")
 
 _CONSTRAINTS = {
     "data_seed": Integer(0, 2**63 - 1),
@@ -166,13 +176,17 @@ class EncoderTrainConfig:
     log_every: int = 10
     seed: int = 0
     encoder: dict = field(default_factory=dict)
+    init_encoder: str | None = None  # an encoder (name or folder) to start from
+    labels: str | None = None  # where the real images' modes came from (self-conditioned G)
 
     def __post_init__(self):
         check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, WHAT)
         if not isinstance(self.generator, str) or not self.generator:
             raise UserInputError(f"expected a generator name or path, received {self.generator!r}")
-        if self.data is not None and (not isinstance(self.data, str) or not self.data):
-            raise UserInputError(f"expected a data path or None, received {self.data!r}")
+        for key in ("data", "init_encoder", "labels"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise UserInputError(f"expected a {key} path or None, received {value!r}")
         constraints = spec_of_class(Encoder4Editing).constraints
         check_params(self.encoder, constraints, "encoder")
 
@@ -249,9 +263,25 @@ def _build_networks(
         torch.manual_seed(config.seed)
         encoder = Encoder4Editing(**kwargs)
         disc = LatentDiscriminator(kwargs["w_dim"]) if config.adversarial > 0 else None
+    if config.init_encoder is not None:
+        _load_initial_weights(encoder, config.init_encoder)
     with torch.no_grad():
         encoder.latent_avg.copy_(w_avg.detach().cpu())
     return encoder, disc
+
+
+def _load_initial_weights(encoder: Encoder4Editing, name_or_dir: str) -> None:
+    """Another encoder's weights, which must have this one's architecture (its latent_avg is
+    replaced by the generator's)."""
+    from ganedit.models.registry import load_encoder
+
+    start = load_encoder(name_or_dir)["encoder"]
+    if start.config != encoder.config:
+        raise UserInputError(
+            f"expected an encoder to start from with the architecture {encoder.config}, "
+            f"received {start.config} in {name_or_dir!r}"
+        )
+    encoder.load_state_dict(start.state_dict())
 
 
 # ------------------------------------------------------------------------------------------
@@ -284,7 +314,7 @@ class TrainingBatches:
     seed's z; of the real part, number t * n_real + k of the world renders (data_seed), or
     the dataset image drawn by (data_seed, t * n_real + k)."""
 
-    def __init__(self, config: EncoderTrainConfig, source: StyleGANSource, device):
+    def __init__(self, config: EncoderTrainConfig, source: StyleGANSource, device, real_modes=None):
         self.config, self.source, self.device = config, source, device
         self.n_synthetic = round(config.batch_size * config.synthetic_fraction)
         self.n_real = config.batch_size - self.n_synthetic
@@ -292,6 +322,34 @@ class TrainingBatches:
         if config.data is not None and self.n_real > 0:
             self.dataset = ImageDataset(config.data)
             self.dataset[0]  # a damaged first image is refused before any work
+        self.k = len(source.mode_attributes)
+        self.real_modes = self._check_real_modes(real_modes)
+
+    def _check_real_modes(self, real_modes) -> torch.Tensor | None:
+        """Anchor coordinates [N_images, k] of the data set's images, for a self-conditioned
+        generator (refused for any other)."""
+        if self.k == 0:
+            if real_modes is not None:
+                raise UserInputError(
+                    f"expected a self-conditioned generator for image modes, received "
+                    f"{self.source.name} (it has none)"
+                )
+            return None
+        if self.n_real == 0:
+            return None
+        if self.dataset is None or real_modes is None:
+            raise UserInputError(
+                f"expected --data and --labels for the self-conditioned {self.source.name} "
+                "(each real image is decoded at its own modes), received "
+                f"{'no data' if self.dataset is None else 'no labels'}"
+            )
+        t = torch.as_tensor(np.asarray(real_modes, np.float32))
+        if t.shape != (len(self.dataset), self.k) or not torch.isfinite(t).all():
+            raise UserInputError(
+                f"expected finite modes [{len(self.dataset)}, {self.k}] for the data set's "
+                f"images, received {tuple(t.shape)}"
+            )
+        return t.clamp(0, 1)
 
     def check_world(self, world: int) -> None:
         if self.n_synthetic % world or self.n_real % world:
@@ -301,41 +359,62 @@ class TrainingBatches:
                 f"{self.config.batch_size} with --synthetic-fraction {self.config.synthetic_fraction}"
             )
 
-    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(images [n, 3, R, R] in [-1, 1], true ws [n_synthetic_local, num_ws, w_dim])."""
+    def __call__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(images [n, 3, R, R] in [-1, 1], true ws [n_synthetic_local, num_ws, w_dim], the
+        mode vectors [n, M] to decode each image at, or None for a plain generator)."""
         rank, world = world_info()
         n_syn, n_real = self.n_synthetic // world, self.n_real // world
-        ws, fake = self.synthetic(step * self.n_synthetic + rank * n_syn, n_syn)
-        real = self.real(step * self.n_real + rank * n_real, n_real)
-        return torch.cat([fake, real]), ws
+        ws, fake, fake_modes = self.synthetic(step * self.n_synthetic + rank * n_syn, n_syn)
+        real, real_modes = self.real(step * self.n_real + rank * n_real, n_real)
+        modes = None if self.k == 0 else torch.cat([fake_modes, real_modes])
+        return torch.cat([fake, real]), ws, modes
+
+    def _modes(self, t: np.ndarray | torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=torch.float32).reshape(-1, self.k)
+        return mode_vector(t, for_generator=True).to(self.device)
 
     @torch.no_grad()
-    def synthetic(self, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def synthetic(self, start: int, n: int):
         g = self.source.generator
         z = sample_z(n, g.z_dim, self.config.seed, start).to(self.device)
         ws = g.mapping(z, truncation_psi=self.config.truncation_psi)
-        return ws, g.synthesis(ws, noise_mode="const")
+        if self.k == 0:
+            return ws, g.synthesis(ws, noise_mode="const"), None
+        ids = np.arange(start, start + n)[:, None] * self.k + np.arange(self.k)[None]
+        modes = self._modes(rng.uniform(self.config.seed, ids, _MODE_STREAM))
+        return ws, g.synthesis(ws, noise_mode="const", modes=modes), modes
 
-    def real(self, start: int, n: int) -> torch.Tensor:
+    def real(self, start: int, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         resolution = self.source.resolution
+        none = None if self.k == 0 else self._modes(torch.zeros(0, self.k))
         if n == 0:
-            return torch.zeros(0, 3, resolution, resolution, device=self.device)
+            return torch.zeros(0, 3, resolution, resolution, device=self.device), none
         if self.dataset is None:
-            return world_images(self.config.data_seed, start, n, resolution).to(self.device)
+            return world_images(self.config.data_seed, start, n, resolution).to(self.device), none
         ids = np.arange(start, start + n)
         index = (rng.uniform(self.config.data_seed, ids, 1) * len(self.dataset)).astype(np.int64)
         images = from_uint8(np.stack([self.dataset[int(i)] for i in index]))
-        return _fit(images, resolution).to(self.device)
+        modes = None if self.real_modes is None else self._modes(self.real_modes[index])
+        return _fit(images, resolution).to(self.device), modes
 
 
 def preview_images(config: EncoderTrainConfig, source: StyleGANSource) -> torch.Tensor:
-    """The 8 held images of the sample grids: 4 world renders, 4 generator samples."""
+    """The 8 held images of the sample grids: 4 world renders, 4 generator samples (at the
+    neutral mode for a self-conditioned generator)."""
     world = world_images(PREVIEW_SEED, 0, 4, source.resolution)
     g = source.generator
     z = sample_z(4, g.z_dim, PREVIEW_SEED).to(source.device)
     with torch.no_grad():
-        samples = g.synthesis(g.mapping(z, truncation_psi=config.truncation_psi))
+        ws = g.mapping(z, truncation_psi=config.truncation_psi)
+        samples = g.synthesis(ws, modes=_neutral_modes(source))
     return torch.cat([world.to(source.device), samples])
+
+
+def _neutral_modes(source: StyleGANSource) -> torch.Tensor | None:
+    k = len(source.mode_attributes)
+    if k == 0:
+        return None
+    return mode_vector(torch.full((1, k), NEUTRAL), for_generator=True).to(source.device)
 
 
 # ------------------------------------------------------------------------------------------
@@ -370,18 +449,20 @@ def _reconstruction_loss(config: EncoderTrainConfig, device) -> ReconstructionLo
 
 
 def setup_encoder_training(
-    config: EncoderTrainConfig, device: str | torch.device = "cpu"
+    config: EncoderTrainConfig, device: str | torch.device = "cpu", real_modes=None
 ) -> EncoderTraining:
     """Load and freeze the generator, check the data, build the encoder (latent_avg = the
     generator's w_avg), the discriminator and their optimizers. Nothing is written.
+    `real_modes`: for a self-conditioned generator, the anchor coordinates [N_images, k] of
+    the data set's images.
 
     The caller's global RNG is left as it was: building models (the loaded ones too, before
     their weights arrive) draws from it, so all of that happens in a fork of it."""
     with torch.random.fork_rng(devices=[]):
-        return _setup(config, device)
+        return _setup(config, device, real_modes)
 
 
-def _setup(config: EncoderTrainConfig, device: str | torch.device) -> EncoderTraining:
+def _setup(config: EncoderTrainConfig, device: str | torch.device, real_modes) -> EncoderTraining:
     source = load_generator(config.generator, device)
     if not isinstance(source, StyleGANSource):
         raise UserInputError(
@@ -392,7 +473,7 @@ def _setup(config: EncoderTrainConfig, device: str | torch.device) -> EncoderTra
     for p in g.parameters():
         p.requires_grad_(False)
     config = dataclasses.replace(config, encoder=resolve_encoder_kwargs(config, source))
-    batches = TrainingBatches(config, source, device)
+    batches = TrainingBatches(config, source, device, real_modes)
     batches.check_world(world_info()[1])
     encoder, disc = _build_networks(config, config.encoder, g.w_avg)
     encoder = encoder.to(device).train()
@@ -447,10 +528,11 @@ def discriminator_step(run: EncoderTraining, fake: torch.Tensor) -> dict:
 
 
 def encoder_losses(
-    run: EncoderTraining, images: torch.Tensor, true_ws: torch.Tensor
+    run: EncoderTraining, images: torch.Tensor, true_ws: torch.Tensor, modes=None
 ) -> tuple[torch.Tensor, dict]:
     """The encoder's loss on one batch and its terms; trains the discriminator on the way
-    (on this batch's codes, before the encoder's adversarial term reads it, as e4e does)."""
+    (on this batch's codes, before the encoder's adversarial term reads it, as e4e does).
+    `modes` [n, M]: where a self-conditioned generator decodes each code."""
     cfg, enc = run.config, run.encoder
     stage = enc.progressive_stage
     w0, deltas = enc.w0_and_deltas(images)  # [n, w_dim], [n, num_ws - 1, w_dim]
@@ -458,7 +540,7 @@ def encoder_losses(
     stats: dict = {}
     if run.discriminator is not None:
         stats.update(discriminator_step(run, ws[:, : stage + 1].detach()))
-    recon = run.source.generator.synthesis(ws, noise_mode="const")
+    recon = run.source.generator.synthesis(ws, noise_mode="const", modes=modes)
     terms = run.loss.terms(recon, images, cfg.loss_weights)
     loss = combine(terms, cfg.loss_weights).mean()
     stats.update({k: v.mean().item() for k, v in terms.items()})
@@ -483,8 +565,8 @@ def encoder_step(run: EncoderTraining) -> dict:
     run.encoder.train()
     stage = stage_at(run.config, run.step, run.encoder.num_ws)
     run.encoder.progressive_stage = stage
-    images, true_ws = run.batches(run.step)
-    loss, stats = encoder_losses(run, images, true_ws)
+    images, true_ws, modes = run.batches(run.step)
+    loss, stats = encoder_losses(run, images, true_ws, modes)
     update(run.encoder, run.optim, loss)
     _average_buffers(run.encoder)
     run.step += 1
@@ -577,7 +659,8 @@ def encode_images(
 def save_samples(run: EncoderTraining, held: torch.Tensor, path: Path) -> None:
     """The held images above their reconstructions, labelled."""
     ws = encode_images(run.encoder, held).to(run.device)
-    recon = run.source.generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
+    modes = _neutral_modes(run.source)
+    recon = run.source.generator.synthesis(ws, noise_mode="const", modes=modes).clamp(-1, 1)
     images = to_uint8(torch.cat([held.clamp(-1, 1), recon]).cpu())
     n = len(held)
     labels = [f"world {i}" for i in range(n // 2)] + [f"G {i}" for i in range(n - n // 2)]
@@ -604,6 +687,7 @@ def train_encoder(
     resume: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    real_modes=None,
 ) -> Path:
     """Train (or continue) an encoder for `config.generator`; returns the `encoder/` folder.
 
@@ -614,7 +698,7 @@ def train_encoder(
     """
     out = Path(out)
     device, rank, world = init_distributed(device)
-    run = setup_encoder_training(config, device)  # checked before any folder is made
+    run = setup_encoder_training(config, device, real_modes)  # checked before any folder
     main = rank == 0
     with output_lock(out) if main else contextlib.nullcontext():
         on_rank0(lambda: _open_run(run, out, resume, overwrite), rank, world)

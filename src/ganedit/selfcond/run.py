@@ -36,27 +36,31 @@ def run_selflabel(
     predictor: str | None = None,
     table: str | Path | None = None,
     columns: list[str] = (),
+    merge: list[str] = (),
     config: SelfLabelConfig = SelfLabelConfig(),
     device: str = "cpu",
     force: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Label a data set by one of three sources: distances of its encoded codes to
+    """Label a data set by one of four sources: distances of its encoded codes to
     `boundaries` (the default, SC-GAN's self-labels), a `predictor`'s outputs for `columns`,
-    or `columns` of a `table`. Returns the labels record."""
+    `columns` of a `table`, or columns of finished label stores of the same images
+    (`merge`: "STORE" or "STORE:col,col"). Returns the labels record."""
     from ganedit.datasets import ImageDataset
 
-    chosen = [bool(boundaries), predictor is not None, table is not None]
+    chosen = [bool(boundaries), predictor is not None, table is not None, bool(merge)]
     if sum(chosen) != 1:
         raise UserInputError(
-            "expected one label source: boundaries (-b), --from-predictor or --from-table, "
-            f"received {sum(chosen)}"
+            "expected one label source: boundaries (-b), --from-predictor, --from-table or "
+            f"--merge, received {sum(chosen)}"
         )
     data = ImageDataset(images)
     dataset = {"path": str(images), "count": len(data), "lmdb": data.is_lmdb}
     if table is not None:
         return _from_table(data, dataset, table, columns, out, overwrite)
+    if merge:
+        return _from_stores(dataset, merge, out, overwrite)
     if predictor is not None:
         labeller, record = _predictor_labeller(predictor, columns, device)
     else:
@@ -103,6 +107,42 @@ def _from_table(data, dataset, table, columns, out, overwrite) -> dict:
     check_output(out, overwrite=overwrite, kind="dir")
     with atomic_dir(out, overwrite=overwrite, what="selflabel") as tmp:
         return write_labels(tmp, labels, list(columns), record)
+
+
+def _from_stores(dataset: dict, specs: list[str], out, overwrite) -> dict:
+    """Columns of several label stores of the same data set side by side; each column keeps
+    the record of the store it came from (for instance distances for age and yaw beside a
+    predictor's probabilities for smile and glasses)."""
+    from ganedit.utils.files import atomic_dir, check_output
+
+    columns, names, parts = [], [], []
+    for spec in specs:
+        path, _, picked = str(spec).partition(":")
+        values, record = load_labels(path)
+        if record.get("count") != dataset["count"]:
+            raise UserInputError(
+                f"expected labels of the {dataset['count']} images of {dataset['path']!r}, "
+                f"received {record.get('count')} in {path!r}"
+            )
+        wanted = [c.strip() for c in picked.split(",") if c.strip()] or record["attributes"]
+        unknown = [c for c in wanted if c not in record["attributes"]]
+        if unknown:
+            raise UserInputError(
+                f"expected columns among {record['attributes']} in {path!r}, received {unknown}"
+            )
+        for name in wanted:
+            columns.append(values[:, record["attributes"].index(name)])
+            names.append(name)
+        parts.append({"path": path, "columns": wanted, "record": record})
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UserInputError(
+            f"expected each attribute from one store, received {repeated} more than once"
+        )
+    record = {"source": "merged", "parts": parts, "data": dataset}
+    check_output(out, overwrite=overwrite, kind="dir")
+    with atomic_dir(out, overwrite=overwrite, what="selflabel") as tmp:
+        return write_labels(tmp, np.stack(columns, axis=1), names, record)
 
 
 def selflabel_summary(record: dict, out: str | Path) -> list[str]:

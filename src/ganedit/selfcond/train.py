@@ -103,12 +103,12 @@ def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
         )
     if source.generator.num_modes:
         raise UserInputError(f"expected an unconditional generator, received {name_or_path!r}")
-    folder = _folder_of(name_or_path)
+    folder = folder_of(name_or_path)
     train = (read_config(folder).get("train_config") or {}) if folder is not None else {}
     return source.generator, source.identity, train
 
 
-def _folder_of(name_or_path: str) -> Path | None:
+def folder_of(name_or_path: str) -> Path | None:
     from ganedit.models import registry
 
     if name_or_path in registry.GENERATOR_NAMES:
