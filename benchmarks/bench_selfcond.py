@@ -1,0 +1,289 @@
+"""The self-conditioned GAN measured against the world's truth: tails and the paper's protocol.
+
+Writes report.json, report.md and identity.png into --out (docs/selfcond_report for the
+committed report). Every number is read by the evaluator and the identity embedder
+(`ganedit.evaluation.selfcond`); the labeler, which may have labelled the training data,
+is never used.
+
+    python benchmarks/bench_selfcond.py --sc world64-sc --out docs/selfcond_report
+    python benchmarks/bench_selfcond.py --sc runs/world64-sc/g_ema --n-tails 1000 \
+        --n-renders 2000 --n-edit 100 --out runs/selfcond_report_small
+
+Tails: --n-tails faces per generator setting (world64; world64-sc with modes drawn as in
+training and at the neutral mode) against --n-renders world renders (celeba preset, seed
+1000003, as the model card's Frechet distances). Protocol: --n-edit faces (seed 424242, the
+directions study's held-out seed), each attribute edited by its mode on world64-sc and by
+the latent direction on world64 (--method's boundaries; yaw by the continuous regression
+direction, --yaw-direction), and by the same directions on world64-sc at its neutral mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganedit.directions.io import load_boundary
+from ganedit.evaluation.direction_report import json_safe
+from ganedit.evaluation.selfcond import (
+    CELLS,
+    edges_for,
+    edit_figures,
+    generated_readings,
+    label_statistics,
+    mode_edits,
+    render_readings,
+    sampled_modes,
+    tail_figures,
+    traversal_edits,
+)
+from ganedit.models.registry import load_predictor
+from ganedit.models.sources import load_generator
+from ganedit.utils.progress import progress_bar
+from ganedit.world.config import load_world_config
+
+RENDER_SEED = 1_000_003
+EDIT_SEED = 424242
+T_GRID = (0.0, 0.125, 0.25, 0.375, 0.625, 0.75, 0.875, 1.0)
+STEPS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)  # toward the opposite class (binary attributes)
+YAW_STEPS = tuple(-s for s in reversed(STEPS)) + STEPS  # both ways
+
+
+def tails(args, base, sc, evaluator, world) -> dict:
+    truth, truth_feats = render_readings(world, args.n_renders, RENDER_SEED, 64, evaluator)
+    k = len(sc.mode_attributes)
+    settings = {
+        "world64": (base, None),
+        "world64-sc, modes as in training": (sc, sampled_modes(args.n_tails, k, args.seed + 1)),
+        "world64-sc, neutral mode": (sc, np.full((args.n_tails, k), 0.5)),
+    }
+    out = {}
+    for name, (source, t) in settings.items():
+        table, feats = generated_readings(
+            source, args.n_tails, args.seed, evaluator, t, progress=args.progress
+        )
+        out[name] = {
+            "cells": tail_figures(table, feats, truth, truth_feats, args.min_count),
+            "labels": label_statistics(table, world),
+        }
+        print(f"tails {name}: " + ", ".join(
+            f"{c} {v['share']:.3f} (world {v['world_share']:.3f})"
+            for c, v in out[name]["cells"].items()
+        ))  # fmt: skip
+    return out
+
+
+def directions(args, attributes, method: str) -> dict[str, np.ndarray]:
+    """Unit directions [w_dim] per attribute: `method`'s boundaries, yaw's regression one."""
+    out = {}
+    for a in attributes:
+        folder = Path(args.directions)
+        path = Path(args.yaw_direction) if a == "yaw" else folder / f"{method}_{a}.npy"
+        vector, _ = load_boundary(path)
+        out[a] = np.asarray(vector, np.float32).reshape(-1)
+    return out
+
+
+def protocol(args, base, sc, evaluator, identity) -> dict:
+    """Per attribute: mode edits on world64-sc; each method's traversal on world64; the first
+    method's traversal on world64-sc at its neutral mode."""
+    attributes = sc.mode_attributes
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    vectors = {m: directions(args, attributes, m) for m in methods}
+    z = base.sample_z(args.n_edit, EDIT_SEED)
+    w_base, w_sc = base.to_w(z), sc.to_w(z)
+    neutral = sc.with_modes({})
+    out = {}
+    steps = sum(
+        len(T_GRID)
+        + (2 if a == "yaw" else len(methods) + 1) * len(YAW_STEPS if a == "yaw" else STEPS)
+        for a in attributes
+    )
+    with progress_bar(steps, "edits", args.progress) as bar:
+        for a in attributes:
+            alphas = YAW_STEPS if a == "yaw" else STEPS
+            runs = {
+                "modes (world64-sc)": mode_edits(sc, w_sc, a, T_GRID, evaluator, identity, bar=bar)
+            }
+            for m in methods:
+                label = "regression" if a == "yaw" else m
+                runs[f"{label} direction (world64)"] = traversal_edits(
+                    base, w_base, a, vectors[m][a], alphas, evaluator, identity, bar=bar
+                )
+                if a == "yaw":
+                    break  # one yaw direction
+            label = "regression" if a == "yaw" else methods[0]
+            runs[f"{label} direction (world64-sc, neutral)"] = traversal_edits(
+                neutral, w_sc, a, vectors[methods[0]][a], alphas, evaluator, identity, bar=bar
+            )
+            out[a] = {name: edit_figures(r, a, args.identity_floor) for name, r in runs.items()}
+            for name, fig in out[a].items():
+                print(
+                    f"edit {a:7s} {name:44s} reach {fig['reach']:.3g} max {fig['max_achieved']:.3g}"
+                )
+    return out
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Self-conditioned world64: tails and edits against the world's truth", ""]
+    lines += [f"Produced by `{report['command']}` ({report['date']}). {report['setup']}", ""]
+    lines += ["## Tails", ""]
+    settings = list(report["tails"])
+    lines.append("| cell | world | " + " | ".join(settings) + " |")
+    lines.append("|---" * (len(settings) + 2) + "|")
+    for cell in CELLS:
+        first = report["tails"][settings[0]]["cells"][cell]
+        row = [cell.replace("|", "\\|"), f"{first['world_share']:.3f}"]
+        for s in settings:
+            c = report["tails"][s]["cells"][cell]
+            fd = "n/a" if c["frechet_distance"] is None else f"{c['frechet_distance']:.1f}"
+            row.append(f"{c['share']:.3f} (FD {fd}, n {c['count']})")
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Share of faces in the cell (the evaluator's reading; the world's by ground "
+              "truth); FD: Frechet distance of the cell's faces to world renders of the same "
+              "cell (evaluator features; n/a below the minimum count).", ""]  # fmt: skip
+    lines.append("| labels | " + " | ".join(settings) + " |")
+    lines.append("|---" * (len(settings) + 1) + "|")
+    for key, label in (
+        ("max_marginal_gap", "largest marginal gap"),
+        ("max_correlation_gap", "largest correlation gap"),
+        ("yaw_std", "yaw standard deviation (deg)"),
+    ):
+        row = [label] + [f"{report['tails'][s]['labels'][key]:.3f}" for s in settings]
+        lines.append("| " + " | ".join(row) + " |")
+    corr = report["tails"][settings[0]]["labels"]["correlations"]
+    for pair in corr:
+        row = [f"correlation {pair}"] + [
+            f"{report['tails'][s]['labels']['correlations'][pair]:+.2f}" for s in settings
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Edits at matched achieved change", ""]
+    for a, methods in report["protocol"].items():
+        unit = "deg" if a == "yaw" else "probability"
+        edges = edges_for(a)
+        lines += [f"### {a}", "", "Mean identity cosine to the unedited face [95% CI over "
+                  f"faces] (faces reaching the bin), by |achieved change| in {unit}.", ""]  # fmt: skip
+        heads = [
+            f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+"
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        lines.append("| method | " + " | ".join(heads) + " | reach |")
+        lines.append("|---" * (len(heads) + 2) + "|")
+        for name, fig in methods.items():
+            cells = []
+            for b in fig["bins"]:
+                m = b["identity"]
+                cells.append(
+                    "-"
+                    if m["mean"] is None
+                    else f"{m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] ({b['faces']})"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {fig['reach']:.3g} |")
+        lines += ["", "Off-target drift (mean |change| of the other attributes' probabilities)"
+                  + ("" if a == "yaw" else " and yaw drift (deg)") + ", same bins:", ""]  # fmt: skip
+        lines.append("| method | " + " | ".join(heads) + " |")
+        lines.append("|---" * (len(heads) + 1) + "|")
+        for name, fig in methods.items():
+            cells = []
+            for b in fig["bins"]:
+                off, yaw = b["off_target"]["mean"], b["yaw_drift"]["mean"]
+                if off is None:
+                    cells.append("-")
+                else:
+                    cells.append(f"{off:.3f}" + ("" if a == "yaw" else f" / {yaw:.1f}"))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Cost", "", *[f"- {k}: {v}" for k, v in report["cost"].items()], ""]
+    return "\n".join(lines)
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(report["protocol"])
+    fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 3.0), squeeze=False)
+    for ax, a in zip(axes[0], names, strict=True):
+        for name, f in report["protocol"][a].items():
+            x = [np.mean([b["bin"][0], min(b["bin"][1], 2 * b["bin"][0] or 1)]) for b in f["bins"]]
+            y = [
+                b["identity"]["mean"] if b["identity"]["mean"] is not None else np.nan
+                for b in f["bins"]
+            ]
+            ax.plot(x, y, marker="o", label=name)
+        ax.set_title(a)
+        ax.set_xlabel("|achieved change|" + (" (deg)" if a == "yaw" else ""))
+        ax.set_ylim(0.5, 1.0)
+    axes[0][0].set_ylabel("identity cosine")
+    axes[0][-1].legend(fontsize=6, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sc", default="world64-sc", help="the self-conditioned generator")
+    parser.add_argument("--base", default="world64")
+    parser.add_argument("--n-tails", type=int, default=10_000)
+    parser.add_argument("--n-renders", type=int, default=20_000)
+    parser.add_argument("--n-edit", type=int, default=2_000)
+    parser.add_argument("--min-count", type=int, default=50)
+    parser.add_argument("--identity-floor", type=float, default=0.5)
+    parser.add_argument("--directions", default="docs/directions_report/boundaries")
+    parser.add_argument(
+        "--methods", default="interfacegan,stratified", help="direction methods (comma-separated)"
+    )
+    parser.add_argument(
+        "--yaw-direction", default="docs/selfcond_report/boundaries/regression_yaw.npy"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-tails", action="store_true")
+    parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    base, sc = load_generator(args.base), load_generator(args.sc)
+    evaluator, identity = load_predictor("evaluator"), load_predictor("identity")
+    world = load_world_config("celeba")
+    report = {
+        "command": "python benchmarks/bench_selfcond.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if v not in (None, False) and k not in ("progress",)
+        ),  # fmt: skip
+        "date": time.strftime("%Y-%m-%d"),
+        "setup": f"world64-sc: {sc.identity}; mode attributes {sc.mode_attributes}.",
+        "generators": {"base": base.identity, "sc": sc.identity},
+        "settings": {k: str(v) for k, v in vars(args).items()},
+    }
+    cost = {}
+    start = time.perf_counter()
+    if not args.skip_tails:
+        report["tails"] = tails(args, base, sc, evaluator, world)
+    cost["tails (s)"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    report["protocol"] = protocol(args, base, sc, evaluator, identity)
+    cost["edits (s)"] = round(time.perf_counter() - start, 1)
+    cost["peak memory (MB)"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    report["cost"] = cost
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
+    if "tails" in report:
+        (args.out / "report.md").write_text(markdown(report))
+    plot(report, args.out / "identity.png")
+    print(f"{args.out}: report.json, report.md, identity.png")
+
+
+if __name__ == "__main__":
+    main()
