@@ -804,6 +804,7 @@ def invert_cmd(
     pivot: opt.Pivot = typer.Option(
         opt.Pivot("optimize"), "--pivot", help="pti's pivot: the projector's w or the encoder's ws."
     ),
+    modes: opt.ImageModes = opt.image_modes_option(),
     space: opt.Space = typer.Option(
         opt.Space("w"), "--space", help="Space the projector optimises (output: ws)."
     ),
@@ -832,7 +833,7 @@ def invert_cmd(
     weights = LossWeights(pixel=1.0, perceptual=1.0, identity=identity_weight)
     cfg = InvertConfig(
         generator=generator, method=opt.value(method), perceptual=opt.value(perceptual),
-        batch_size=batch_size, encoder=encoder, pivot=opt.value(pivot),
+        batch_size=batch_size, encoder=encoder, pivot=opt.value(pivot), modes=opt.value(modes),
         projector=ProjectorConfig(space=opt.value(space), steps=steps, lr=lr,
                                   optimize_noise=noise, weights=weights, seed=seed),
         pti=PTIConfig(steps=pti_steps, seed=seed),
@@ -1035,6 +1036,12 @@ def edit_cmd(
     invert_steps: int = typer.Option(
         500, "--invert-steps", min=1, max=1_000_000, help="With --images: projector steps."
     ),
+    encoder: str = typer.Option(
+        "world64-encoder",
+        "--encoder",
+        help="With --images and --invert-method encoder: the encoder (a shipped name or folder).",
+    ),
+    image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1042,6 +1049,8 @@ def edit_cmd(
 ) -> None:
     """Move latents along directions: a labelled strip (one column per strength) and a GIF."""
     from ganedit.editing.run import EditConfig, run_edit, summary_lines
+    from ganedit.inversion.projector import ProjectorConfig
+    from ganedit.inversion.run import InvertConfig
 
     edit_mode, mode_settings = _split_modes(mode)
     cfg = EditConfig(
@@ -1052,8 +1061,11 @@ def edit_cmd(
         modes=mode_settings,
     )  # fmt: skip
     if images:
-        _edit_images(cfg, images, opt.value(invert_method), invert_steps, out, seed, device,
-                     overwrite, progress)  # fmt: skip
+        invert = InvertConfig(
+            generator=cfg.generator, method=opt.value(invert_method), encoder=encoder,
+            modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
+        )  # fmt: skip
+        _edit_images(cfg, invert, images, out, device, overwrite, progress)
         return
     summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary):
@@ -1076,15 +1088,11 @@ def _split_modes(values: list[str]) -> tuple[str, tuple[str, ...]]:
     return (kinds[0] if kinds else "relative"), settings
 
 
-def _edit_images(cfg, images, method, steps, out, seed, device, overwrite, progress) -> None:
+def _edit_images(cfg, invert, images, out, device, overwrite, progress) -> None:
     from ganedit.editing.run import summary_lines
-    from ganedit.inversion.projector import ProjectorConfig
-    from ganedit.inversion.run import InvertConfig, invert_and_edit
+    from ganedit.inversion.run import invert_and_edit
     from ganedit.inversion.run import summary_lines as invert_lines
 
-    invert = InvertConfig(
-        generator=cfg.generator, method=method, projector=ProjectorConfig(steps=steps, seed=seed)
-    )
     result = invert_and_edit(invert, cfg, images, out, device, overwrite, progress)
     for line in invert_lines(result["inversion"], Path(out) / "inversion"):
         typer.echo(line)

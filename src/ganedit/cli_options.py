@@ -35,7 +35,7 @@ from ganedit.directions.sampling import QUOTAS
 from ganedit.editing.edit import MODES
 from ganedit.errors import UserInputError
 from ganedit.inversion.run import METHODS as INVERT_METHODS
-from ganedit.inversion.run import PERCEPTUAL_NETWORKS, PIVOTS
+from ganedit.inversion.run import MODE_SOURCES, PERCEPTUAL_NETWORKS, PIVOTS
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
 from ganedit.selfcond.resample import SCHEMES as RESAMPLE_SCHEMES
 from ganedit.selfcond.train import INITS as SELFCOND_INITS
@@ -61,6 +61,7 @@ ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
 InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
 Pivot = _choices("Pivot", PIVOTS)
+ImageModes = _choices("ImageModes", MODE_SOURCES)
 ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
 SelfCondInit = _choices("SelfCondInit", SELFCOND_INITS)
 
@@ -285,4 +286,13 @@ def bootstrap_option(default: int = 200):
 def grid_steps_option(default: int = 12):
     return typer.Option(
         default, "--steps", min=2, max=1000, help="Grid steps of each edit sweep after 0."
+    )
+
+
+def image_modes_option(flag: str = "--modes"):
+    return typer.Option(
+        ImageModes("read"),
+        flag,
+        help="Self-conditioned generator: invert each image at its own modes, read by the "
+        "generator's mode reader (read), or at the neutral mode (neutral).",
     )

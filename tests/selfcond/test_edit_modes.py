@@ -10,7 +10,7 @@ from cli_run import ok, user_error
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator
-from ganedit.models.stylegan2 import Generator
+from ganedit.models.stylegan2 import Discriminator, Generator
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,12 @@ def generators(tmp_path_factory):
         g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(1))
     g.eval().update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
     save_pretrained(g, root / "sc")
+    reader = Discriminator(16, channel_max=16, num_modes=7).eval()
+    with torch.no_grad():  # reads every image as smile t = 1, yaw t = 0
+        reader.final_class[1].weight.zero_()
+        reader.final_class[1].bias.copy_(torch.tensor([0, -50, -50, 50, 50, -50, -50.0]))
+    selfcond = {"attributes": ["smile", "yaw"], "ranges": [[0, 1], [-40, 40]]}
+    save_pretrained(reader, root / "sc" / "mode-reader", extra={"selfcond": selfcond})
     plain = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
     save_pretrained(plain, root / "plain")
     return root
@@ -33,7 +39,9 @@ def test_edit_by_modes_sweeps_from_neutral_to_the_target(capsys, tmp_path, gener
                        "--steps", 3, "-o", out, "--no-progress"])  # fmt: skip
     assert "strip.png" in text
     config = json.loads((out / "config.json").read_text())
-    assert config["modes"] == {"attributes": ["smile", "yaw"], "targets": {"yaw": 1.0}}
+    assert config["modes"]["attributes"] == ["smile", "yaw"]
+    assert config["modes"]["targets"] == {"yaw": 1.0}
+    assert config["modes"]["start"] == [[0.5, 0.5], [0.5, 0.5]]  # sampled latents: neutral
     assert config["strengths"] == [0.0, 0.5, 1.0]
     # the first column is the neutral mode, the last the target: check against the source
     source = load_generator(str(generators / "sc"))
@@ -48,7 +56,8 @@ def test_edit_by_modes_sweeps_from_neutral_to_the_target(capsys, tmp_path, gener
     from ganedit.editing.run import EditConfig, _mode_edit, _render
 
     cfg = EditConfig(boundaries=(), modes=("yaw=1",), steps=3)
-    frames = _render(cfg, source, w, [], [], [0.0, 0.5, 1.0], False, _mode_edit(cfg, source))
+    start = torch.full((2, 2), 0.5)
+    frames = _render(cfg, source, w, [], [], [0.0, 0.5, 1.0], False, _mode_edit(cfg, source), start)
     assert torch.allclose(frames[0], neutral, atol=1e-5)
     assert torch.allclose(frames[-1], target, atol=1e-5)
 
@@ -110,3 +119,44 @@ def test_sample_and_generate_at_modes(capsys, tmp_path, generators):
         z, "z", modes=mode_vector(torch.tensor([[0.0, 0.5]]), True)
     )
     assert torch.equal(source.synthesize(z, "z"), explicit)
+
+
+def test_inverted_images_keep_their_own_modes(capsys, tmp_path, generators):
+    """invert reads each image's modes with the generator's mode reader; edit starts there."""
+    from PIL import Image
+
+    from ganedit.utils.images import to_uint8
+
+    sc = load_generator(str(generators / "sc"))
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for i, image in enumerate(to_uint8(sc.synthesize(sc.sample_z(2, seed=9), "z"))):
+        Image.fromarray(image).save(faces / f"{i}.png")
+    inv = tmp_path / "inv"
+    ok(capsys, ["invert", "-i", faces, "-g", generators / "sc", "--steps", 3, "-o", inv,
+                "--perceptual", "identity", "--no-progress"])  # fmt: skip
+    np.testing.assert_allclose(np.load(inv / "modes.npy"), [[1.0, 0.0], [1.0, 0.0]], atol=1e-5)
+    record = json.loads((inv / "latents.json").read_text())
+    assert record["modes"]["how"] == "read" and record["modes"]["attributes"] == ["smile", "yaw"]
+    assert json.loads((inv / "00001.json").read_text())["modes"]["t"] == [[1.0, 0.0]]
+    # the reconstruction is rendered at the images' modes
+    codes = torch.from_numpy(np.load(inv / "latents.npy"))
+    at = sc.synthesize(codes, "ws", modes=mode_vector(torch.tensor([[1.0, 0.0]]), True))
+    out = tmp_path / "e"
+    ok(capsys, ["edit", "-g", generators / "sc", "--latents", inv / "latents.npy", "--space",
+                "ws", "--mode", "yaw=1", "--steps", 2, "-o", out, "--no-progress"])  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["modes"]["start"] == [[1.0, 0.0], [1.0, 0.0]]  # read, not neutral
+    from ganedit.editing.run import EditConfig, _mode_edit, _render
+
+    cfg = EditConfig(boundaries=(), modes=("yaw=1",), steps=2, space="ws")
+    start = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    frames = _render(cfg, sc, codes, [], [], [0.0, 1.0], False, _mode_edit(cfg, sc), start)
+    assert torch.allclose(frames[0], at, atol=1e-5)  # column 0: the image's own modes
+
+    ok(capsys, ["invert", "-i", faces, "-g", generators / "sc", "--steps", 2, "--modes",
+                "neutral", "--method", "pti", "--pti-steps", 2, "-o", tmp_path / "n",
+                "--perceptual", "identity", "--no-progress"])  # fmt: skip
+    np.testing.assert_allclose(np.load(tmp_path / "n" / "modes.npy"), 0.5)
+    tuned = load_generator(str(tmp_path / "n" / "00000_generator"))
+    assert tuned.mode_attributes == ["smile", "yaw"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ganedit.errors import UserInputError
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Generator
@@ -97,16 +98,22 @@ def test_train_selfcond_cli(setting, tmp_path, capsys):
 
 
 def test_the_saved_discriminator_reads_modes(setting, tmp_path):
-    from ganedit.selfcond.conditioning import read_modes
+    from ganedit.models.modes import read_modes
+    from ganedit.models.registry import load_mode_reader
 
-    train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "r", progress=False)
-    d = load_pretrained(tmp_path / "r" / "d")
-    assert d.num_modes == 7
+    g = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "r", progress=False)
+    attributes = load_pretrained(g).mode_attributes
+    d = load_mode_reader(g, attributes)
+    assert d.num_modes == 7 == 1 + 3 * len(attributes)
+    with pytest.raises(UserInputError, match="mode reader for the modes"):
+        load_mode_reader(g, attributes[:1])
+    with pytest.raises(UserInputError, match="--modes neutral"):
+        load_mode_reader(tmp_path, attributes)
     t = read_modes(d, torch.rand(3, 3, 16, 16) * 2 - 1, batch_size=2)
     assert t.shape == (3, 2) and bool(((t >= 0) & (t <= 1)).all())
     # a head with all its mass on "high" for attribute 0 and "low" for 1 reads t = 1 and 0
     with torch.no_grad():
         d.final_class[1].weight.zero_()
         d.final_class[1].bias.copy_(torch.tensor([0, -50, -50, 50, 50, -50, -50.0]))
-    t = read_modes(d, torch.zeros(2, 3, 16, 16))
+    t = read_modes(d, torch.zeros(2, 3, 32, 32))  # resized to the reader's 16 px
     assert torch.allclose(t, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), atol=1e-6)

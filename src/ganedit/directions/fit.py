@@ -82,12 +82,15 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
     codes = bank.latents(space, 0, stop)
     check_finite(codes, f"the {space} latents of {path!r}")
     identity = bank.generator_identity
-    return codes, {
+    origin = {
         "latents": str(p),
         "generator": identity["name"],
         "generator_sha256": identity["sha256"],
         "space": space,
     }
+    if isinstance(bank.meta.get("modes"), dict):  # a self-conditioned generator's, per bank
+        origin["modes"] = bank.meta["modes"]
+    return codes, origin
 
 
 def _npy_origin(path: Path) -> dict:
@@ -107,7 +110,10 @@ def _npy_origin(path: Path) -> dict:
             f"expected a JSON object in {str(sidecar)!r}, received {type(data).__name__}"
         )
     keys = ("generator", "generator_sha256", "space")
-    return {k: data[k] for k in keys if isinstance(data.get(k), str)}
+    origin = {k: data[k] for k in keys if isinstance(data.get(k), str)}
+    if isinstance(data.get("modes"), dict):  # inverted images' own modes (`invert`)
+        origin["modes"] = data["modes"]
+    return origin
 
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, np.ndarray]:

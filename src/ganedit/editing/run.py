@@ -37,7 +37,7 @@ from ganedit.editing.edit import (
     save_gif,
     save_strip,
 )
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.files import atomic_dir, check_output, write_json
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 from ganedit.utils.progress import progress_bar
@@ -91,16 +91,54 @@ class EditConfig:
             )
 
 
-def _input_latents(cfg: EditConfig, source) -> torch.Tensor:
+def _input_latents(cfg: EditConfig, source) -> tuple[torch.Tensor, dict]:
+    """The codes to edit and what is known of their origin."""
     if cfg.latents is None:
-        return sample_latents(source, cfg.n, cfg.seed, cfg.space)
+        return sample_latents(source, cfg.n, cfg.seed, cfg.space), {}
     from ganedit.directions.fit import load_latents
 
     codes, origin = load_latents(cfg.latents, cfg.space, stop=cfg.n)
     if origin.get("generator_sha256") or origin.get("space"):  # a bank, or inverted codes
         where = f"latents {cfg.latents}"
         check_boundary_use(origin, source.identity, cfg.space, where, cfg.force, "latents made")
-    return torch.from_numpy(codes)
+    return torch.from_numpy(codes), origin
+
+
+def start_coordinates(source, origin: dict, n: int) -> torch.Tensor | None:
+    """The anchor coordinates [n, k] the codes start from on a self-conditioned generator:
+    the samples' own (a bank's modes, or inverted images' modes read by the generator's mode
+    reader), neutral for attributes they do not record; None for a generator without modes."""
+    from ganedit.models.modes import NEUTRAL
+
+    attributes = source.mode_attributes
+    if not attributes:
+        return None
+    t = torch.full((n, len(attributes)), NEUTRAL)
+    record = origin.get("modes")
+    if not isinstance(record, dict):
+        return t
+    if "t" in record:  # per code: {"attributes": [...], "t": [[...], ...]}
+        names, values = record.get("attributes"), record.get("t")
+        rows = np.asarray(values, np.float64) if isinstance(values, list) else None
+        if (
+            not isinstance(names, list)
+            or rows is None
+            or rows.ndim != 2
+            or rows.shape[1] != len(names)
+            or len(rows) < n
+            or not np.isfinite(rows).all()
+        ):
+            raise DamagedInputError(
+                "expected per-code modes {attributes, t [N, k]} in the codes' sidecar, "
+                f"received {str(record)[:120]}"
+            )
+        columns = {name: rows[:n, j] for j, name in enumerate(names)}
+    else:  # one setting for every sample (a bank): {attribute: t}
+        columns = {name: np.full(n, value) for name, value in record.items()}
+    for j, name in enumerate(attributes):
+        if name in columns:
+            t[:, j] = torch.as_tensor(np.clip(columns[name], 0.0, 1.0), dtype=torch.float32)
+    return t
 
 
 def run_edit(
@@ -124,7 +162,10 @@ def run_edit(
         check_boundary_use(meta, source.identity, cfg.space, f"boundary {path}", cfg.force)
         for path, (_, meta) in zip(cfg.boundaries, loaded, strict=True)
     ]
-    latents = _input_latents(cfg, source)
+    latents, origin = _input_latents(cfg, source)
+    start = start_coordinates(source, origin, len(latents))
+    if modes is not None:
+        modes["start"] = start.tolist()
     sweep = _sweep(cfg, len(loaded))
     units = [
         _latent_units(cfg, source, direction, meta, latents, sweep, progress)
@@ -132,7 +173,7 @@ def run_edit(
     ]
     title = _title(cfg, loaded, modes)
     with atomic_dir(out, overwrite=overwrite, what="edit") as tmp:
-        frames = _render(cfg, source, latents, loaded, units, sweep, progress, modes)
+        frames = _render(cfg, source, latents, loaded, units, sweep, progress, modes, start)
         save_strip(frames, tmp / "strip.png", sweep, title, cfg.scale)
         save_gif(frames, tmp / "edit.gif", sweep, title, cfg.scale)
         np.save(tmp / "latents.npy", latents.numpy())
@@ -223,24 +264,28 @@ def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
     return max(abs(s) for s in sweep)
 
 
-def _column_modes(modes: dict | None, n: int, share: float) -> torch.Tensor | None:
-    """Mode vectors [n, M] a share of the way from neutral to the targets (None: no modes)."""
-    if modes is None:
+def _column_modes(modes: dict | None, start, share: float) -> torch.Tensor | None:
+    """Mode vectors [n, M] a share of the way from the codes' own coordinates `start` [n, k]
+    to the targets; at `start` without a mode edit; None for a generator without modes."""
+    if start is None:
         return None
-    from ganedit.models.modes import NEUTRAL, mode_targets, mode_vector
+    from ganedit.models.modes import mode_targets, mode_vector
 
-    start = torch.full((n, len(modes["attributes"])), NEUTRAL)
+    if modes is None:
+        return mode_vector(start, for_generator=True)
     end = mode_targets(start, modes["targets"], modes["attributes"])
     return mode_vector(start + share * (end - start), for_generator=True)
 
 
-def _render(cfg, source, latents, loaded, units, sweep, progress, modes=None) -> torch.Tensor:
+def _render(
+    cfg, source, latents, loaded, units, sweep, progress, modes=None, start=None
+) -> torch.Tensor:
     """Frames [S, N, 3, H, W], one per column strength."""
     frames = []
     shares = np.linspace(0.0, 1.0, len(sweep)) if len(sweep) > 1 else [1.0]
     with progress_bar(len(sweep), "edit", progress) as bar:
         for strength, share in zip(sweep, shares, strict=True):
-            column_modes = _column_modes(modes, len(latents), float(share))
+            column_modes = _column_modes(modes, start, float(share))
             if not loaded:
                 moved = latents
             elif len(loaded) == 1:

@@ -109,6 +109,8 @@ def pivotal_tuning(
 ) -> Tuning:
     """Tune a copy of `source`'s generator so that pivot [num_ws, w_dim] (or [w_dim])
     renders `image` [3, H, W] (or [1, 3, H, W]) in [-1, 1]. `source` is left unchanged.
+    A self-conditioned source tunes at its modes (`StyleGANSource.at_modes`: the image's
+    own, SC-GAN's conditional PTI), and the tuned source keeps them.
 
     `index`: the image's number in the caller's run; the locality samples depend only on
     (config.seed, index).
@@ -134,18 +136,21 @@ def pivotal_tuning(
     radius = config.locality_radius * spread
     gen = rng.torch_generator(config.seed, index, _STREAM)
     noise = original.make_noise(1, "const")
+    modes = None if source.modes is None else source.modes.to(device)  # the image's (SC-GAN B9)
 
     history: list[dict[str, float]] = []
     began = time.perf_counter()
     # enable_grad: a caller's no_grad (e.g. an evaluation loop) must not silently stop tuning.
     with progress_bar(config.steps, "pivotal tuning", progress) as bar, torch.enable_grad():
         for _ in range(config.steps):
-            rendered = tuned.synthesis(pivot[None], noise=noise)
+            rendered = tuned.synthesis(pivot[None], noise=noise, modes=modes)
             terms = loss.terms(rendered, target, config.weights)
             total = combine(terms, config.weights).sum()
             record = {k: float(v.detach().sum()) for k, v in terms.items()}
             if config.locality_weight > 0:
-                local = _locality_term(original, tuned, loss, pivot, radius, config, gen, noise)
+                local = _locality_term(
+                    original, tuned, loss, pivot, radius, config, gen, noise, modes
+                )
                 total = total + config.locality_weight * local
                 record["locality"] = float(local.detach())
             history.append(record)
@@ -169,15 +174,18 @@ def pivotal_tuning(
         noise_mode="const",
         weights_sha256=None,
         parent={"name": source.identity["name"], "sha256": source.identity["sha256"]},
+        modes=None if modes is None else modes.cpu(),
     )
     return Tuning(tuned_source, pivot.cpu(), len(history), history, seconds, config)
 
 
-def _locality_term(original, tuned, loss, pivot, radius, config, gen, noise) -> torch.Tensor:
+def _locality_term(
+    original, tuned, loss, pivot, radius, config, gen, noise, modes=None
+) -> torch.Tensor:
     codes = locality_codes(original, pivot, radius, config.locality_psi, gen)
     with torch.no_grad():
-        reference = original.synthesis(codes, noise=noise)
-    rendered = tuned.synthesis(codes, noise=noise)
+        reference = original.synthesis(codes, noise=noise, modes=modes)
+    rendered = tuned.synthesis(codes, noise=noise, modes=modes)
     # PTI's regulariser: pixel and perceptual terms, equally weighted.
     return loss.weighted(rendered, reference, _LOCALITY_WEIGHTS).sum()
 

@@ -11,6 +11,12 @@ Output folder (written under a temporary name and renamed when complete):
   folder loadable with `-g`, its parent and the image recorded in its config.json);
 - `reconstructions.png` (every input above its reconstruction), `config.json` (the resolved
   settings) and `summary.json` (metrics per image and their medians).
+
+A self-conditioned generator inverts each image at the image's own modes (SC-GAN's B8, B9):
+read from the image by the generator's mode reader (`--modes read`, the fine-tune's
+discriminator) or neutral (`--modes neutral`). The projector optimises the code, the
+encoder's code is decoded, and PTI tunes, at those modes; `modes.npy` [N, k] holds the
+anchor coordinates, and latents.json records them, so `edit` starts from them.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ log = logging.getLogger(__name__)
 METHODS = ("optimize", "pti", "encoder")
 PIVOTS = ("optimize", "encoder")
 PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
+MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 _CONSTRAINTS = {
@@ -49,6 +56,7 @@ _CONSTRAINTS = {
     "perceptual": OneOf(PERCEPTUAL_NETWORKS),
     "batch_size": Integer(1, 4096),
     "pivot": OneOf(PIVOTS),
+    "modes": OneOf(MODE_SOURCES),
 }
 
 
@@ -62,6 +70,7 @@ class InvertConfig:
     batch_size: int = 8  # images optimised together (independent of each other)
     encoder: str = "world64-encoder"  # for method encoder, and pti with pivot encoder
     pivot: str = "optimize"  # pti's pivot: the projector's w, or the encoder's ws
+    modes: str = "read"  # self-conditioned generators: the images' modes, read or neutral
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     pti: PTIConfig = field(default_factory=PTIConfig)
 
@@ -194,22 +203,24 @@ def run_invert(
     targets, digests = load_images(items, source.resolution)
     uses_encoder = cfg.method == "encoder" or (cfg.method == "pti" and cfg.pivot == "encoder")
     encoder = load_encoder_for(cfg.encoder, source, device) if uses_encoder else None
+    t = image_modes(cfg, source, targets, device)  # [N, k] or None
 
     codes, reconstructions, metrics = [], [], []
     with atomic_dir(out, overwrite=overwrite, what="inversion") as tmp:
         with progress_bar(len(items), f"invert ({cfg.method})", progress) as bar:
             for start in range(0, len(items), cfg.batch_size):
                 batch = targets[start : start + cfg.batch_size]
+                at = _at_modes(source, t, start, len(batch))  # the images' own modes
                 if encoder is not None:
                     latents = encode_images(encoder, batch.to(source.device))
-                    recon = source.synthesize(latents, "ws")
+                    recon = at.synthesize(latents, "ws", batch_size=len(batch))
                 else:
-                    found = project(source, batch, loss, cfg.projector, start=start)
+                    found = project(at, batch, loss, cfg.projector, start=start)
                     latents = _as_output_codes(source, found.latents, found.space)
                     recon = found.images
                 if cfg.method == "pti":
                     recon = _tune_each(
-                        cfg, source, batch, latents, loss, start, tmp, items, digests
+                        cfg, source, t, batch, latents, loss, start, tmp, items, digests
                     )
                 codes.append(latents)
                 reconstructions.append(recon)
@@ -223,6 +234,10 @@ def run_invert(
             "method": cfg.method,
             "n": len(items),
         }
+        if t is not None:
+            names = source.mode_attributes
+            provenance["modes"] = {"attributes": names, "how": cfg.modes, "t": t.tolist()}
+            np.save(tmp / "modes.npy", t.numpy().astype(np.float32))
         np.save(tmp / "latents.npy", codes_all)
         if codes_all.ndim == 3:  # the tensor file e4e's inference script writes
             save_latents_pt(codes_all, tmp / "latents.pt")
@@ -238,6 +253,8 @@ def run_invert(
                 **provenance,
                 "metrics": m,
             }
+            if t is not None:  # this image's modes only
+                record["modes"] = {**provenance["modes"], "t": t[i : i + 1].tolist()}
             (tmp / f"{i:05d}.json").write_text(json.dumps(record, indent=2) + "\n")
             pair = to_uint8(torch.stack([targets[i], recon_all[i]]))
             grid = labelled_grid(pair, 2, col_labels=["input", cfg.method], scale=2)
@@ -250,6 +267,30 @@ def run_invert(
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def image_modes(cfg: InvertConfig, source, images: torch.Tensor, device) -> torch.Tensor | None:
+    """Anchor coordinates [N, k] of the images for a self-conditioned generator (read by its
+    mode reader, or neutral); None for any other generator."""
+    from ganedit.models.modes import NEUTRAL, read_modes
+    from ganedit.models.registry import load_mode_reader
+
+    attributes = source.mode_attributes
+    if not attributes:
+        return None
+    if cfg.modes == "neutral":
+        return torch.full((len(images), len(attributes)), NEUTRAL)
+    reader = load_mode_reader(cfg.generator, attributes, device)
+    return read_modes(reader, images)
+
+
+def _at_modes(source, t: torch.Tensor | None, start: int, n: int):
+    """The source rendering images start .. start+n-1 at their own modes."""
+    if t is None:
+        return source
+    from ganedit.models.modes import mode_vector
+
+    return source.at_modes(mode_vector(t[start : start + n], for_generator=True))
 
 
 def load_encoder_for(name: str, source, device) -> torch.nn.Module:
@@ -278,13 +319,14 @@ def _origin(source, space: str) -> dict:
     return {"generator": identity["name"], "generator_sha256": identity["sha256"], "space": space}
 
 
-def _tune_each(cfg, source, batch, latents, loss, start, tmp, items, digests) -> torch.Tensor:
+def _tune_each(cfg, source, t, batch, latents, loss, start, tmp, items, digests) -> torch.Tensor:
     from ganedit.models.registry import save_pretrained
 
     recon = []
     for k in range(len(batch)):
         i = start + k
-        tuning = pivotal_tuning(source, batch[k], latents[k], loss, cfg.pti, index=i)
+        at = _at_modes(source, t, i, 1)
+        tuning = pivotal_tuning(at, batch[k], latents[k], loss, cfg.pti, index=i)
         with torch.no_grad():
             recon.append(tuning.source.synthesize(tuning.pivot[None], "ws")[0])
         extra = {

@@ -91,3 +91,24 @@ def mode_targets(
     for name, value in settings.items():
         t[:, attributes.index(name)] = value
     return t
+
+
+@torch.no_grad()
+def read_modes(d, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """Anchor coordinates t [N, k] of images [N, 3, H, W] in [-1, 1], read by a
+    discriminator's mode head: per attribute, the softmax over (low, middle, high) and its
+    expected position, t = p_middle / 2 + p_high. Images are resized (area) to the
+    discriminator's resolution."""
+    import torch.nn.functional as F
+
+    size = d.config["size"]
+    parts = []
+    for i in range(0, len(images), batch_size):
+        batch = images[i : i + batch_size].to(next(d.parameters()).device)
+        if batch.shape[-1] != size:
+            batch = F.interpolate(batch, size=(size, size), mode="area")
+        _, logits = d.forward_with_modes(batch)
+        n, m = logits.shape
+        p = F.softmax(logits[:, 1:].reshape(n, (m - 1) // 3, 3), dim=-1)  # [n, k, 3]
+        parts.append(coordinates(torch.cat([logits.new_ones(n, 1), p.flatten(1)], 1)).cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, 0)

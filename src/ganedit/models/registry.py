@@ -221,7 +221,7 @@ def _build(spec: ModelSpec, kwargs: dict) -> torch.nn.Module:
 
 PREDICTORS = ("labeler", "evaluator", "identity")
 ATTRIBUTE_PREDICTORS = ("labeler", "evaluator")
-EMBEDDED_GENERATORS = ("world64", "world64-v1")
+EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc")
 OPTIONAL_GENERATORS = ("dcgan-digiface",)
 GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS
 DEFAULT_GENERATOR = "world64"
@@ -249,6 +249,31 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") 
             f"expected a predictor name {PREDICTORS} or a model folder, received {text!r}"
         )
     return load_pretrained(text, device, expect=predictors)
+
+
+MODE_READER = "mode-reader"  # a self-conditioned generator folder's discriminator
+
+
+def load_mode_reader(generator: str | Path, attributes: list[str], device="cpu"):
+    """The discriminator whose mode head reads images' modes for a self-conditioned
+    generator (a shipped name or a folder): the folder's `mode-reader/`, which must have
+    one logit per mode of `attributes` and record the same attributes."""
+    text = str(generator)
+    folder = weights_dir(text) if text in GENERATOR_NAMES else Path(text)
+    reader = folder / MODE_READER
+    if not (reader / io.CONFIG).is_file():
+        raise UserInputError(
+            f"expected a mode reader (the fine-tune's discriminator) in {reader} to read "
+            "images' modes, received none (pass --modes neutral instead)"
+        )
+    d = load_pretrained(reader, device, expect=("stylegan2-discriminator",))
+    recorded = (io.read_config(reader).get("selfcond") or {}).get("attributes")
+    if d.config.get("num_modes") != 1 + 3 * len(attributes) or recorded != list(attributes):
+        raise UserInputError(
+            f"expected a mode reader for the modes {list(attributes)}, received one for "
+            f"{recorded} ({d.config.get('num_modes')} mode logits) in {reader}"
+        )
+    return d
 
 
 EMBEDDED_ENCODERS = ("world64-encoder",)

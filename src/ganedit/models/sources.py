@@ -241,6 +241,13 @@ class StyleGANSource(_BatchedSource):
         t = mode_targets(torch.full((1, len(attributes)), NEUTRAL), settings, attributes)
         return dataclasses.replace(self, modes=mode_vector(t, for_generator=True))
 
+    def at_modes(self, modes: torch.Tensor) -> StyleGANSource:
+        """This source rendering at the given mode vectors [1 or N, M] (generator form) unless
+        a call passes its own: [N, M] pairs row i with latent i of every call (one batch of N
+        images, as an inversion of N images renders them)."""
+        checked = self._check_modes(modes, len(modes))
+        return dataclasses.replace(self, modes=checked)
+
     @property
     def z_dim(self) -> int:
         return self.generator.z_dim

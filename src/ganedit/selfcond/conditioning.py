@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ganedit.models.modes import coordinates, mode_vector
+from ganedit.models.modes import mode_vector
 
 
 def mode_kl(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -42,18 +42,3 @@ class ModeConditioning:
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return mode_kl(logits, targets)
-
-
-@torch.no_grad()
-def read_modes(d, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Anchor coordinates t [N, k] of images [N, 3, H, W] in [-1, 1], read by a
-    discriminator's mode head: per attribute, the softmax over (low, middle, high) and its
-    expected position, t = p_middle / 2 + p_high."""
-    parts = []
-    for i in range(0, len(images), batch_size):
-        batch = images[i : i + batch_size].to(next(d.parameters()).device)
-        _, logits = d.forward_with_modes(batch)
-        n, m = logits.shape
-        p = F.softmax(logits[:, 1:].reshape(n, (m - 1) // 3, 3), dim=-1)  # [n, k, 3]
-        parts.append(coordinates(torch.cat([logits.new_ones(n, 1), p.flatten(1)], 1)).cpu())
-    return torch.cat(parts) if parts else torch.zeros(0, 0)

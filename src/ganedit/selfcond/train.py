@@ -28,7 +28,7 @@ from PIL import Image
 
 from ganedit.errors import UserInputError
 from ganedit.models.modes import mode_vector
-from ganedit.models.registry import save_pretrained
+from ganedit.models.registry import MODE_READER, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
 from ganedit.selfcond.labels import anchor_coordinates, load_labels
@@ -160,8 +160,8 @@ def train_selfcond(
     progress: bool = True,
 ) -> Path:
     """Fine-tune `cfg.generator` into a self-conditioned generator; returns its folder
-    (run_dir/g_ema; the discriminator, whose mode head reads images' modes, goes to
-    run_dir/d). Resumable; everything is checked before the run folder is made."""
+    (run_dir/g_ema; the discriminator, whose mode head reads images' modes, goes inside it,
+    to g_ema/mode-reader). Resumable; everything is checked before the run folder is made."""
     from ganedit.datasets import ImageDataset
     from ganedit.selfcond.run import load_indices
 
@@ -205,7 +205,7 @@ def train_selfcond(
     out = run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, progress)
     if world_info()[0] == 0:  # its mode head reads the modes of images the model did not make
         extra = {"selfcond": provenance, "iterations": state.step}
-        save_pretrained(state.d, Path(run_dir) / "d", extra=extra, overwrite=True)
+        save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)
     return out
 
 
