@@ -276,7 +276,7 @@ def load_mode_reader(generator: str | Path, attributes: list[str], device="cpu")
     return d
 
 
-EMBEDDED_ENCODERS = ("world64-encoder",)
+EMBEDDED_ENCODERS = ("world64-encoder", "world64-sc-encoder")
 
 
 def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") -> dict:
