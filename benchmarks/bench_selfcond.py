@@ -62,6 +62,12 @@ def tails(args, base, sc, evaluator, world) -> dict:
         "world64-sc, modes as in training": (sc, sampled_modes(args.n_tails, k, args.seed + 1)),
         "world64-sc, neutral mode": (sc, np.full((args.n_tails, k), 0.5)),
     }
+    if args.label_modes:  # the data's own distribution of modes: a labels store's rows
+        from ganedit.selfcond.encoder import image_modes
+
+        t = image_modes(args.label_modes, args.sc)
+        rows = np.random.default_rng(args.seed + 2).integers(0, len(t), args.n_tails)
+        settings["world64-sc, modes of the data's labels"] = (sc, t[rows])
     out = {}
     for name, (source, t) in settings.items():
         table, feats = generated_readings(
@@ -129,6 +135,104 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
     return out
 
 
+REAL_SEED = 90001  # held-out renders, as benchmarks/bench_inversion.py
+
+
+def real_images(args, base, sc, evaluator, identity, world) -> dict:
+    """Held-out world renders inverted into world64-sc (its encoder, at the modes its mode
+    reader reads) and into world64 (world64-encoder): reconstruction, identity, how well the
+    read modes agree with the truth, and the same edits as on generated faces."""
+    from ganedit.evaluation.selfcond import truth_table
+    from ganedit.inversion.run import load_encoder_for
+    from ganedit.inversion.train_encoder import encode_images
+    from ganedit.models.modes import mode_vector, read_modes
+    from ganedit.models.registry import load_mode_reader
+    from ganedit.world.factors import sample_factors
+    from ganedit.world.render import render
+
+    factors = sample_factors(world, REAL_SEED, 0, args.real_n)
+    images, truth = render(factors, sc.resolution), truth_table(factors)
+    t0 = read_modes(load_mode_reader(args.sc, sc.mode_attributes), images)
+    inverted = {
+        "world64-sc": (sc, encode_images(load_encoder_for(args.sc_encoder, sc, "cpu"), images)),
+        "world64": (base, encode_images(load_encoder_for(args.base_encoder, base, "cpu"), images)),
+    }
+    target_embed = identity.embed(images)
+    out = {"n": args.real_n, "reconstruction": {}, "read_modes": {}, "edits": {}}
+    for name, (source, ws) in inverted.items():
+        modes = mode_vector(t0, True) if source is sc else None
+        recon = source.synthesize(ws, "ws", modes=modes)
+        cos = (identity.embed(recon) * target_embed).sum(1)
+        out["reconstruction"][name] = {
+            "pixel_mse": float(((recon - images) ** 2).mean()),
+            "identity_median": float(np.median(cos)),
+            "identity_mean": float(cos.mean()),
+        }
+    for j, a in enumerate(sc.mode_attributes):  # the reader against the truth
+        t = t0[:, j].numpy()
+        if a == "yaw":
+            out["read_modes"][a] = {"correlation": float(np.corrcoef(t, truth["yaw"])[0, 1])}
+        else:
+            out["read_modes"][a] = {"agreement": float(np.mean((t > 0.5) == (truth[a] > 0.5)))}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    vectors = directions(args, sc.mode_attributes, methods[0])
+    for a in sc.mode_attributes:
+        alphas = YAW_STEPS if a == "yaw" else STEPS
+        sc_ws, base_ws = inverted["world64-sc"][1], inverted["world64"][1]
+        runs = {
+            "modes (world64-sc, its encoder, read modes)": mode_edits(
+                sc, sc_ws, a, T_GRID, evaluator, identity, space="ws", start=t0
+            ),
+            f"{'regression' if a == 'yaw' else methods[0]} direction (world64, world64-encoder)": (
+                traversal_edits(base, base_ws, a, vectors[a], alphas, evaluator, identity,
+                                space="ws")
+            ),
+        }  # fmt: skip
+        out["edits"][a] = {k: edit_figures(r, a, args.identity_floor) for k, r in runs.items()}
+        for k, fig in out["edits"][a].items():
+            print(f"real {a:7s} {k:52s} reach {fig['reach']:.3g} max {fig['max_achieved']:.3g}")
+    print(f"real reconstruction: {out['reconstruction']}; read modes: {out['read_modes']}")
+    return out
+
+
+def _edit_tables(lines: list[str], edits: dict) -> None:
+    for a, methods in edits.items():
+        unit = "deg" if a == "yaw" else "probability"
+        edges = edges_for(a)
+        lines += [f"### {a}", "", "Mean identity cosine to the unedited face [95% CI over "
+                  f"faces] (faces reaching the bin), by |achieved change| in {unit}.", ""]  # fmt: skip
+        heads = [
+            f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+"
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        lines.append("| method | " + " | ".join(heads) + " | reach |")
+        lines.append("|---" * (len(heads) + 2) + "|")
+        for name, fig in methods.items():
+            cells = []
+            for b in fig["bins"]:
+                m = b["identity"]
+                cells.append(
+                    "-"
+                    if m["mean"] is None
+                    else f"{m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] ({b['faces']})"
+                )
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {fig['reach']:.3g} |")
+        lines += ["", "Off-target drift (mean |change| of the other attributes' probabilities)"
+                  + ("" if a == "yaw" else " / yaw drift (deg)") + ", same bins:", ""]  # fmt: skip
+        lines.append("| method | " + " | ".join(heads) + " |")
+        lines.append("|---" * (len(heads) + 1) + "|")
+        for name, fig in methods.items():
+            cells = []
+            for b in fig["bins"]:
+                off, yaw = b["off_target"]["mean"], b["yaw_drift"]["mean"]
+                if off is None:
+                    cells.append("-")
+                else:
+                    cells.append(f"{off:.3f}" + ("" if a == "yaw" else f" / {yaw:.1f}"))
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+
 def markdown(report: dict) -> str:
     lines = ["# Self-conditioned world64: tails and edits against the world's truth", ""]
     lines += [f"Produced by `{report['command']}` ({report['date']}). {report['setup']}", ""]
@@ -163,41 +267,25 @@ def markdown(report: dict) -> str:
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Edits at matched achieved change", ""]
-    for a, methods in report["protocol"].items():
-        unit = "deg" if a == "yaw" else "probability"
-        edges = edges_for(a)
-        lines += [f"### {a}", "", "Mean identity cosine to the unedited face [95% CI over "
-                  f"faces] (faces reaching the bin), by |achieved change| in {unit}.", ""]  # fmt: skip
-        heads = [
-            f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+"
-            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+    _edit_tables(lines, report["protocol"])
+    if "real" in report:
+        real = report["real"]
+        lines += [
+            "## Real images",
+            "",
+            f"{real['n']} held-out world renders (seed {REAL_SEED}).",
+            "",
         ]
-        lines.append("| method | " + " | ".join(heads) + " | reach |")
-        lines.append("|---" * (len(heads) + 2) + "|")
-        for name, fig in methods.items():
-            cells = []
-            for b in fig["bins"]:
-                m = b["identity"]
-                cells.append(
-                    "-"
-                    if m["mean"] is None
-                    else f"{m['mean']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] ({b['faces']})"
-                )
-            lines.append(f"| {name} | " + " | ".join(cells) + f" | {fig['reach']:.3g} |")
-        lines += ["", "Off-target drift (mean |change| of the other attributes' probabilities)"
-                  + ("" if a == "yaw" else " and yaw drift (deg)") + ", same bins:", ""]  # fmt: skip
-        lines.append("| method | " + " | ".join(heads) + " |")
-        lines.append("|---" * (len(heads) + 1) + "|")
-        for name, fig in methods.items():
-            cells = []
-            for b in fig["bins"]:
-                off, yaw = b["off_target"]["mean"], b["yaw_drift"]["mean"]
-                if off is None:
-                    cells.append("-")
-                else:
-                    cells.append(f"{off:.3f}" + ("" if a == "yaw" else f" / {yaw:.1f}"))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
+        lines += ["| inverted into | pixel MSE | identity cosine (median) |", "|---|---|---|"]
+        for name, r in real["reconstruction"].items():
+            lines.append(f"| {name} | {r['pixel_mse']:.4f} | {r['identity_median']:.3f} |")
+        reads = ", ".join(
+            f"{a} {'r' if 'correlation' in v else 'agreement'} "
+            f"{v.get('correlation', v.get('agreement')):.2f}"
+            for a, v in real["read_modes"].items()
+        )
+        lines += ["", f"The mode reader against the truth: {reads}.", ""]
+        _edit_tables(lines, real["edits"])
     lines += ["## Cost", "", *[f"- {k}: {v}" for k, v in report["cost"].items()], ""]
     return "\n".join(lines)
 
@@ -246,8 +334,17 @@ def main() -> None:
     parser.add_argument(
         "--yaw-direction", default="docs/selfcond_report/boundaries/regression_yaw.npy"
     )
+    parser.add_argument(
+        "--label-modes",
+        default=None,
+        help="a labels store of the training images: also sample world64-sc at their modes",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-tails", action="store_true")
+    parser.add_argument("--skip-protocol", action="store_true")
+    parser.add_argument("--real-n", type=int, default=0, help="held-out renders to invert")
+    parser.add_argument("--sc-encoder", default=None, help="world64-sc's encoder (a folder)")
+    parser.add_argument("--base-encoder", default="world64-encoder")
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -258,7 +355,7 @@ def main() -> None:
     report = {
         "command": "python benchmarks/bench_selfcond.py "
         + " ".join(
-            f"--{k.replace('_', '-')} {v}"
+            f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
             for k, v in vars(args).items()
             if v not in (None, False) and k not in ("progress",)
         ),  # fmt: skip
@@ -273,16 +370,26 @@ def main() -> None:
         report["tails"] = tails(args, base, sc, evaluator, world)
     cost["tails (s)"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    report["protocol"] = protocol(args, base, sc, evaluator, identity)
+    report["protocol"] = {} if args.skip_protocol else protocol(args, base, sc, evaluator, identity)
     cost["edits (s)"] = round(time.perf_counter() - start, 1)
+    if args.real_n > 0:
+        start = time.perf_counter()
+        report["real"] = real_images(args, base, sc, evaluator, identity, world)
+        cost["real images (s)"] = round(time.perf_counter() - start, 1)
     cost["peak memory (MB)"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["cost"] = cost
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
     if "tails" in report:
         (args.out / "report.md").write_text(markdown(report))
-    plot(report, args.out / "identity.png")
-    print(f"{args.out}: report.json, report.md, identity.png")
+    if report["protocol"]:
+        plot(report, args.out / "identity.png")
+    from PIL import Image
+
+    from ganedit.evaluation.selfcond import mode_sweep_grid
+
+    Image.fromarray(mode_sweep_grid(sc, 2, args.seed)).save(args.out / "modes.png")
+    print(f"{args.out}: report.json, report.md, identity.png, modes.png")
 
 
 if __name__ == "__main__":

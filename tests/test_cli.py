@@ -58,15 +58,20 @@ def test_train_and_evaluate_predictor(tmp_path, capsys):
 def test_demo_small(tmp_path, capsys):
     """The whole main job at toy sizes (the full one is test_demo_full, slow)."""
     args = ["demo", "-o", tmp_path / "d", "-n", 8, "--eval-n", 20, "--study-n", 300,
-            "--study-eval-n", 10, "--study-bootstrap", 2, "--study-steps", 2, "--no-progress"]  # fmt: skip
+            "--study-eval-n", 10, "--study-bootstrap", 2, "--study-steps", 2, "--selfcond-n", 16,
+            "--no-progress"]  # fmt: skip
     out = ok(capsys, args)
     assert "report:" in out and "Directions on the embedded generator" in out
+    assert "self-conditioned generator `world64-sc`" in out and "| yaw (deg) |" in out
+    assert (tmp_path / "d" / "selfcond_modes.png").is_file()
     assert "| rank | tier | method |" in out and "attributes reached" in out
     d = tmp_path / "d"
     assert (d / "report.md").is_file() and (d / "sheet.png").is_file()
     assert (d / "directions" / "report" / "report.md").is_file()
     # Another configuration in the same folder needs --overwrite (the same one resumes).
     assert "--overwrite" in user_error(capsys, [*args[:4], 9, *args[5:]])
+    line = user_error(capsys, [*args[:-1], "--selfcond-generator", "world64", "-o", tmp_path / "e"])
+    assert "self-conditioned generator" in line
 
 
 @pytest.mark.slow

@@ -219,7 +219,7 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
         "study": ["study", "-o", d / "study", "-g", fx.tiny, "-n", 100, "--mab-n", 10,
                   "--eval-n", 10, "--bootstrap", 0, "--steps", 2, "--no-progress"],
         "demo": ["demo", "-o", d / "demo", "-n", 2, "--eval-n", 10, "--study-n", 0,
-                 "--no-progress"],
+                 "--selfcond-n", 0, "--no-progress"],
         "selflabel": ["selflabel", "-i", fx.images, "-g", fx.tiny, "-b", fx.boundary,
                       "--encoder", fx.encoder, "-o", d / "labels", "--no-progress"],
         "resample": ["resample", "-l", fx.labels, "-o", d / "balanced"],
@@ -1104,7 +1104,8 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
               "--bootstrap": ["-1", "100001"], "--steps": ["1", "1001"], "--seed": ["-1", HUGE]},
     "demo": {"-n": ["0", *NOT_INT, HUGE], "--eval-n": ["9", *NOT_INT, HUGE],
              "--study-n": ["50", "-1", HUGE], "--study-eval-n": ["9", HUGE],
-             "--study-bootstrap": ["-1", HUGE], "--study-steps": ["1", HUGE]},
+             "--study-bootstrap": ["-1", HUGE], "--study-steps": ["1", HUGE],
+             "--selfcond-n": ["-1", *NOT_INT, HUGE]},
 }  # fmt: skip
 
 # Flags that only count with a particular method or mode: how to make them apply.

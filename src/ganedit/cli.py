@@ -1222,6 +1222,18 @@ def demo_cmd(
     study_eval_n: int = typer.Option(100, "--study-eval-n", min=10, max=opt.MAX_COUNT),
     study_bootstrap: int = typer.Option(100, "--study-bootstrap", min=0, max=100_000),
     study_steps: int = typer.Option(8, "--study-steps", min=2, max=1000),
+    selfcond_generator: str = typer.Option(
+        "world64-sc",
+        "--selfcond-generator",
+        help="The self-conditioned generator the last part looks at.",
+    ),
+    selfcond_n: int = typer.Option(
+        300,
+        "--selfcond-n",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="Faces per measurement of the self-conditioned part (0: skip it).",
+    ),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
@@ -1233,6 +1245,7 @@ def demo_cmd(
     cfg = DemoConfig(
         n_render=n, n_eval=eval_n, generator=generator, study_n=study_n,
         study_eval_n=study_eval_n, study_bootstrap=study_bootstrap, study_steps=study_steps,
+        selfcond_generator=selfcond_generator, selfcond_n=selfcond_n,
     )  # fmt: skip
     report = run_demo(cfg, out, progress=progress, overwrite=overwrite)
     typer.echo(report.read_text())

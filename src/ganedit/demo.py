@@ -1,6 +1,7 @@
 """The main job on the embedded default: render the world and its contact sheet, check the
 shipped measuring networks, then the direction study on the embedded generator (latent bank,
-every method's directions, their measured comparison) at a demo-sized N."""
+every method's directions, their measured comparison) at a demo-sized N, and a short look at
+the shipped self-conditioned generator (its modes, its tails, its mode edits)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class DemoConfig:
     study_eval_n: int = 100
     study_bootstrap: int = 100
     study_steps: int = 8
+    selfcond_generator: str = "world64-sc"  # a self-conditioned generator to look at
+    selfcond_n: int = 300  # faces per measurement of that look (0: skip it)
 
 
 def run_demo(
@@ -47,6 +50,8 @@ def run_demo(
     # An unknown (or, when the study uses it, damaged) generator fails now, not after the
     # renders, and before the demo folder is made.
     (load_generator if cfg.study_n > 0 else generator_identity)(cfg.generator)
+    if cfg.selfcond_n > 0:
+        _self_conditioned(cfg.selfcond_generator)
     out = Path(out)
     with output_lock(out):
         open_run_folder(out, "demo", dataclasses.asdict(cfg), overwrite)
@@ -70,9 +75,12 @@ def _run(cfg: DemoConfig, out: Path, progress: bool) -> Path:
         identity, n_identities=cfg.n_eval, preset=cfg.preset, resample_scene=True
     )
     directions = _direction_study(cfg, out, progress) if cfg.study_n > 0 else None
+    if cfg.selfcond_n > 0:
+        report["selfcond"] = _selfcond_look(cfg, out, identity)
     write_json(out / "report.json", report)
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(format_report(report) + _directions_summary(directions))
+        text = format_report(report) + _directions_summary(directions)
+        tmp.write_text(text + _selfcond_summary(report.get("selfcond")))
     log.info("report written to %s", out / "report.md")
     return out / "report.md"
 
@@ -85,6 +93,73 @@ def _direction_study(cfg: DemoConfig, out: Path, progress: bool) -> Path:
         bootstrap=cfg.study_bootstrap, steps=cfg.study_steps,
     )  # fmt: skip
     return run_direction_study(study, out / "directions", progress=progress, overwrite=True)
+
+
+def _self_conditioned(name: str):
+    from ganedit.errors import UserInputError
+    from ganedit.models.sources import load_generator
+
+    source = load_generator(name)
+    if not source.mode_attributes:
+        raise UserInputError(
+            f"expected a self-conditioned generator for the demo's last part, received {name!r}"
+        )
+    return source
+
+
+def _selfcond_look(cfg: DemoConfig, out: Path, identity) -> dict:
+    """selfcond_modes.png (each attribute's mode swept on two faces) and small-n figures."""
+    from PIL import Image
+
+    from ganedit.evaluation.selfcond import mode_sweep_grid, quick_look
+    from ganedit.models.sources import load_generator
+
+    sc, base = _self_conditioned(cfg.selfcond_generator), load_generator(cfg.generator)
+    with atomic_path(out / "selfcond_modes.png") as tmp:
+        Image.fromarray(mode_sweep_grid(sc, 2, cfg.seed)).save(tmp, format="png")
+    evaluator = load_predictor("evaluator")
+    world = load_world_config(cfg.preset)
+    look = quick_look(sc, base, world, evaluator, identity, cfg.selfcond_n, cfg.seed)
+    return {**look, "generator": cfg.selfcond_generator, "base": cfg.generator}
+
+
+def _selfcond_summary(look: dict | None) -> str:
+    if look is None:
+        return ""
+    sh = look["shares"]
+    lines = [
+        f"## The self-conditioned generator `{look['generator']}`",
+        "",
+        f"selfcond_modes.png: each attribute's mode from t = 0 to 1 on two faces (w kept). "
+        f"Share of {look['n']} faces in rare cells, read by the evaluator (the world's by "
+        "ground truth), with modes drawn as in training:",
+        "",
+        f"| cell | world | {look['base']} | {look['generator']} |",
+        "|---|---|---|---|",
+    ]
+    for cell in sh["world"]:
+        name = cell.replace("|", "\\|")
+        lines.append(
+            f"| {name} | {sh['world'][cell]:.3f} | {sh['base'][cell]:.3f} | {sh['sc'][cell]:.3f} |"
+        )
+    lines += [
+        "",
+        "Editing by modes (w kept, the other modes neutral): mean achieved change and identity "
+        "cosine to the unedited face, moving t to 0 and to 1 (binary attributes: only the faces "
+        "that can move that way):",
+        "",
+        "| attribute | t = 0: change | identity | t = 1: change | identity |",
+        "|---|---|---|---|---|",
+    ]
+    for a, e in look["mode_edits"].items():
+        cells = []
+        for t in ("t=0", "t=1"):
+            cells += (
+                [f"{e[t]['achieved']:+.3g}", f"{e[t]['identity']:.3f}"] if t in e else ["-", "-"]
+            )
+        lines.append(f"| {a}{' (deg)' if a == 'yaw' else ''} | " + " | ".join(cells) + " |")
+    lines += ["", "The measured comparison with latent traversals: docs/selfcond.md.", ""]
+    return "\n".join(lines)
 
 
 def _directions_summary(path: Path | None) -> str:

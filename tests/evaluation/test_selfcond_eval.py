@@ -137,6 +137,13 @@ def test_binary_edits_go_toward_the_opposite_class(sc_source):
         toward = np.where(base >= 0.5, -1, 1)
         assert len(record.face) == 16  # two of the four coordinates per face
         assert np.all((record.setting - 0.5) * toward[record.face] > 0)
+        # from the faces' own coordinates: moving yaw to where it already is changes nothing
+        start = torch.tensor([[0.3, 0.8]]).expand(8, -1)
+        ws = sc_source.to_ws(w, "w")
+        same = mode_edits(sc_source, ws, "yaw", (0.8,), reader, ident, space="ws", start=start)
+        np.testing.assert_allclose(same.achieved, 0, atol=1e-4)
+        moved = mode_edits(sc_source, ws, "yaw", (0.0,), reader, ident, space="ws", start=start)
+        assert np.abs(moved.achieved).max() > 1e-3
     finally:
         with torch.no_grad():
             offsets.copy_(saved)

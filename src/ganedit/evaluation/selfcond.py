@@ -209,56 +209,62 @@ def _toward_opposite(attribute: str, base_table: dict) -> np.ndarray | None:
 
 
 def mode_edits(
-    source, w: torch.Tensor, attribute: str, t_grid, evaluator, identity, batch_size: int = 256,
-    bar=None,
+    source, latents: torch.Tensor, attribute: str, t_grid, evaluator, identity,
+    batch_size: int = 256, bar=None, space: str = "w", start: torch.Tensor | None = None,
 ) -> EditRecord:  # fmt: skip
-    """Codes w [N, w_dim] of a self-conditioned source rendered at the neutral mode, then
-    with `attribute`'s anchor coordinate moved to each t of `t_grid` (the others neutral).
-    For a binary attribute only the coordinates on the face's opposite side are kept
-    (t > 0.5 for a face without the attribute, t < 0.5 for one with it)."""
+    """Codes `latents` in `space` of a self-conditioned source rendered at their own anchor
+    coordinates `start` [N, k] (default: neutral), then with `attribute`'s coordinate moved
+    to each t of `t_grid` (the others kept). For a binary attribute only the moves toward
+    the face's opposite class are kept (up for a face without the attribute, down for one
+    with it)."""
     from ganedit.models.modes import NEUTRAL, mode_vector
 
     attributes = source.mode_attributes
     k = attributes.index(attribute)
+    n = len(latents)
+    t0 = torch.full((n, len(attributes)), NEUTRAL) if start is None else torch.as_tensor(start)
+    t0 = t0.float()
 
-    def modes_at(t: float) -> torch.Tensor:
-        coords = torch.full((1, len(attributes)), NEUTRAL)
-        coords[0, k] = t
+    def modes_at(t: float | None) -> torch.Tensor:
+        coords = t0.clone()
+        if t is not None:
+            coords[:, k] = t
         return mode_vector(coords, for_generator=True)
 
-    base = _reading(source, w, "w", evaluator, identity, batch_size, modes_at(NEUTRAL))
-    faces = np.arange(len(w))
+    base = _reading(source, latents, space, evaluator, identity, batch_size, modes_at(None))
+    faces = np.arange(n)
     records = []
     for t in t_grid:
-        edited = _reading(source, w, "w", evaluator, identity, batch_size, modes_at(float(t)))
-        records.append(_record(attribute, faces, np.full(len(w), float(t)), base, edited))
+        edited = _reading(source, latents, space, evaluator, identity, batch_size, modes_at(t))
+        records.append(_record(attribute, faces, np.full(n, float(t)), base, edited))
         if bar is not None:
             bar.advance(1)
     record = _merge(records)
     toward = _toward_opposite(attribute, base[0])
     if toward is None:
         return record
-    return _subset(record, (record.setting - NEUTRAL) * toward[record.face] > 0)
+    moved = record.setting - t0[:, k].numpy()[record.face]
+    return _subset(record, moved * toward[record.face] > 0)
 
 
 def traversal_edits(
     source, w: torch.Tensor, attribute: str, direction: np.ndarray, alphas, evaluator, identity,
-    batch_size: int = 256, bar=None,
+    batch_size: int = 256, bar=None, space: str = "w",
 ) -> EditRecord:  # fmt: skip
-    """Codes w [N, w_dim] walked along a unit `direction` [w_dim] by each step of `alphas`:
-    as given for yaw (give both signs), toward the face's opposite class for a binary
-    attribute (give positive steps)."""
+    """Codes w [N, w_dim] (or ws [N, num_ws, w_dim] with space "ws": every row moves) walked
+    along a unit `direction` [w_dim] by each step of `alphas`: as given for yaw (give both
+    signs), toward the face's opposite class for a binary attribute (give positive steps)."""
     from ganedit.editing.edit import move
 
     vector = np.asarray(direction, np.float32).reshape(-1)
-    base = _reading(source, w, "w", evaluator, identity, batch_size)
+    base = _reading(source, w, space, evaluator, identity, batch_size)
     toward = _toward_opposite(attribute, base[0])
     sign = torch.ones(len(w)) if toward is None else torch.as_tensor(toward, dtype=torch.float32)
     faces = np.arange(len(w))
     records = []
     for alpha in alphas:
         moved = move(w, vector, sign * float(alpha))
-        edited = _reading(source, moved, "w", evaluator, identity, batch_size)
+        edited = _reading(source, moved, space, evaluator, identity, batch_size)
         records.append(_record(attribute, faces, np.full(len(w), float(alpha)), base, edited))
         if bar is not None:
             bar.advance(1)
