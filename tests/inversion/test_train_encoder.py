@@ -31,14 +31,8 @@ from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.sources import generator_identity
 from ganedit.models.stylegan2 import Generator
 from ganedit.utils.images import to_uint8
+from tiny_encoder import TINY_ENCODER
 from tolerance import assert_f32_close
-
-TINY_ENCODER = {
-    "stage_units": [1, 1, 1, 1],
-    "stage_channels": [8, 8, 16, 16],
-    "style_channels": 16,
-    "se_reduction": 4,
-}
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -21,13 +21,8 @@ from ganedit.models.stylegan2 import Generator
 from ganedit.selfcond.encoder import image_modes, train_conditional_encoder
 from ganedit.selfcond.labels import write_labels
 from ganedit.utils.images import to_uint8
+from tiny_encoder import TINY_ENCODER
 
-TINY_ENCODER = {
-    "stage_units": [1, 1, 1, 1],
-    "stage_channels": [8, 8, 16, 16],
-    "style_channels": 16,
-    "se_reduction": 4,
-}
 RANGES = [[0.0, 1.0], [-40.0, 40.0]]  # smile, yaw
 
 
