@@ -312,7 +312,7 @@ def _title(cfg: EditConfig, loaded, modes: dict | None = None) -> str:
     if modes is None:
         return title
     targets = ", ".join(f"{a} to t={format(t, 'g')}" for a, t in modes["targets"].items())
-    mode_text = f"modes: {targets} (share of the way from neutral)"
+    mode_text = f"modes: {targets} (share of the way from each face's own modes)"
     return f"{title}; {mode_text}" if title else mode_text
 
 
