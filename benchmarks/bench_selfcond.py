@@ -63,9 +63,9 @@ def tails(args, base, sc, evaluator, world) -> dict:
         "world64-sc, neutral mode": (sc, np.full((args.n_tails, k), 0.5)),
     }
     if args.label_modes:  # the data's own distribution of modes: a labels store's rows
-        from ganedit.selfcond.encoder import image_modes
+        from ganedit.selfcond.encoder import modes_from_labels
 
-        t = image_modes(args.label_modes, args.sc)
+        t = modes_from_labels(args.label_modes, args.sc)
         rows = np.random.default_rng(args.seed + 2).integers(0, len(t), args.n_tails)
         settings["world64-sc, modes of the data's labels"] = (sc, t[rows])
     out = {}
@@ -386,7 +386,7 @@ def main() -> None:
         plot(report, args.out / "identity.png")
     from PIL import Image
 
-    from ganedit.evaluation.selfcond import mode_sweep_grid
+    from ganedit.editing.edit import mode_sweep_grid
 
     Image.fromarray(mode_sweep_grid(sc, 2, args.seed)).save(args.out / "modes.png")
     print(f"{args.out}: report.json, report.md, identity.png, modes.png")

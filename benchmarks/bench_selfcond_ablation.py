@@ -30,7 +30,7 @@ from ganedit.evaluation.selfcond import (
 from ganedit.models.modes import NEUTRAL, mode_vector
 from ganedit.models.registry import load_predictor
 from ganedit.models.sources import load_generator
-from ganedit.selfcond.encoder import image_modes
+from ganedit.selfcond.encoder import modes_from_labels
 from ganedit.world.config import load_world_config
 
 
@@ -76,7 +76,7 @@ def main() -> None:
         generator, _, labels = rest.partition(":")
         source = load_generator(generator)
         k = len(source.mode_attributes)
-        t = image_modes(labels, generator)
+        t = modes_from_labels(labels, generator)
         rows = np.random.default_rng(args.seed + 2).integers(0, len(t), args.n)
         result = {}
         for setting, coords in (

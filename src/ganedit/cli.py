@@ -795,11 +795,11 @@ def invert_cmd(
         help="optimize: the projector; encoder: one pass of an e4e-style encoder; pti: a "
         "pivot (--pivot), then pivotal tuning.",
     ),
-    encoder: str = typer.Option(
-        "world64-encoder",
+    encoder: str | None = typer.Option(
+        None,
         "--encoder",
         help="Encoder for --method encoder or --pivot encoder: a shipped name or an encoder "
-        "folder (train-encoder's OUT/encoder).",
+        "folder (train-encoder's OUT/encoder); default: the generator's shipped one.",
     ),
     pivot: opt.Pivot = typer.Option(
         opt.Pivot("optimize"), "--pivot", help="pti's pivot: the projector's w or the encoder's ws."
@@ -851,8 +851,11 @@ def selflabel_cmd(
         [], "--boundary", "-b", help="Boundary .npy whose distance labels each image (repeat)."
     ),
     generator: str = opt.generator_option(),
-    encoder: str = typer.Option(
-        "world64-encoder", "--encoder", help="Encoder that inverts the images (name or folder)."
+    encoder: str | None = typer.Option(
+        None,
+        "--encoder",
+        help="Encoder that inverts the images (name or folder); default: the generator's "
+        "shipped one.",
     ),
     predictor: str | None = typer.Option(
         None, "--from-predictor", help="Label by a predictor's outputs instead (e.g. labeler)."
@@ -1036,10 +1039,11 @@ def edit_cmd(
     invert_steps: int = typer.Option(
         500, "--invert-steps", min=1, max=1_000_000, help="With --images: projector steps."
     ),
-    encoder: str = typer.Option(
-        "world64-encoder",
+    encoder: str | None = typer.Option(
+        None,
         "--encoder",
-        help="With --images and --invert-method encoder: the encoder (a shipped name or folder).",
+        help="With --images and --invert-method encoder: the encoder (a shipped name or "
+        "folder); default: the generator's shipped one.",
     ),
     image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
     force: bool = opt.force_option(),

@@ -111,7 +111,8 @@ def _selfcond_look(cfg: DemoConfig, out: Path, identity) -> dict:
     """selfcond_modes.png (each attribute's mode swept on two faces) and small-n figures."""
     from PIL import Image
 
-    from ganedit.evaluation.selfcond import mode_sweep_grid, quick_look
+    from ganedit.editing.edit import mode_sweep_grid
+    from ganedit.evaluation.selfcond import quick_look
     from ganedit.models.sources import load_generator
 
     sc, base = _self_conditioned(cfg.selfcond_generator), load_generator(cfg.generator)

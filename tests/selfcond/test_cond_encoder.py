@@ -18,7 +18,7 @@ from ganedit.inversion.train_encoder import (
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_encoder, save_pretrained
 from ganedit.models.stylegan2 import Generator
-from ganedit.selfcond.encoder import image_modes, train_conditional_encoder
+from ganedit.selfcond.encoder import modes_from_labels, train_conditional_encoder
 from ganedit.selfcond.labels import write_labels
 from ganedit.utils.images import to_uint8
 from tiny_encoder import TINY_ENCODER
@@ -67,15 +67,15 @@ def _cfg(root, **kw):
 
 
 def test_image_modes_use_the_generators_ranges(setting):
-    t = image_modes(setting / "labels", str(setting / "sc"))
+    t = modes_from_labels(setting / "labels", str(setting / "sc"))
     np.testing.assert_allclose(t[:, 0], [0.1, 0.9, 0.5, 0.0, 1.0, 0.3], atol=1e-6)
     np.testing.assert_allclose(t[:, 1], [0.75, 0.0, 0.5, 1.0, 0.25, 1.0], atol=1e-6)  # clipped
     with pytest.raises(UserInputError, match="ranges"):
-        image_modes(setting / "labels", str(setting / "plain"))
+        modes_from_labels(setting / "labels", str(setting / "plain"))
 
 
 def test_each_image_is_decoded_at_its_modes(setting):
-    t = image_modes(setting / "labels", str(setting / "sc"))
+    t = modes_from_labels(setting / "labels", str(setting / "sc"))
     run = setup_encoder_training(_cfg(setting), real_modes=t)
     images, true_ws, modes = run.batches(0)
     assert images.shape[0] == modes.shape[0] == 4 and true_ws.shape[0] == 2

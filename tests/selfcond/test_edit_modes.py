@@ -160,3 +160,29 @@ def test_inverted_images_keep_their_own_modes(capsys, tmp_path, generators):
     np.testing.assert_allclose(np.load(tmp_path / "n" / "modes.npy"), 0.5)
     tuned = load_generator(str(tmp_path / "n" / "00000_generator"))
     assert tuned.mode_attributes == ["smile", "yaw"]
+
+
+def test_the_encoder_follows_the_generator_and_sidecar_modes_are_checked(
+    capsys, tmp_path, generators
+):
+    from PIL import Image
+
+    from ganedit.editing.run import start_coordinates
+    from ganedit.errors import DamagedInputError
+    from ganedit.inversion.run import shipped_encoder
+    from ganedit.utils.images import to_uint8
+
+    assert shipped_encoder(load_generator("world64-sc")) == "world64-sc-encoder"
+    assert shipped_encoder(load_generator("world64")) == "world64-encoder"
+    sc = load_generator(str(generators / "sc"))
+    image = to_uint8(sc.synthesize(sc.sample_z(1, seed=4), "z"))[0]
+    Image.fromarray(image).save(tmp_path / "face.png")
+    line = user_error(capsys, ["invert", "-i", tmp_path / "face.png", "-g", generators / "sc",
+                               "--method", "encoder", "-o", tmp_path / "x", "--no-progress"])  # fmt: skip
+    assert "expected --encoder" in line  # no shipped encoder for this generator
+    start = start_coordinates(sc, {"modes": {"yaw": 0.9}}, 2)  # a bank's: neutral elsewhere
+    torch.testing.assert_close(start, torch.tensor([[0.5, 0.9], [0.5, 0.9]]))
+    with pytest.raises(DamagedInputError, match="numbers"):
+        start_coordinates(sc, {"modes": {"yaw": "left"}}, 2)
+    with pytest.raises(DamagedInputError, match="per-code modes"):
+        start_coordinates(sc, {"modes": {"attributes": ["yaw"], "t": [[0.1]]}}, 2)

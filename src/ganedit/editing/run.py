@@ -134,7 +134,12 @@ def start_coordinates(source, origin: dict, n: int) -> torch.Tensor | None:
             )
         columns = {name: rows[:n, j] for j, name in enumerate(names)}
     else:  # one setting for every sample (a bank): {attribute: t}
-        columns = {name: np.full(n, value) for name, value in record.items()}
+        bad = {k: v for k, v in record.items() if not isinstance(v, (int, float)) or v != v}
+        if bad:
+            raise DamagedInputError(
+                f"expected the bank's modes as {{attribute: t}} numbers, received {bad}"
+            )
+        columns = {name: np.full(n, float(value)) for name, value in record.items()}
     for j, name in enumerate(attributes):
         if name in columns:
             t[:, j] = torch.as_tensor(np.clip(columns[name], 0.0, 1.0), dtype=torch.float32)

@@ -64,8 +64,9 @@ def truth_table(factors) -> dict[str, np.ndarray]:
 
 
 def sampled_modes(n: int, k: int, seed: int) -> np.ndarray:
-    """Anchor coordinates t [n, k] ~ U(0, 1), as the fine-tune draws them for fakes; row i
-    depends only on (seed, i)."""
+    """Anchor coordinates t [n, k] ~ U(0, 1), as the fine-tune draws them for fakes; for a
+    given k, row i depends only on (seed, i) (NumPy's generator fills rows in order; the
+    committed report was drawn this way)."""
     return np.random.default_rng(seed).uniform(size=(n, k))
 
 
@@ -333,25 +334,6 @@ def edit_figures(record: EditRecord, attribute: str, identity_floor: float = 0.5
         "identity_floor": identity_floor,
         "max_achieved": float(np.abs(record.achieved).max()) if len(record.achieved) else 0.0,
     }
-
-
-def mode_sweep_grid(source, per_attribute: int, seed: int, t_grid=(0.0, 0.25, 0.5, 0.75, 1.0)):
-    """uint8 image grid [H, W, 3]: per mode attribute, `per_attribute` faces (z of seed) in a
-    row each, across `t_grid` for that attribute with the others neutral."""
-    from ganedit.models.modes import NEUTRAL, mode_vector
-    from ganedit.utils.images import grid, to_uint8
-
-    attributes = source.mode_attributes
-    w = source.to_w(source.sample_z(per_attribute, seed))
-    rows = []
-    for k in range(len(attributes)):
-        coords = torch.full((len(t_grid), len(attributes)), NEUTRAL)
-        coords[:, k] = torch.as_tensor(t_grid, dtype=torch.float32)
-        modes = mode_vector(coords, for_generator=True)
-        for i in range(per_attribute):
-            latents = w[i : i + 1].expand(len(t_grid), -1)
-            rows.append(source.synthesize(latents, "w", modes=modes))
-    return grid(to_uint8(torch.cat(rows)), cols=len(t_grid))
 
 
 def quick_look(sc, base, world, evaluator, identity, n: int, seed: int = 0) -> dict:

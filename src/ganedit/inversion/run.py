@@ -68,7 +68,7 @@ class InvertConfig:
     method: str = "optimize"
     perceptual: str = "evaluator"  # the shipped network whose features give the distance
     batch_size: int = 8  # images optimised together (independent of each other)
-    encoder: str = "world64-encoder"  # for method encoder, and pti with pivot encoder
+    encoder: str | None = None  # method encoder, pti's encoder pivot (None: the generator's)
     pivot: str = "optimize"  # pti's pivot: the projector's w, or the encoder's ws
     modes: str = "read"  # self-conditioned generators: the images' modes, read or neutral
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
@@ -202,6 +202,8 @@ def run_invert(
     loss = default_loss(device, perceptual=cfg.perceptual)
     targets, digests = load_images(items, source.resolution)
     uses_encoder = cfg.method == "encoder" or (cfg.method == "pti" and cfg.pivot == "encoder")
+    if uses_encoder and cfg.encoder is None:  # recorded in config.json as resolved
+        cfg = replace(cfg, encoder=shipped_encoder(source))
     encoder = load_encoder_for(cfg.encoder, source, device) if uses_encoder else None
     t = image_modes(cfg, source, targets, device)  # [N, k] or None
 
@@ -293,11 +295,26 @@ def _at_modes(source, t: torch.Tensor | None, start: int, n: int):
     return source.at_modes(mode_vector(t[start : start + n], for_generator=True))
 
 
-def load_encoder_for(name: str, source, device) -> torch.nn.Module:
-    """The encoder, refused when it was trained for another generator."""
+def shipped_encoder(source) -> str:
+    """The shipped encoder of a shipped generator (the default of --encoder)."""
+    from ganedit.models.registry import SHIPPED_ENCODERS
+
+    name = SHIPPED_ENCODERS.get(source.identity["name"])
+    if name is None:
+        raise UserInputError(
+            f"expected --encoder (an encoder trained for {source.identity['name']!r}; "
+            "ganedit train-encoder makes one), received none"
+        )
+    return name
+
+
+def load_encoder_for(name: str | None, source, device) -> torch.nn.Module:
+    """The encoder (None: the generator's shipped one), refused when it was trained for
+    another generator."""
     from ganedit.errors import ProvenanceError
     from ganedit.models.registry import load_encoder
 
+    name = name or shipped_encoder(source)
     loaded = load_encoder(name, device)
     trained_for = loaded["generator"] or {}
     if trained_for.get("sha256") != source.identity["sha256"]:

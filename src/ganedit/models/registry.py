@@ -253,14 +253,24 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") 
 
 MODE_READER = "mode-reader"  # a self-conditioned generator folder's discriminator
 
+# The shipped encoder of each shipped generator: `--encoder`'s default follows `-g`.
+SHIPPED_ENCODERS = {"world64": "world64-encoder", "world64-sc": "world64-sc-encoder"}
+
+
+def generator_folder(name_or_path: str | Path) -> Path | None:
+    """The model folder of a generator given by shipped name or path; None when it is not a
+    folder ganedit wrote (a .pt file, an optional package's generator)."""
+    text = str(name_or_path)
+    folder = weights_dir(text) if text in GENERATOR_NAMES else Path(text)
+    return folder if (folder / io.CONFIG).is_file() else None
+
 
 def load_mode_reader(generator: str | Path, attributes: list[str], device="cpu"):
     """The discriminator whose mode head reads images' modes for a self-conditioned
     generator (a shipped name or a folder): the folder's `mode-reader/`, which must have
     one logit per mode of `attributes` and record the same attributes."""
-    text = str(generator)
-    folder = weights_dir(text) if text in GENERATOR_NAMES else Path(text)
-    reader = folder / MODE_READER
+    folder = generator_folder(generator)
+    reader = (folder or Path(str(generator))) / MODE_READER
     if not (reader / io.CONFIG).is_file():
         raise UserInputError(
             f"expected a mode reader (the fine-tune's discriminator) in {reader} to read "

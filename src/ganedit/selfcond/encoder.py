@@ -25,9 +25,9 @@ def generator_ranges(name_or_path: str) -> tuple[list[str], np.ndarray]:
     """A self-conditioned generator's mode attributes and the label ranges [k, 2] its
     fine-tune normalised by (its config's `selfcond` record)."""
     from ganedit.models.io import read_config
-    from ganedit.selfcond.train import folder_of
+    from ganedit.models.registry import generator_folder
 
-    folder = folder_of(name_or_path)
+    folder = generator_folder(name_or_path)
     record = (read_config(folder).get("selfcond") or {}) if folder is not None else {}
     attributes, ranges = record.get("attributes"), record.get("ranges")
     try:
@@ -42,7 +42,7 @@ def generator_ranges(name_or_path: str) -> tuple[list[str], np.ndarray]:
     return attributes, ranges
 
 
-def image_modes(labels: str | Path, generator: str) -> np.ndarray:
+def modes_from_labels(labels: str | Path, generator: str) -> np.ndarray:
     """Anchor coordinates t [N, k] of a labels store's images for the generator's mode
     attributes, normalised by the generator's recorded ranges."""
     values, record = load_labels(labels)
@@ -69,5 +69,5 @@ def train_conditional_encoder(
             "expected --data and --labels (a selflabel store of the data) to train an encoder "
             "for a self-conditioned generator"
         )
-    t = image_modes(config.labels, config.generator)
+    t = modes_from_labels(config.labels, config.generator)
     return train_encoder(config, out, device, resume, overwrite, progress, real_modes=t)

@@ -32,7 +32,7 @@ def run_selflabel(
     *,
     generator: str | None = None,
     boundaries: list[str | Path] = (),
-    encoder: str = "world64-encoder",
+    encoder: str | None = None,
     predictor: str | None = None,
     table: str | Path | None = None,
     columns: list[str] = (),
@@ -71,12 +71,13 @@ def run_selflabel(
 
 
 def _distance_labeller(generator, boundaries, encoder, config, device, force):
-    from ganedit.inversion.run import load_encoder_for
+    from ganedit.inversion.run import load_encoder_for, shipped_encoder
     from ganedit.models.registry import DEFAULT_GENERATOR
     from ganedit.models.sources import load_generator
 
     source = load_generator(generator or DEFAULT_GENERATOR, device)
     loaded = load_boundaries(boundaries, source.identity, force)
+    encoder = encoder or shipped_encoder(source)
     net = load_encoder_for(encoder, source, device)
     labeller = DistanceLabeller(net, loaded, source.resolution, config.batch_size)
     record = {

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,7 +41,6 @@ from ganedit.training.gan import (
 )
 from ganedit.utils.distributed import world_info
 from ganedit.utils.files import atomic_path
-from ganedit.utils.images import grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 
 log = logging.getLogger(__name__)
@@ -93,6 +91,7 @@ class SelfCondConfig:
 
 def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
     """The generator to fine-tune, its identity and its training config (or {})."""
+    from ganedit.models import registry
     from ganedit.models.io import read_config
     from ganedit.models.sources import StyleGANSource, load_generator
 
@@ -103,19 +102,9 @@ def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
         )
     if source.generator.num_modes:
         raise UserInputError(f"expected an unconditional generator, received {name_or_path!r}")
-    folder = folder_of(name_or_path)
+    folder = registry.generator_folder(name_or_path)
     train = (read_config(folder).get("train_config") or {}) if folder is not None else {}
     return source.generator, source.identity, train
-
-
-def folder_of(name_or_path: str) -> Path | None:
-    from ganedit.models import registry
-
-    if name_or_path in registry.GENERATOR_NAMES:
-        folder = registry.weights_dir(name_or_path)
-        return folder if (folder / "config.json").is_file() else None
-    path = Path(name_or_path)
-    return path if path.is_dir() else None
 
 
 def gan_config(cfg: SelfCondConfig, g: Generator, train: dict) -> GanConfig:
@@ -227,19 +216,12 @@ T_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @torch.no_grad()
 def save_mode_samples(g_ema: Generator, cfg: GanConfig, path: Path, per_attribute: int = 2) -> None:
-    """Per attribute, `per_attribute` faces (fixed z) across t = 0 .. 1, the others neutral."""
-    k = len(g_ema.mode_attributes)
-    z = torch.randn(per_attribute, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed))
-    device = g_ema.w_avg.device
-    ws = g_ema.mapping(z.to(device))
-    rows = []
-    for a in range(k):
-        for i in range(per_attribute):
-            t = torch.full((len(T_GRID), k), 0.5)
-            t[:, a] = torch.tensor(T_GRID)
-            modes = mode_vector(t, for_generator=True).to(device)
-            rows.append(g_ema.synthesis(ws[i : i + 1].expand(len(T_GRID), -1, -1), modes=modes))
-    images = to_uint8(torch.cat(rows).clamp(-1, 1))
+    """Per attribute, `per_attribute` faces (z of the run's seed) across t = 0 .. 1, the
+    others neutral."""
+    from ganedit.editing.edit import mode_sweep_grid
+    from ganedit.models.sources import StyleGANSource
+
+    source = StyleGANSource(g_ema, "g_ema")
+    image = mode_sweep_grid(source, per_attribute, cfg.seed, T_GRID)
     with atomic_path(path) as tmp:
-        Image.fromarray(grid(images, cols=len(T_GRID))).save(tmp, format="png")
-    log.debug("mode samples: %d rows of %d", math.ceil(len(images) / len(T_GRID)), len(T_GRID))
+        Image.fromarray(image).save(tmp, format="png")
