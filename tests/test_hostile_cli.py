@@ -28,6 +28,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 import random
 import shutil
 import signal
@@ -108,6 +109,7 @@ class Fx:
     ckpt: Path  # train-gan checkpoint folder of TRAIN_GAN_ARCH
     encoder: Path  # an e4e encoder folder for tiny (one training step)
     labels: Path  # a selflabel store of images (two columns of its labels.npz)
+    tiny_pkl: Path  # an NVIDIA StyleGAN2-ADA pickle (tests/models/test_nvidia_pkl.py's stand-in)
 
     @property
     def cases(self) -> Path:
@@ -128,6 +130,7 @@ def build_fixtures(root: Path) -> Fx:
     from ganedit.models.predictors import AttributeNet
     from ganedit.models.registry import save_pretrained
     from ganedit.models.stylegan2 import Generator, export_rosinality_checkpoint
+    from models.test_nvidia_pkl import write_tiny_nvidia_pkl
 
     fx_dir = root / "fx"
     fx_dir.mkdir()
@@ -136,6 +139,7 @@ def build_fixtures(root: Path) -> Fx:
     g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
     save_pretrained(g, fx_dir / "tiny")
     export_rosinality_checkpoint(fx_dir / "tiny.pt", g)
+    write_tiny_nvidia_pkl(fx_dir / "tiny.pkl")
     save_pretrained(AttributeNet("plain", width=8, hidden=8, image_size=16).eval(), fx_dir / "pred")
 
     ref = fx_dir / "ref"
@@ -170,6 +174,7 @@ def build_fixtures(root: Path) -> Fx:
         ckpt=fx_dir / "gan" / "checkpoint",
         encoder=fx_dir / "enc" / "encoder",
         labels=fx_dir / "labels",
+        tiny_pkl=fx_dir / "tiny.pkl",
     )
 
 
@@ -226,6 +231,7 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
         "train-selfcond": ["train-selfcond", "-i", fx.images, "-l", fx.labels, "-g", fx.tiny,
                            "-o", d / "sc", "--iter", 1, "--d-warmup", 0, "--batch-size", 2,
                            "--no-progress"],
+        "convert": ["convert", "-g", fx.tiny_pkl, "-o", d / "g.pt"],
     }[command]  # fmt: skip
 
 
@@ -233,12 +239,12 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
-    "train-encoder", "selflabel", "resample", "train-selfcond",
+    "train-encoder", "selflabel", "resample", "train-selfcond", "convert",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
                    "edit", "invert", "train-encoder", "selflabel", "resample",
-                   "train-selfcond")  # fmt: skip
+                   "train-selfcond", "convert")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -638,6 +644,35 @@ def damaged_pt(src: Path, d: Path, draw) -> Path:
         shape[0] += 1
         ckpt["g_ema"][key] = torch.zeros(shape)
     torch.save(ckpt, path)
+    return path
+
+
+def damaged_pkl(src: Path, d: Path, draw) -> Path:
+    """An NVIDIA StyleGAN2-ADA .pkl with one thing wrong (never run: no PWNED marker)."""
+    from models.test_nvidia_pkl import snapshot, write_pickle
+
+    path = d / "net.pkl"
+    kind = draw(st.sampled_from(["bytes", "evil-reduce", "exec-global", "not-a-dict",
+                                 "no-G_ema", "conditional", "nonfinite"]),
+                label="pkl damage")  # fmt: skip
+    if kind == "bytes":
+        copy(src, path)
+        damage_file(path, draw(st.sampled_from(["empty", "truncate", "random"])), draw)
+    elif kind == "evil-reduce":
+        path.write_bytes(pickle.dumps({"G_ema": _Evil(d / "PWNED")}))
+    elif kind == "exec-global":
+        path.write_bytes(f"cbuiltins\nexec\n(Vopen({str(d / 'PWNED')!r}, 'w')\ntR.".encode())
+    elif kind == "not-a-dict":
+        path.write_bytes(pickle.dumps(draw(st.sampled_from([[1, 2], "G_ema", None]))))
+    elif kind == "no-G_ema":
+        path.write_bytes(pickle.dumps({"G": 1, "D": 2}))
+    else:
+        snap = snapshot(0)
+        if kind == "conditional":
+            snap["G_ema"].c_dim = 10
+        else:
+            snap["G_ema"].synthesis.b8.conv1.bias.data[0] = float("nan")
+        write_pickle(path, snap)
     return path
 
 
@@ -1139,7 +1174,7 @@ INPUTS = {
     "world sheet": [("--preset", "file", "toml")],
     "evaluate-predictor": [("-p", "dir", "predictor"), ("--preset", "file", "toml")],
     "train-gan": [("-i", "dir", "lmdb"), ("--ckpt", "dir", "ckpt")],
-    "sample": [("-g", "dir", "tiny"), ("-g", "file", "tiny_pt")],
+    "sample": [("-g", "dir", "tiny"), ("-g", "file", "tiny_pt"), ("-g", "file", "tiny_pkl")],
     "evaluate-generator": [("-g", "dir", "tiny"), ("--preset", "file", "toml")],
     "score": [("-i", "dir", "images"), ("-p", "dir", "predictor")],
     "generate": [("-g", "file", "tiny_pt"), ("-p", "dir", "predictor")],
@@ -1160,6 +1195,7 @@ INPUTS = {
                        ("--resample", "dir", "labels")],
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
+    "convert": [("-g", "file", "tiny_pkl")],
 }  # fmt: skip
 
 
@@ -1207,6 +1243,7 @@ OUTPUTS = {
     "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")], "train-encoder": [("-o", "dir")],
     "selflabel": [("-o", "dir")], "resample": [("-o", "dir")], "train-selfcond": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
+    "convert": [("-o", "file")],
 }  # fmt: skip
 OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
 SIDECARS = {"world sheet": ".json", "sample": ".json", "score": ".json", "boundary": ".json"}
@@ -1275,7 +1312,8 @@ DAMAGED = {
                   ("-i", partial(damaged_image_folder, first_only=True), "images", []),
                   ("--ckpt", damaged_ckpt, "ckpt", ["--no-resume"]),
                   ("--ckpt", damaged_pt, "tiny_pt", ["--no-resume"])],
-    "sample": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", [])],
+    "sample": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", []),
+               ("-g", damaged_pkl, "tiny_pkl", [])],
     "evaluate-generator": [("-g", damaged_model_folder, "tiny", []),
                            ("--preset", damaged_toml, "toml", [])],
     "score": [("-i", damaged_lmdb, "lmdb", []), ("-i", damaged_image_folder, "images", []),
@@ -1314,6 +1352,7 @@ DAMAGED = {
                  ("-g", damaged_model_folder, "tiny", [])],
     "study": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", [])],
     "demo": [("-g", damaged_model_folder, "tiny", ["--study-n", "100"])],
+    "convert": [("-g", damaged_pkl, "tiny_pkl", [])],
 }  # fmt: skip
 
 
@@ -1371,6 +1410,7 @@ NAMES = {
     "study": [("--space", "ws"), ("-g", "nope"), ("--device", "cuda:99")],
     "demo": [("-g", "nope")],
     "train-gan": [("--device", "cuda:7")],
+    "convert": [("--network", "D"), ("--network", "g_ema")],
 }  # fmt: skip
 
 

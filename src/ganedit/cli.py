@@ -1256,6 +1256,31 @@ def demo_cmd(
     typer.echo(f"report: {report}")
 
 
+@app.command("convert")
+def convert_cmd(
+    source: Path = typer.Option(
+        ..., "--generator", "-g", help="An NVIDIA StyleGAN2-ADA network pickle (.pkl) to read."
+    ),
+    out: Path = opt.out_option("The StyleGAN2-pytorch checkpoint (.pt) to write."),
+    network: str = typer.Option(
+        "G_ema",
+        "--network",
+        help="The pickle's generator: G_ema (the averaged weights NVIDIA renders) or G.",
+    ),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Convert an NVIDIA StyleGAN2-ADA .pkl generator to a StyleGAN2-pytorch .pt (read without
+    running any code from the pickle; see docs/models.md)."""
+    from ganedit.models.stylegan2.nvidia_pkl import check_network, convert_nvidia_pickle
+
+    check_network(network)
+    _expect_suffix(source, ".pkl", "--generator")
+    _expect_suffix(out, ".pt")
+    _outputs(out, overwrite=overwrite)
+    path = convert_nvidia_pickle(source, out, network=network)
+    typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
+
+
 # ------------------------------------------------------------------------------------------
 # Entry point and the error contract
 

@@ -8,7 +8,8 @@ and boundary files record so that artefacts of different generators are never mi
 
 Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
 earlier studies were measured on it), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
-`.pt` path, or a ganedit model folder.
+`.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path (read without running it), or a ganedit model
+folder.
 """
 
 from __future__ import annotations
@@ -359,7 +360,8 @@ def file_sha256(path: str | Path) -> str:
 def load_generator(
     name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
 ) -> StyleGANSource | ZOnlySource:
-    """Resolve a registered name, a StyleGAN2-pytorch `.pt` file or a ganedit model folder."""
+    """Resolve a registered name, a StyleGAN2-pytorch `.pt` file, an NVIDIA StyleGAN2-ADA
+    `.pkl` file (its `G_ema`) or a ganedit model folder."""
     device = resolve_device(device)
     check_truncation(truncation_psi)
     text = str(name_or_path)
@@ -383,18 +385,28 @@ def load_generator(
         from ganedit.models.stylegan2 import load_rosinality_checkpoint
 
         loaded = load_rosinality_checkpoint(path, device=device)
-        g = loaded["g_ema"]
-        if loaded.get("latent_avg") is None:
-            g.update_w_avg(generator=torch.Generator(device=g.w_avg.device).manual_seed(0))
-        return StyleGANSource(
-            g.to(device).eval(), path.name, truncation_psi, weights_sha256=file_sha256(path)
-        )
+        return _stylegan_from_file(path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi)
+    if path.suffix == ".pkl":
+        from ganedit.models.stylegan2 import load_nvidia_pickle
+
+        loaded = load_nvidia_pickle(path, device=device)
+        return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
     if path.is_dir():
         return _stylegan_from_folder(path, path.name, device, truncation_psi)
     raise UserInputError(
-        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file or "
-        f"a model folder, received {text!r}"
+        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
+        f"an NVIDIA StyleGAN2-ADA .pkl or a model folder, received {text!r}"
     )
+
+
+def _stylegan_from_file(
+    path: Path, g: torch.nn.Module, w_avg: torch.Tensor | None, truncation_psi: float
+) -> StyleGANSource:
+    """A `.pt` or `.pkl` generator as a source named by the file (its bytes' sha256); a file
+    without a mean w gets that of 10,000 seeded samples, so truncation works."""
+    if w_avg is None:
+        g.update_w_avg(generator=torch.Generator(device=g.w_avg.device).manual_seed(0))
+    return StyleGANSource(g.eval(), path.name, truncation_psi, weights_sha256=file_sha256(path))
 
 
 def generator_identity(name_or_path: str | Path) -> dict:
@@ -410,13 +422,13 @@ def generator_identity(name_or_path: str | Path) -> dict:
             "sha256": file_sha256(registry.weights_dir(text) / "model.safetensors"),
         }
     path = Path(text)
-    if path.suffix == ".pt" and path.is_file():
+    if path.suffix in (".pt", ".pkl") and path.is_file():
         return {"name": path.name, "sha256": file_sha256(path)}
     if path.is_dir() and (path / "model.safetensors").is_file():
         return {"name": path.name, "sha256": file_sha256(path / "model.safetensors")}
     raise UserInputError(
-        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file or "
-        f"a model folder, received {text!r}"
+        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
+        f"an NVIDIA StyleGAN2-ADA .pkl or a model folder, received {text!r}"
     )
 
 
