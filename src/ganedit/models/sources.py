@@ -8,8 +8,9 @@ and boundary files record so that artefacts of different generators are never mi
 
 Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
 earlier studies were measured on it), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
-`.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path (read without running it), or a ganedit model
-folder.
+`.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path (read without running it), an InterFaceGAN
+PGGAN or StyleGAN `.pth` path (`ganedit.models.pggan`, `ganedit.models.stylegan1`), or a
+ganedit model folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -29,6 +30,9 @@ from ganedit.models import registry
 from ganedit.utils import rng
 from ganedit.utils.device import resolve_device
 from ganedit.utils.progress import progress_bar
+
+if TYPE_CHECKING:
+    from ganedit.models.stylegan1 import StyleGAN1Source
 
 SPACES = ("z", "w", "ws")
 
@@ -359,9 +363,10 @@ def file_sha256(path: str | Path) -> str:
 
 def load_generator(
     name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
-) -> StyleGANSource | ZOnlySource:
+) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     """Resolve a registered name, a StyleGAN2-pytorch `.pt` file, an NVIDIA StyleGAN2-ADA
-    `.pkl` file (its `G_ema`) or a ganedit model folder."""
+    `.pkl` file (its `G_ema`), an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a
+    ganedit model folder."""
     device = resolve_device(device)
     check_truncation(truncation_psi)
     text = str(name_or_path)
@@ -391,11 +396,13 @@ def load_generator(
 
         loaded = load_nvidia_pickle(path, device=device)
         return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
+    if path.suffix == ".pth":
+        return _interfacegan_from_file(path, device, truncation_psi)
     if path.is_dir():
         return _stylegan_from_folder(path, path.name, device, truncation_psi)
     raise UserInputError(
         f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA .pkl or a model folder, received {text!r}"
+        f"an NVIDIA StyleGAN2-ADA .pkl, an InterFaceGAN .pth or a model folder, received {text!r}"
     )
 
 
@@ -407,6 +414,56 @@ def _stylegan_from_file(
     if w_avg is None:
         g.update_w_avg(generator=torch.Generator(device=g.w_avg.device).manual_seed(0))
     return StyleGANSource(g.eval(), path.name, truncation_psi, weights_sha256=file_sha256(path))
+
+
+def _interfacegan_from_file(
+    path: Path, device: torch.device, truncation_psi: float
+) -> ZOnlySource | StyleGAN1Source:
+    """An InterFaceGAN `.pth` (a plain state dict), told apart by its keys: PGGAN (z only, so
+    truncation does not apply) or StyleGAN v1 (psi on its first 8 layers, as InterFaceGAN)."""
+    from ganedit.models import pggan, stylegan1
+
+    state = _read_state_dict(path, "an InterFaceGAN PGGAN or StyleGAN state dict (.pth)")
+    sha = file_sha256(path)
+    if stylegan1.is_stylegan1_state(state):
+        g = stylegan1.stylegan1_from_state(state).to(device)
+        return stylegan1.StyleGAN1Source(g, path.name, truncation_psi, weights_sha256=sha)
+    if pggan.is_pggan_state(state):
+        if truncation_psi != 1:
+            raise UserInputError(
+                f"expected truncation psi 1 for the PGGAN {path.name} (z only: no w space to "
+                f"truncate in), received {truncation_psi}"
+            )
+        g = pggan.pggan_from_state(state).to(device)
+        return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
+    raise UserInputError(
+        f"expected InterFaceGAN's PGGAN keys (layer1.conv.weight, output_RxR.*) or StyleGAN keys "
+        f"(mapping.dense0.*, synthesis.layer0.first_layer) in {str(path)!r}, received "
+        f"{sorted(state)[:4]}"
+    )
+
+
+def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
+    """A `.pth` holding one flat dict of finite tensors, read with weights_only (one line on
+    anything else: a missing file, pickled objects, damage, NaN weights)."""
+    from ganedit.models.io import safe_torch_load
+    from ganedit.utils.arrays import check_finite
+
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "no such file"
+        raise UserInputError(f"expected {what}, received {str(path)!r} ({kind})")
+    state = safe_torch_load(path, what)
+    ok = isinstance(state, dict) and bool(state)
+    ok = ok and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    if not ok:
+        received = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
+        raise UserInputError(
+            f"expected {what} of named tensors in {str(path)!r}, received {received}"
+        )
+    for key, tensor in state.items():
+        if tensor.is_floating_point():
+            check_finite(tensor.float().numpy(), f"{path.name}: {key}")
+    return dict(state)
 
 
 def generator_identity(name_or_path: str | Path) -> dict:
@@ -422,13 +479,13 @@ def generator_identity(name_or_path: str | Path) -> dict:
             "sha256": file_sha256(registry.weights_dir(text) / "model.safetensors"),
         }
     path = Path(text)
-    if path.suffix in (".pt", ".pkl") and path.is_file():
+    if path.suffix in (".pt", ".pkl", ".pth") and path.is_file():
         return {"name": path.name, "sha256": file_sha256(path)}
     if path.is_dir() and (path / "model.safetensors").is_file():
         return {"name": path.name, "sha256": file_sha256(path / "model.safetensors")}
     raise UserInputError(
         f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA .pkl or a model folder, received {text!r}"
+        f"an NVIDIA StyleGAN2-ADA .pkl, an InterFaceGAN .pth or a model folder, received {text!r}"
     )
 
 
