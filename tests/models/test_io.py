@@ -71,3 +71,22 @@ def test_checkpoint_restores_model_and_optimizer(tmp_path):
     assert s.keys() == t.keys()
     for k in s:
         torch.testing.assert_close(s[k]["exp_avg_sq"], t[k]["exp_avg_sq"])
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("true",))
+
+
+def test_a_refused_pickle_names_the_global_and_never_advises_allowing_it(tmp_path):
+    from ganedit.models.io import safe_torch_load
+
+    path = tmp_path / "hostile.pt"
+    torch.save({"x": _Payload()}, path)
+    with pytest.raises(UserInputError) as err:
+        safe_torch_load(path, "a checkpoint")
+    message = str(err.value)
+    assert "references posix.system" in message and "\n" not in message
+    assert "weights_only" not in message and "trusted source" not in message

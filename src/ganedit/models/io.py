@@ -234,7 +234,9 @@ def safe_torch_load(path: Path, what: str) -> object:
 
 def _refused_global(message: str) -> str:
     """The name of the global torch refused, from its message (never its advice on allowing it)."""
-    match = re.search(r"Unsupported global: GLOBAL ([\w.]+)", message)
+    # torch's wording differs between releases ("Unsupported global: GLOBAL x.y", 2.4-2.12;
+    # "unsupported GLOBAL x.y whose module x is blocked", 2.13).
+    match = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", message)
     if match:
         return f"it references {match.group(1)}"
     match = re.search(r"Unsupported operand (\d+)", message)
