@@ -219,7 +219,7 @@ def evaluate_predictor_cmd(
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
     from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
-    from ganedit.models.predictors import IdentityNet
+    from ganedit.models.predictors import AttributeNet, IdentityNet
     from ganedit.models.registry import load_predictor
     from ganedit.world.config import load_world_config
 
@@ -227,6 +227,12 @@ def evaluate_predictor_cmd(
     _outputs(out, overwrite=overwrite)
     load_world_config(preset)
     net = load_predictor(predictor)
+    if not isinstance(net, IdentityNet | AttributeNet):
+        raise UserInputError(
+            "expected a face-world network (labeler, evaluator, identity or a model folder), "
+            f"received {type(net).__name__} from {predictor!r}: evaluate-predictor measures "
+            "on renders of the world, whose attributes a foreign predictor need not know"
+        )
     if isinstance(net, IdentityNet):
         report = evaluate_identity_net(
             net, n_identities=eval_n, preset=preset, resample_scene=resample_scene
@@ -437,7 +443,9 @@ def evaluate_generator_cmd(
 def score_cmd(
     images: Path = opt.images_option(),
     out: Path = opt.out_option("Scores file (.npz, one array per attribute; JSON beside)."),
-    predictor: str = opt.predictor_option("labeler", "labeler, evaluator, or a model folder."),
+    predictor: str = opt.predictor_option(
+        "labeler", "labeler, evaluator, or a model folder. " + opt.FOREIGN_PREDICTORS_HELP
+    ),
     batch_size: int = opt.batch_option(256),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
@@ -451,7 +459,7 @@ def score_cmd(
     _expect_suffix(out, ".npz")
     _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
     data = ImageDataset(images)
-    model = load_attribute_predictor(predictor)
+    model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
     save_scores(scores, out)
     write_json(
@@ -472,7 +480,9 @@ def generate_cmd(
     n: int = opt.n_option(10_000, "Number of samples."),
     seed: int = opt.seed_option(),
     predictor: str = opt.predictor_option(
-        "labeler", "Scoring network: labeler, evaluator, a model folder, or none."
+        "labeler",
+        "Scoring network: labeler, evaluator, a model folder, or none. "
+        + opt.FOREIGN_PREDICTORS_HELP,
     ),
     truncation_psi: float = opt.trunc_option(),
     chunk_size: int = typer.Option(4096, "--chunk-size", min=1),

@@ -5,7 +5,9 @@ One meaning per flag across all subcommands (docs/cli.md has the table):
     -o/--out        the command's main output (a file or folder, per command)
     --overwrite     replace an existing output (folders only when ganedit wrote them)
     -g/--generator  a generator source: a registered name, a StyleGAN2-pytorch .pt, a folder
-    -p/--predictor  an attribute predictor or measuring network: a name or a folder
+    -p/--predictor  an attribute predictor or measuring network: a name or a folder; where
+                    attributes are scored, also a .pth/.pth.tar ResNet checkpoint, an ONNX
+                    manifest .json or py:module:callable (runs that code; docs/models.md)
     -n/--n          how many samples the command makes or works on
     --eval-n        how many held-out samples an evaluation measures on
     -c/--latents    latent codes: a latent bank (also --bank) or a .npy file
@@ -136,9 +138,16 @@ def check_device(text: str) -> str:
 
 OUT_HELP = "Output path."
 GENERATOR_HELP = (
-    f"Generator: {', '.join(GENERATOR_NAMES)}, a StyleGAN2-pytorch .pt, or a model folder."
+    f"Generator: {', '.join(GENERATOR_NAMES)}, a StyleGAN2-pytorch .pt, an NVIDIA StyleGAN2-ADA "
+    ".pkl, an InterFaceGAN PGGAN/StyleGAN .pth, or a model folder."
 )
 PREDICTOR_HELP = f"Predictor: {', '.join(PREDICTORS)}, or a model folder."
+# The forms an attribute predictor may also take (ganedit.models.foreign_predictors).
+FOREIGN_PREDICTORS_HELP = (
+    "Also a .pth/.pth.tar ResNet checkpoint (the balanced-sampling CelebA layout), an ONNX "
+    "manifest .json (ganedit[onnx]), or py:module:callable, which imports and runs that "
+    "Python code (see docs/models.md)."
+)
 PRESET_HELP = f"World config: a preset ({', '.join(PRESETS)}) or a TOML file."
 
 

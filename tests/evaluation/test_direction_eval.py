@@ -2,8 +2,6 @@
 
 import numpy as np
 import pytest
-from linear_world import GAIN, LinearEvaluator, LinearIdentity, LinearSource
-from linear_world import unit as _unit
 
 from ganedit.evaluation.directions import (
     Direction,
@@ -12,6 +10,8 @@ from ganedit.evaluation.directions import (
     evaluate_directions,
     matched,
 )
+from linear_world import GAIN, LinearEvaluator, LinearIdentity, LinearSource
+from linear_world import unit as _unit
 
 
 @pytest.fixture(scope="module")

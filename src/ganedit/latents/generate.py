@@ -163,6 +163,10 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
         "generator": cfg.generator,
         "generator_identity": identity,
         "predictor": cfg.predictor if predictor is not None else None,
+        # Each score's kind, "probability" or "value" (the predictor's attribute_kinds).
+        "score_kinds": {
+            n: (getattr(predictor, "attribute_kinds", None) or {}).get(n) for n in names
+        },
         "truncation_psi": cfg.truncation_psi,
         "seed": cfg.seed,
         "resolution": resolution,

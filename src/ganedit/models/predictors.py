@@ -7,9 +7,15 @@
   and poses are close, different identities far (the role ArcFace plays for real faces).
 
 All take images [N, 3, H, W] in [-1, 1]; other sizes are resized to the training size.
+
+`AttributePredictor` is the interface every attribute predictor satisfies, the shipped
+`AttributeNet` and the foreign ones of `ganedit.models.foreign_predictors` alike.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -21,6 +27,33 @@ from ganedit.utils.images import as_image_batch
 from ganedit.world.config import BINARY_ATTRIBUTES
 
 YAW_SCALE = 30.0  # degrees per unit of the yaw output
+
+PROBABILITY = "probability"  # a binary attribute: its probability, in [0, 1]
+VALUE = "value"  # a continuous attribute: any finite value (yaw in degrees, an age in years)
+ATTRIBUTE_KINDS = (PROBABILITY, VALUE)
+
+
+@runtime_checkable
+class AttributePredictor(Protocol):
+    """What ganedit asks of an attribute predictor (`score`, `generate`, the evaluators).
+
+    - `attribute_kinds`: every attribute `predict` returns, in a fixed order, with its kind
+      (`PROBABILITY` or `VALUE`). Names are letters, digits, '_', '-' or '.'.
+    - `input_size`: the side in pixels the network sees (after its own resizing); informative,
+      since `predict` takes images of any size.
+    - `predict(images, batch_size)`: images float [N, 3, H, W] in [-1, 1] (RGB, as generators
+      render them; NumPy uint8 [N, H, W, 3] is also accepted by ganedit's predictors), run in
+      batches of at most `batch_size` -> {attribute: float32 [N]}, finite, probabilities in
+      [0, 1].
+    """
+
+    @property
+    def attribute_kinds(self) -> Mapping[str, str]: ...
+
+    @property
+    def input_size(self) -> int: ...
+
+    def predict(self, images, batch_size: int = 256) -> dict[str, np.ndarray]: ...
 
 
 def _fit_size(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -93,6 +126,15 @@ class AttributeNet(nn.Module):
         self.head = nn.Sequential(nn.Flatten(), nn.Linear(feat, hidden), nn.ReLU(inplace=True))
         self.logits = nn.Linear(hidden, len(BINARY_ATTRIBUTES))
         self.yaw = nn.Linear(hidden, 1)
+
+    @property
+    def attribute_kinds(self) -> dict[str, str]:
+        """The binary attributes' probabilities, then yaw in degrees (`predict`'s keys)."""
+        return {**dict.fromkeys(self.attributes, PROBABILITY), "yaw": VALUE}
+
+    @property
+    def input_size(self) -> int:
+        return int(self.config["image_size"])
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._heads(self.embedding(images))

@@ -232,8 +232,15 @@ def weights_dir(name: str) -> Path:
     return Path(str(resources.files("ganedit").joinpath(f"data/weights/{name}")))
 
 
-def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """`labeler`, `evaluator` or `identity` from the package, or a predictor folder by path."""
+def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu"):
+    """A measuring network or attribute predictor (`AttributePredictor`), by one of:
+
+    - `labeler`, `evaluator` or `identity` (shipped), or a ganedit model folder;
+    - a `.pth` / `.pth.tar` ResNet checkpoint of the balanced-sampling reference's layout;
+    - an ONNX predictor manifest `.json` (needs `ganedit[onnx]`);
+    - `py:package.module:callable`, which imports and runs that user code.
+
+    Foreign forms live in `ganedit.models.foreign_predictors`, imported only when used."""
     text = str(name_or_dir)
     predictors = ("attribute-net", "identity-net")
     if text in PREDICTORS:
@@ -244,11 +251,20 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu") 
                 f"(train them with `ganedit train-predictor --kind {text}`)"
             )
         return load_pretrained(folder, device, expect=predictors)
-    if not Path(text).is_dir():
-        raise UserInputError(
-            f"expected a predictor name {PREDICTORS} or a model folder, received {text!r}"
-        )
-    return load_pretrained(text, device, expect=predictors)
+    from ganedit.models import foreign_predictors as foreign
+
+    if foreign.is_entry_point(text):
+        return foreign.load_entry_point(text, device)
+    if Path(text).is_dir():
+        return load_pretrained(text, device, expect=predictors)
+    if foreign.is_checkpoint_path(text):
+        return foreign.load_resnet_predictor(text, device)
+    if text.lower().endswith(".json"):
+        return foreign.load_onnx_predictor(text, device)
+    raise UserInputError(
+        f"expected a predictor name {PREDICTORS}, a model folder, a .pth/.pth.tar checkpoint, "
+        f"an ONNX manifest .json or py:module:callable, received {text!r}"
+    )
 
 
 MODE_READER = "mode-reader"  # a self-conditioned generator folder's discriminator
@@ -310,13 +326,22 @@ def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") ->
 
 
 def load_attribute_predictor(
-    name_or_dir: str | Path, device: str | torch.device = "cpu"
-) -> AttributeNet:
-    """Like `load_predictor`, but only attribute predictors (not the identity embedder)."""
+    name_or_dir: str | Path, device: str | torch.device = "cpu", *, foreign: bool = False
+):
+    """Like `load_predictor`, but only attribute predictors (not the identity embedder).
+
+    With `foreign`, anything satisfying `AttributePredictor` (what `score` and `generate`
+    need); without, only the shipped kind (`AttributeNet`: the labeler, the evaluator, an
+    attribute-net folder), which calibrated edits and self-labelling still require."""
+    from ganedit.models.foreign_predictors import is_attribute_predictor
+
     model = load_predictor(name_or_dir, device)
+    if foreign and is_attribute_predictor(model):
+        return model
     if not isinstance(model, AttributeNet):
+        accepted = "or a foreign predictor" if foreign else "(foreign predictors: score, generate)"
         raise UserInputError(
-            f"expected an attribute predictor (labeler, evaluator or an attribute-net folder), "
-            f"received {type(model).__name__} from {str(name_or_dir)!r}"
+            f"expected an attribute predictor (labeler, evaluator, an attribute-net folder "
+            f"{accepted}), received {type(model).__name__} from {str(name_or_dir)!r}"
         )
     return model

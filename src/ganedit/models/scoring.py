@@ -5,21 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
-from ganedit.models.predictors import AttributeNet
+from ganedit.models.predictors import AttributePredictor
 from ganedit.utils.files import atomic_path
 from ganedit.utils.images import from_uint8
 from ganedit.utils.progress import progress_bar
 
 
 def score_dataset(
-    data: ImageDataset, model: torch.nn.Module, batch_size: int = 256, progress: bool = True
+    data: ImageDataset, model: AttributePredictor, batch_size: int = 256, progress: bool = True
 ) -> dict[str, np.ndarray]:
-    """Attribute name -> float32 [N] (probabilities; `yaw` in degrees), like a `scores_dict`."""
-    if not isinstance(model, AttributeNet):
+    """Attribute name -> float32 [N] (each of `model.attribute_kinds`: probabilities, or values
+    such as yaw in degrees), like a `scores_dict`."""
+    if not isinstance(model, AttributePredictor):
         raise UserInputError(f"expected an attribute predictor, received {type(model).__name__}")
     parts: list[dict[str, np.ndarray]] = []
     with progress_bar(len(data), "score", progress) as bar:
