@@ -39,14 +39,16 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ganedit.directions.sampling import (
-    NOT_PROBABILITIES,
+    VALUE,
     ContingencyTable,
     balanced_subset,
     cell_key,
     check_threshold,
     describe_cell,
     describe_cells,
+    probability_names,
     resolve_attributes,
+    score_kinds,
     score_matrix,
 )
 from ganedit.errors import DamagedInputError, FitError, UserInputError, expect
@@ -211,14 +213,24 @@ def _confident_probabilities(
     attribute: str,
     attributes: Sequence[str] | None,
     threshold: float | None,
+    method: str,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Attribute names, probabilities [N, K] and the confident row indices."""
+    """Attribute names, probabilities [N, K] and the confident row indices.
+
+    Methods that label rows (p >= 0.5) take probabilities only: a target or attribute of kind
+    value is refused in one line naming its kind."""
+    kind = score_kinds(scores).get(attribute)
+    if kind == VALUE:
+        raise UserInputError(
+            f"expected a target holding probabilities for method {method} (interfacegan and "
+            f"regression take values), received {attribute!r} of kind value"
+        )
     names = resolve_attributes(scores, attributes)
     if attribute not in names:
         raise UserInputError(
             f"expected the target among attributes {names}, received {attribute!r}"
         )
-    probs = score_matrix(scores, names)  # [N, K]
+    probs = score_matrix(scores, names, use=f"method {method}")  # [N, K]
     check_threshold(threshold)
     if threshold is None:
         rows = np.arange(len(probs))
@@ -358,7 +370,7 @@ class InterFaceGAN(DirectionEstimator):
     penalised intercept only has to absorb a small offset. Unlike the reference, the intercept
     is kept. `accuracy_` is the validation accuracy; `remaining_accuracy_` scores the middle
     samples, labelled positive at score >= (max + min) / 2 as in the reference.
-    The target score need not be a probability (yaw in degrees works).
+    The target score need not be a probability: a score of kind value (yaw in degrees) works.
     """
 
     method = "interfacegan"
@@ -610,7 +622,7 @@ class MAB(DirectionEstimator):
     def fit(self, latents, scores: Mapping) -> MAB:
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold
+            scores, self.attribute, self.attributes, self.threshold, self.method
         )
         _check_rows(flat, probs)
         labels = (probs[rows] >= 0.5).astype(np.uint8)
@@ -687,7 +699,7 @@ class Stratified(DirectionEstimator):
         expect(int(self.min_per_class) >= 1, "min_per_class >= 1", self.min_per_class)
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold
+            scores, self.attribute, self.attributes, self.threshold, self.method
         )
         _check_rows(flat, probs)
         labels = (probs[rows] >= 0.5).astype(np.int64)  # [n, K]
@@ -791,8 +803,8 @@ class Regression(DirectionEstimator):
     `ridge` is absolute, a numerical safeguard rather than a prior. `loadings_` [K, D or L, D]
     holds every attribute's row, in `attributes_` order.
 
-    Continuous attributes (`yaw`, in degrees) enter the design as their values, not logits,
-    and can be the target: its row is how the code moves per degree. A continuous target's
+    Continuous attributes (scores of kind value: `yaw` in degrees, a pose) enter the design as
+    their values, not logits, and can be the target: its row is how the code moves per unit. A continuous target's
     two sides, for the intercept and the accuracy, are its values above and below their
     median over the rows used. The confidence threshold applies to probabilities only.
     """
@@ -829,7 +841,7 @@ class Regression(DirectionEstimator):
                 continue
             p = np.clip(values[rows, k], self.clip, 1 - self.clip)
             design[:, k] = np.log(p) - np.log1p(-p)
-        if not float(design[:, t].std()) > 0:
+        if not float(np.ptp(design[:, t])) > 0:  # std() of a constant can be 1e-16
             raise FitError(f"expected varying scores for {self.attribute!r}, received a constant")
         split = float(np.median(values[rows, t])) if continuous[t] else 0.5
         y = (values[rows, t] >= split).astype(np.uint8)
@@ -847,15 +859,15 @@ class Regression(DirectionEstimator):
     def _inputs(self, scores: Mapping):
         """Names, values [N, K] (probabilities, or continuous values), the rows confident on
         every probability, and which columns are continuous."""
-        attributes = self.attributes
-        if attributes is None and self.attribute in NOT_PROBABILITIES:
-            attributes = [*resolve_attributes(scores, None), self.attribute]
+        attributes, kinds = self.attributes, score_kinds(scores)
+        if attributes is None and kinds.get(self.attribute) == VALUE:
+            attributes = [*probability_names(scores), self.attribute]
         names = resolve_attributes(scores, attributes)
         if self.attribute not in names:
             raise UserInputError(
                 f"expected the target among attributes {names}, received {self.attribute!r}"
             )
-        continuous = [n in NOT_PROBABILITIES for n in names]
+        continuous = [kinds[n] == VALUE for n in names]
         values = np.stack(
             [score_matrix(scores, [n], probabilities=not c)[:, 0]
              for n, c in zip(names, continuous, strict=True)],
@@ -962,7 +974,7 @@ class Fisher(DirectionEstimator):
         expect(ok, 'shrinkage "auto" or a fraction in [0, 1]', self.shrinkage)
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold
+            scores, self.attribute, self.attributes, self.threshold, self.method
         )
         _check_rows(flat, probs)
         y = (probs[rows, names.index(self.attribute)] >= 0.5).astype(np.uint8)
