@@ -558,7 +558,10 @@ def contingency_cmd(
         "0.9", "Keep samples with p > t or p < 1 - t on every attribute (none: keep all)."
     ),
     attributes: list[str] | None = typer.Option(
-        None, "--attribute", "-a", help="Attributes (repeat); default: all but yaw."
+        None,
+        "--attribute",
+        "-a",
+        help="Attributes (repeat); default: every one of kind probability.",
     ),
     heatmap: Path | None = typer.Option(None, "--heatmap", help="PNG heatmap to write."),
     out: Path | None = opt.optional_out_option("Write the table as JSON here."),

@@ -166,9 +166,9 @@ def test_memory_is_one_chunk_of_latents_and_one_batch_of_images(
         real_write(group, k, arrays)
 
     class SpySource(StyleGANSource):
-        def synthesize(self, latents, space="z", batch_size=64):
-            synthesised.append(len(latents))
-            return super().synthesize(latents, space, batch_size)
+        def render(self, latents, space="z", noise=None, modes=None):
+            synthesised.append(len(latents))  # generate renders one batch per call
+            return super().render(latents, space, noise, modes)
 
     spy = SpySource(source.generator, "tiny", truncation_psi=0.7)
     monkeypatch.setattr(gen_mod, "write_chunk", spy_write)

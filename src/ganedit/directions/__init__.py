@@ -17,6 +17,7 @@ from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
 from ganedit.directions.sampling import (
     BalancedSample,
     ContingencyTable,
+    Scores,
     balanced_subset,
     binary_labels,
     confident_mask,
@@ -34,6 +35,7 @@ __all__ = [
     "Fisher",
     "InterFaceGAN",
     "Regression",
+    "Scores",
     "Stratified",
     "balanced_subset",
     "binary_labels",

@@ -12,6 +12,7 @@ import numpy as np
 
 from ganedit.directions.estimators import Conditional, DirectionEstimator, make_estimator
 from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
+from ganedit.directions.sampling import Scores, score_kinds
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite, load_npy
 from ganedit.utils.files import check_output
@@ -116,21 +117,28 @@ def _npy_origin(path: Path) -> dict:
     return origin
 
 
-def load_scores(latents: str, scores: str | None, attribute: str) -> dict[str, np.ndarray]:
-    """Attribute name -> [N] scores from the bank, a scores dict, or one `<attr>` score file.
-    Every array is checked to be finite."""
+def load_scores(latents: str, scores: str | None, attribute: str) -> Scores:
+    """Attribute name -> [N] scores from the bank, a scores dict, or one `<attr>` score file,
+    with each score's kind: as the bank records it (its predictor's `attribute_kinds`); for
+    score files and older banks, yaw a value and the rest probabilities. Every array is
+    checked to be finite."""
+    kinds: dict = {}
     if scores is None:
         if Path(latents).suffix == ".npy":
             raise UserInputError("expected --scores with latents from a .npy file, received none")
         from ganedit.latents import LatentBank
 
-        loaded = LatentBank.open(latents).scores()
+        bank = LatentBank.open(latents)
+        loaded, kinds = bank.scores(), bank.score_kinds
         where = f"the scores of {latents!r}"
     else:
         loaded, where = _scores_file(Path(scores), attribute), f"scores in {scores!r}"
     for name, values in loaded.items():
         check_finite(values, f"{where} ({name!r})")
-    return loaded
+    try:
+        return Scores(loaded, kinds)
+    except UserInputError as err:
+        raise DamagedInputError(f"{err} in {where}") from None
 
 
 def _scores_file(path: Path, attribute: str) -> dict[str, np.ndarray]:
@@ -187,7 +195,7 @@ def _refuse_foreign_options(cfg: BoundaryConfig) -> None:
         )
 
 
-def load_training_data(cfg: BoundaryConfig) -> tuple[np.ndarray, dict, dict]:
+def load_training_data(cfg: BoundaryConfig) -> tuple[np.ndarray, Scores, dict]:
     """(latents, scores, origin) as `cfg` names them: load once, fit many directions."""
     space = cfg.space or "w"
     if space not in SPACES:
@@ -220,7 +228,7 @@ def _declared_origin(cfg: BoundaryConfig, latents: np.ndarray) -> dict:
 def fit_boundary(
     cfg: BoundaryConfig,
     out: str | Path,
-    data: tuple[np.ndarray, dict, dict] | None = None,
+    data: tuple[np.ndarray, Scores, dict] | None = None,
     overwrite: bool = False,
 ) -> DirectionEstimator:
     """Fit the configured direction and write `out` (.npy) with its JSON sidecar.
@@ -242,6 +250,7 @@ def fit_boundary(
     metadata = {
         **origin,
         "attribute": cfg.attribute,
+        "attribute_kind": score_kinds(scores)[cfg.attribute],
         "boundary_config": dataclasses.asdict(cfg),
     }
     if cfg.conditions:

@@ -1,7 +1,11 @@
 """Confidence filtering, contingency tables and multi-attribute balanced subsets.
 
-`scores` everywhere is a mapping attribute name -> array [N] of P(attribute = 1). A `yaw`
-entry (degrees, not a probability) may ride along; it is left out unless asked for.
+`scores` everywhere is a mapping attribute name -> array [N]. Each score has a kind:
+`probability` (P(attribute = 1), in [0, 1]) or `value` (any finite number: yaw in degrees, a
+pose, an age). `Scores` carries the kinds a bank recorded (its predictor's `attribute_kinds`);
+a plain mapping, or a bank written before kinds were recorded, follows the old rule: `yaw` is a
+value, every other score a probability. Values ride along and are left out unless asked for;
+labels, confidence and contingency tables take probabilities only.
 
 A *cell* is one K-bit label tuple, in the order of `attributes`. Balancing draws the same
 number of samples from every non-empty cell, so that in the subset each attribute is
@@ -20,18 +24,82 @@ from ganedit.errors import DamagedInputError, UserInputError, expect
 
 log = logging.getLogger(__name__)
 
-NOT_PROBABILITIES = ("yaw",)  # score keys that are not P(attribute = 1)
+PROBABILITY = "probability"  # P(attribute = 1) (the strings of ganedit.models.predictors)
+VALUE = "value"  # any finite number
+KINDS = (PROBABILITY, VALUE)
+LEGACY_VALUES = ("yaw",)  # without recorded kinds: the scores that are values, not probabilities
 MAX_ATTRIBUTES = 16  # 2^16 cells is already far beyond any useful table
 QUOTAS = ("random", "exact")
 
 Cell = tuple[int, ...]
 
 
+class Scores(Mapping):
+    """Attribute name -> scores [N], with each score's kind in `kinds` (name -> kind).
+
+    A kind that is missing or None (a bank written before kinds were recorded, a predictor
+    that declared none) follows the old rule: `yaw` is a value, the rest probabilities.
+    """
+
+    def __init__(self, values: Mapping, kinds: Mapping | None = None):
+        self._values = dict(values)
+        given = dict(kinds or {})
+        bad = {k: v for k, v in given.items() if v is not None and v not in KINDS}
+        if bad:
+            raise UserInputError(f"expected score kinds among {KINDS}, received {bad}")
+        self.kinds = {name: given.get(name) or legacy_kind(name) for name in self._values}
+
+    def __getitem__(self, name: str):
+        return self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Scores({self.kinds})"
+
+
+def legacy_kind(name: str) -> str:
+    """The kind of a score whose kind was not recorded: yaw is a value, the rest probabilities."""
+    return VALUE if name in LEGACY_VALUES else PROBABILITY
+
+
+def score_kinds(scores: Mapping) -> dict[str, str]:
+    """name -> kind of every score: as recorded for `Scores`, by the old rule otherwise."""
+    if isinstance(scores, Scores):
+        return dict(scores.kinds)
+    return {name: legacy_kind(name) for name in scores}
+
+
+def probability_names(scores: Mapping) -> list[str]:
+    """The scores of kind probability, in order (possibly none)."""
+    return [name for name, kind in score_kinds(scores).items() if kind == PROBABILITY]
+
+
+def check_probabilities(scores: Mapping, names: Sequence[str], use: str) -> None:
+    """UserInputError naming the first of `names` that is not a probability, if any."""
+    kinds = score_kinds(scores)
+    for name in names:
+        if kinds.get(name, PROBABILITY) != PROBABILITY:
+            raise UserInputError(
+                f"expected attributes holding probabilities for {use}, received {name!r} of "
+                f"kind {kinds[name]}"
+            )
+
+
 def resolve_attributes(scores: Mapping, attributes: Sequence[str] | None = None) -> list[str]:
-    """The attribute names to use: `attributes`, or every key of `scores` except yaw."""
+    """The attribute names to use: `attributes`, or every score of kind probability."""
     expect(isinstance(scores, Mapping) and len(scores) > 0, "a non-empty score mapping", scores)
     if attributes is None:
-        names = [k for k in scores if k not in NOT_PROBABILITIES]
+        names = probability_names(scores)
+        if not names:
+            raise UserInputError(
+                f"expected at least one attribute of kind probability, received only values "
+                f"{sorted(scores)}"
+            )
     elif isinstance(attributes, str):
         names = [attributes]
     else:
@@ -45,11 +113,18 @@ def resolve_attributes(scores: Mapping, attributes: Sequence[str] | None = None)
 
 
 def score_matrix(
-    scores: Mapping, attributes: Sequence[str], probabilities: bool = True
+    scores: Mapping,
+    attributes: Sequence[str],
+    probabilities: bool = True,
+    use: str = "labels and confidence",
 ) -> np.ndarray:
-    """Stack the named scores into [N, K] float64, checking lengths (and [0, 1] range)."""
+    """Stack the named scores into [N, K] float64, checking lengths; `probabilities`: also
+    that each is of kind probability (else UserInputError naming `use`) and in [0, 1]."""
     columns = []
-    for name in resolve_attributes(scores, attributes):
+    names = resolve_attributes(scores, attributes)
+    if probabilities:
+        check_probabilities(scores, names, use)
+    for name in names:
         col = np.asarray(scores[name], dtype=np.float64)
         # IFG stores scores as (N, 1); accept that layout too
         if col.ndim == 2 and col.shape[1] == 1:
@@ -77,7 +152,7 @@ def confident_mask(
 ) -> np.ndarray:
     """bool [N]: confident (p > t or p < 1 - t) on every attribute; all True when t is None."""
     names = resolve_attributes(scores, attributes)
-    probs = score_matrix(scores, names)  # [N, K]
+    probs = score_matrix(scores, names, use="a confidence filter")  # [N, K]
     check_threshold(threshold)
     if threshold is None:
         return np.ones(len(probs), dtype=bool)
@@ -87,7 +162,7 @@ def confident_mask(
 def binary_labels(scores: Mapping, attributes: Sequence[str] | None = None) -> np.ndarray:
     """uint8 [N, K]: 1 where p >= 0.5, columns in attribute order."""
     names = resolve_attributes(scores, attributes)
-    return (score_matrix(scores, names) >= 0.5).astype(np.uint8)
+    return (score_matrix(scores, names, use="binary labels") >= 0.5).astype(np.uint8)
 
 
 def cell_key(cell: Cell) -> str:
@@ -156,6 +231,7 @@ class ContingencyTable:
     ) -> ContingencyTable:
         """Table of the rows that pass the confidence filter, indexed by original row."""
         names = resolve_attributes(scores, attributes)
+        check_probabilities(scores, names, "a contingency table")
         keep = confident_mask(scores, names, threshold)
         labels = binary_labels(scores, names)[keep]
         return cls.from_labels(labels, names, np.flatnonzero(keep))

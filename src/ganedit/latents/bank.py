@@ -6,7 +6,7 @@ A bank is a zarr v3 directory store (conventionally `*.zarr`):
     w               float32 [N, w_dim]            (generators with a w space)
     ws              float32 [N, num_ws, w_dim]    (optional)
     index           int64   [N]                   (row i is sample (seed, index[i]))
-    scores/<attr>   float32 [N]                   (probabilities; `yaw` in degrees)
+    scores/<attr>   float32 [N]                   (of the kind in meta `score_kinds`)
     done            uint8   [n_chunks]            (1 once every array of chunk k is written)
     config.json     the configuration that produced it (also in the group attributes)
     images/         optional PNGs, {i:07d}.png
@@ -141,6 +141,14 @@ class LatentBank:
     @property
     def score_names(self) -> tuple[str, ...]:
         return tuple(self._meta["score_names"])
+
+    @property
+    def score_kinds(self) -> dict[str, str | None]:
+        """name -> "probability" or "value", as the predictor declared; None where the bank
+        records no kind (written before kinds were recorded, or imported)."""
+        recorded = self._meta.get("score_kinds")
+        recorded = recorded if isinstance(recorded, dict) else {}
+        return {name: recorded.get(name) for name in self.score_names}
 
     @property
     def chunk_size(self) -> int:

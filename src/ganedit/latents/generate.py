@@ -4,7 +4,17 @@ Sample i is (seed, i) whatever the chunk size, batch size or number of processes
 written under `<out>.partial` and renamed to `<out>` only once every chunk is done, so an
 interrupted run never looks finished; running it again with the same config resumes it and
 gives the same arrays as an uninterrupted run. Memory holds one chunk of latents and scores
-and one batch of images, whatever N.
+and one batch of images, whatever N and the resolution: each batch is rendered on the
+generator's device, scored (and saved, with --save-images) and dropped before the next.
+
+Downscaling for the predictor: a batch is resized before `predict` only when the predictor
+declares `resizes_to`, the side its own first step resizes a square image to (bilinear,
+antialiased, in floating point, as `AttributeNet` does). ganedit then does that step early,
+on the generator's device, so a 1024 px batch never reaches the predictor (or the CPU) at
+full size. `input_size` alone is not enough: the CelebA ResNet's pipeline quantises to 8-bit
+levels, resizes the shorter side to 256 and crops 224 (its input_size), so images shrunk to
+224 first would lose its border and change its scores. A predictor that declares nothing
+receives the generator's resolution and resizes as it likes.
 
 Under torchrun (WORLD_SIZE > 1) rank r computes chunks r, r + world, ...; rank 0 creates the
 store before the others start and finalises it after all are done.
@@ -22,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ganedit.errors import ProvenanceError, UserInputError, expect
 from ganedit.latents.bank import (
@@ -42,6 +53,7 @@ from ganedit.utils.progress import progress_bar
 log = logging.getLogger(__name__)
 
 NO_PREDICTOR = "none"  # GenerateConfig.predictor value for a bank without scores
+MAX_RESIZE = 4096  # largest `resizes_to` a predictor may declare (pixels)
 RESUME_FREE = ("batch_size",)  # config fields that may change between a run and its resume
 
 
@@ -246,11 +258,17 @@ def _probe(source, predictor, cfg: GenerateConfig):
         dims["w"] = tuple(w.shape[1:])
         if cfg.store_ws:
             dims["ws"] = tuple(source.to_ws(w, "w").shape[1:])
-        images = source.synthesize(w, "w", 1)
+        images = render_batch(source, w, "w")
     else:
-        images = source.synthesize(z, "z", 1)
-    names = list(predictor.predict(images, 1)) if predictor is not None else []
-    return dims, names, int(images.shape[-1])
+        images = render_batch(source, z, "z")
+    resolution = int(images.shape[-1])
+    if predictor is None:
+        return dims, [], resolution
+    side = predictor_resize(predictor)
+    if side is not None and side < resolution:
+        log.info("images of %d px are resized to %d px for the predictor", resolution, side)
+    names = list(predictor.predict(fit_for_predictor(images, side), 1))
+    return dims, names, resolution
 
 
 # ------------------------------------------------------------------------------------------
@@ -304,23 +322,73 @@ def _compute_chunk(
     z = source.sample_z(rows, cfg.seed, start)  # [R, z_dim]
     arrays["z"][:] = z.numpy()
     arrays["index"] = np.arange(start, stop, dtype=np.int64)
+    side = predictor_resize(predictor) if predictor is not None else None
     for a in range(0, rows, cfg.batch_size):
         b = min(a + cfg.batch_size, rows)
-        if "w" in dims:
-            # Synthesise from the stored w, so the bank's w reproduces the image exactly.
-            w = source.to_w(z[a:b]).float().cpu()  # [B, w_dim]
-            arrays["w"][a:b] = w.numpy()
-            if "ws" in dims:
-                arrays["ws"][a:b] = source.to_ws(w, "w").float().cpu().numpy()
-            images = source.synthesize(w, "w", cfg.batch_size)
-        else:
-            images = source.synthesize(z[a:b], "z", cfg.batch_size)
-        if predictor is not None:
-            for name, values in _score(predictor, images, cfg.batch_size, names).items():
-                arrays[f"scores/{name}"][a:b] = values
-        if image_dir is not None:
-            _save_images(images, image_dir, start + a)
+        batch = {key: array[a:b] for key, array in arrays.items() if key != "index"}
+        _compute_batch(source, predictor, side, z[a:b], batch, image_dir, start + a)
     return arrays
+
+
+def _compute_batch(
+    source,
+    predictor,
+    side: int | None,
+    z: torch.Tensor,
+    out: dict[str, np.ndarray],
+    image_dir: Path | None,
+    first: int,
+) -> None:
+    """Fill `out` (views of one batch's rows: latents, `scores/<name>`) from z [B, z_dim].
+
+    The batch's images live only in this call, so at most one batch of them is ever held."""
+    if "w" in out:
+        # Synthesise from the stored w, so the bank's w reproduces the image exactly.
+        w = source.to_w(z).float().cpu()  # [B, w_dim]
+        out["w"][:] = w.numpy()
+        if "ws" in out:
+            out["ws"][:] = source.to_ws(w, "w").float().cpu().numpy()
+        images = render_batch(source, w, "w")  # [B, 3, H, W] on the generator's device
+    else:
+        images = render_batch(source, z, "z")
+    if image_dir is not None:
+        _save_images(images, image_dir, first)
+    if predictor is not None:
+        names = [key.removeprefix("scores/") for key in out if key.startswith("scores/")]
+        scored = fit_for_predictor(images, side)  # [B, 3, s, s] when the predictor resizes
+        del images  # only the predictor's copy stays while it runs
+        for name, values in _score(predictor, scored, len(z), names).items():
+            out[f"scores/{name}"][:] = values
+
+
+def render_batch(source, latents: torch.Tensor, space: str) -> torch.Tensor:
+    """One batch of images [B, 3, H, W] in [-1, 1], left on the generator's device: the
+    operations of `source.synthesize` for one batch, without its copy to the CPU."""
+    with torch.no_grad():
+        return source.render(latents, space).clamp(-1, 1)
+
+
+def predictor_resize(predictor) -> int | None:
+    """The side a predictor's own first step resizes square images to (`resizes_to`, on the
+    predictor or on the one a `CheckedPredictor` holds), or None when it declares none."""
+    side = getattr(predictor, "resizes_to", None)
+    if side is None:
+        side = getattr(getattr(predictor, "inner", None), "resizes_to", None)
+    if side is None:
+        return None
+    ok = isinstance(side, int) and not isinstance(side, bool) and 1 <= side <= MAX_RESIZE
+    expect(ok, f"a predictor resizes_to in 1..{MAX_RESIZE} pixels, or None", side)
+    return int(side)
+
+
+def fit_for_predictor(images: torch.Tensor, side: int | None) -> torch.Tensor:
+    """[B, 3, H, W] -> [B, 3, side, side], bilinear and antialiased, when `side` is smaller
+    than the images; otherwise the images as they are (never enlarged)."""
+    if side is None or (images.shape[-2] <= side and images.shape[-1] <= side):
+        return images
+    return F.interpolate(
+        images, size=(side, side), mode="bilinear", antialias=True, align_corners=False
+    )
 
 
 def _score(predictor, images: torch.Tensor, batch_size: int, names: list[str]) -> dict:
