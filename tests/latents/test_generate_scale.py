@@ -125,17 +125,16 @@ def test_a_checked_foreign_predictor_declares_resizes_to_through_its_wrapper(
 
 def test_resizing_early_gives_the_scores_the_predictor_would_compute(generator, tmp_path):
     """AttributeNet resizes to its input size itself, with the same filter: declaring
-    `resizes_to` moves that step into `generate` without changing a score."""
+    `resizes_to` (as it does) moves that step into `generate` without changing a score."""
 
-    class DeclaringNet(AttributeNet):
-        @property
-        def resizes_to(self) -> int:
-            return self.input_size
+    class SilentNet(AttributeNet):  # declares nothing: generate hands over full-size images
+        resizes_to = None
 
     torch.manual_seed(3)
-    plain = AttributeNet(width=8, hidden=16, image_size=16).eval()
-    declaring = DeclaringNet(width=8, hidden=16, image_size=16).eval()
-    declaring.load_state_dict(plain.state_dict())
+    declaring = AttributeNet(width=8, hidden=16, image_size=16).eval()
+    plain = SilentNet(width=8, hidden=16, image_size=16).eval()
+    plain.load_state_dict(declaring.state_dict())
+    assert gen_mod.predictor_resize(declaring) == 16 and gen_mod.predictor_resize(plain) is None
     a = _run(generator, tmp_path, 6, plain, name="plain.zarr")
     b = _run(generator, tmp_path, 6, declaring, name="declaring.zarr")
     for name, values in a.scores().items():

@@ -136,6 +136,13 @@ class AttributeNet(nn.Module):
     def input_size(self) -> int:
         return int(self.config["image_size"])
 
+    @property
+    def resizes_to(self) -> int:
+        """Its first step resizes square images to this side (bilinear, antialiased), so
+        `generate` may take that step on the generator's device, before a large batch
+        reaches the CPU."""
+        return self.input_size
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._heads(self.embedding(images))
 
