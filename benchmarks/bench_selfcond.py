@@ -50,7 +50,9 @@ from ganedit.world.config import load_world_config
 RENDER_SEED = 1_000_003
 EDIT_SEED = 424242
 T_GRID = (0.0, 0.125, 0.25, 0.375, 0.625, 0.75, 0.875, 1.0)
-STEPS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)  # toward the opposite class (binary attributes)
+# Toward the opposite class (binary attributes). The gentle steps (0.25, 0.5) fill the first
+# bins of achieved change with gentle traversals, as the mode grid's nearest anchors do.
+STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 YAW_STEPS = tuple(-s for s in reversed(STEPS)) + STEPS  # both ways
 
 
@@ -286,6 +288,11 @@ def markdown(report: dict) -> str:
         )
         lines += ["", f"The mode reader against the truth: {reads}.", ""]
         _edit_tables(lines, real["edits"])
+    if "ablations" in report:
+        from bench_selfcond_ablation import markdown as ablation_tables
+
+        ablations = report["ablations"]
+        lines += ["## Ablations", "", ablations["setup"], "", ablation_tables(ablations)]
     lines += ["## Cost", "", *[f"- {k}: {v}" for k, v in report["cost"].items()], ""]
     return "\n".join(lines)
 
@@ -314,6 +321,16 @@ def plot(report: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def rerender(out: Path, ablations: Path | None) -> None:
+    """report.md again from a finished report.json, with the ablations' JSON if given."""
+    report = json.loads((out / "report.json").read_text())
+    if ablations:
+        report["ablations"] = json.loads(ablations.read_text())
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    print(f"{out}: report.md")
 
 
 def main() -> None:
@@ -345,9 +362,20 @@ def main() -> None:
     parser.add_argument("--real-n", type=int, default=0, help="held-out renders to invert")
     parser.add_argument("--sc-encoder", default=None, help="world64-sc's encoder (a folder)")
     parser.add_argument("--base-encoder", default="world64-encoder")
+    parser.add_argument(
+        "--ablations", type=Path, help="a bench_selfcond_ablation.py --json output to include"
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="measure nothing: rewrite report.md from --out's report.json (and --ablations)",
+    )
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
+    if args.render_only:
+        rerender(args.out, args.ablations)
+        return
     torch.set_num_threads(2)
     base, sc = load_generator(args.base), load_generator(args.sc)
     evaluator, identity = load_predictor("evaluator"), load_predictor("identity")
@@ -378,6 +406,8 @@ def main() -> None:
         cost["real images (s)"] = round(time.perf_counter() - start, 1)
     cost["peak memory (MB)"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     report["cost"] = cost
+    if args.ablations:
+        report["ablations"] = json.loads(args.ablations.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
     if "tails" in report:

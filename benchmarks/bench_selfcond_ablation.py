@@ -105,13 +105,28 @@ def include_runs(report: dict, earlier: dict, path: Path) -> None:
 
 
 def recipe(generator: str) -> dict:
-    """What the run folder around a fine-tuned generator (RUN/g_ema) records of its recipe."""
-    config = Path(generator).parent / "config.json"
-    if not config.is_file():
-        return {}
-    saved = json.loads(config.read_text())
+    """A fine-tune's recipe: what its run folder (RUN/g_ema/..) records, or for a shipped or
+    exported generator folder what its config.json's `selfcond` record keeps."""
+    from ganedit.models.registry import generator_folder
+
+    run = Path(generator).parent / "config.json"
     keys = ("labels", "resample", "init", "iterations", "d_warmup", "md_d", "md_g", "seed")
-    return {k: saved.get(k) for k in keys}
+    if run.is_file():
+        saved = json.loads(run.read_text())
+        return {k: saved.get(k) for k in keys}
+    folder = generator_folder(generator)
+    if folder is None:
+        return {}
+    config = json.loads((folder / "config.json").read_text())
+    record = config.get("selfcond", {})
+    labels = record.get("labels", {})
+    return {
+        "labels": labels.get("path") if isinstance(labels, dict) else labels,
+        "resample": record.get("resample"),
+        "init": record.get("init"),
+        "iterations": config.get("iterations"),
+        "d_warmup": config.get("train_config", {}).get("d_warmup"),
+    }
 
 
 def describe(recipe: dict) -> str:
@@ -178,6 +193,7 @@ def main() -> None:
         help="an earlier --json output whose runs (read with the same settings) join the tables",
     )
     parser.add_argument("--truth", type=Path, help="labels.npz of the labelled renders")
+    parser.add_argument("--order", help="comma-separated run names: the tables' row order")
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--n-edit", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -231,6 +247,10 @@ def main() -> None:
         )
         report["runs"][name] = result
         print(name, json.dumps(result))
+    if args.order:
+        names = [n.strip() for n in args.order.split(",")]
+        rest = [n for n in report["runs"] if n not in names]
+        report["runs"] = {n: report["runs"][n] for n in names + rest if n in report["runs"]}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     if args.md:
