@@ -50,9 +50,9 @@ from ganedit.world.config import load_world_config
 RENDER_SEED = 1_000_003
 EDIT_SEED = 424242
 T_GRID = (0.0, 0.125, 0.25, 0.375, 0.625, 0.75, 0.875, 1.0)
-# Toward the opposite class (binary attributes). The gentle steps (0.25, 0.5) fill the first
-# bins of achieved change with gentle traversals, as the mode grid's nearest anchors do.
-STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
+# Toward the opposite class (binary attributes). The committed report used this grid; its
+# gentlest traversal is 1 unit (docs/selfcond.md states the caveat).
+STEPS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 YAW_STEPS = tuple(-s for s in reversed(STEPS)) + STEPS  # both ways
 
 
