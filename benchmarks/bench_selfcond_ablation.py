@@ -134,7 +134,9 @@ def describe(recipe: dict) -> str:
     if not recipe:
         return ""
     resample = Path(recipe["resample"]).name if recipe.get("resample") else "none"
-    return f"{Path(recipe['labels']).name}, {resample}, {recipe['init']}, {recipe['iterations']} it"
+    seed = f", seed {recipe['seed']}" if recipe.get("seed") else ""
+    labels = Path(recipe["labels"]).name
+    return f"{labels}, {resample}, {recipe['init']}, {recipe['iterations']} it{seed}"
 
 
 def markdown(report: dict) -> str:
