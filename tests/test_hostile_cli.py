@@ -1559,9 +1559,10 @@ def _as_nobody() -> list[str] | None:
     return prefix if probe.returncode == 0 else None
 
 
+@pytest.mark.slow  # a second pytest as `nobody` rebuilds every fixture: 29 s
 def test_permission_cases_as_an_unprivileged_user():
     """As root, chmod stops nothing: run the permission cases in a process that is `nobody`
-    (in the default run, so a CI that runs as root still checks them)."""
+    (under `make test-slow`, so a CI that runs as root can still check them)."""
     import subprocess
 
     prefix = _as_nobody()

@@ -73,6 +73,7 @@ class _RenderSource:
         return render(sample_factors(self.world, seed, start, len(z)))
 
 
+@pytest.mark.slow  # renders and reads thousands of faces: 13 s
 def test_a_generator_that_draws_the_world_meets_the_bars_by_both_networks(celeba):
     report = evaluate_generator(_RenderSource(celeba), celeba, n=1500, n_fd=300, progress=False)
     # 1,500 samples: a correlation's standard error is about 0.026.

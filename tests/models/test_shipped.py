@@ -44,6 +44,7 @@ def test_labeler_reads_yaw(celeba, labeler):
         assert abs(np.median(pred) - yaw) < 4.0
 
 
+@pytest.mark.slow  # held-out renders through every shipped network: 5 s
 def test_quick_held_out_quality():
     report = evaluate_attribute_net(load_predictor("evaluator"), n=1000)
     assert min(report[f"{a}_accuracy"] for a in BINARY_ATTRIBUTES) >= 0.97

@@ -102,6 +102,7 @@ def test_fine_tune_from_a_stylegan2_pytorch_checkpoint(data16, tmp_path):
         gan_mod._init_weights(gan_mod.setup_gan(_cfg(data16, size=32)), tmp_path / "a.pt")
 
 
+@pytest.mark.slow  # two processes of torchrun: 14 s on 2 cores
 def test_two_process_data_parallel_run_through_torchrun(data16, tmp_path):
     import subprocess
     import sys
