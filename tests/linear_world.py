@@ -36,6 +36,8 @@ class LinearSource:
 
 class LinearEvaluator(torch.nn.Module):
     attributes = ("a", "b")
+    attribute_kinds = {"a": "probability", "b": "probability", "yaw": "value"}
+    input_size = D
 
     def __init__(self):
         super().__init__()
@@ -48,7 +50,8 @@ class LinearEvaluator(torch.nn.Module):
     @torch.no_grad()
     def predict(self, images, batch_size=256):
         logits, yaw = self(images)
-        probs = torch.sigmoid(logits).numpy()
+        # float64: the logit read back from these (calibration) is exact far into saturation.
+        probs = torch.sigmoid(logits.double()).numpy()
         return {"a": probs[:, 0], "b": probs[:, 1], "yaw": yaw.numpy()}
 
 

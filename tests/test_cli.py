@@ -91,7 +91,7 @@ def test_study_learns_evaluates_and_resumes_only_its_own_folder(tmp_path, capsys
     assert fitted["mab_n"] == 40 and fitted["contingency"]["n_samples"] <= 1200
     assert len(list((tmp_path / "s" / "boundaries").glob("*.npy"))) + len(fitted["skipped"]) == 24
     assert "--overwrite" in user_error(capsys, [*args[:6], 1300, *args[7:]])
-    assert "study space of z or w" in user_error(capsys, [*args, "--space", "ws"])
+    assert "one of z, w for --space" in user_error(capsys, [*args, "--space", "ws"])
 
 
 def test_sample_from_the_embedded_generator(tmp_path, capsys):
@@ -148,10 +148,16 @@ def test_score_with_a_trained_predictor_folder(tmp_path, capsys):
                 "-o", tmp_path / "run", "--no-progress"])  # fmt: skip
     ok(capsys, ["score", "-i", tmp_path / "a.lmdb", "-p", tmp_path / "run" / "model",
                 "-o", tmp_path / "s.npz", "--no-progress"])  # fmt: skip
+    kinds = {**dict.fromkeys(("smile", "gender", "glasses", "age"), "probability"), "yaw": "value"}
     with np.load(tmp_path / "s.npz") as scores:
-        assert set(scores.files) == {"smile", "gender", "glasses", "age", "yaw"}
+        assert set(scores.files) == {*kinds, ".kinds"}  # the scores, and their kinds
         assert scores["age"].shape == (4,)
-    assert json.loads((tmp_path / "s.json").read_text())["n"] == 4
+        assert json.loads(str(scores[".kinds"])) == kinds
+    sidecar = json.loads((tmp_path / "s.json").read_text())
+    assert sidecar["n"] == 4 and sidecar["kinds"] == kinds
+    from ganedit.directions.fit import load_scores
+
+    assert load_scores("", str(tmp_path / "s.npz"), "").kinds == kinds
 
 
 def test_corrupt_or_missing_lmdb_is_one_line(tmp_path, capsys):

@@ -109,7 +109,8 @@ class Fx:
     ckpt: Path  # train-gan checkpoint folder of TRAIN_GAN_ARCH
     encoder: Path  # an e4e encoder folder for tiny (one training step)
     labels: Path  # a selflabel store of images (two columns of its labels.npz)
-    tiny_pkl: Path  # an NVIDIA StyleGAN2-ADA pickle (tests/models/test_nvidia_pkl.py's stand-in)
+    tiny_pkl: Path  # an NVIDIA StyleGAN2-ADA pickle (tests/nvidia_pkl_standin.py)
+    trunc_bank: Path  # a bank generated from tiny at truncation psi 0.7 (4 samples)
 
     @property
     def cases(self) -> Path:
@@ -130,7 +131,7 @@ def build_fixtures(root: Path) -> Fx:
     from ganedit.models.predictors import AttributeNet
     from ganedit.models.registry import save_pretrained
     from ganedit.models.stylegan2 import Generator, export_rosinality_checkpoint
-    from models.test_nvidia_pkl import write_tiny_nvidia_pkl
+    from nvidia_pkl_standin import write_tiny_nvidia_pkl
 
     fx_dir = root / "fx"
     fx_dir.mkdir()
@@ -150,6 +151,8 @@ def build_fixtures(root: Path) -> Fx:
     toml.write_text(resources.files("ganedit.world").joinpath("presets/celeba.toml").read_text())
     _quiet_run(["bank", "import", ref, "-o", fx_dir / "bank.zarr", "-g", fx_dir / "tiny"])
     _quiet_run(["boundary", "-c", fx_dir / "bank.zarr", "-a", "smile", "-o", fx_dir / "b.npy"])
+    _quiet_run(["generate", "-g", fx_dir / "tiny", "-p", fx_dir / "pred", "-n", 4, "--trunc", 0.7,
+                "-o", fx_dir / "trunc.zarr", "--no-progress"])  # fmt: skip
     for out in ("world.lmdb", "images"):
         _quiet_run(["world", "render", "-n", 4, "--size", 16, "-o", fx_dir / out, "--no-progress"])
     _quiet_run(["train-gan", "-i", fx_dir / "world.lmdb", "-o", fx_dir / "gan", *TRAIN_GAN_ARCH,
@@ -175,6 +178,7 @@ def build_fixtures(root: Path) -> Fx:
         encoder=fx_dir / "enc" / "encoder",
         labels=fx_dir / "labels",
         tiny_pkl=fx_dir / "tiny.pkl",
+        trunc_bank=fx_dir / "trunc.zarr",
     )
 
 
@@ -649,7 +653,7 @@ def damaged_pt(src: Path, d: Path, draw) -> Path:
 
 def damaged_pkl(src: Path, d: Path, draw) -> Path:
     """An NVIDIA StyleGAN2-ADA .pkl with one thing wrong (never run: no PWNED marker)."""
-    from models.test_nvidia_pkl import snapshot, write_pickle
+    from nvidia_pkl_standin import snapshot, write_pickle
 
     path = d / "net.pkl"
     kind = draw(st.sampled_from(["bytes", "evil-reduce", "exec-global", "not-a-dict",
@@ -736,8 +740,8 @@ def damaged_npz(src: Path, d: Path, draw) -> Path:
     path = d / src.name
     with np.load(src) as archive:
         arrays = {k: archive[k] for k in archive.files}
-    kind = draw(st.sampled_from(["bytes", "nonfinite", "pickled", "npy-inside", "strings"]),
-                label="npz damage")  # fmt: skip
+    kind = draw(st.sampled_from(["bytes", "nonfinite", "pickled", "npy-inside", "strings",
+                                 "kinds"]), label="npz damage")  # fmt: skip
     if kind == "bytes":
         # Flips are left out: numpy reads a member without reaching the zip's CRC check.
         copy(src, path)
@@ -752,10 +756,21 @@ def damaged_npz(src: Path, d: Path, draw) -> Path:
     elif kind == "npy-inside":
         with open(path, "wb") as fh:
             np.save(fh, arrays["smile"])
+    elif kind == "kinds":  # the `.kinds` entry: another attribute, kind or type; a range
+        kinds, entry = draw(st.sampled_from(BAD_KINDS), label="kinds"), ".kinds"
+        if isinstance(kinds, dict) and kinds == {"smile": "probability"}:
+            arrays["smile"] = arrays["smile"] + 1.5  # probabilities beyond 1
+        arrays[entry] = np.array(json.dumps(kinds)) if isinstance(kinds, dict) else kinds
+        np.savez(path, **arrays)
     else:
         arrays["smile"] = arrays["smile"].astype(str)
         np.savez(path, **arrays)
     return path
+
+
+# Score kinds that do not fit the scores (as a `.kinds` entry or a score_kinds.json).
+BAD_KINDS = [{"beard": "value"}, {"smile": "binary"}, {"smile": "probability"},
+             np.array([1.0, 2.0]), np.array("{not json")]  # fmt: skip
 
 
 BANK_CHUNK_DAMAGE = ("delete", "empty", "truncate", "flip", "random")
@@ -819,7 +834,8 @@ def damaged_bank(src: Path, d: Path, draw, reads: tuple[str, ...] = ("",)) -> Pa
             ("spaces", ["q"]), ("spaces", None), ("score_names", None), ("score_names", [1]),
             ("dims", None), ("dims", {"w": "x"}), ("chunk_size", 0), ("chunk_size", "big"),
             ("complete", False), ("format", "other"), ("format_version", 99),
-            ("generator_identity", "x"), ("n_chunks", None),
+            ("generator_identity", "x"), ("n_chunks", None), ("score_kinds", {"smile": "binary"}),
+            ("score_kinds", {"beard": "value"}), ("truncation_psi", 2), ("truncation_psi", "0.7"),
         ]), label="attribute")  # fmt: skip
         attrs[key] = value
         (bank / "zarr.json").write_text(json.dumps(meta))
@@ -1034,7 +1050,8 @@ def damaged_reference_folder(src: Path, d: Path, draw) -> Path:
     """The reference files of `bank import`, one of them damaged (or disagreeing)."""
     folder = copy(src, d / "ref")
     kind = draw(st.sampled_from(["latents", "scores_dict", "score-file", "rows", "no-z",
-                                 "disagree", "wp-width"]), label="reference damage")  # fmt: skip
+                                 "disagree", "wp-width", "kinds"]),
+                label="reference damage")  # fmt: skip
     if kind == "latents":
         name = draw(st.sampled_from(["z.npy", "w.npy"]))
         (folder / name).unlink()
@@ -1053,6 +1070,10 @@ def damaged_reference_folder(src: Path, d: Path, draw) -> Path:
         (folder / "z.npy").unlink()
     elif kind == "disagree":
         np.save(folder / "smile_scores.npy", 1 - np.load(src / "smile_scores.npy"))
+    elif kind == "kinds":  # score_kinds.json that does not fit the scores, or is no JSON object
+        text = draw(st.sampled_from(['{"beard": "value"}', '{"smile": "binary"}', "[1]",
+                                     '{"smile": 1}', "{not json", ""]), label="kinds")  # fmt: skip
+        (folder / "score_kinds.json").write_text(text)
     else:
         np.save(folder / "wp.npy", np.zeros((N_REF, 3, D + 1), np.float32))
     return folder
@@ -1116,7 +1137,8 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
     "edit": {"-n": ["0", "-1", *NOT_INT, "5000", HUGE], "--start": NONFINITE, "--end": NONFINITE,
              "--steps": ["0", "1025", *NOT_INT], "--strength": NONFINITE,
              "--bound": [*NONFINITE, "0", "-1", "1e7"], "--scale": ["0", "17"],
-             "--layers": ["a:b", "3", "5:2", "0:99", "1:1", "-1:2", "::"], "--seed": ["-1", HUGE]},
+             "--layers": ["a:b", "3", "5:2", "0:99", "1:1", "-1:2", "::"], "--seed": ["-1", HUGE],
+             "--trunc": [*NONFINITE, "1.5", "-0.1"]},
     "train-encoder": {"--steps": ["0", *NOT_INT], "--batch-size": ["0", "-1", *NOT_INT],
                       "--lr": [*NONFINITE, "0", "-1"], "--identity-weight": [*NONFINITE, "-1"],
                       "--synthetic-fraction": [*NONFINITE, "1.5", "-0.1"],
@@ -1133,10 +1155,12 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
                "--lr": [*NONFINITE, "0", "-1", "11"], "--identity-weight": [*NONFINITE, "-1"],
                "--batch-size": ["0", "-1", *NOT_INT], "--seed": ["-1", HUGE]},
     "evaluate": {"--eval-n": ["9", "0", *NOT_INT, HUGE], "--bootstrap": ["-1", "100001"],
-                 "--steps": ["1", "1001", *NOT_INT], "--seed": ["-1", HUGE]},
+                 "--steps": ["1", "1001", *NOT_INT], "--seed": ["-1", HUGE],
+                 "--trunc": [*NONFINITE, "1.5", "-0.1"]},
     "study": {"-n": ["99", "0", *NOT_INT, HUGE], "-t": ["none", "0.5", "nan", "1"],
               "--mab-n": ["-1", *NOT_INT, HUGE], "--eval-n": ["9", *NOT_INT, HUGE],
-              "--bootstrap": ["-1", "100001"], "--steps": ["1", "1001"], "--seed": ["-1", HUGE]},
+              "--bootstrap": ["-1", "100001"], "--steps": ["1", "1001"], "--seed": ["-1", HUGE],
+              "--trunc": [*NONFINITE, "2", "-1"]},
     "demo": {"-n": ["0", *NOT_INT, HUGE], "--eval-n": ["9", *NOT_INT, HUGE],
              "--study-n": ["50", "-1", HUGE], "--study-eval-n": ["9", HUGE],
              "--study-bootstrap": ["-1", HUGE], "--study-steps": ["1", HUGE],
@@ -1406,8 +1430,12 @@ NAMES = {
                        ("--device", "cuda:7")],
     "invert": [("--method", "encoder9"), ("--space", "wp"), ("--perceptual", "vgg"), ("-g", "nope"),
                ("--device", "cuda:7")],
-    "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x")],
-    "study": [("--space", "ws"), ("-g", "nope"), ("--device", "cuda:99")],
+    "evaluate": [("--space", "q"), ("-g", "nope"), ("--device", "cpu:x"), ("--evaluator", "nope"),
+                 ("--evaluator", "identity"), ("--identity", "evaluator"),
+                 ("--identity", "py:no_such_module:f")],
+    "study": [("--space", "ws"), ("-g", "nope"), ("--device", "cuda:99"), ("-p", "nope"),
+              ("-p", "identity"), ("--evaluator", "labeler.pth"), ("--identity", "labeler"),
+              ("-a", "beard"), ("-a", "yaw")],
     "demo": [("-g", "nope")],
     "train-gan": [("--device", "cuda:7")],
     "convert": [("--network", "D"), ("--network", "g_ema")],
@@ -1454,6 +1482,8 @@ def _conflicts(command: str, fx: Fx, d: Path) -> list[list]:
             [*base, "--layers", "0:2"],  # layers need ws
             [*base, "--space", "z"],  # learned in w
             [*base, "-g", fx.tiny_pt],  # learned on another generator (without --force)
+            [*base, "-c", fx.trunc_bank, "--trunc", "0.5"],  # the bank was made at psi 0.7
+            [*base, "-i", fx.images, "--trunc", "0.5"],  # inverted codes are at psi 1
         ]  # fmt: skip
     if command == "evaluate":
         return [[*base, "--space", "z"], [*base, "-g", fx.tiny_pt]]

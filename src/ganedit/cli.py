@@ -450,7 +450,8 @@ def score_cmd(
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Score every image with an attribute predictor (probabilities per attribute, yaw)."""
+    """Score every image with an attribute predictor (probabilities per attribute, yaw);
+    the .npz records each score's kind in its `.kinds` entry."""
     from ganedit.datasets import ImageDataset
     from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.scoring import save_scores, score_dataset
@@ -461,11 +462,14 @@ def score_cmd(
     data = ImageDataset(images)
     model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
-    save_scores(scores, out)
+    declared = model.attribute_kinds
+    kinds = {name: declared[name] for name in scores if name in declared}
+    save_scores(scores, out, kinds)
     write_json(
         out.with_suffix(".json"),
-        {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores)},
-    )
+        {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores),
+         "kinds": kinds},
+    )  # fmt: skip
     typer.echo(f"{out}: {len(data)} images scored by {predictor} ({', '.join(sorted(scores))})")
 
 
@@ -1031,6 +1035,7 @@ def edit_cmd(
     calibrated: bool = typer.Option(
         False, "--calibrated", help="Strengths in evaluator-logit units of each target."
     ),
+    evaluator: str = opt.evaluator_option(),
     bound: float = typer.Option(
         0.5,
         "--bound",
@@ -1059,6 +1064,11 @@ def edit_cmd(
         "folder); default: the generator's shipped one.",
     ),
     image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
+    truncation_psi: float | None = opt.trunc_option(
+        None,
+        "Truncation psi in [0, 1] to render at (default 1). Codes from a bank render at the "
+        "bank's psi; another value is refused.",
+    ),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1075,9 +1085,14 @@ def edit_cmd(
         n=n, seed=seed, latents=str(latents) if latents else None, start=start, end=end,
         steps=steps, strengths=tuple(strength or ()), mode=edit_mode,
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
-        modes=mode_settings,
+        modes=mode_settings, truncation_psi=truncation_psi, evaluator=evaluator,
     )  # fmt: skip
     if images:
+        if truncation_psi not in (None, 1.0):
+            raise UserInputError(
+                "expected no --trunc with --images (inverted codes reproduce the images at psi "
+                f"1), received {format(truncation_psi, 'g')}"
+            )
         invert = InvertConfig(
             generator=cfg.generator, method=opt.value(invert_method), encoder=encoder,
             modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
@@ -1152,6 +1167,9 @@ def evaluate_cmd(
     seed: int = opt.seed_option(424242, "Seed of the held-out latents."),
     bootstrap: int = opt.bootstrap_option(),
     steps: int = opt.grid_steps_option(),
+    truncation_psi: float = opt.trunc_option(),
+    evaluator: str = opt.evaluator_option(),
+    identity: str = opt.identity_option(),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1163,7 +1181,8 @@ def evaluate_cmd(
 
     cfg = DirectionEvalConfig(
         generator=generator, space=opt.value(space), n=eval_n, seed=seed, bootstrap=bootstrap,
-        steps=steps,
+        steps=steps, truncation_psi=truncation_psi, evaluator=evaluator,
+        identity=opt.identity_value(identity),
     )  # fmt: skip
     path = evaluate_boundary_files(
         cfg, [str(b) for b in boundary], out, device, progress, force=force, overwrite=overwrite
@@ -1204,6 +1223,19 @@ def study_cmd(
     eval_n: int = opt.eval_n_option(500, "Held-out latents to edit."),
     bootstrap: int = opt.bootstrap_option(),
     steps: int = opt.grid_steps_option(),
+    truncation_psi: float = opt.trunc_option(),
+    predictor: str = opt.predictor_option(
+        "labeler", "The attribute predictor that scores the bank (any form `score` takes)."
+    ),
+    evaluator: str = opt.evaluator_option(),
+    identity: str = opt.identity_option(),
+    attribute: list[str] = typer.Option(
+        None,
+        "--attribute",
+        "-a",
+        help="An attribute to study (repeat); default: every probability attribute that both "
+        "the predictor and the evaluator give.",
+    ),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
@@ -1218,6 +1250,8 @@ def study_cmd(
     cfg = StudyConfig(
         generator=generator, n=n, seed=seed, space=opt.value(space), threshold=t,
         mab_n=mab_n or None, eval_n=eval_n, bootstrap=bootstrap, steps=steps,
+        truncation_psi=truncation_psi, predictor=predictor, evaluator=evaluator,
+        identity=opt.identity_value(identity), attributes=tuple(attribute or ()),
     )  # fmt: skip
     path = run_direction_study(cfg, out, device=device, progress=progress, overwrite=overwrite)
     _print_ranking(path)
@@ -1292,10 +1326,6 @@ def convert_cmd(
     _outputs(out, overwrite=overwrite)
     path = convert_nvidia_pickle(source, out, network=network)
     typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
-
-
-# ------------------------------------------------------------------------------------------
-# Entry point and the error contract
 
 
 def _expand_conditions(argv: list[str]) -> list[str]:

@@ -272,14 +272,37 @@ def force_option():
     )
 
 
-def trunc_option():
+def trunc_option(default: float | None = 1.0, help: str = "Truncation psi in [0, 1]."):
     return typer.Option(
-        1.0,
+        default,
         "--trunc",
         "--truncation-psi",
         callback=finite("--trunc", 0.0, 1.0),
-        help="Truncation psi in [0, 1].",
+        help=help,
     )
+
+
+EVALUATOR_HELP = (
+    "The evaluator that measures edits: `evaluator` (shipped), a model folder, a .pth/.pth.tar "
+    "ResNet checkpoint, an ONNX manifest .json or py:module:callable (runs that code)."
+)
+IDENTITY_HELP = (
+    "The identity embedder: `identity` (shipped, the face world's), an identity-net folder, "
+    "py:module:callable (runs that code), or `none` (identity not measured)."
+)
+
+
+def evaluator_option():
+    return typer.Option("evaluator", "--evaluator", help=EVALUATOR_HELP)
+
+
+def identity_option():
+    return typer.Option("identity", "--identity", help=IDENTITY_HELP)
+
+
+def identity_value(text: str) -> str | None:
+    """`--identity none` means no embedder."""
+    return None if text.strip().lower() == "none" else text
 
 
 def preset_option():

@@ -12,12 +12,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
 from ganedit.directions.io import load_boundary
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.directions.sampling import ContingencyTable
 from ganedit.errors import FitError, UserInputError, expect
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
+from ganedit.models.predictors import PROBABILITY
 from ganedit.utils.files import atomic_dir, check_output, open_run_folder, output_lock, write_json
 
 log = logging.getLogger(__name__)
@@ -62,16 +65,21 @@ def load_directions(paths: list[str]) -> list[Direction]:
     return directions
 
 
+def measuring_networks(evaluator: str, identity: str | None, device):
+    """The evaluator (any attribute predictor) and the identity embedder (None: not measured)."""
+    from ganedit.models.registry import load_attribute_predictor, load_identity_embedder
+
+    model = load_attribute_predictor(evaluator, device, foreign=True)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    return model, None if identity is None else load_identity_embedder(identity, device)
+
+
 def _networks(cfg: DirectionEvalConfig, device):
-    from ganedit.models.registry import load_predictor
     from ganedit.models.sources import load_generator
 
     source = load_generator(cfg.generator, device, truncation_psi=cfg.truncation_psi)
-    return (
-        source,
-        load_predictor("evaluator", device).eval(),
-        load_predictor("identity", device).eval(),
-    )
+    return (source, *measuring_networks(cfg.evaluator, cfg.identity, device))
 
 
 def evaluate_boundary_files(
@@ -127,14 +135,47 @@ class StudyConfig:
     bootstrap: int = 200
     steps: int = 12
     chunk_size: int = 4096
-    attributes: tuple[str, ...] = ATTRIBUTES
+    # Empty: every probability attribute that both the predictor and the evaluator give.
+    attributes: tuple[str, ...] = ()
+    predictor: str = "labeler"  # scores the bank the directions are learned from
+    evaluator: str = "evaluator"  # measures the edits (another network than the predictor)
+    identity: str | None = "identity"  # identity embedder; None: identity not measured
+    truncation_psi: float = 1.0  # of the bank's and the held-out latents' images
 
 
-def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dict]:
+def study_attributes(cfg: StudyConfig, predictor_kinds: dict, evaluator_kinds: dict) -> list[str]:
+    """The attributes a study learns and evaluates: probability attributes of both networks
+    (the predictor's order), or `cfg.attributes` when given, each checked to be one."""
+    shared = [
+        a
+        for a, kind in predictor_kinds.items()
+        if kind == PROBABILITY and evaluator_kinds.get(a) == PROBABILITY
+    ]
+    if not cfg.attributes:
+        expect(
+            bool(shared),
+            f"a predictor and an evaluator with a probability attribute in common "
+            f"(predictor {cfg.predictor}: {list(predictor_kinds)}, evaluator {cfg.evaluator}: "
+            f"{list(evaluator_kinds)})",
+            "none in common",
+        )
+        return shared
+    for a in cfg.attributes:
+        expect(
+            a in shared,
+            f"attributes that both the predictor and the evaluator give as probabilities {shared}",
+            a,
+        )
+    return list(cfg.attributes)
+
+
+def _fit_all(
+    cfg: StudyConfig, attributes: list[str], bank: Path, folder: Path
+) -> tuple[list[str], dict]:
     """Every method's boundary for every attribute; returns the files and fit timings."""
     common = dict(latents=str(bank), space=cfg.space, seed=cfg.seed)
     data = load_training_data(BoundaryConfig(method="", attribute="", **common))
-    table = ContingencyTable.from_scores(data[1], list(cfg.attributes), cfg.threshold)
+    table = ContingencyTable.from_scores(data[1], attributes, cfg.threshold)
     mab_n = cfg.mab_n or table.max_balanced_size
     plans = {
         "interfacegan": dict(method="interfacegan"),
@@ -145,17 +186,20 @@ def _fit_all(cfg: StudyConfig, bank: Path, folder: Path) -> tuple[list[str], dic
     }
     paths, seconds, skipped = [], {}, {}
     for label, plan in plans.items():
-        for attribute in cfg.attributes:
+        for attribute in attributes:
             path = folder / f"{label}_{attribute}.npy"
             started = time.perf_counter()
             plan_cfg = BoundaryConfig(attribute=attribute, **common, **plan)
             if _fit_or_skip(plan_cfg, path, skipped, data):
                 seconds[f"{label}:{attribute}"] = time.perf_counter() - started
                 paths.append(str(path))
-    for attribute in cfg.attributes:
-        others = [folder / f"interfacegan_{a}.npy" for a in cfg.attributes if a != attribute]
+    for attribute in attributes:
+        others = [folder / f"interfacegan_{a}.npy" for a in attributes if a != attribute]
         conditions = tuple(str(p) for p in others if p.exists())
         path = folder / f"interfacegan+conditional_{attribute}.npy"
+        if not conditions:  # one attribute studied, or the others' boundaries were skipped
+            skipped[path.stem] = "no other attribute's interfacegan boundary to condition on"
+            continue
         plan = BoundaryConfig(
             method="conditional", attribute=attribute, conditions=conditions, **common
         )
@@ -200,37 +244,48 @@ def run_direction_study(
     a study folder of another configuration, started afresh. One process at a time."""
     # The study's bank keeps z and w only; fail before the long generation, not after it.
     expect(cfg.space in ("z", "w"), "a study space of z or w", cfg.space)
+    from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.sources import load_generator
 
-    # An unknown or damaged generator fails now, before the study folder is made.
-    load_generator(cfg.generator, device)
+    # An unknown or damaged generator or network fails now, before the study folder is made.
+    source = load_generator(cfg.generator, device, truncation_psi=cfg.truncation_psi)
+    expect(
+        cfg.space in source.spaces,
+        f"a space of the generator {list(source.spaces)} for the study",
+        cfg.space,
+    )
+    predictor = load_attribute_predictor(cfg.predictor, device, foreign=True)
+    evaluator, _ = measuring_networks(cfg.evaluator, cfg.identity, device)
+    attributes = study_attributes(cfg, predictor.attribute_kinds, evaluator.attribute_kinds)
     out = Path(out)
     with output_lock(out):
         open_run_folder(out, "study", dataclasses.asdict(cfg), overwrite)
-        return _run_study(cfg, out, device, progress)
+        return _run_study(cfg, attributes, out, device, progress)
 
 
-def _run_study(cfg: StudyConfig, out: Path, device: str, progress: bool) -> Path:
+def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, device, progress) -> Path:
     from ganedit.latents import GenerateConfig, generate_bank
 
-    write_json(out / "study.json", dataclasses.asdict(cfg))
+    write_json(out / "study.json", {**dataclasses.asdict(cfg), "attributes": attributes})
     started = time.perf_counter()
     bank = out / "bank.zarr"
     if bank.exists():  # a finished bank is reused: the study can be re-run cheaply
         _check_reusable(bank, cfg)
     else:
         gen_cfg = GenerateConfig(
-            generator=cfg.generator, n=cfg.n, seed=cfg.seed, chunk_size=cfg.chunk_size
-        )
+            generator=cfg.generator, predictor=cfg.predictor, n=cfg.n, seed=cfg.seed,
+            truncation_psi=cfg.truncation_psi, chunk_size=cfg.chunk_size,
+        )  # fmt: skip
         generate_bank(gen_cfg, bank, device=device, progress=progress)
     generated = time.perf_counter()
     (out / "boundaries").mkdir(exist_ok=True)
-    paths, fitting = _fit_all(cfg, bank, out / "boundaries")
+    paths, fitting = _fit_all(cfg, attributes, bank, out / "boundaries")
     write_json(out / "fitting.json", fitting)
     fitted = time.perf_counter()
     eval_cfg = DirectionEvalConfig(
         generator=cfg.generator, space=cfg.space, n=cfg.eval_n, seed=cfg.eval_seed,
-        bootstrap=cfg.bootstrap, steps=cfg.steps,
+        bootstrap=cfg.bootstrap, steps=cfg.steps, truncation_psi=cfg.truncation_psi,
+        evaluator=cfg.evaluator, identity=cfg.identity,
     )  # fmt: skip
     note = _study_note(cfg, fitting, generated - started, fitted - generated)
     return evaluate_boundary_files(
@@ -243,7 +298,10 @@ def _check_reusable(bank: Path, cfg: StudyConfig) -> None:
     from ganedit.latents import LatentBank
 
     made = LatentBank.open(bank).config or {}
-    wanted = {"generator": cfg.generator, "n": cfg.n, "seed": cfg.seed}
+    wanted = {
+        "generator": cfg.generator, "n": cfg.n, "seed": cfg.seed, "predictor": cfg.predictor,
+        "truncation_psi": cfg.truncation_psi,
+    }  # fmt: skip
     found = {k: made.get(k) for k in wanted}
     if found != wanted:
         raise UserInputError(
@@ -256,14 +314,20 @@ def _study_note(cfg: StudyConfig, fitting: dict, gen_s: float, fit_s: float) -> 
     table = fitting["contingency"]
     return (
         "\n## How the directions were learned\n\n"
-        f"- Latent bank: {cfg.n} samples of `{cfg.generator}` (seed {cfg.seed}), scored by the "
-        f"labeler; {gen_s:.0f} s to generate (0 when reused).\n"
+        f"- Latent bank: {cfg.n} samples of `{cfg.generator}` (seed {cfg.seed}, truncation "
+        f"psi {cfg.truncation_psi}), scored by `{cfg.predictor}`; {gen_s:.0f} s to generate "
+        "(0 when reused).\n"
         f"- Confident on all attributes at {cfg.threshold}: {table.get('n_samples')} samples; "
         f"mab subset size n = {fitting['mab_n']} (the largest with an equal count in every "
         f"non-empty cell: {table.get('max_balanced_size')}).\n"
         f"- Boundaries learned in {cfg.space} in {fit_s:.1f} s in total; conditional = "
         "interfacegan projected off the other attributes' interfacegan boundaries.\n"
         + "".join(f"- Not learned: {k} ({v}).\n" for k, v in fitting["skipped"].items())
-        + "- Evaluation: held-out latents from another seed, scored by the evaluator (a different "
-        "network from the labeler) and the identity embedder.\n"
+        + f"- Evaluation: held-out latents from another seed, scored by `{cfg.evaluator}` (the "
+        f"evaluator: a different network from `{cfg.predictor}`) and "
+        + (
+            f"the identity embedder `{cfg.identity}`.\n"
+            if cfg.identity
+            else "no identity embedder.\n"
+        )
     )

@@ -214,3 +214,58 @@ def test_boundary_refuses_a_value_for_probability_methods_in_one_line(
     )
     assert f"method {method}" in line and "'pose' of kind value" in line
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------
+# The kinds through every file: score's .npz, bank export / import, score files
+
+
+def test_bank_export_and_import_keep_a_value_a_value(bank, tmp_path, capsys):
+    ref, back = tmp_path / "ref", tmp_path / "back.zarr"
+    ok(capsys, ["bank", "export", bank, "-o", ref])
+    assert json.loads((ref / "score_kinds.json").read_text()) == KINDS
+    ok(capsys, ["bank", "import", ref, "-o", back])
+    assert LatentBank.open(back).score_kinds == KINDS
+    line = user_error(capsys, ["boundary", "--method", "mab", "-c", back, "-a", "pose",
+                               "-o", tmp_path / "p.npy"])  # fmt: skip
+    assert "'pose' of kind value" in line
+    # The exported score files read the kinds beside them too.
+    for scores in (ref / "scores_dict.npy", ref / "pose_scores.npy"):
+        line = user_error(capsys, ["boundary", "--method", "stratified", "-c", ref / "w.npy",
+                                   "-s", scores, "-a", "pose", "-o", tmp_path / "p.npy"])  # fmt: skip
+        assert "'pose' of kind value" in line
+    out = tmp_path / "pose.npy"
+    ok(capsys, ["boundary", "--method", "regression", "-c", ref / "w.npy", "-s",
+                ref / "pose_scores.npy", "-a", "pose", "-o", out])  # fmt: skip
+    assert json.loads(out.with_suffix(".json").read_text())["attribute_kind"] == "value"
+
+
+def test_a_scores_npz_carries_its_kinds(bank, tmp_path, capsys):
+    from ganedit.models.scoring import save_scores
+
+    scores = LatentBank.open(bank).scores()
+    with_kinds, without = tmp_path / "s.npz", tmp_path / "old.npz"
+    save_scores(scores, with_kinds, KINDS)
+    np.savez(without, **scores)  # as `score` wrote it before kinds were recorded
+    assert load_scores("", str(with_kinds), "").kinds == KINDS
+    out = tmp_path / "table.json"
+    ok(capsys, ["contingency", "--scores", with_kinds, "-t", "none", "-o", out])
+    assert json.loads(out.read_text())["attributes"] == ["bald"]
+    # Without kinds, the old rule reads pose as a probability: refused on its range, never used.
+    line = user_error(capsys, ["contingency", "--scores", without, "-t", "none"])
+    assert "probabilities in [0, 1] for 'pose'" in line
+
+
+@pytest.mark.parametrize(
+    "kinds, words",
+    [
+        ({"bald": "probability", "beard": "value"}, "kinds of ['beard']"),
+        ({"pose": "angle"}, "score kinds among"),
+        ({"pose": "probability"}, "probabilities in [0, 1] for 'pose'"),
+    ],
+)
+def test_damaged_kinds_in_a_scores_file_are_one_line(bank, tmp_path, capsys, kinds, words):
+    scores = LatentBank.open(bank).scores()
+    np.savez(tmp_path / "s.npz", **scores, **{".kinds": np.array(json.dumps(kinds))})
+    line = user_error(capsys, ["contingency", "--scores", tmp_path / "s.npz"])
+    assert words in line and "s.npz" in line

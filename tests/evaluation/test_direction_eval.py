@@ -1,8 +1,14 @@
 """The direction evaluation on a planted linear world with known answers."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
+from ganedit.editing.edit import target_logit
+from ganedit.errors import UserInputError
 from ganedit.evaluation.directions import (
     Direction,
     DirectionEvalConfig,
@@ -104,3 +110,56 @@ def test_a_short_grid_is_extended_and_unreached_levels_are_nan():
     assert len(result["curve"]["step"]) == 5 + 2 + 2  # planned grid, then two extensions
     assert np.isnan(result["matched"]["90"]["step"])
     assert not np.isnan(result["matched"]["50"]["step"])
+
+
+class _ForeignEvaluator:
+    """Not an nn.Module and not the face world's: two probabilities, two values (no yaw)."""
+
+    attribute_kinds = {"tilt": "value", "a": "probability", "size": "value", "b": "probability"}
+    input_size = 1
+
+    def predict(self, images, batch_size=256):
+        x = images.reshape(len(images), -1).double()
+        p = torch.sigmoid(GAIN * x[:, :2]).numpy()
+        return {"tilt": 10 * x[:, 2].numpy(), "a": p[:, 0], "size": x[:, 3].numpy(), "b": p[:, 1]}
+
+
+def test_any_attribute_predictor_evaluates_with_its_own_attributes_and_no_identity():
+    from ganedit.evaluation.direction_report import write_direction_report
+
+    clean = Direction("clean", "a", _unit([1, 0, 0, 0, 0, 0]))
+    tilts = Direction("tilts", "a", _unit([1, 0, 1, 0, 0, 0]))
+    cfg = DirectionEvalConfig(n=200, steps=8, bootstrap=20, seed=7, identity=None)
+    out = evaluate_directions(
+        cfg, [clean, tilts], LinearSource(), _ForeignEvaluator(), None, progress=False
+    )
+    # Probabilities first (flip targets, nuisance), then the values in their own units.
+    assert out["attributes"] == ["a", "b", "tilt", "size"]
+    assert set(out["base_label_share"]) == {"a", "b"}
+    assert out["identity_measured"] is False
+    assert _result(out, "clean")["logit_slope"] == pytest.approx(GAIN, rel=1e-4)
+    m = _result(out, "tilts")["matched"]["90"]
+    # off-target is over the other probabilities only: b does not move, whatever tilt does.
+    assert m["off_target"] == pytest.approx(0, abs=1e-6)
+    assert m["change"]["tilt"]["mean"] > 1.0 and m["signed"]["tilt"]["mean"] != 0
+    assert m["change"]["size"]["mean"] == pytest.approx(0, abs=1e-6)
+    assert np.isnan(m["identity"])
+    with tempfile.TemporaryDirectory() as tmp:
+        write_direction_report(out, Path(tmp), title="foreign")
+        text = (Path(tmp) / "report.md").read_text()
+    header = next(line for line in text.splitlines() if line.startswith("| method | step"))
+    assert header.split(" | ")[2:5] == ["b", "tilt", "size"]
+    assert "yaw (deg)" not in text
+    row = next(line for line in text.splitlines() if line.startswith("| tilts |"))
+    assert row.split(" | ")[-2] == "n/a"  # identity: not measured
+
+
+def test_a_value_attribute_is_no_flip_target():
+    with pytest.raises(UserInputError, match=r"probability attribute .*tilts:tilt \(a value"):
+        evaluate_directions(
+            DirectionEvalConfig(n=20, bootstrap=0),
+            [Direction("tilts", "tilt", _unit([0, 0, 1, 0, 0, 0]))],
+            LinearSource(), _ForeignEvaluator(), None, progress=False,
+        )  # fmt: skip
+    with pytest.raises(UserInputError, match="probability attribute of the evaluator"):
+        target_logit(_ForeignEvaluator(), torch.zeros(2, 1, 1, 6), "size")

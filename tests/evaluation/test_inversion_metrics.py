@@ -56,6 +56,8 @@ class _PlantedEvaluator:
     """Smiling exactly when the image is positive; gender never moves."""
 
     attributes = ("smile", "gender")
+    attribute_kinds = {"smile": "probability", "gender": "probability", "yaw": "value"}
+    input_size = 1
 
     def predict(self, images, batch_size=None):
         value = images.mean((1, 2, 3)).double().numpy()

@@ -211,7 +211,10 @@ def test_damaged_metadata_is_reported(bank):
 @pytest.mark.parametrize(
     "key, value",
     [("n", "11"), ("n", 3.5), ("chunk_size", 0), ("n_chunks", 7), ("spaces", ["q"]),
-     ("dims", {"z": "x"}), ("score_names", None), ("generator_identity", "x")],
+     ("dims", {"z": "x"}), ("score_names", None), ("generator_identity", "x"),
+     ("score_kinds", {"smile": "binary"}), ("score_kinds", {"ghost": "value"}),
+     ("score_kinds", "x"), ("truncation_psi", 1.5), ("truncation_psi", "0.7"),
+     ("truncation_psi", True)],
 )  # fmt: skip
 def test_damaged_bank_metadata_is_refused_not_read_with_wrong_counts(tmp_path, key, value):
     import json

@@ -1,10 +1,17 @@
+import json
 import pickle
 
 import numpy as np
 import pytest
 
-from ganedit.errors import UserInputError
-from ganedit.latents import LatentBank, export_reference, import_reference, load_scores_dict
+from ganedit.errors import DamagedInputError, UserInputError
+from ganedit.latents import (
+    LatentBank,
+    export_reference,
+    import_reference,
+    load_scores_and_kinds,
+    load_scores_dict,
+)
 from ganedit.latents.bank import chunk_ranges, create_store, finalize, partial_path, write_chunk
 
 N, CHUNK = 13, 5
@@ -12,6 +19,10 @@ N, CHUNK = 13, 5
 
 @pytest.fixture
 def bank(tmp_path):
+    return _make_bank(tmp_path / "b.zarr", {"generator": "tiny"})
+
+
+def _make_bank(path, meta) -> LatentBank:
     rng = np.random.default_rng(0)
     data = {
         "z": rng.standard_normal((N, 6)).astype(np.float32),
@@ -22,18 +33,18 @@ def bank(tmp_path):
         "scores/age": rng.random(N).astype(np.float32),
         "scores/yaw": (rng.random(N) * 60 - 30).astype(np.float32),
     }
-    partial = partial_path(tmp_path / "b.zarr")
+    partial = partial_path(path)
     group = create_store(
         partial,
         n=N,
         chunk_size=CHUNK,
         dims={"z": (6,), "w": (4,), "ws": (3, 4)},
         score_names=["smile", "age", "yaw"],
-        meta={"generator": "tiny"},
+        meta=meta,
     )
     for k, (a, b) in enumerate(chunk_ranges(N, CHUNK)):
         write_chunk(group, k, {name: v[a:b] for name, v in data.items()})
-    return LatentBank.open(finalize(partial, tmp_path / "b.zarr"))
+    return LatentBank.open(finalize(partial, path))
 
 
 def _npy_with_pickle(path, payload: bytes):
@@ -185,3 +196,95 @@ def test_legacy_byte_strings_may_only_use_latin1(tmp_path):
     payload = b"c_codecs\nencode\n(Vabc\nVrot13\ntR."
     with pytest.raises(UserInputError, match="rot13"):
         load_scores_dict(_npy_with_pickle(tmp_path / "codec.npy", payload))
+
+
+# ------------------------------------------------------------------------------------------
+# Score kinds through the files
+
+KINDS = {"smile": "probability", "age": "value", "yaw": "value"}  # age: a value in [0, 1]
+
+
+def test_kinds_travel_through_export_and_import(tmp_path):
+    bank = _make_bank(tmp_path / "k.zarr", {"generator": "tiny", "score_kinds": KINDS})
+    folder = export_reference(bank, tmp_path / "ref")
+    assert json.loads((folder / "score_kinds.json").read_text()) == KINDS
+    assert load_scores_and_kinds(folder / "scores_dict.npy")[1] == KINDS
+    back = LatentBank.open(import_reference(folder, tmp_path / "back.zarr"))
+    assert back.score_kinds == KINDS
+    # The kinds file may also be named among explicit files.
+    files = [folder / "z.npy", folder / "age_scores.npy", folder / "score_kinds.json"]
+    with pytest.raises(DamagedInputError, match=r"kinds of \['smile', 'yaw'\]"):
+        import_reference(files, tmp_path / "some.zarr")  # it names scores not imported
+    (folder / "score_kinds.json").write_text('{"age": "value"}')
+    some = LatentBank.open(import_reference(files, tmp_path / "some.zarr"))
+    assert some.score_kinds == {"age": "value"}
+
+
+def test_a_bank_without_kinds_exports_none_and_imports_without_them(bank, tmp_path):
+    folder = export_reference(bank, tmp_path / "ref")
+    assert not (folder / "score_kinds.json").exists()
+    assert load_scores_and_kinds(folder / "scores_dict.npy")[1] == {}
+    back = LatentBank.open(import_reference(folder, tmp_path / "back.zarr"))
+    assert back.score_kinds == {"smile": None, "age": None, "yaw": None}  # the old rule
+
+
+def test_a_partial_kinds_file_leaves_the_others_to_the_old_rule(bank, tmp_path):
+    from ganedit.directions.fit import load_scores
+
+    folder = export_reference(bank, tmp_path / "ref")
+    (folder / "score_kinds.json").write_text('{"age": "value"}')
+    back = import_reference(folder, tmp_path / "back.zarr")
+    assert LatentBank.open(back).score_kinds == {"smile": None, "age": "value", "yaw": None}
+    kinds = load_scores(str(back), None, "smile").kinds
+    assert kinds == {"smile": "probability", "age": "value", "yaw": "value"}
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"beard": "value"}', "kinds of ['beard']"),
+        ('{"age": "binary"}', "score kinds among"),
+        ('{"yaw": "probability"}', "probabilities in [0, 1] for 'yaw'"),
+        ("[1]", "a JSON object"),
+        ('{"age": null}', "a JSON object"),
+        ("{not json", "unreadable JSON"),
+    ],
+)
+def test_a_damaged_kinds_file_is_refused_in_one_line(bank, tmp_path, text, words):
+    folder = export_reference(bank, tmp_path / "ref")
+    (folder / "score_kinds.json").write_text(text)
+    with pytest.raises(DamagedInputError) as caught:
+        import_reference(folder, tmp_path / "x.zarr")
+    message = str(caught.value)
+    assert words in message and "score_kinds.json" in message and "\n" not in message
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_an_npz_carries_its_kinds_in_an_entry_that_is_not_a_score(tmp_path):
+    from ganedit.models.scoring import save_scores
+
+    scores = {"smile": np.array([0.2, 0.9], np.float32), "yaw": np.array([-20.0, 5.0], np.float32)}
+    path = save_scores(scores, tmp_path / "s.npz", {"smile": "probability", "yaw": "value"})
+    assert sorted(load_scores_dict(path)) == ["smile", "yaw"]
+    loaded, kinds = load_scores_and_kinds(path)
+    assert kinds == {"smile": "probability", "yaw": "value"}
+    np.testing.assert_array_equal(loaded["yaw"], scores["yaw"])
+    np.savez(tmp_path / "old.npz", **scores)  # written before kinds were recorded
+    assert load_scores_and_kinds(tmp_path / "old.npz")[1] == {}
+
+
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        (np.array([1.0, 2.0]), "one JSON string"),
+        (np.array('{"beard": "value"}'), "kinds of ['beard']"),
+        (np.array('{"yaw": "probability"}'), "probabilities in [0, 1] for 'yaw'"),
+        (np.array('{"smile": "likely"}'), "score kinds among"),
+    ],
+)
+def test_a_damaged_kinds_entry_is_refused_in_one_line(tmp_path, entry, words):
+    scores = {"smile": np.array([0.2, 0.9]), "yaw": np.array([-20.0, 5.0])}
+    np.savez(tmp_path / "s.npz", **scores, **{".kinds": entry})
+    with pytest.raises(DamagedInputError) as caught:
+        load_scores_and_kinds(tmp_path / "s.npz")
+    assert words in str(caught.value) and "\n" not in str(caught.value)

@@ -481,9 +481,11 @@ def test_score_with_a_reference_checkpoint(tmp_path, capsys):
     out = ok(capsys, ["score", "-i", images, "-p", tmp_path / "celeba.pth.tar",
                       "-o", tmp_path / "s.npz", "--no-progress"])  # fmt: skip
     assert "age, gender, glasses, smile" in out
-    with np.load(tmp_path / "s.npz") as scores:
-        assert set(scores.files) == {"smile", "age", "gender", "glasses"}
-        assert scores["glasses"].shape == (2,)
+    from ganedit.latents import load_scores_and_kinds
+
+    scores, kinds = load_scores_and_kinds(tmp_path / "s.npz")  # the .npz's `.kinds` entry
+    assert kinds == dict.fromkeys(("smile", "age", "gender", "glasses"), "probability")
+    assert set(scores) == set(kinds) and scores["glasses"].shape == (2,)
 
 
 def test_score_and_generate_with_an_entry_point(tmp_path, capsys, user_module):
@@ -494,8 +496,10 @@ def test_score_and_generate_with_an_entry_point(tmp_path, capsys, user_module):
     spec = f"py:{user_module}:make_predictor"
     images = _image_folder(tmp_path / "imgs", n=3)
     ok(capsys, ["score", "-i", images, "-p", spec, "-o", tmp_path / "s.npz", "--no-progress"])
-    with np.load(tmp_path / "s.npz") as scores:
-        assert set(scores.files) == {"bald", "pose"} and scores["pose"].shape == (3,)
+    from ganedit.latents import load_scores_and_kinds
+
+    scores, kinds = load_scores_and_kinds(tmp_path / "s.npz")
+    assert kinds == {"bald": "probability", "pose": "value"} and scores["pose"].shape == (3,)
     torch.manual_seed(0)
     g = Generator(16, style_dim=8, n_mlp=2, channel_max=8).eval()
     g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
@@ -507,6 +511,33 @@ def test_score_and_generate_with_an_entry_point(tmp_path, capsys, user_module):
     assert bank.meta["score_kinds"] == {"bald": "probability", "pose": "value"}
     pose = bank.scores(["pose"])["pose"]
     assert pose.shape == (4,) and np.isfinite(pose).all() and np.ptp(pose) > 0
+
+
+def test_a_calibrated_edit_with_a_foreign_evaluator(tmp_path, capsys, user_module):
+    """`edit --calibrated --evaluator py:...`: the step is set by the user network's logit of
+    its probability attribute; a value attribute has no logit and is refused in one line."""
+    import json
+
+    spec = f"py:{user_module}:make_predictor"
+    bald = np.zeros(128, np.float32)  # world64: w_dim 128
+    bald[:8] = 1.0  # any direction: calibration measures what it does to `bald`
+    np.save(tmp_path / "bald.npy", bald[None] / np.linalg.norm(bald))
+    from ganedit.models.sources import generator_identity
+
+    sha = generator_identity("world64")["sha256"]
+    side = {"attribute": "bald", "space": "w", "generator": "world64", "generator_sha256": sha}
+    (tmp_path / "bald.json").write_text(json.dumps(side))
+    args = ["edit", "-b", tmp_path / "bald.npy", "-g", "world64", "-n", 2, "--steps", 3,
+            "--calibrated", "--evaluator", spec, "--no-progress"]  # fmt: skip
+    out = ok(capsys, [*args, "-o", tmp_path / "edit"])
+    assert "calibrated" in out
+    config = json.loads((tmp_path / "edit" / "config.json").read_text())
+    calibration = config["boundaries"][0]["calibration"]
+    assert calibration["attribute"] == "bald" and np.isfinite(calibration["logit_slope"])
+    side["attribute"] = "pose"
+    (tmp_path / "bald.json").write_text(json.dumps(side))
+    line = user_error(capsys, [*args, "-o", tmp_path / "edit2"])
+    assert "probability attribute" in line and "'pose' (a value attribute)" in line
 
 
 # ------------------------------------------------------------------------------------------
@@ -644,8 +675,8 @@ def test_onnx_mistakes_are_refused(onnx_model):
 
 
 def test_paths_that_need_the_shipped_kind_refuse_a_foreign_predictor(tmp_path, user_module):
-    """Calibrated edits and self-labelling read AttributeNet internals: a foreign predictor is
-    refused there in one line rather than failing deep inside."""
+    """Self-labelling and evaluate-predictor read AttributeNet internals: a foreign predictor
+    is refused there in one line rather than failing deep inside."""
     with pytest.raises(UserInputError, match="foreign predictors: score, generate"):
         load_attribute_predictor(f"py:{user_module}:make_predictor")
 

@@ -513,3 +513,119 @@ def test_generate_boundary_edit_through_the_cli(
     assert (tmp_path / "edit" / "strip.png").stat().st_size > 100
     edited = np.load(tmp_path / "edit" / "latents.npy")
     assert edited.shape[-1] == Z and np.isfinite(edited).all()
+
+
+# ------------------------------------------------------------------------------------------
+# The whole study on foreign generators with foreign networks
+
+_STUDY_NETWORKS = """
+import torch
+
+class Reader:
+    # Probabilities of brightness and redness, and a value; 'scale' makes the evaluator
+    # another network than the predictor.
+    attribute_kinds = {"bright": "probability", "red": "probability", "contrast": "value"}
+    input_size = 16
+
+    def __init__(self, scale):
+        self.scale = scale
+
+    def predict(self, images, batch_size=256):
+        mean = images.mean(dim=(1, 2, 3))
+        red = images[:, 0].mean(dim=(1, 2)) - images[:, 2].mean(dim=(1, 2))
+        return {
+            "bright": torch.sigmoid(self.scale * 8 * mean),
+            "red": torch.sigmoid(self.scale * 8 * red),
+            "contrast": images.std(dim=(1, 2, 3)),
+        }
+
+class Embedder:
+    def embed(self, images, batch_size=256):
+        return torch.nn.functional.avg_pool2d(images, images.shape[-1] // 4).flatten(1) + 3.0
+
+def predictor():
+    return Reader(1.0)
+
+def evaluator():
+    return Reader(1.3)
+
+def embedder():
+    return Embedder()
+"""
+
+
+@pytest.fixture
+def study_networks(tmp_path, monkeypatch):
+    name = "byo_study_networks"
+    (tmp_path / f"{name}.py").write_text(_STUDY_NETWORKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+def _write_pth(state):
+    def write(folder):
+        torch.save(state(), folder / "tiny.pth")
+        return folder / "tiny.pth"
+
+    return write
+
+
+def _write_pkl(folder):
+    from nvidia_pkl_standin import write_tiny_nvidia_pkl
+
+    return write_tiny_nvidia_pkl(folder / "tiny.pkl")
+
+
+@pytest.mark.parametrize(
+    ("write", "space", "trunc", "identity", "attributes"),
+    [
+        (_write_pth(lambda: pggan_state(PGGAN_CHANNELS)), "z", 1.0, "none", ()),
+        (_write_pth(lambda: stylegan_state([8, 8, 4], fused=(2,))), "w", 0.7, "embedder", ("red",)),
+        (_write_pkl, "w", 0.5, "none", ("bright",)),
+    ],
+    ids=["pggan", "stylegan", "nvidia-pkl"],
+)
+def test_study_through_the_cli_with_foreign_networks(
+    tmp_path, capsys, study_networks, write, space, trunc, identity, attributes
+):
+    """`study` on an InterFaceGAN or NVIDIA file, scored and evaluated by user networks: the
+    attributes are the networks' own, the bank and the evaluation use the same truncation."""
+    gen = write(tmp_path)
+    ident = "none" if identity == "none" else f"py:{study_networks}:{identity}"
+    out = tmp_path / "study"
+    ok(capsys, ["study", "-g", gen, "-o", out, "-n", 300, "--space", space, "--trunc", trunc,
+                "-p", f"py:{study_networks}:predictor", "--evaluator",
+                f"py:{study_networks}:evaluator", "--identity", ident, "--eval-n", 40,
+                "--steps", 3, "--bootstrap", 0, "--mab-n", 0, "-t", 0.6, "--no-progress",
+                *[x for a in attributes for x in ("-a", a)]])  # fmt: skip
+    report = json.loads((out / "report" / "report.json").read_text())
+    assert report["attributes"] == ["bright", "red", "contrast"]
+    assert report["config"]["truncation_psi"] == trunc
+    assert {d["attribute"] for d in report["directions"]} == set(attributes or ("bright", "red"))
+    assert "interfacegan" in {d["name"] for d in report["directions"]}
+    skipped = json.loads((out / "fitting.json").read_text())["skipped"]
+    alone = len(attributes) == 1  # nothing to condition on: recorded, not a failure
+    assert any(k.startswith("interfacegan+conditional") for k in skipped) == alone
+    identities = [d["matched"]["50"]["identity"] for d in report["directions"]]
+    if identity == "none":  # not measured: nan, written to JSON as null
+        assert identities == [None] * len(identities) and report["identity_measured"] is False
+    else:
+        assert all(-1 <= v <= 1 for v in identities) and report["identity_measured"] is True
+    from ganedit.latents import LatentBank
+
+    bank = LatentBank.open(out / "bank.zarr")
+    assert bank.score_kinds == {"bright": "probability", "red": "probability", "contrast": "value"}
+    assert bank.config["truncation_psi"] == trunc
+    text = (out / "report" / "report.md").read_text()
+    assert f"scored by `py:{study_networks}:predictor`" in text
+
+
+def test_study_refuses_networks_without_a_shared_probability(tmp_path, capsys, study_networks):
+    line = user_error(capsys, ["study", "-o", tmp_path / "s", "-n", 100,
+                               "-p", f"py:{study_networks}:predictor", "--no-progress"])  # fmt: skip
+    assert "in common" in line and "smile" in line and "bright" in line
+    assert not (tmp_path / "s").exists()
+    line = user_error(capsys, ["study", "-o", tmp_path / "s", "-n", 100, "-a", "contrast",
+                               "-p", f"py:{study_networks}:predictor", "--evaluator",
+                               f"py:{study_networks}:evaluator", "--no-progress"])  # fmt: skip
+    assert "'contrast'" in line

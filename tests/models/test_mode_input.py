@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-from tests.tolerance import assert_f32_close
 
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
+from tolerance import assert_f32_close
 
 TINY = dict(size=16, style_dim=16, n_mlp=2, channel_max=16)
 

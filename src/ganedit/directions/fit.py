@@ -12,7 +12,7 @@ import numpy as np
 
 from ganedit.directions.estimators import Conditional, DirectionEstimator, make_estimator
 from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
-from ganedit.directions.sampling import Scores, score_kinds
+from ganedit.directions.sampling import Scores, check_kinds, score_kinds
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite, load_npy
 from ganedit.utils.files import check_output
@@ -89,6 +89,8 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
         "generator_sha256": identity["sha256"],
         "space": space,
     }
+    if bank.truncation_psi is not None:  # what the codes were rendered and scored at
+        origin["truncation_psi"] = bank.truncation_psi
     if isinstance(bank.meta.get("modes"), dict):  # a self-conditioned generator's, per bank
         origin["modes"] = bank.meta["modes"]
     return codes, origin
@@ -119,10 +121,11 @@ def _npy_origin(path: Path) -> dict:
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> Scores:
     """Attribute name -> [N] scores from the bank, a scores dict, or one `<attr>` score file,
-    with each score's kind: as the bank records it (its predictor's `attribute_kinds`); for
-    score files and older banks, yaw a value and the rest probabilities. Every array is
-    checked to be finite."""
-    kinds: dict = {}
+    with each score's kind as the bank or file records it (its predictor's `attribute_kinds`:
+    a bank's `score_kinds`, an .npz's `.kinds` entry, the `score_kinds.json` that `bank export`
+    writes beside its files); where none is recorded, yaw a value and the rest probabilities.
+    Every array is checked to be finite, and recorded kinds against the scores
+    (`check_kinds`: a probability outside [0, 1] is damage)."""
     if scores is None:
         if Path(latents).suffix == ".npy":
             raise UserInputError("expected --scores with latents from a .npy file, received none")
@@ -132,17 +135,15 @@ def load_scores(latents: str, scores: str | None, attribute: str) -> Scores:
         loaded, kinds = bank.scores(), bank.score_kinds
         where = f"the scores of {latents!r}"
     else:
-        loaded, where = _scores_file(Path(scores), attribute), f"scores in {scores!r}"
+        (loaded, kinds), where = _scores_file(Path(scores), attribute), f"scores in {scores!r}"
     for name, values in loaded.items():
         check_finite(values, f"{where} ({name!r})")
-    try:
-        return Scores(loaded, kinds)
-    except UserInputError as err:
-        raise DamagedInputError(f"{err} in {where}") from None
+    return Scores(loaded, check_kinds(loaded, kinds, repr(latents if scores is None else scores)))
 
 
-def _scores_file(path: Path, attribute: str) -> dict[str, np.ndarray]:
-    from ganedit.latents import load_scores_dict
+def _scores_file(path: Path, attribute: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The scores of a file and the kinds it records (checked against them)."""
+    from ganedit.latents.interchange import kinds_beside, load_scores_and_kinds
 
     if path.suffix == ".npy" and path.name != "scores_dict.npy":
         array = load_npy(path, "a score array (.npy)")
@@ -154,9 +155,12 @@ def _scores_file(path: Path, attribute: str) -> dict[str, np.ndarray]:
                 )
             # The reference's one-attribute file: [N] or [N, 1] scores of the target, in their
             # stored dtype (the reference sorts them as stored; ties depend on it).
-            name = attribute or path.stem.removesuffix("_scores")
-            return {name: np.asarray(array).reshape(len(array), -1)[:, 0]}
-    return load_scores_dict(path)
+            stem = path.stem.removesuffix("_scores")
+            name = attribute or stem
+            kind = kinds_beside(path, [stem]).get(stem)  # the file's own attribute's
+            loaded = {name: np.asarray(array).reshape(len(array), -1)[:, 0]}
+            return loaded, {name: kind} if kind else {}
+    return load_scores_and_kinds(path)
 
 
 def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:

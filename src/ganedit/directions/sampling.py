@@ -74,6 +74,37 @@ def score_kinds(scores: Mapping) -> dict[str, str]:
     return {name: legacy_kind(name) for name in scores}
 
 
+def check_kinds(values: Mapping, kinds: Mapping, where: str) -> dict[str, str]:
+    """The kinds a file or bank records for its scores `values`, checked against them:
+    name -> kind for every recorded (not None) kind. DamagedInputError, in one line naming
+    `where`, for a kind of a name that is not among the scores, a kind not in KINDS, or a
+    score of kind probability outside [0, 1]."""
+    strays = sorted(str(name) for name in kinds if name not in values)
+    if strays:
+        raise DamagedInputError(
+            f"expected score kinds of the scores in {where} {_few(sorted(values))}, received "
+            f"kinds of {_few(strays)}"
+        )
+    bad = {k: v for k, v in kinds.items() if v is not None and v not in KINDS}
+    if bad:
+        raise DamagedInputError(
+            f"expected score kinds among {KINDS} in {where}, received {dict(list(bad.items())[:4])}"
+        )
+    for name, kind in kinds.items():
+        column = np.asarray(values[name], dtype=np.float64)
+        if kind == PROBABILITY and column.size and not ((column >= 0) & (column <= 1)).all():
+            raise DamagedInputError(
+                f"expected probabilities in [0, 1] for {name!r} (of kind probability) in "
+                f"{where}, received values from {column.min():g} to {column.max():g}"
+            )
+    return {name: kind for name, kind in kinds.items() if kind is not None}
+
+
+def _few(names: Sequence[str], limit: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return f"[{shown}{', ...' if len(names) > limit else ''}]"
+
+
 def probability_names(scores: Mapping) -> list[str]:
     """The scores of kind probability, in order (possibly none)."""
     return [name for name, kind in score_kinds(scores).items() if kind == PROBABILITY]

@@ -103,20 +103,12 @@ def move_many(
     return out
 
 
-@torch.no_grad()
 def target_logit(evaluator, images: torch.Tensor, attribute: str, batch_size: int = 256):
-    """The evaluator's logit for `attribute`: float32 [N] (unbounded, unlike probabilities)."""
-    if attribute not in evaluator.attributes:
-        raise UserInputError(
-            f"expected an attribute of the evaluator {tuple(evaluator.attributes)}, received {attribute!r}"
-        )
-    k = list(evaluator.attributes).index(attribute)
-    device = next(evaluator.parameters()).device
-    parts = [
-        evaluator(images[i : i + batch_size].to(device))[0][:, k].cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(parts).numpy()
+    """The evaluator's logit for `attribute`: float32 [N] (unbounded, unlike probabilities).
+    Any `AttributePredictor` serves (`models.predictors.attribute_logit`)."""
+    from ganedit.models.predictors import attribute_logit
+
+    return attribute_logit(evaluator, images, attribute, batch_size)
 
 
 WEAK_AUC = 0.6  # |AUC - 0.5| below 0.1: the direction hardly separates its attribute

@@ -7,6 +7,12 @@ that barely moves its attribute is reported instead of amplified, and a step nev
 `bound` times the width of the span the latents cover along the direction (said in the
 output when it applies), so calibration cannot walk the edit off the generator's manifold.
 
+Truncation: codes from a latent bank are rendered at the truncation psi the bank was generated
+(and scored) at, so that a z code (or a StyleGAN v1 w code, truncated when rendered) gives the
+image its scores describe; `truncation_psi` set to another value is refused. Sampled codes, a
+`.npy` of codes and a bank that records no psi (an imported one) render at `truncation_psi`,
+1 (none) by default. The psi used and where it came from are in the output's config.json.
+
 A self-conditioned generator is also edited by its modes (`modes`, "ATTR=T"): each column
 moves the set attributes' anchor coordinates a share of the way from the samples' own
 (neutral, t = 0.5, for sampled latents) to T, keeping w. With boundaries as well, both
@@ -53,6 +59,7 @@ _CONSTRAINTS = {
     "mode": OneOf(MODES),
     "bound": OrNone(Real(1e-6, 1e6)),
     "scale": Integer(1, 16),
+    "truncation_psi": OrNone(Real(0.0, 1.0)),
 }
 
 
@@ -76,6 +83,7 @@ class EditConfig:
     scale: int = 2  # pixel upscaling of the strip and GIF
     force: bool = False  # use boundaries whose provenance does not match (recorded)
     modes: tuple[str, ...] = ()  # "ATTR=T": mode targets of a self-conditioned generator
+    truncation_psi: float | None = None  # None: a bank's own psi, else 1 (module docstring)
 
     def __post_init__(self):
         values = {k: getattr(self, k) for k in _CONSTRAINTS}
@@ -91,13 +99,36 @@ class EditConfig:
             )
 
 
-def _input_latents(cfg: EditConfig, source) -> tuple[torch.Tensor, dict]:
-    """The codes to edit and what is known of their origin."""
+def _given_latents(cfg: EditConfig) -> tuple[np.ndarray, dict] | None:
+    """The codes of `cfg.latents` and what is known of their origin; None to sample them."""
     if cfg.latents is None:
-        return sample_latents(source, cfg.n, cfg.seed, cfg.space), {}
+        return None
     from ganedit.directions.fit import load_latents
 
-    codes, origin = load_latents(cfg.latents, cfg.space, stop=cfg.n)
+    return load_latents(cfg.latents, cfg.space, stop=cfg.n)
+
+
+def truncation(cfg: EditConfig, origin: dict) -> tuple[float, str]:
+    """The truncation psi to render at and where it comes from: the bank's ("bank") for codes
+    of a bank that records one, else `cfg.truncation_psi` ("given") or 1 ("default").
+    UserInputError for a given psi other than the bank's."""
+    recorded, given = origin.get("truncation_psi"), cfg.truncation_psi
+    if recorded is None:
+        return (1.0, "default") if given is None else (float(given), "given")
+    if given is not None and float(given) != float(recorded):
+        raise UserInputError(
+            f"expected --trunc {format(recorded, 'g')}, the truncation psi the bank "
+            f"{cfg.latents} was generated and scored at (or no --trunc), received "
+            f"{format(given, 'g')}"
+        )
+    return float(recorded), "bank"
+
+
+def _input_latents(cfg: EditConfig, source, given) -> tuple[torch.Tensor, dict]:
+    """The codes to edit (`given`, or sampled) and what is known of their origin."""
+    if given is None:
+        return sample_latents(source, cfg.n, cfg.seed, cfg.space), {}
+    codes, origin = given
     if origin.get("generator_sha256") or origin.get("space"):  # a bank, or inverted codes
         where = f"latents {cfg.latents}"
         check_boundary_use(origin, source.identity, cfg.space, where, cfg.force, "latents made")
@@ -155,19 +186,23 @@ def run_edit(
 ) -> dict:
     """Write strip.png, edit.gif, latents.npy (unedited) and config.json into `out`.
 
-    Returns a summary: the output files, the strengths, and per boundary its provenance check
-    and (when calibrated) its calibration and whether the bound applied."""
+    Returns a summary: the output files, the strengths, the truncation psi rendered at, and
+    per boundary its provenance check and (when calibrated) its calibration and whether the
+    bound applied."""
     from ganedit.models.sources import load_generator
 
     out = check_output(out, overwrite=overwrite, kind="dir")
-    source = load_generator(cfg.generator, device)
+    given = _given_latents(cfg)
+    psi, psi_from = truncation(cfg, given[1] if given is not None else {})
+    source = load_generator(cfg.generator, device, truncation_psi=psi)
     modes = _mode_edit(cfg, source)
     loaded = [load_boundary(b) for b in cfg.boundaries]
     checks = [
         check_boundary_use(meta, source.identity, cfg.space, f"boundary {path}", cfg.force)
         for path, (_, meta) in zip(cfg.boundaries, loaded, strict=True)
     ]
-    latents, origin = _input_latents(cfg, source)
+    _warn_other_truncation(cfg.boundaries, loaded, psi)
+    latents, origin = _input_latents(cfg, source, given)
     start = start_coordinates(source, origin, len(latents))
     if modes is not None:
         modes["start"] = start.tolist()
@@ -188,12 +223,29 @@ def run_edit(
             "strengths": list(sweep),
             "units": "calibrated (evaluator logits of the target)" if cfg.calibrated else "latent",
             "generator": source.identity,
+            "rendered_truncation_psi": psi,
+            "rendered_truncation_psi_from": psi_from,
             "provenance": checks,
             "boundaries": [u for u in units],
             "modes": modes,
         }
         write_json(tmp / "config.json", {**dataclasses.asdict(cfg), **summary})
     return summary
+
+
+def _warn_other_truncation(paths, loaded, psi: float) -> None:
+    """A warning for each boundary learned on codes rendered at another truncation psi (its
+    sidecar's, from its bank): its direction describes those images, not these."""
+    for path, (_, meta) in zip(paths, loaded, strict=True):
+        learned = meta.get("truncation_psi")
+        if isinstance(learned, int | float) and float(learned) != psi:
+            log.warning(
+                "boundary %s was learned on codes rendered at truncation psi %g; these render "
+                "at %g",
+                path,
+                learned,
+                psi,
+            )
 
 
 def _mode_edit(cfg: EditConfig, source) -> dict | None:
@@ -234,7 +286,9 @@ def _latent_units(cfg, source, direction, meta, latents, sweep, progress) -> dic
         )
     from ganedit.models.registry import load_attribute_predictor
 
-    evaluator = load_attribute_predictor(cfg.evaluator, source.device).eval()
+    evaluator = load_attribute_predictor(cfg.evaluator, source.device, foreign=True)
+    if isinstance(evaluator, torch.nn.Module):
+        evaluator.eval()
     cal: Calibration = calibrate(
         source,
         direction,
@@ -337,6 +391,13 @@ def _directions_title(cfg: EditConfig, loaded) -> str:
 def summary_lines(summary: dict) -> list[str]:
     """A short human summary of `run_edit`'s result for the terminal."""
     lines = [f"{summary['out']}: strip.png, edit.gif ({summary['units']} units)"]
+    psi, psi_from = (
+        summary.get("rendered_truncation_psi"),
+        summary.get("rendered_truncation_psi_from"),
+    )
+    if psi_from == "bank" or (psi is not None and psi != 1):
+        whose = "the bank's" if psi_from == "bank" else "--trunc"
+        lines.append(f"rendered at truncation psi {format(psi, 'g')} ({whose})")
     for record in summary["boundaries"]:
         cal = record.get("calibration")
         if cal is None:

@@ -171,12 +171,28 @@ def _methods(report: dict) -> list[str]:
     return _unique(d["name"] for d in report["directions"])
 
 
+def _kinds(report: dict) -> dict[str, str]:
+    # Reports written before attribute kinds were recorded: the face world's, yaw the value.
+    kinds = report.get("attribute_kinds")
+    if kinds:
+        return kinds
+    return {a: "value" if a == YAW else "probability" for a in report["attributes"]}
+
+
 def _binary(report: dict) -> list[str]:
-    return [a for a in report["attributes"] if a != YAW]
+    """The probability attributes (flip targets, nuisance columns), in column order."""
+    kinds = _kinds(report)
+    return [a for a in report["attributes"] if kinds.get(a) == "probability"]
 
 
-def _has_yaw(report: dict) -> bool:
-    return YAW in report["attributes"]
+def _values(report: dict) -> list[str]:
+    """The value attributes (yaw for the face world), each in its own units."""
+    kinds = _kinds(report)
+    return [a for a in report["attributes"] if kinds.get(a) == "value"]
+
+
+def _value_header(name: str) -> str:
+    return f"{name} (deg)" if name == YAW else name
 
 
 def _for_target(report: dict, target: str) -> list[dict]:
@@ -227,8 +243,9 @@ def _level_section(report: dict, level: str) -> list[str]:
         f"## Matched at {level}% target flip rate",
         "",
         "Cells: mean absolute change of each nuisance attribute's probability [95% bootstrap"
-        " CI]; step in latent units; yaw drift in degrees; off-target = mean over nuisance"
-        " attributes (lowest in bold); identity = cosine to the unedited embedding; AUC ="
+        " CI]; step in latent units; value attributes: mean absolute change in their own units"
+        " (yaw in degrees); off-target = mean over nuisance probabilities (lowest in bold);"
+        " identity = cosine to the unedited embedding (n/a: not measured); AUC ="
         " held-out separability. n/a: the level was never reached.",
         "",
     ]
@@ -239,24 +256,25 @@ def _level_section(report: dict, level: str) -> list[str]:
 
 def _target_table(report: dict, target: str, level: str) -> list[str]:
     nuisance = [a for a in _binary(report) if a != target]
-    yaw = [f"{YAW} (deg)"] if _has_yaw(report) else []
-    header = ["method", "step", *nuisance, *yaw, "off-target", "identity", "AUC"]
+    values = [_value_header(v) for v in _values(report)]
+    header = ["method", "step", *nuisance, *values, "off-target", "identity", "AUC"]
     directions = _for_target(report, target)
     offs = _array([d["matched"][level]["off_target"] for d in directions])
     best = np.nanmin(offs) if np.isfinite(offs).any() else None
     rows = [
-        _target_row(d, level, nuisance, off == best)
+        _target_row(d, level, nuisance, _values(report), off == best)
         for d, off in zip(directions, offs, strict=True)
     ]
     return _table(header, rows)
 
 
-def _target_row(d: dict, level: str, nuisance: list[str], bold: bool) -> list[str]:
+def _target_row(
+    d: dict, level: str, nuisance: list[str], values: list[str], bold: bool
+) -> list[str]:
     m = d["matched"][level]
     cells = [d["name"], _with_ci(m["step"], m["step_ci"])]
     cells += [_with_ci(m["change"][a]["mean"], m["change"][a]["ci"]) for a in nuisance]
-    if YAW in m["change"]:
-        cells.append(_with_ci(m["change"][YAW]["mean"], m["change"][YAW]["ci"], 2))
+    cells += [_with_ci(m["change"][v]["mean"], m["change"][v]["ci"], 2) for v in values]
     off = _fmt(m["off_target"])
     cells.append(f"**{off}**" if bold else off)
     cells.append(_with_ci(m["identity"], m["identity_ci"], 4))
@@ -393,16 +411,17 @@ def _ink(im, value: float) -> str:
 
 
 def _plot_rescoring(report: dict, level: str, path: Path) -> None:
-    """Matched mean |delta p| per direction x attribute; yaw (degrees) in its own column."""
+    """Matched mean |delta p| per direction x attribute; each value attribute (yaw, degrees)
+    in its own panel, with its own colour scale."""
     directions, binary = report["directions"], _binary(report)
     labels = [_label(d) for d in directions]
     values = _array(
         [[d["matched"][level]["change"][a]["mean"] for a in binary] for d in directions]
     )
     is_target = np.array([[a == d["attribute"] for a in binary] for d in directions])
-    yaw = _has_yaw(report)
-    fig = _figure(2.8 + 0.8 * (len(binary) + yaw), 1.4 + 0.32 * len(directions))
-    ratios = [len(binary), 1] if yaw else [1]
+    value_names = _values(report)
+    fig = _figure(2.8 + 0.8 * (len(binary) + len(value_names)), 1.4 + 0.32 * len(directions))
+    ratios = [len(binary)] + [1] * len(value_names)
     axes = fig.subplots(1, len(ratios), squeeze=False, width_ratios=ratios)[0]
     im = _heatmap(
         axes[0],
@@ -417,10 +436,10 @@ def _plot_rescoring(report: dict, level: str, path: Path) -> None:
     for i, j in zip(*np.nonzero(is_target), strict=True):
         axes[0].add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", lw=1.5))
     fig.colorbar(im, ax=axes[0], shrink=0.8, label="mean |Δp|")
-    if yaw:
-        drift = _array([[d["matched"][level]["change"][YAW]["mean"]] for d in directions])
-        _heatmap(axes[1], drift, labels, [f"{YAW} (deg)"], "{:.1f}", cmap="magma", vmin=0)
-        axes[1].set_yticks([])
+    for ax, name in zip(axes[1:], value_names, strict=True):
+        drift = _array([[d["matched"][level]["change"][name]["mean"]] for d in directions])
+        _heatmap(ax, drift, labels, [_value_header(name)], "{:.1f}", cmap="magma", vmin=0)
+        ax.set_yticks([])
     fig.suptitle(
         f"Re-scoring at {level}% target flip rate\n"
         "targets outlined in red; colours scaled to the off-target cells",

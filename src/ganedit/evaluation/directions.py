@@ -1,13 +1,15 @@
 """How disentangled are edits along a set of directions? Measured on held-out latents.
 
-Every number comes from the evaluator (never the labeler the directions were learned from)
-and the identity embedder:
+Every number comes from the evaluator (never the labeler the directions were learned from; any
+`AttributePredictor`) and the identity embedder (optional):
 - each held-out sample is moved toward the opposite class of the target attribute over a grid
   of latent steps; the flip rate (share whose evaluator label changed) traces a curve;
 - at matched target change (the step where 50% and 90% of samples flipped, interpolated on
   the grid) the re-scoring matrix gives the mean absolute change of every attribute's
-  probability (and of yaw, in degrees), with the signed change along +direction beside it;
-- identity preservation is the cosine between identity embeddings before and after the edit;
+  probability (and of each value attribute, such as yaw in degrees, in its own units), with
+  the signed change along +direction beside it;
+- identity preservation is the cosine between identity embeddings before and after the edit
+  (not measured, nan, when no embedder is given);
 - held-out separability: ROC AUC and accuracy of the direction's decision function against
   the evaluator's labels; the cosine matrix between directions;
 - bootstrap confidence intervals over the held-out samples (fixed seed).
@@ -24,6 +26,8 @@ import numpy as np
 import torch
 
 from ganedit.editing.edit import calibrate, move, sample_latents
+from ganedit.errors import UserInputError
+from ganedit.models.predictors import PROBABILITY, VALUE, attributes_of_kind
 from ganedit.utils.progress import progress_bar
 from ganedit.utils.stats import roc_auc
 
@@ -44,6 +48,8 @@ class DirectionEvalConfig:
     bootstrap: int = 200
     batch_size: int = 128
     truncation_psi: float = 1.0
+    evaluator: str = "evaluator"  # any attribute predictor `load_predictor` accepts
+    identity: str | None = "identity"  # an identity embedder; None: identity not measured
 
 
 @dataclass
@@ -62,17 +68,26 @@ class EditTrace:
 
     alphas: np.ndarray  # [S] latent steps, alphas[0] = 0
     flipped: np.ndarray  # bool [S, N]
-    change: np.ndarray  # [S, N, K+1] |change| of each attribute probability, then yaw (deg)
-    signed: np.ndarray  # [S, N, K+1] change along +direction
-    identity: np.ndarray  # [S, N] cosine to the unedited embedding
+    change: np.ndarray  # [S, N, K+V] |change| of each probability, then each value attribute
+    signed: np.ndarray  # [S, N, K+V] change along +direction
+    identity: np.ndarray  # [S, N] cosine to the unedited embedding (nan: not measured)
+
+
+def columns(evaluator) -> tuple[list[str], int]:
+    """The evaluator's attributes as table columns: its K probabilities, then its V values
+    (yaw for the face world's networks); returns (names, K)."""
+    binary = attributes_of_kind(evaluator, PROBABILITY)
+    return binary + attributes_of_kind(evaluator, VALUE), len(binary)
 
 
 def _score(source, latents, space, evaluator, identity, batch_size):
-    """Evaluator probabilities + yaw [N, K+1] and identity embeddings [N, E]."""
+    """Evaluator table [N, K+V] (see `columns`) and identity embeddings [N, E] (None without
+    an embedder)."""
     images = source.synthesize(latents, space, batch_size=batch_size)
     pred = evaluator.predict(images, batch_size=batch_size)
-    table = np.stack([pred[a] for a in evaluator.attributes] + [pred["yaw"]], axis=1)
-    return table, identity.embed(images, batch_size=batch_size)
+    table = np.stack([pred[a] for a in columns(evaluator)[0]], axis=1)
+    embed = None if identity is None else identity.embed(images, batch_size=batch_size)
+    return table, embed
 
 
 def trace_direction(
@@ -80,7 +95,7 @@ def trace_direction(
     bar=None,
 ) -> EditTrace:  # fmt: skip
     """Move every sample toward the opposite class of the target over `alphas`."""
-    k = list(evaluator.attributes).index(direction.attribute)
+    k = columns(evaluator)[0].index(direction.attribute)
     base_table, base_embed = base
     label = base_table[:, k] >= 0.5
     toward = np.where(label, -1.0, 1.0).astype(np.float32)  # [N]
@@ -92,7 +107,7 @@ def trace_direction(
         flipped.append((table[:, k] >= 0.5) != label)
         change.append(np.abs(delta))
         signed.append(delta * toward[:, None])
-        ident.append((embed * base_embed).sum(1))
+        ident.append(np.full(len(table), np.nan) if embed is None else (embed * base_embed).sum(1))
         if bar is not None:
             bar.advance(1)
     return EditTrace(
@@ -221,9 +236,11 @@ def evaluate_directions(
     progress: bool = True,
 ) -> dict:
     """All numbers of the comparison as one JSON-ready dict (see the module docstring)."""
+    names, n_binary = columns(evaluator)
+    for direction in directions:
+        _check_target(direction, evaluator)
     latents = sample_latents(source, cfg.n, cfg.seed, cfg.space)
     base = _score(source, latents, cfg.space, evaluator, identity, cfg.batch_size)
-    names = list(evaluator.attributes) + ["yaw"]
     results = []
     # One tick per batch of edited images rendered: calibration, then each grid step.
     per_direction = cfg.steps + 2
@@ -235,14 +252,18 @@ def evaluate_directions(
             trace = trace_direction(*run, alphas, evaluator, identity, cfg.batch_size, bar)
             trace = _extend_until_flipped(trace, run, evaluator, identity, cfg, bar)
             k = names.index(direction.attribute)
-            results.append(_direction_result(trace, direction, abs(cal.slope), k, names, cfg, i))
+            results.append(
+                _direction_result(trace, direction, abs(cal.slope), k, names, n_binary, cfg, i)
+            )
             results[-1]["calibration"] = cal.to_dict()
             results[-1]["separability"] = separability(latents, base[0], direction, k)
     return {
         "config": dataclasses.asdict(cfg),
         "attributes": names,
+        "attribute_kinds": dict(evaluator.attribute_kinds),
+        "identity_measured": identity is not None,
         "base_label_share": dict(
-            zip(names[:-1], (base[0][:, :-1] >= 0.5).mean(0).tolist(), strict=True)
+            zip(names[:n_binary], (base[0][:, :n_binary] >= 0.5).mean(0).tolist(), strict=True)
         ),
         "directions": results,
         "cosines": {
@@ -252,7 +273,19 @@ def evaluate_directions(
     }
 
 
-def _direction_result(trace, direction, slope, k, names, cfg, index) -> dict:
+def _check_target(direction: Direction, evaluator) -> None:
+    """A direction is measured by flips of its target: a probability attribute."""
+    kinds = dict(evaluator.attribute_kinds)
+    if kinds.get(direction.attribute) != PROBABILITY:
+        wanted = tuple(attributes_of_kind(evaluator, PROBABILITY))
+        got = direction.attribute + (" (a value attribute)" if direction.attribute in kinds else "")
+        raise UserInputError(
+            f"expected directions whose attribute is a probability attribute of the evaluator "
+            f"{wanted}, received {direction.name}:{got}"
+        )
+
+
+def _direction_result(trace, direction, slope, k, names, n_binary, cfg, index) -> dict:
     out = {
         "name": direction.name,
         "attribute": direction.attribute,
@@ -275,9 +308,15 @@ def _direction_result(trace, direction, slope, k, names, cfg, index) -> dict:
             "identity_ci": _pair(ci["identity"]),
             "change": _per_name(names, point["change"], ci["change"]),
             "signed": _per_name(names, point["signed"], ci["signed"]),
-            "off_target": float(np.mean(np.delete(point["change"][:-1], k))),
+            "off_target": _off_target(point["change"][:n_binary], k),
         }
     return out
+
+
+def _off_target(change: np.ndarray, k: int) -> float:
+    """Mean |change| of the probability attributes other than the target (nan: none)."""
+    others = np.delete(change, k)
+    return float(np.mean(others)) if others.size else float("nan")
 
 
 def _pair(ci) -> list[float] | None:

@@ -100,16 +100,17 @@ def editability(
     `source` is one generator source for every code, or a sequence of N sources, one per
     code: pivotal tuning gives each image its own tuned generator, and its code is edited
     in that generator."""
-    from ganedit.evaluation.directions import Direction, matched
+    from ganedit.evaluation.directions import Direction, columns, matched
 
     groups = _groups(source, ws)
-    names = list(evaluator.attributes)
+    names = columns(evaluator)[0]
     out = {}
     for attribute, vector in directions.items():
         direction = Direction(attribute, attribute, np.asarray(vector, np.float32))
         trace = _trace_groups(groups, direction, alphas, evaluator, identity, batch_size)
         at = matched(trace, level)
-        others = [i for i, n in enumerate(names) if n != attribute]
+        kinds = evaluator.attribute_kinds  # off-target: the other probabilities
+        others = [i for i, n in enumerate(names) if n != attribute and kinds[n] == "probability"]
         out[attribute] = {
             "step": at["step"],
             "off_target": float(np.mean(at["change"][others])),

@@ -13,8 +13,10 @@ A bank is a zarr v3 directory store (conventionally `*.zarr`):
 
 Every array is chunked along N with the same `chunk_size`, so chunk k of every array belongs to
 exactly one writer and is marked in `done[k]` (its own file) once written. The group attributes
-hold the metadata (`meta`), including `complete`, set only after every chunk is done, and the
-generator's identity (name and sha256 of its weights) in `generator_identity`.
+hold the metadata (`meta`), including `complete`, set only after every chunk is done, the
+generator's identity (name and sha256 of its weights) in `generator_identity`, each score's kind
+in `score_kinds` and the truncation psi the samples were rendered at in `truncation_psi` (null
+for an imported bank).
 
 Damage is found, not read as data: opening a bank checks that every chunk file of every array
 is there and whole (its compressed frame's recorded size matches the file), each chunk carries a
@@ -45,6 +47,7 @@ FORMAT = "ganedit.latent_bank"
 FORMAT_VERSION = 1
 SPACES = ("z", "w", "ws")
 DEFAULT_CHUNK_SIZE = 4096
+SCORE_KINDS = ("probability", "value")  # directions.sampling.KINDS (not imported: no sklearn)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -149,6 +152,13 @@ class LatentBank:
         recorded = self._meta.get("score_kinds")
         recorded = recorded if isinstance(recorded, dict) else {}
         return {name: recorded.get(name) for name in self.score_names}
+
+    @property
+    def truncation_psi(self) -> float | None:
+        """The truncation psi the bank's samples were rendered and scored at (as in its
+        config); None where it records none (an imported bank)."""
+        psi = self._meta.get("truncation_psi")
+        return None if psi is None else float(psi)
 
     @property
     def chunk_size(self) -> int:
@@ -444,6 +454,18 @@ def _check_attrs(attrs: dict, path: Path) -> None:
         problems.append(f"score_names {names!r} (distinct names)")
     if not isinstance(attrs.get("generator_identity") or {}, dict):
         problems.append(f"generator_identity {attrs.get('generator_identity')!r} (an object)")
+    kinds = attrs.get("score_kinds")
+    if kinds is not None and not (
+        isinstance(kinds, dict)
+        and isinstance(names, list)
+        and set(kinds) <= set(map(str, names))
+        and all(v is None or v in SCORE_KINDS for v in kinds.values())
+    ):
+        problems.append(f"score_kinds {kinds!r} (a kind in {SCORE_KINDS} or null per score)")
+    psi = attrs.get("truncation_psi")
+    number = isinstance(psi, int | float) and not isinstance(psi, bool)
+    if psi is not None and not (number and 0 <= psi <= 1):
+        problems.append(f"truncation_psi {psi!r} (a number in [0, 1] or null)")
     if problems:
         raise DamagedInputError(
             f"expected a latent bank's metadata in {str(path)!r}, received damaged "

@@ -5,6 +5,13 @@
     wp.npy               float32 [N, num_ws, w_dim]  (when the bank has ws)
     <attr>_scores.npy    float32 [N, 1]              (InterFaceGAN; one per score, yaw included)
     scores_dict.npy      a pickled dict {attr: float32 [N]} saved with np.save (MAB)
+    score_kinds.json     {attr: "probability" | "value"}  (ganedit's; the kinds the bank records)
+
+Score kinds travel with the scores: `bank export` writes `score_kinds.json` (the kinds the bank
+records; none for a bank that records none) and `bank import` reads it; `ganedit score`'s .npz
+holds them in its `.kinds` entry (a 0-d string array of the same JSON, read without pickle; `.`
+cannot start a score name, so the entry never shadows one). Files without kinds keep the old
+rule (`directions.sampling.legacy_kind`): `yaw` a value, every other score a probability.
 
 Reading `scores_dict.npy` never runs code from the file: the pickle is read by an unpickler that
 can only rebuild numpy arrays, dtypes and scalars, and refuses any other reference.
@@ -12,9 +19,10 @@ can only rebuild numpy arrays, dtypes and scalars, and refuses any other referen
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +46,8 @@ log = logging.getLogger(__name__)
 LATENT_FILES = {"z": "z.npy", "w": "w.npy", "ws": "wp.npy"}
 SCORES_DICT = "scores_dict.npy"
 SCORES_SUFFIX = "_scores.npy"
+KINDS_FILE = "score_kinds.json"  # {attr: kind} beside the reference files
+KINDS_ENTRY = ".kinds"  # the .npz entry holding the same JSON as a 0-d string array
 
 
 # ------------------------------------------------------------------------------------------
@@ -63,6 +73,10 @@ def export_reference(
             with atomic_path(tmp / SCORES_DICT) as part, open(part, "wb") as fh:
                 # np.save of a dict, as the MAB reference writes it (a pickled 0-d object array).
                 np.save(fh, {k: v.astype(np.float32) for k, v in scores.items()}, allow_pickle=True)
+        kinds = {name: kind for name, kind in bank.score_kinds.items() if kind is not None}
+        if kinds:  # a bank that records no kinds exports none: readers keep the old rule
+            with atomic_path(tmp / KINDS_FILE) as part:
+                part.write_text(json.dumps(kinds, indent=2) + "\n")
     log.info("exported %s to %s", bank.path, folder)
     return folder
 
@@ -94,8 +108,10 @@ def import_reference(
     """Build a complete bank at `out_bank` from reference files.
 
     `folder_or_files`: a folder holding them, or the file paths. Needs `z.npy`; takes `w.npy`
-    and `wp.npy` when present, and scores from `scores_dict.npy` and/or `<attr>_scores.npy`
-    ([N] or [N, 1]). Every file must have the same number of rows."""
+    and `wp.npy` when present, scores from `scores_dict.npy` and/or `<attr>_scores.npy`
+    ([N] or [N, 1]), and their kinds from `score_kinds.json` (checked against the scores;
+    the bank records no kind for a score it does not name). Every file must have the same
+    number of rows."""
     out = Path(out_bank)
     check_target(out, overwrite)
     files = _reference_files(folder_or_files)
@@ -111,6 +127,7 @@ def import_reference(
             latents["ws"].shape,
         )
     scores = _load_scores(files, n)
+    kinds = _reference_kinds(files, scores)
     partial = partial_path(out)
     group = create_store(
         partial,
@@ -122,6 +139,7 @@ def import_reference(
             "generator": str(generator),
             "generator_identity": _identity_of(generator),
             "predictor": str(predictor) if scores else None,
+            "score_kinds": {name: kinds.get(name) for name in scores},
             "truncation_psi": None,
             "seed": None,
             "imported_from": sorted(str(p) for p in files.values()),
@@ -148,13 +166,24 @@ def _identity_of(generator: str) -> dict:
         return {"name": str(generator), "sha256": None}
 
 
+def _reference_kinds(files: dict[str, Path], scores: dict[str, np.ndarray]) -> dict[str, str]:
+    """The kinds `score_kinds.json` records, checked against the scores (none without it)."""
+    if "kinds" not in files:
+        return {}
+    from ganedit.directions.sampling import check_kinds
+
+    return check_kinds(scores, read_kinds_file(files["kinds"]), repr(str(files["kinds"])))
+
+
 def _reference_files(source) -> dict[str, Path]:
-    """Role -> path: `z`, `w`, `ws`, `scores_dict`, `score:<attr>`."""
+    """Role -> path: `z`, `w`, `ws`, `scores_dict`, `score:<attr>`, `kinds`."""
     explicit = not (isinstance(source, str | Path) and Path(source).is_dir())
     if explicit:
         paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
     else:
         paths = sorted(Path(source).glob("*.npy"))
+        if (Path(source) / KINDS_FILE).exists():
+            paths.append(Path(source) / KINDS_FILE)
     by_name = {v: k for k, v in LATENT_FILES.items()}
     roles: dict[str, Path] = {}
     for path in paths:
@@ -163,12 +192,14 @@ def _reference_files(source) -> dict[str, Path]:
             role = by_name[path.name]
         elif path.name == SCORES_DICT:
             role = "scores_dict"
+        elif path.name == KINDS_FILE:
+            role = "kinds"
         elif path.name.endswith(SCORES_SUFFIX) and len(path.name) > len(SCORES_SUFFIX):
             role = "score:" + path.name[: -len(SCORES_SUFFIX)]
         elif explicit:
             raise UserInputError(
-                "expected reference files named z.npy, w.npy, wp.npy, scores_dict.npy or "
-                f"<attr>_scores.npy, received {str(path)!r}"
+                "expected reference files named z.npy, w.npy, wp.npy, scores_dict.npy, "
+                f"<attr>_scores.npy or {KINDS_FILE}, received {str(path)!r}"
             )
         else:
             log.info("ignoring %s (not a reference file name)", path)
@@ -232,11 +263,93 @@ def load_scores_dict(path: str | Path) -> dict[str, np.ndarray]:
     """Read a dict of score arrays without executing code from the file.
 
     Accepts a `np.save`d dict (a pickled 0-d object array, the MAB `scores_dict.npy`), a
-    structured `.npy` (one field per score) or an `.npz` of arrays. The pickle may only
-    reference numpy's array, dtype and scalar reconstructors; values must be numeric arrays."""
+    structured `.npy` (one field per score) or an `.npz` of arrays (its `.kinds` entry is
+    not a score: `load_scores_and_kinds` reads it). The pickle may only reference numpy's
+    array, dtype and scalar reconstructors; values must be numeric arrays."""
+    return _read_scores_dict(existing_file(path, "a scores file"))[0]
+
+
+def load_scores_and_kinds(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """A scores file's arrays (as `load_scores_dict`) and the kinds it records, checked
+    against them (`directions.sampling.check_kinds`): an .npz's `.kinds` entry, or for a
+    `.npy` the `score_kinds.json` in its folder (as `bank export` writes it), for the scores
+    read. Empty when the file records none (readers then keep the old rule)."""
+    from ganedit.directions.sampling import check_kinds
+
     path = existing_file(path, "a scores file")
+    scores, kinds = _read_scores_dict(path)
+    where = repr(str(path))
+    if kinds is None:
+        kinds, where = kinds_beside(path, scores), repr(str(path.parent / KINDS_FILE))
+    return scores, check_kinds(scores, kinds, where)
+
+
+def kinds_beside(path: Path, names) -> dict[str, str]:
+    """The kinds `score_kinds.json` in the folder of `path` records for `names` (it describes
+    every score of that folder; a file of one attribute holds only some of them)."""
+    beside = path.parent / KINDS_FILE
+    if not beside.is_file():
+        return {}
+    return {k: v for k, v in read_kinds_file(beside).items() if k in names}
+
+
+def read_kinds_file(path: str | Path) -> dict[str, str]:
+    """{name: kind} from a `score_kinds.json` (structure checked; kinds and names are checked
+    against the scores by `check_kinds`)."""
+    path = existing_file(path, f"a score kinds file ({KINDS_FILE})")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DamagedInputError(
+            f"expected score kinds as JSON in {str(path)!r}, received an unreadable file ({err})"
+        ) from None
+    return _parse_kinds(text, repr(str(path)))
+
+
+def kinds_entry(kinds: Mapping[str, str]) -> np.ndarray:
+    """The `.kinds` entry of a scores .npz: JSON {name: kind} as a 0-d string array."""
+    return np.array(json.dumps(dict(kinds)))
+
+
+def _parse_kinds(text: str, where: str) -> dict[str, str]:
+    try:
+        data = json.loads(text)
+    except ValueError as err:
+        raise DamagedInputError(
+            f"expected score kinds as JSON {{name: kind}} in {where}, received unreadable JSON "
+            f"({err})"
+        ) from None
+    ok = isinstance(data, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    )
+    if not ok:
+        raise DamagedInputError(
+            f"expected score kinds as a JSON object {{name: kind}} in {where}, received "
+            f"{text.strip()[:80]!r}"
+        )
+    return data
+
+
+def _read_scores_dict(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """(scores, the kinds an .npz's `.kinds` entry records, or None without one)."""
     if path.suffix == ".npz":
-        return _check_scores(load_npz(path, "an .npz of score arrays"), path)
+        arrays = load_npz(path, "an .npz of score arrays")
+        entry = arrays.pop(KINDS_ENTRY, None)
+        kinds = None if entry is None else _entry_kinds(entry, path)
+        return _check_scores(arrays, path), kinds
+    return _read_npy_scores(path), None
+
+
+def _entry_kinds(entry: np.ndarray, path: Path) -> dict[str, str]:
+    where = f"the {KINDS_ENTRY} entry of {str(path)!r}"
+    if entry.shape != () or entry.dtype.kind != "U":
+        raise DamagedInputError(
+            f"expected {where} to be one JSON string, received {entry.dtype} {entry.shape}"
+        )
+    return _parse_kinds(str(entry[()]), where)
+
+
+def _read_npy_scores(path: Path) -> dict[str, np.ndarray]:
     with open(path, "rb") as fh:
         shape, dtype = _read_npy_header(fh, path)
         if not dtype.hasobject:

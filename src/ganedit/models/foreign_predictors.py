@@ -260,6 +260,53 @@ class CheckedPredictor:
         return f"CheckedPredictor({self.source}, {list(self._kinds)})"
 
 
+class CheckedEmbedder:
+    """An identity embedder held to ganedit's contract: `embed(images, batch_size)` on CPU
+    float32 batches [B, 3, H, W] in [-1, 1] returns finite [B, E] vectors, here made unit
+    length (so a dot product is the cosine, as for the shipped `IdentityNet`)."""
+
+    def __init__(self, inner, source: str):
+        if not callable(getattr(inner, "embed", None)):
+            raise UserInputError(
+                f"expected {source} to return an identity embedder with embed(images, "
+                f"batch_size), received a {type(inner).__name__}"
+            )
+        self.inner = inner
+        self.source = source
+
+    def embed(self, images, batch_size: int = 256) -> np.ndarray:  # [N, E]
+        images = as_image_batch(images).cpu()
+        _check_batch(images, batch_size)
+        parts = [
+            self._checked(
+                self.inner.embed(images[i : i + batch_size], batch_size), i, batch_size, len(images)
+            )
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts)
+
+    def _checked(self, out, start: int, batch_size: int, total: int) -> np.ndarray:
+        n = min(batch_size, total - start)
+        if isinstance(out, torch.Tensor):
+            out = out.detach().float().cpu().numpy()
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != n or out.shape[1] < 1:
+            raise UserInputError(
+                f"expected {self.source} to embed {n} images as [{n}, E], received "
+                f"{list(out.shape)}"
+            )
+        norm = np.linalg.norm(out, axis=1, keepdims=True)
+        if not (np.isfinite(out).all() and (norm > 0).all()):
+            raise UserInputError(
+                f"expected finite, non-zero embeddings from {self.source}, received NaN, inf "
+                "or a zero vector"
+            )
+        return out / norm
+
+    def __repr__(self) -> str:
+        return f"CheckedEmbedder({self.source})"
+
+
 def is_attribute_predictor(obj) -> bool:
     """Whether `obj` has the members of `AttributePredictor` (not that they are right)."""
     return isinstance(obj, AttributePredictor)
@@ -386,6 +433,16 @@ def load_entry_point(spec: str, device: str | torch.device = "cpu") -> CheckedPr
     This runs the named module's code, as `python -c "import package.module"` would; it is
     only for code the user chose. ImportErrors and names that do not resolve are one-line
     UserInputErrors; exceptions raised by the user's own code keep their traceback."""
+    return CheckedPredictor(_build_entry_point(spec, device), spec)
+
+
+def load_identity_entry_point(spec: str, device: str | torch.device = "cpu") -> CheckedEmbedder:
+    """An identity embedder from `py:package.module:callable` (e.g. an ArcFace wrapper), held
+    to `embed(images, batch_size) -> [N, E]`; runs that user code, as `load_entry_point`."""
+    return CheckedEmbedder(_build_entry_point(spec, device), spec)
+
+
+def _build_entry_point(spec: str, device):
     device = resolve_device(device)
     module_name, _, attr = spec.removeprefix(ENTRY_POINT_PREFIX).partition(":")
     if not (_DOTTED.fullmatch(module_name) and _DOTTED.fullmatch(attr)):
@@ -408,8 +465,7 @@ def load_entry_point(spec: str, device: str | torch.device = "cpu") -> CheckedPr
         target = getattr(target, part)
     if not callable(target):
         raise UserInputError(f"expected a callable at {spec!r}, received a {type(target).__name__}")
-    predictor = target(device=device) if _takes_device(target) else target()
-    return CheckedPredictor(predictor, spec)
+    return target(device=device) if _takes_device(target) else target()
 
 
 def _takes_device(fn) -> bool:

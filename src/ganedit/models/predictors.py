@@ -56,6 +56,37 @@ class AttributePredictor(Protocol):
     def predict(self, images, batch_size: int = 256) -> dict[str, np.ndarray]: ...
 
 
+def attributes_of_kind(predictor, kind: str) -> list[str]:
+    """The predictor's attributes of one kind (`PROBABILITY` or `VALUE`), in its order."""
+    return [name for name, k in predictor.attribute_kinds.items() if k == kind]
+
+
+# A foreign predictor gives probabilities only: they are clipped this far from 0 and 1 before
+# the logit, so a saturated output reads as a large finite logit (+-13.8), never inf.
+_LOGIT_CLIP = 1e-6
+
+
+@torch.no_grad()
+def attribute_logit(predictor, images, attribute: str, batch_size: int = 256) -> np.ndarray:
+    """The predictor's logit for the probability attribute `attribute`: float32 [N].
+
+    `AttributeNet` gives its own pre-sigmoid output; any other `AttributePredictor` the logit
+    of its probability (clipped to [1e-6, 1 - 1e-6]). A value attribute has no logit."""
+    kinds = dict(predictor.attribute_kinds)
+    if kinds.get(attribute) != PROBABILITY:
+        wanted = tuple(attributes_of_kind(predictor, PROBABILITY))
+        got = f"{attribute!r} (a value attribute)" if attribute in kinds else repr(attribute)
+        raise UserInputError(
+            f"expected a probability attribute of the evaluator {wanted}, received {got}"
+        )
+    if isinstance(predictor, AttributeNet):
+        k = list(predictor.attributes).index(attribute)
+        return _batched(predictor, as_image_batch(images), batch_size)[0][:, k].numpy()
+    p = predictor.predict(images, batch_size=batch_size)[attribute].astype(np.float64)
+    p = np.clip(p, _LOGIT_CLIP, 1.0 - _LOGIT_CLIP)
+    return np.log(p / (1.0 - p)).astype(np.float32)
+
+
 def _fit_size(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images

@@ -325,21 +325,48 @@ def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") ->
     return {"encoder": encoder, "generator": generator if ok else None}
 
 
+IDENTITY = "identity"
+
+
+def load_identity_embedder(name_or_dir: str | Path, device: str | torch.device = "cpu"):
+    """An identity embedder (`embed(images, batch_size)` -> unit vectors [N, E]): `identity`
+    (shipped, the face world's), an identity-net folder, or `py:package.module:callable`
+    (user code, e.g. an ArcFace wrapper; its outputs are checked and made unit length)."""
+    from ganedit.models import foreign_predictors as foreign
+    from ganedit.models.predictors import IdentityNet
+
+    text = str(name_or_dir)
+    if foreign.is_entry_point(text):
+        return foreign.load_identity_entry_point(text, device)
+    model = load_predictor(text, device)
+    if not isinstance(model, IdentityNet):
+        raise UserInputError(
+            f"expected an identity embedder ({IDENTITY!r}, an identity-net folder or "
+            f"py:module:callable), received {type(model).__name__} from {text!r}"
+        )
+    return model.eval()
+
+
 def load_attribute_predictor(
     name_or_dir: str | Path, device: str | torch.device = "cpu", *, foreign: bool = False
 ):
     """Like `load_predictor`, but only attribute predictors (not the identity embedder).
 
-    With `foreign`, anything satisfying `AttributePredictor` (what `score` and `generate`
-    need); without, only the shipped kind (`AttributeNet`: the labeler, the evaluator, an
-    attribute-net folder), which calibrated edits and self-labelling still require."""
+    With `foreign`, anything satisfying `AttributePredictor` (what `score`, `generate`,
+    `evaluate`, `study` and calibrated edits need); without, only the shipped kind
+    (`AttributeNet`: the labeler, the evaluator, an attribute-net folder), which
+    self-labelling and `evaluate-predictor` still require."""
     from ganedit.models.foreign_predictors import is_attribute_predictor
 
     model = load_predictor(name_or_dir, device)
     if foreign and is_attribute_predictor(model):
         return model
     if not isinstance(model, AttributeNet):
-        accepted = "or a foreign predictor" if foreign else "(foreign predictors: score, generate)"
+        accepted = (
+            "or a foreign predictor"
+            if foreign
+            else "(foreign predictors: score, generate, evaluate, study, edit)"
+        )
         raise UserInputError(
             f"expected an attribute predictor (labeler, evaluator, an attribute-net folder "
             f"{accepted}), received {type(model).__name__} from {str(name_or_dir)!r}"

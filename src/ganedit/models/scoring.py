@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,16 @@ def score_dataset(
     return {k: np.concatenate([p[k] for p in parts]).astype(np.float32) for k in parts[0]}
 
 
-def save_scores(scores: dict[str, np.ndarray], out: str | Path) -> Path:
+def save_scores(
+    scores: dict[str, np.ndarray], out: str | Path, kinds: Mapping[str, str] | None = None
+) -> Path:
+    """Write `scores` as an .npz, one array per attribute, with their `kinds` (name -> kind,
+    the predictor's `attribute_kinds`) in its `.kinds` entry (`latents.interchange`)."""
+    from ganedit.latents.interchange import KINDS_ENTRY, kinds_entry
+
+    arrays = dict(scores)
+    if kinds:
+        arrays[KINDS_ENTRY] = kinds_entry({name: kinds[name] for name in scores if name in kinds})
     with atomic_path(out) as tmp, tmp.open("wb") as fh:
-        np.savez(fh, **scores)
+        np.savez(fh, **arrays)
     return Path(out)
