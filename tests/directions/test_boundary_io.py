@@ -128,3 +128,20 @@ def test_sidecar_fields_of_the_wrong_type_are_damage_not_tracebacks(tmp_path, fi
     sidecar_path(path).write_text(json.dumps(sidecar))  # JSON's NaN literal
     with pytest.raises(DamagedInputError):
         load_boundary(path)
+
+
+def test_committed_boundaries_name_the_shipped_generator_they_were_learned_on():
+    """The study boundaries in docs/ are used as they are (`ganedit ui -b ...`, `edit -b`):
+    each sidecar must carry the name and sha256 of a shipped generator, so the provenance
+    check refuses it on any other."""
+    import json
+    from pathlib import Path
+
+    from ganedit.models.sources import generator_identity
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    sidecars = sorted(docs.glob("*/boundaries/*.json"))
+    assert len(sidecars) >= 48
+    for path in sidecars:
+        meta = json.loads(path.read_text())
+        assert meta["generator_sha256"] == generator_identity(meta["generator"])["sha256"], path
