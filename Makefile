@@ -21,8 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: venv
 	$(BIN)/ganedit demo --out demo_out
 
+# Two worker processes (pytest-xdist), one file per worker at a time so that module
+# fixtures are built once; one BLAS/OpenMP thread each, so they do not oversubscribe.
 test: venv
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
