@@ -5,14 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow lint format bench clean
+.PHONY: venv demo test test-slow test-browser lint format bench bench-ui clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ui,ui-test]"
 	# Optional source `dcgan-digiface`: only its weights are used; --no-deps keeps its
 	# declared torchvision/wandb requirements (and a CUDA torch) out.
 	$(BIN)/python -m pip install -q --no-deps gan-face-generate==1.1.1
@@ -29,6 +29,12 @@ test: venv
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
 
+# The web editor in a real headless chromium: Debian's `chromium` and `chromium-driver`
+# (apt-get install chromium chromium-driver); no browser is ever downloaded.
+test-browser: venv
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ui,ui-test,browser-test]"
+	$(BIN)/python -m pytest -q -m browser
+
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
@@ -40,5 +46,8 @@ format: venv
 bench: venv
 	$(BIN)/python benchmarks/bench_world.py
 
+bench-ui: venv
+	$(BIN)/python benchmarks/bench_ui.py
+
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache artifacts

@@ -236,6 +236,7 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
                            "-o", d / "sc", "--iter", 1, "--d-warmup", 0, "--batch-size", 2,
                            "--no-progress"],
         "convert": ["convert", "-g", fx.tiny_pkl, "-o", d / "g.pt"],
+        "ui": ["ui", "-g", fx.tiny, "-b", fx.boundary, "--dry-run"],  # --dry-run: never serves
     }[command]  # fmt: skip
 
 
@@ -243,12 +244,12 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
-    "train-encoder", "selflabel", "resample", "train-selfcond", "convert",
+    "train-encoder", "selflabel", "resample", "train-selfcond", "convert", "ui",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
                    "edit", "invert", "train-encoder", "selflabel", "resample",
-                   "train-selfcond", "convert")  # fmt: skip
+                   "train-selfcond", "convert", "ui")  # fmt: skip
 
 
 def _flag_index(argv: list, flag: str) -> int:
@@ -1165,6 +1166,8 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
              "--study-n": ["50", "-1", HUGE], "--study-eval-n": ["9", HUGE],
              "--study-bootstrap": ["-1", HUGE], "--study-steps": ["1", HUGE],
              "--selfcond-n": ["-1", *NOT_INT, HUGE]},
+    "ui": {"--port": ["-1", "65536", *NOT_INT, HUGE],
+           "--max-upload-mb": [*NONFINITE, "0", "-1", "1e4"]},
 }  # fmt: skip
 
 # Flags that only count with a particular method or mode: how to make them apply.
@@ -1220,6 +1223,7 @@ INPUTS = {
     "study": [("-g", "dir", "tiny")],
     "demo": [("-g", "dir", "tiny")],
     "convert": [("-g", "file", "tiny_pkl")],
+    "ui": [("-b", "file", "boundary"), ("-g", "dir", "tiny")],
 }  # fmt: skip
 
 
@@ -1377,6 +1381,7 @@ DAMAGED = {
     "study": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", [])],
     "demo": [("-g", damaged_model_folder, "tiny", ["--study-n", "100"])],
     "convert": [("-g", damaged_pkl, "tiny_pkl", [])],
+    "ui": [("-b", damaged_boundary, "boundary", []), ("-g", damaged_model_folder, "tiny", [])],
 }  # fmt: skip
 
 
@@ -1439,6 +1444,7 @@ NAMES = {
     "demo": [("-g", "nope")],
     "train-gan": [("--device", "cuda:7")],
     "convert": [("--network", "D"), ("--network", "g_ema")],
+    "ui": [("-g", "nope"), ("--device", "cuda:7"), ("--host", "example.com"), ("--host", "")],
 }  # fmt: skip
 
 

@@ -1328,6 +1328,80 @@ def convert_cmd(
     typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
 
 
+@app.command("ui")
+def ui_cmd(
+    generator: str = opt.generator_option(),
+    boundaries: list[Path] = typer.Option(
+        [],
+        "--boundaries",
+        "-b",
+        "--boundary",
+        help="Boundary .npy files or folders of them: one slider each (repeat for several).",
+    ),
+    port: int = typer.Option(7860, "--port", min=0, max=65535, help="Port (0: a free one)."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Address to listen on; the default, loopback, lets only this machine connect.",
+    ),
+    max_upload_mb: float = typer.Option(
+        10.0,
+        "--max-upload-mb",
+        callback=opt.finite("--max-upload-mb", 0.001, 1000.0),
+        help="Largest image upload accepted (MB).",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Load and check the generator and directions, then exit."
+    ),
+    device: str = opt.device_option(),
+) -> None:
+    """A local web editor: sliders per direction and mode, side-by-side methods, image
+    upload with inversion, exports (needs `pip install 'ganedit[ui]'`; docs/ui.md)."""
+    from ganedit.ui.server import UIConfig, bind, prepare, serve
+
+    cfg = UIConfig(
+        generator=generator, boundaries=tuple(str(b) for b in boundaries), host=host, port=port,
+        device=device, max_upload_mb=max_upload_mb,
+    )  # fmt: skip
+    sock = None
+    if not dry_run:
+        _need_ui_extra()
+        sock = bind(cfg.host, cfg.port)  # a taken port fails before the models load
+    try:
+        service, loaded = prepare(cfg)
+    except KeyboardInterrupt:  # Ctrl-C while the models load: no traceback either
+        typer.echo("ganedit ui: stopped before serving")
+        raise typer.Exit(130) from None
+    finally:
+        if sock is not None and sys.exc_info()[0] is not None:
+            sock.close()
+    typer.echo(
+        f"{loaded['identity']['name']}: {len(loaded['directions'])} direction(s) usable, "
+        f"{len(loaded['refused'])} refused, {len(loaded['modes'])} mode slider(s)"
+    )
+    for refusal in loaded["refused"]:
+        typer.echo(f"refused: {refusal['reason']}")
+    if not dry_run:
+        serve(cfg, service, announce=typer.echo, sock=sock)
+        typer.echo("ganedit ui: stopped")
+
+
+def _need_ui_extra() -> None:
+    import importlib.util
+
+    modules = ("fastapi", "uvicorn", "multipart")
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserInputError(
+            f"expected the web editor's packages (pip install 'ganedit[ui]'), received none of "
+            f"{missing} installed"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Entry point and the error contract
+
+
 def _expand_conditions(argv: list[str]) -> list[str]:
     """`--conditions A.npy B.npy` (the reference's spelling) -> `--conditions A.npy --conditions B.npy`."""
     out, taking = [], False

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -106,6 +107,7 @@ def pivotal_tuning(
     *,
     index: int = 0,
     progress: bool = False,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Tuning:
     """Tune a copy of `source`'s generator so that pivot [num_ws, w_dim] (or [w_dim])
     renders `image` [3, H, W] (or [1, 3, H, W]) in [-1, 1]. `source` is left unchanged.
@@ -113,7 +115,8 @@ def pivotal_tuning(
     own, SC-GAN's conditional PTI), and the tuned source keeps them.
 
     `index`: the image's number in the caller's run; the locality samples depend only on
-    (config.seed, index).
+    (config.seed, index). `on_step(done, total)`: called after every step (a progress bar
+    of another kind, e.g. a web page's).
     """
     if not isinstance(source, StyleGANSource):
         raise UserInputError(
@@ -163,6 +166,8 @@ def pivotal_tuning(
             total.backward()
             optimizer.step()
             bar.advance(1)
+            if on_step is not None:
+                on_step(len(history), config.steps)
     for p in tuned.parameters():
         p.requires_grad_(False)
     seconds = time.perf_counter() - began

@@ -1,0 +1,256 @@
+"""Uploaded images: checked, decoded, inverted into a face of the editing service.
+
+An upload is refused with one line (a `UserInputError`, shown in the page) when it is too
+large, not a PNG or JPEG, damaged, of a pixel mode that is not 8-bit colour, grey or palette,
+or smaller than 8 px. Accepted images are converted to RGB (transparent pixels on white),
+centre-cropped to a square and resized to the generator's resolution.
+
+Inversion is the generator's shipped encoder (as `ganedit invert --method encoder`; at the
+image's own modes, read by the mode reader, for a self-conditioned generator), then
+optionally pivotal tuning as a background job whose progress the page polls. Tuning works on
+a copy of the generator; the tuned copy belongs to the new face only.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ganedit.editing.service import EditingService, Face
+from ganedit.errors import UserInputError
+from ganedit.utils.params import Integer, check_params
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("PNG", "JPEG")
+MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")  # 8-bit colour, grey, palette
+MIN_SIDE = 8
+MAX_PIXELS = 40_000_000  # decompression bombs: refused before decoding
+MAX_PTI_STEPS = 2000
+
+
+def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
+    """An uploaded file's bytes as float [3, R, R] in [-1, 1] (see the module's rules)."""
+    if not data:
+        raise UserInputError("expected a PNG or JPEG image, received an empty file")
+    if len(data) > max_bytes:
+        raise UserInputError(
+            f"expected an image of at most {max_bytes / 1e6:.1f} MB, received "
+            f"{len(data) / 1e6:.1f} MB"
+        )
+    try:
+        with Image.open(io.BytesIO(data)) as pil:
+            kind, mode, (w, h) = pil.format, pil.mode, pil.size
+            if kind not in FORMATS:
+                raise UserInputError(f"expected a PNG or JPEG image, received {kind or 'another'}")
+            if mode not in MODES:
+                raise UserInputError(
+                    f"expected an 8-bit colour, grey or palette image, received pixel mode {mode}"
+                )
+            if min(w, h) < MIN_SIDE or w * h > MAX_PIXELS:
+                raise UserInputError(
+                    f"expected an image from {MIN_SIDE} px wide to {MAX_PIXELS // 1_000_000} "
+                    f"megapixels, received {w}x{h}"
+                )
+            rgb = _on_white(pil)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, UserInputError):
+            raise
+        raise UserInputError(
+            f"expected a PNG or JPEG image, received a file that is not one or is damaged "
+            f"({type(err).__name__})"
+        ) from None
+    return _square(rgb, resolution)
+
+
+def _on_white(pil: Image.Image) -> Image.Image:
+    has_alpha = pil.mode in ("RGBA", "LA", "PA") or "transparency" in pil.info
+    if not has_alpha:
+        return pil.convert("RGB")
+    rgba = pil.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert("RGB")
+
+
+def _square(pil: Image.Image, resolution: int) -> torch.Tensor:
+    w, h = pil.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    pil = pil.crop((left, top, left + side, top + side))
+    if side != resolution:
+        pil = pil.resize((resolution, resolution), Image.Resampling.BOX)
+    array = np.asarray(pil, np.float32)
+    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
+
+
+@dataclass
+class Job:
+    """A pivotal-tuning job: its progress, and the tuned face when done."""
+
+    id: str
+    steps: int
+    done: int = 0
+    state: str = "running"  # running, done, failed
+    face: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    origin: dict = field(default_factory=dict)  # the tuned face's, once done
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+    def describe(self) -> dict:
+        return {
+            "job": self.id,
+            "state": self.state,
+            "done": self.done,
+            "steps": self.steps,
+            "face": self.face,
+            "error": self.error,
+            "origin": self.origin,
+        }
+
+
+class Inverter:
+    """Encoders, mode readers and the PTI loss, loaded once; PTI jobs by id."""
+
+    def __init__(self, service: EditingService, max_bytes: int):
+        self.service = service
+        self.max_bytes = max_bytes
+        self._encoders: dict[str, torch.nn.Module] = {}
+        self._readers: dict[str, object] = {}
+        self._loss = None
+        self._jobs: dict[str, Job] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def invert(self, generator: str, data: bytes, filename: str = "upload") -> Face:
+        """The uploaded image as a face: the encoder's code, at the image's own modes."""
+        source = self.service.source(generator)
+        if "ws" not in source.spaces:
+            raise UserInputError(
+                f"expected a StyleGAN2 generator (with an encoder) to invert uploads, received "
+                f"{generator} (z only)"
+            )
+        image = decode_upload(data, source.resolution, self.max_bytes)
+        encoder = self._encoder(generator, source)
+        from ganedit.inversion.train_encoder import encode_images
+
+        with torch.inference_mode():
+            ws = encode_images(encoder, image[None].to(source.device)).cpu()
+        t = self._image_modes(generator, source, image)
+        origin = {"upload": filename, "inversion": "encoder"}
+        face = self.service.add_face(generator, ws, start_t=t, origin=origin, target=image)
+        face.origin["identity_cosine_to_upload"] = self._match(face)
+        return face
+
+    def _match(self, face: Face) -> float:
+        """Identity cosine between the reconstruction and the uploaded image."""
+        with torch.inference_mode():
+            target = self.service.identity_net.embed(face.target[None])[0]
+        return round(float(np.dot(target, face.start_embedding)), 4)
+
+    def _encoder(self, generator: str, source) -> torch.nn.Module:
+        from ganedit.inversion.run import load_encoder_for
+
+        with self._lock:
+            if generator not in self._encoders:
+                self._encoders[generator] = load_encoder_for(
+                    None, source, self.service.config.device
+                )
+            return self._encoders[generator]
+
+    def _image_modes(self, generator: str, source, image: torch.Tensor) -> torch.Tensor | None:
+        from ganedit.models.modes import read_modes
+        from ganedit.models.registry import load_mode_reader
+
+        attributes = source.mode_attributes
+        if not attributes:
+            return None
+        with self._lock:
+            if generator not in self._readers:
+                self._readers[generator] = load_mode_reader(
+                    generator, attributes, self.service.config.device
+                ).eval()
+            reader = self._readers[generator]
+        return read_modes(reader, image[None])
+
+    # ------------------------------------------------------------------ pivotal tuning
+
+    def start_tuning(self, face_id: str, steps: int) -> Job:
+        """Tune a copy of the face's generator on its uploaded image (a background thread);
+        the job's `face` is the tuned face once done."""
+        check_params({"steps": steps}, {"steps": Integer(1, MAX_PTI_STEPS)}, "pivotal tuning")
+        face = self.service.face(face_id)
+        if face.target is None:
+            raise UserInputError(
+                f"expected an uploaded face for pivotal tuning, received {face_id} (drawn from "
+                "the generator: it reconstructs itself already)"
+            )
+        job = Job(id=f"j{next(self._ids)}", steps=steps)
+        job.thread = threading.Thread(target=self._tune, args=(job, face), daemon=True)
+        with self._lock:
+            self._jobs[job.id] = job
+        job.thread.start()
+        return job
+
+    def job(self, job_id: str) -> Job:
+        with self._lock:
+            if job_id not in self._jobs:
+                raise UserInputError(f"expected a tuning job of this editor, received {job_id!r}")
+            return self._jobs[job_id]
+
+    def _tune(self, job: Job, face: Face) -> None:
+        import time
+
+        from ganedit.inversion.pti import PTIConfig, pivotal_tuning
+        from ganedit.models.modes import mode_vector
+
+        began = time.perf_counter()
+        try:
+            at = face.source
+            if face.start_t is not None:
+                at = at.at_modes(mode_vector(face.start_t, for_generator=True))
+
+            def advance(done: int, total: int) -> None:
+                job.done = done
+
+            tuning = pivotal_tuning(
+                at,
+                face.target,
+                face.latents[0],
+                self._pti_loss(),
+                PTIConfig(steps=job.steps),
+                on_step=advance,
+            )
+            origin = {**face.origin}
+            origin.update(inversion="encoder + pti", pti_steps=tuning.steps)
+            tuned = self.service.add_face(
+                face.generator,
+                tuning.pivot[None],
+                source=tuning.source,
+                start_t=face.start_t,
+                origin=origin,
+                target=face.target,
+            )
+            tuned.origin["identity_cosine_to_upload"] = self._match(tuned)
+            job.origin = {k: v for k, v in tuned.origin.items() if isinstance(v, (str, int, float))}
+            job.face, job.done, job.state = tuned.id, job.steps, "done"
+        except Exception as err:  # noqa: BLE001 - reported to the page as one line, logged
+            log.exception("pivotal tuning failed")
+            job.error = str(err).splitlines()[0] if str(err) else type(err).__name__
+            job.state = "failed"
+        job.seconds = time.perf_counter() - began
+
+    def _pti_loss(self):
+        from ganedit.inversion.perceptual import default_loss
+
+        with self._lock:
+            if self._loss is None:
+                self._loss = default_loss(self.service.config.device, perceptual="evaluator")
+            return self._loss

@@ -1,0 +1,225 @@
+"""The editing service under `ganedit ui`: its caches, its refusals, its exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_run import ok
+from ganedit.directions.fit import load_latents
+from ganedit.directions.io import load_boundary, save_boundary
+from ganedit.editing.service import EditingService, EditState, ServiceConfig
+from ganedit.errors import ProvenanceError, UserInputError
+
+ROOT = Path(__file__).resolve().parents[2]
+BOUNDARIES = ROOT / "docs" / "directions_report" / "boundaries"
+REGRESSION_AGE = BOUNDARIES / "regression_age.npy"
+INTERFACEGAN_AGE = BOUNDARIES / "interfacegan_age.npy"
+YOUNG_SEED = 3  # a world64 face the evaluator reads as young (age ~0.1)
+
+
+def _relabelled(folder: Path, name: str, **record) -> Path:
+    """world64's regression age direction with a sidecar that says something else."""
+    direction, _ = load_boundary(REGRESSION_AGE)
+    path = folder / name
+    save_boundary(path, direction, {"attribute": "age", "method": "regression", **record})
+    return path
+
+
+@pytest.fixture(scope="module")
+def foreign(tmp_path_factory) -> dict[str, Path]:
+    """A direction learned in z, and one learned on world64-v1."""
+    from ganedit.models.sources import generator_identity
+
+    folder = tmp_path_factory.mktemp("foreign")
+    here, v1 = generator_identity("world64"), generator_identity("world64-v1")
+    z = _relabelled(folder, "z_age.npy", space="z", generator="world64",
+                    generator_sha256=here["sha256"])  # fmt: skip
+    other = _relabelled(folder, "v1_age.npy", space="w", generator="world64-v1",
+                        generator_sha256=v1["sha256"])  # fmt: skip
+    return {"z": z, "v1": other}
+
+
+@pytest.fixture(scope="module")
+def service(foreign) -> EditingService:
+    paths = (REGRESSION_AGE, INTERFACEGAN_AGE, foreign["v1"], foreign["z"])
+    return EditingService(ServiceConfig(boundaries=tuple(str(p) for p in paths), max_faces=4))
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
+
+
+def test_models_are_loaded_once_and_reused(service):
+    before = service.loads
+    first = service.source("world64")
+    face = service.face_from_seed("world64", YOUNG_SEED)
+    for strength in (0.0, 0.5, 1.0):
+        service.render(face.id, [EditState.of({"regression_age": strength})])
+    assert service.source("world64") is first
+    assert service.loads - before <= 1
+    assert service.directions("world64") is service.directions("world64")  # checked once
+    evaluator = service.evaluator
+    service.render(face.id, [EditState()])
+    assert service.evaluator is evaluator
+
+
+def test_directions_of_another_generator_or_space_are_refused_with_the_reason(service, foreign):
+    usable, refused = service.directions("world64")
+    assert [d.id for d in usable] == ["regression_age", "interfacegan_age"]
+    reasons = {Path(r.path).name: r.reason for r in refused}
+    assert "learned on 'world64-v1'" in reasons["v1_age.npy"]
+    assert "learned in 'z', used in 'ws'" in reasons["z_age.npy"]
+    assert all("--force" not in r.reason for r in refused)
+    with pytest.raises(ProvenanceError, match="world64-v1"):
+        service.check_boundary("world64", foreign["v1"])
+    with pytest.raises(UserInputError, match="expected a direction loaded"):
+        service.render(service.face_from_seed("world64", 0).id, [EditState.of({"z_age": 1.0})])
+
+
+def test_a_direction_moves_its_attribute_and_states_render_in_one_batch(service):
+    face = service.face_from_seed("world64", YOUNG_SEED)
+    states = [EditState.of({"regression_age": s}) for s in (0.0, 0.6)]
+    start, older = service.render(face.id, states)
+    assert older.readout["age"] > start.readout["age"] + 0.3
+    assert start.readout["identity_cosine"] == pytest.approx(1.0, abs=1e-4)
+    assert older.readout["identity_cosine"] < start.readout["identity_cosine"]
+    assert start.image.shape == (64, 64, 3) and start.image.dtype == np.uint8
+    again = service.render(face.id, [states[1]])[0]
+    assert _max_diff(again.image, older.image) <= 1  # batched == alone, up to rounding
+    # A layer range that excludes every layer the direction could move leaves the face be.
+    none = EditState.of({"regression_age": 0.6}, layers=(9, 10))
+    assert service.render(face.id, [none])[0].readout["age"] < older.readout["age"]
+
+
+def test_state_values_are_checked():
+    with pytest.raises(UserInputError):
+        EditState.of({"a": float("nan")})
+    with pytest.raises(UserInputError):
+        EditState.of(modes={"smile": 1.5})
+    with pytest.raises(UserInputError):
+        EditState.of(units="logits")
+
+
+def test_faces_beyond_the_limit_are_dropped_oldest_first(service):
+    faces = [service.face_from_seed("world64", s) for s in range(5)]
+    with pytest.raises(UserInputError, match="dropped"):
+        service.face(faces[0].id)
+    assert service.face(faces[-1].id) is faces[-1]
+
+
+def test_exported_code_renders_the_same_face_and_edit_reads_it(service, tmp_path, capsys):
+    face = service.face_from_seed("world64", YOUNG_SEED)
+    state = EditState.of({"regression_age": 0.4, "interfacegan_age": -0.2}, layers=(0, 8))
+    path = service.export_latent(face.id, state, tmp_path / "code.npy")
+    image = service.export_image(face.id, state, tmp_path / "face.png")
+    codes, origin = load_latents(str(path), "ws")
+    assert codes.shape == (1, 10, 128) and origin["space"] == "ws"
+    assert origin["generator_sha256"] == service.source("world64").identity["sha256"]
+    rendered = service.source("world64").synthesize(torch.from_numpy(codes), "ws")
+    from ganedit.utils.images import to_uint8
+
+    assert _max_diff(to_uint8(rendered)[0], np.asarray(Image.open(image))) <= 1
+    out = tmp_path / "edit"
+    ok(capsys, ["edit", "--latents", path, "--space", "ws", "-g", "world64", "-b", REGRESSION_AGE,
+                "-n", 1, "--steps", 2, "-o", out, "--no-progress"])  # fmt: skip
+    assert (out / "strip.png").is_file()
+
+
+def test_sweeps_export_as_strip_or_gif(service, tmp_path):
+    face = service.face_from_seed("world64", 1)
+    state = EditState()
+    gif = service.export_sweep(face.id, state, "regression_age", [-1, 0, 1], tmp_path / "s.gif")
+    assert Image.open(gif).n_frames == 4  # forth and back
+    strip = service.export_sweep(face.id, state, "regression_age", [-1, 1], tmp_path / "s.png")
+    assert Image.open(strip).size[0] > 2 * 64
+    with pytest.raises(UserInputError, match="ending in"):
+        service.export_sweep(face.id, state, "regression_age", [0, 1], tmp_path / "s.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.gif", "s.png"]
+
+
+def test_mode_sliders_of_a_self_conditioned_generator_round_trip(tmp_path, capsys):
+    service = EditingService(ServiceConfig(boundaries=(str(REGRESSION_AGE),)))
+    usable, refused = service.directions("world64-sc")
+    assert not usable and "learned on 'world64'" in refused[0].reason  # not this generator's
+    face = service.face_from_seed("world64-sc", 2)
+    turned = EditState.of(modes={"yaw": 1.0})
+    start, moved = service.render(face.id, [EditState(), turned])
+    assert abs(moved.readout["yaw"]) > abs(start.readout["yaw"]) + 10
+    with pytest.raises(UserInputError, match="mode attributes"):
+        service.render(face.id, [EditState.of(modes={"beard": 1.0})])
+    path = service.export_latent(face.id, turned, tmp_path / "turned.npy")
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["modes"]["t"][0][record["modes"]["attributes"].index("yaw")] == 1.0
+    plain = service.face_from_seed("world64", 2)
+    with pytest.raises(UserInputError, match="self-conditioned"):
+        service.render(plain.id, [turned])
+    # `edit` starts from the exported modes: its strength-0 column is the UI's image.
+    out = tmp_path / "edit"
+    ok(capsys, ["edit", "--latents", path, "--space", "ws", "-g", "world64-sc",
+                "--mode", "smile=0.5", "-n", 1, "--steps", 2, "-o", out, "--no-progress"])  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["modes"]["start"][0] == record["modes"]["t"][0]
+
+
+def test_boundary_folders_and_missing_paths(tmp_path):
+    folder = tmp_path / "dirs"
+    folder.mkdir()
+    for p in (REGRESSION_AGE, INTERFACEGAN_AGE):
+        shutil.copy(p, folder / p.name)
+        shutil.copy(p.with_suffix(".json"), folder / p.with_suffix(".json").name)
+    service = EditingService(ServiceConfig(boundaries=(str(folder), str(REGRESSION_AGE))))
+    assert len(service.boundary_files) == 3
+    ids = [d.id for d in service.directions("world64")[0]]
+    assert ids == ["interfacegan_age", "regression_age", "regression_age-2"]
+    with pytest.raises(UserInputError, match="boundary .npy file or a folder"):
+        EditingService(ServiceConfig(boundaries=(str(tmp_path / "nope"),)))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserInputError, match="in the folder"):
+        EditingService(ServiceConfig(boundaries=(str(tmp_path / "empty"),)))
+
+
+def test_the_core_and_the_ui_module_import_no_web_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ganedit.cli, ganedit.editing.service, ganedit.ui.server; "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_faces_from_a_bank_row_and_a_bank_of_another_generator_is_refused(
+    service, tmp_path, capsys
+):
+    from ganedit.latents import LatentBank
+
+    for name in ("world64", "world64-v1"):
+        ok(capsys, ["generate", "-g", name, "-n", 3, "--seed", 7, "-p", "none",
+                    "-o", tmp_path / f"{name}.zarr", "--no-progress"])  # fmt: skip
+    bank = tmp_path / "world64.zarr"
+    face = service.face_from_bank("world64", bank, 2)
+    w = LatentBank.open(bank).latents("w", 2, 3)
+    np.testing.assert_allclose(face.latents[0, 5].numpy(), w[0], rtol=0, atol=1e-6)
+    assert face.origin == {"bank": str(bank), "row": 2}
+    with pytest.raises(UserInputError, match="bank row"):
+        service.face_from_bank("world64", bank, 3)
+    with pytest.raises(ProvenanceError, match="world64-v1"):
+        service.face_from_bank("world64", tmp_path / "world64-v1.zarr", 0)
+
+
+def test_a_generator_given_by_path_takes_the_directions_of_its_weights(tmp_path):
+    from ganedit.models.registry import weights_dir
+
+    folder = shutil.copytree(weights_dir("world64"), tmp_path / "my_world64")
+    service = EditingService(ServiceConfig(boundaries=(str(REGRESSION_AGE),)))
+    usable, refused = service.directions(str(folder))
+    assert [d.id for d in usable] == ["regression_age"] and not refused  # same sha256
