@@ -1444,7 +1444,8 @@ NAMES = {
     "demo": [("-g", "nope")],
     "train-gan": [("--device", "cuda:7")],
     "convert": [("--network", "D"), ("--network", "g_ema")],
-    "ui": [("-g", "nope"), ("--device", "cuda:7"), ("--host", "example.com"), ("--host", "")],
+    "ui": [("-g", "nope"), ("--device", "cuda:7"), ("--host", "example.com"), ("--host", ""),
+           ("--evaluator", "nope"), ("--identity", "labeler")],
 }  # fmt: skip
 
 

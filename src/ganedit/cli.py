@@ -1353,6 +1353,8 @@ def ui_cmd(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Load and check the generator and directions, then exit."
     ),
+    evaluator: str = opt.evaluator_option(),
+    identity: str = opt.identity_option(),
     device: str = opt.device_option(),
 ) -> None:
     """A local web editor: sliders per direction and mode, side-by-side methods, image
@@ -1361,7 +1363,8 @@ def ui_cmd(
 
     cfg = UIConfig(
         generator=generator, boundaries=tuple(str(b) for b in boundaries), host=host, port=port,
-        device=device, max_upload_mb=max_upload_mb,
+        device=device, max_upload_mb=max_upload_mb, evaluator=evaluator,
+        identity=opt.identity_value(identity),
     )  # fmt: skip
     sock = None
     if not dry_run:

@@ -223,3 +223,37 @@ def test_a_generator_given_by_path_takes_the_directions_of_its_weights(tmp_path)
     service = EditingService(ServiceConfig(boundaries=(str(REGRESSION_AGE),)))
     usable, refused = service.directions(str(folder))
     assert [d.id for d in usable] == ["regression_age"] and not refused  # same sha256
+
+
+_USER_NETWORKS = """
+import torch
+
+class Brightness:
+    attribute_kinds = {"age": "probability", "brightness": "value"}
+    input_size = 64
+
+    def predict(self, images, batch_size=256):
+        mean = images.mean(dim=(1, 2, 3)).double()
+        return {"age": torch.sigmoid(8 * mean).numpy(), "brightness": (100 * mean).numpy()}
+
+def make():
+    return Brightness()
+"""
+
+
+def test_a_foreign_evaluator_and_no_identity_embedder(tmp_path, monkeypatch):
+    """The read-out follows the evaluator's declared attributes and kinds; without an
+    identity embedder there is no identity cosine; calibration uses the evaluator's logit."""
+    (tmp_path / "ui_user_networks.py").write_text(_USER_NETWORKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = ServiceConfig(
+        boundaries=(str(REGRESSION_AGE),), evaluator="py:ui_user_networks:make", identity=None
+    )
+    service = EditingService(config)
+    assert service.readout_kinds == {"age": "probability", "brightness": "value"}
+    face = service.face_from_seed("world64", YOUNG_SEED)
+    plain, moved = service.render(face.id, [EditState(), EditState.of({"regression_age": 2.0})])
+    assert list(plain.readout) == ["age", "brightness"]
+    assert plain.readout["brightness"] != moved.readout["brightness"]
+    calibration = service.calibration("world64", "regression_age")
+    assert calibration is not None and np.isfinite(calibration.slope)

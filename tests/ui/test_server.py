@@ -99,6 +99,10 @@ def test_generator_lists_usable_and_refused_directions(client):
     g = client.post("/api/generator", json={"generator": "world64"}).json()
     assert [d["id"] for d in g["directions"]] == ["regression_age", "interfacegan_age"]
     assert g["num_ws"] == 10 and g["space"] == "ws" and g["refused"] == []
+    # The page lays the read-out out from these: the evaluator's kinds, then the identity.
+    assert g["readout"] == {"smile": "probability", "gender": "probability",
+                            "glasses": "probability", "age": "probability", "yaw": "value",
+                            "identity_cosine": "cosine"}  # fmt: skip
     sc = client.post("/api/generator", json={"generator": "world64-sc"}).json()
     assert sc["directions"] == [] and len(sc["refused"]) == 2
     assert "learned on 'world64'" in sc["refused"][0]["reason"]

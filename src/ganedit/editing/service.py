@@ -57,8 +57,8 @@ class ServiceConfig:
 
     boundaries: tuple[str, ...] = ()  # boundary .npy files, or folders of them
     device: str = "cpu"
-    evaluator: str = "evaluator"  # attribute read-out and calibration
-    identity: str = "identity"  # identity cosine to the unedited face
+    evaluator: str = "evaluator"  # attribute read-out and calibration: any attribute predictor
+    identity: str | None = "identity"  # identity cosine to the unedited face; None: not shown
     max_generators: int = 3  # loaded generators kept (least recently used leaves first)
     max_faces: int = 64  # faces kept (each a code, maybe a tuned generator)
     calibration_n: int = 128  # probe samples per calibration (`edit --calibrated`'s)
@@ -218,19 +218,32 @@ class EditingService:
 
         with self._lock:
             if self._evaluator is None:
-                self._evaluator = load_attribute_predictor(
-                    self.config.evaluator, self.config.device
-                ).eval()
+                model = load_attribute_predictor(
+                    self.config.evaluator, self.config.device, foreign=True
+                )
+                self._evaluator = model.eval() if isinstance(model, torch.nn.Module) else model
             return self._evaluator
 
     @property
     def identity_net(self):
-        from ganedit.models.registry import load_predictor
+        """The identity embedder, or None when the service measures no identity."""
+        from ganedit.models.registry import load_identity_embedder
 
+        if self.config.identity is None:
+            return None
         with self._lock:
             if self._identity is None:
-                self._identity = load_predictor(self.config.identity, self.config.device).eval()
+                self._identity = load_identity_embedder(self.config.identity, self.config.device)
             return self._identity
+
+    @property
+    def readout_kinds(self) -> dict[str, str]:
+        """The read-out's entries in order with their kind: the evaluator's attributes
+        (`probability` or `value`), then `identity_cosine` (kind `cosine`) when measured."""
+        kinds = dict(self.evaluator.attribute_kinds)
+        if self.config.identity is not None:
+            kinds["identity_cosine"] = "cosine"
+        return kinds
 
     @staticmethod
     def editing_space(source) -> str:
@@ -298,7 +311,7 @@ class EditingService:
         once; None when its sidecar names no attribute the evaluator reads."""
         direction = self.direction(generator, direction_id)
         evaluator = self.evaluator
-        if direction.attribute not in evaluator.attributes:
+        if evaluator.attribute_kinds.get(direction.attribute) != "probability":
             return None
         key = (generator, direction_id)
         with self._lock:
@@ -407,7 +420,8 @@ class EditingService:
             target=target,
         )
         start = self._render_batch(face, [EditState()])
-        face.start_embedding = self.identity_net.embed(start)[0]
+        embedder = self.identity_net
+        face.start_embedding = None if embedder is None else embedder.embed(start)[0]
         with self._lock:
             self._faces[face.id] = face
             while len(self._faces) > self.config.max_faces:
@@ -495,11 +509,12 @@ class EditingService:
     def readout(self, images: torch.Tensor, start_embedding: np.ndarray | None) -> list[dict]:
         with self._lock, torch.inference_mode():
             scores = self.evaluator.predict(images)
-            embeddings = self.identity_net.embed(images)
+            embedder = self.identity_net
+            embeddings = None if embedder is None else embedder.embed(images)
         out = []
         for i in range(len(images)):
-            record = {name: float(values[i]) for name, values in scores.items()}
-            if start_embedding is not None:
+            record = {name: float(scores[name][i]) for name in self.evaluator.attribute_kinds}
+            if embeddings is not None and start_embedding is not None:
                 record["identity_cosine"] = float(np.dot(embeddings[i], start_embedding))
             out.append(record)
         return out

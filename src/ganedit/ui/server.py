@@ -54,6 +54,8 @@ class UIConfig:
     port: int = 7860
     device: str = "cpu"
     max_upload_mb: float = 10.0
+    evaluator: str = "evaluator"  # the read-out and calibrated units: any attribute predictor
+    identity: str | None = "identity"  # the identity cosine; None: not shown
 
     def __post_init__(self):
         limits = {"port": Integer(0, 65535), "max_upload_mb": Real(0.001, 1000.0)}
@@ -110,7 +112,14 @@ def available_generators() -> list[str]:
 def prepare(config: UIConfig) -> tuple[EditingService, dict]:
     """The service with the generator loaded, its directions checked and one face drawn
     (so the first request renders at once); and what is loaded, for the start-up lines."""
-    service = EditingService(ServiceConfig(boundaries=config.boundaries, device=config.device))
+    service = EditingService(
+        ServiceConfig(
+            boundaries=config.boundaries,
+            device=config.device,
+            evaluator=config.evaluator,
+            identity=config.identity,
+        )
+    )
     described = describe_generator(service, config.generator)
     face = service.face_from_seed(config.generator, 0)
     service.render(face.id, [EditState()])  # warm the evaluator and identity nets
@@ -131,6 +140,7 @@ def describe_generator(service: EditingService, generator: str) -> dict:
         "modes": source.mode_attributes,
         "directions": [d.describe() for d in usable],
         "refused": [{"path": r.path, "reason": r.reason} for r in refused],
+        "readout": service.readout_kinds,
     }
 
 

@@ -149,10 +149,14 @@ class Inverter:
         face.origin["identity_cosine_to_upload"] = self._match(face)
         return face
 
-    def _match(self, face: Face) -> float:
-        """Identity cosine between the reconstruction and the uploaded image."""
+    def _match(self, face: Face) -> float | None:
+        """Identity cosine between the reconstruction and the uploaded image (None when the
+        service measures no identity)."""
+        embedder = self.service.identity_net
+        if embedder is None or face.start_embedding is None:
+            return None
         with torch.inference_mode():
-            target = self.service.identity_net.embed(face.target[None])[0]
+            target = embedder.embed(face.target[None])[0]
         return round(float(np.dot(target, face.start_embedding)), 4)
 
     def _encoder(self, generator: str, source) -> torch.nn.Module:

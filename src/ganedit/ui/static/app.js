@@ -122,22 +122,25 @@ function requestRender() {
     });
 }
 
-const READOUT_ORDER = ["smile", "gender", "glasses", "age", "yaw", "identity_cosine"];
-
+// The read-out's entries in the evaluator's order with their kinds (POST /api/generator's
+// `readout`): probabilities and the identity cosine get a bar, values (yaw in degrees for
+// the face world's evaluator) are shown as numbers.
 function fillReadout(table, readout) {
   table.replaceChildren();
-  for (const key of READOUT_ORDER) {
+  const kinds = (app.generator && app.generator.readout) || {};
+  for (const key of Object.keys(kinds)) {
     if (!(key in readout)) continue;
     const value = readout[key];
+    const kind = kinds[key];
     const row = table.insertRow();
     row.dataset.key = key;
     row.insertCell().textContent = key === "identity_cosine" ? "identity cos" : key;
     const cell = row.insertCell();
     cell.className = "value";
     cell.dataset.value = String(value);
-    cell.textContent = key === "yaw" ? `${value.toFixed(1)}°` : value.toFixed(3);
+    cell.textContent = kind === "value" ? (key === "yaw" ? `${value.toFixed(1)}°` : value.toFixed(2)) : value.toFixed(3);
     const barCell = row.insertCell();
-    if (key !== "yaw") {
+    if (kind !== "value") {
       const bar = document.createElement("span");
       bar.className = "bar";
       bar.style.width = `${Math.max(0, Math.min(1, value)) * 80}px`;
