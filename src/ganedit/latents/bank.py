@@ -41,13 +41,14 @@ import zarr
 from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from ganedit.errors import DamagedInputError, UserInputError, expect
+from ganedit.models.kinds import KINDS
 from ganedit.utils.files import check_output, made_by_ganedit
 
 FORMAT = "ganedit.latent_bank"
 FORMAT_VERSION = 1
 SPACES = ("z", "w", "ws")
 DEFAULT_CHUNK_SIZE = 4096
-SCORE_KINDS = ("probability", "value")  # directions.sampling.KINDS (not imported: no sklearn)
+SCORE_KINDS = KINDS
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 

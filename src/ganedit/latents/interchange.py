@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,8 @@ from ganedit.latents.bank import (
     partial_path,
     write_chunk,
 )
+from ganedit.models.kinds import check_kinds
+from ganedit.models.scoring import KINDS_ENTRY, kinds_entry  # noqa: F401 (re-exported)
 from ganedit.utils.arrays import check_finite, existing_file, load_npy, load_npz
 from ganedit.utils.files import atomic_dir, atomic_path, check_output
 
@@ -47,7 +49,6 @@ LATENT_FILES = {"z": "z.npy", "w": "w.npy", "ws": "wp.npy"}
 SCORES_DICT = "scores_dict.npy"
 SCORES_SUFFIX = "_scores.npy"
 KINDS_FILE = "score_kinds.json"  # {attr: kind} beside the reference files
-KINDS_ENTRY = ".kinds"  # the .npz entry holding the same JSON as a 0-d string array
 
 
 # ------------------------------------------------------------------------------------------
@@ -170,8 +171,6 @@ def _reference_kinds(files: dict[str, Path], scores: dict[str, np.ndarray]) -> d
     """The kinds `score_kinds.json` records, checked against the scores (none without it)."""
     if "kinds" not in files:
         return {}
-    from ganedit.directions.sampling import check_kinds
-
     return check_kinds(scores, read_kinds_file(files["kinds"]), repr(str(files["kinds"])))
 
 
@@ -271,11 +270,9 @@ def load_scores_dict(path: str | Path) -> dict[str, np.ndarray]:
 
 def load_scores_and_kinds(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """A scores file's arrays (as `load_scores_dict`) and the kinds it records, checked
-    against them (`directions.sampling.check_kinds`): an .npz's `.kinds` entry, or for a
+    against them (`models.kinds.check_kinds`): an .npz's `.kinds` entry, or for a
     `.npy` the `score_kinds.json` in its folder (as `bank export` writes it), for the scores
     read. Empty when the file records none (readers then keep the old rule)."""
-    from ganedit.directions.sampling import check_kinds
-
     path = existing_file(path, "a scores file")
     scores, kinds = _read_scores_dict(path)
     where = repr(str(path))
@@ -304,11 +301,6 @@ def read_kinds_file(path: str | Path) -> dict[str, str]:
             f"expected score kinds as JSON in {str(path)!r}, received an unreadable file ({err})"
         ) from None
     return _parse_kinds(text, repr(str(path)))
-
-
-def kinds_entry(kinds: Mapping[str, str]) -> np.ndarray:
-    """The `.kinds` entry of a scores .npz: JSON {name: kind} as a 0-d string array."""
-    return np.array(json.dumps(dict(kinds)))
 
 
 def _parse_kinds(text: str, where: str) -> dict[str, str]:

@@ -23,14 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganedit.errors import UserInputError
+from ganedit.models.kinds import KINDS, PROBABILITY, VALUE
 from ganedit.utils.images import as_image_batch
 from ganedit.world.config import BINARY_ATTRIBUTES
 
 YAW_SCALE = 30.0  # degrees per unit of the yaw output
 
-PROBABILITY = "probability"  # a binary attribute: its probability, in [0, 1]
-VALUE = "value"  # a continuous attribute: any finite value (yaw in degrees, an age in years)
-ATTRIBUTE_KINDS = (PROBABILITY, VALUE)
+ATTRIBUTE_KINDS = KINDS
 
 
 @runtime_checkable

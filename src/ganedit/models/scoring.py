@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -32,13 +33,21 @@ def score_dataset(
     return {k: np.concatenate([p[k] for p in parts]).astype(np.float32) for k in parts[0]}
 
 
+# The .npz entry holding the scores' kinds: JSON {name: kind} as a 0-d string array; `.`
+# cannot start a score name, so it never shadows a score (`latents.interchange` reads it).
+KINDS_ENTRY = ".kinds"
+
+
+def kinds_entry(kinds: Mapping[str, str]) -> np.ndarray:
+    """The `.kinds` entry of a scores .npz: JSON {name: kind} as a 0-d string array."""
+    return np.array(json.dumps(dict(kinds)))
+
+
 def save_scores(
     scores: dict[str, np.ndarray], out: str | Path, kinds: Mapping[str, str] | None = None
 ) -> Path:
     """Write `scores` as an .npz, one array per attribute, with their `kinds` (name -> kind,
     the predictor's `attribute_kinds`) in its `.kinds` entry (`latents.interchange`)."""
-    from ganedit.latents.interchange import KINDS_ENTRY, kinds_entry
-
     arrays = dict(scores)
     if kinds:
         arrays[KINDS_ENTRY] = kinds_entry({name: kinds[name] for name in scores if name in kinds})
