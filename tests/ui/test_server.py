@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cli_run import user_error
+from cli_run import ok, user_error
 from ui_serving import wait_until_serving
 
 pytest.importorskip("fastapi", reason="the server tests need the ui extra")
@@ -344,3 +344,16 @@ def test_ui_command_user_errors(capsys, monkeypatch, tmp_path):
     )
     line = user_error(capsys, ["ui", "-b", AGE[0]])
     assert "pip install 'ganedit[ui]'" in line
+
+
+def test_a_direction_of_the_wrong_shape_is_listed_as_refused(capsys, tmp_path):
+    """A well-formed direction that fits no layer of the generator (another generator's, or
+    a cut one) gets no slider: `ui` starts and names it with `edit`'s reason, since the page
+    may switch to a generator it fits."""
+    from ganedit.directions.io import load_boundary, save_boundary
+
+    vector, sidecar = load_boundary(AGE[0])
+    save_boundary(tmp_path / "cut.npy", vector[..., :64], {**sidecar, "shape": [1, 64]})
+    out = ok(capsys, ["ui", "-b", tmp_path / "cut.npy", "-b", AGE[1], "--dry-run"])
+    assert "world64: 1 direction(s) usable, 1 refused" in out
+    assert "refused: expected a direction of shape [128]" in out and ", 64)" in out
