@@ -324,3 +324,25 @@ def test_an_exported_code_loads_in_ganedit_edit(browser, downloads, tmp_path, ca
                 "-b", AGE[0], "-n", 1, "--steps", 3, "-o", out, "--no-progress"])  # fmt: skip
     assert (out / "strip.png").is_file()
     _shot(browser, "export")
+
+
+def test_mode_sliders_of_a_self_conditioned_generator(browser):
+    """Switching to world64-sc gives one slider per mode; moving the smile mode to t = 1
+    makes the face smile (the evaluator's read-out) and leaves the identity close."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    before = _renders(browser)
+    Select(browser.find_element(By.ID, "generator-select")).select_by_value("world64-sc")
+    _wait(browser, lambda: browser.execute_script("return document.body.dataset.generator")
+          == "world64-sc", what="world64-sc")  # fmt: skip
+    _settled(browser, before)
+    for attr in ("smile", "glasses", "age", "yaw"):
+        assert browser.find_element(By.ID, f"slider-mode-{attr}").is_displayed()
+    _draw(browser, YOUNG_SEED)
+    smile = _readout(browser, "smile")
+    _drag(browser, "slider-mode-smile", 60)  # steps of 0.01 from the middle: to t = 1
+    assert browser.find_element(By.ID, "value-mode-smile").text == "1.00"
+    assert _readout(browser, "smile") > max(0.5, smile + 0.3)
+    assert _readout(browser, "identity_cosine") > 0.5
+    _shot(browser, "modes")
