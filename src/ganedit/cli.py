@@ -462,8 +462,7 @@ def score_cmd(
     data = ImageDataset(images)
     model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
-    declared = model.attribute_kinds
-    kinds = {name: declared[name] for name in scores if name in declared}
+    kinds = dict(model.attribute_kinds)  # the predictor's outputs, name by name
     save_scores(scores, out, kinds)
     write_json(
         out.with_suffix(".json"),

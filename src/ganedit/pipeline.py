@@ -12,8 +12,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
 from ganedit.directions.io import load_boundary
 from ganedit.directions.provenance import check_boundary_use
@@ -70,8 +68,6 @@ def measuring_networks(evaluator: str, identity: str | None, device):
     from ganedit.models.registry import load_attribute_predictor, load_identity_embedder
 
     model = load_attribute_predictor(evaluator, device, foreign=True)
-    if isinstance(model, torch.nn.Module):
-        model.eval()
     return model, None if identity is None else load_identity_embedder(identity, device)
 
 
@@ -152,13 +148,12 @@ def study_attributes(cfg: StudyConfig, predictor_kinds: dict, evaluator_kinds: d
         if kind == PROBABILITY and evaluator_kinds.get(a) == PROBABILITY
     ]
     if not cfg.attributes:
-        expect(
-            bool(shared),
-            f"a predictor and an evaluator with a probability attribute in common "
-            f"(predictor {cfg.predictor}: {list(predictor_kinds)}, evaluator {cfg.evaluator}: "
-            f"{list(evaluator_kinds)})",
-            "none in common",
-        )
+        if not shared:
+            raise UserInputError(
+                "expected a predictor and an evaluator with a probability attribute in common, "
+                f"received {cfg.predictor} {list(predictor_kinds)} and {cfg.evaluator} "
+                f"{list(evaluator_kinds)}"
+            )
         return shared
     for a in cfg.attributes:
         expect(

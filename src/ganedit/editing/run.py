@@ -287,8 +287,6 @@ def _latent_units(cfg, source, direction, meta, latents, sweep, progress) -> dic
     from ganedit.models.registry import load_attribute_predictor
 
     evaluator = load_attribute_predictor(cfg.evaluator, source.device, foreign=True)
-    if isinstance(evaluator, torch.nn.Module):
-        evaluator.eval()
     cal: Calibration = calibrate(
         source,
         direction,

@@ -218,10 +218,9 @@ class EditingService:
 
         with self._lock:
             if self._evaluator is None:
-                model = load_attribute_predictor(
+                self._evaluator = load_attribute_predictor(
                     self.config.evaluator, self.config.device, foreign=True
                 )
-                self._evaluator = model.eval() if isinstance(model, torch.nn.Module) else model
             return self._evaluator
 
     @property

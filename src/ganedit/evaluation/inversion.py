@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ganedit.models.kinds import PROBABILITY
 from ganedit.world.config import BINARY_ATTRIBUTES
 
 CELLS = {
@@ -110,7 +111,7 @@ def editability(
         trace = _trace_groups(groups, direction, alphas, evaluator, identity, batch_size)
         at = matched(trace, level)
         kinds = evaluator.attribute_kinds  # off-target: the other probabilities
-        others = [i for i, n in enumerate(names) if n != attribute and kinds[n] == "probability"]
+        others = [i for i, n in enumerate(names) if n != attribute and kinds[n] == PROBABILITY]
         out[attribute] = {
             "step": at["step"],
             "off_target": float(np.mean(at["change"][others])),

@@ -344,7 +344,7 @@ def load_identity_embedder(name_or_dir: str | Path, device: str | torch.device =
             f"expected an identity embedder ({IDENTITY!r}, an identity-net folder or "
             f"py:module:callable), received {type(model).__name__} from {text!r}"
         )
-    return model.eval()
+    return model
 
 
 def load_attribute_predictor(
@@ -355,7 +355,8 @@ def load_attribute_predictor(
     With `foreign`, anything satisfying `AttributePredictor` (what `score`, `generate`,
     `evaluate`, `study` and calibrated edits need); without, only the shipped kind
     (`AttributeNet`: the labeler, the evaluator, an attribute-net folder), which
-    self-labelling and `evaluate-predictor` still require."""
+    self-labelling and `evaluate-predictor` still require. Networks come in eval mode, as
+    every loader here returns them."""
     from ganedit.models.foreign_predictors import is_attribute_predictor
 
     model = load_predictor(name_or_dir, device)
