@@ -811,12 +811,7 @@ def invert_cmd(
         help="optimize: the projector; encoder: one pass of an e4e-style encoder; pti: a "
         "pivot (--pivot), then pivotal tuning.",
     ),
-    encoder: str | None = typer.Option(
-        None,
-        "--encoder",
-        help="Encoder for --method encoder or --pivot encoder: a shipped name or an encoder "
-        "folder (train-encoder's OUT/encoder); default: the generator's shipped one.",
-    ),
+    encoder: str | None = opt.encoder_option("Encoder for --method encoder or --pivot encoder"),
     pivot: opt.Pivot = typer.Option(
         opt.Pivot("optimize"), "--pivot", help="pti's pivot: the projector's w or the encoder's ws."
     ),
@@ -867,12 +862,7 @@ def selflabel_cmd(
         [], "--boundary", "-b", help="Boundary .npy whose distance labels each image (repeat)."
     ),
     generator: str = opt.generator_option(),
-    encoder: str | None = typer.Option(
-        None,
-        "--encoder",
-        help="Encoder that inverts the images (name or folder); default: the generator's "
-        "shipped one.",
-    ),
+    encoder: str | None = opt.encoder_option("Encoder that inverts the images"),
     predictor: str | None = typer.Option(
         None, "--from-predictor", help="Label by a predictor's outputs instead (e.g. labeler)."
     ),
@@ -1056,11 +1046,8 @@ def edit_cmd(
     invert_steps: int = typer.Option(
         500, "--invert-steps", min=1, max=1_000_000, help="With --images: projector steps."
     ),
-    encoder: str | None = typer.Option(
-        None,
-        "--encoder",
-        help="With --images and --invert-method encoder: the encoder (a shipped name or "
-        "folder); default: the generator's shipped one.",
+    encoder: str | None = opt.encoder_option(
+        "With --images and --invert-method encoder, the encoder"
     ),
     image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
     truncation_psi: float | None = opt.trunc_option(

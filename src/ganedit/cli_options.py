@@ -155,6 +155,18 @@ def generator_option(default: str | None = DEFAULT_GENERATOR, help: str = GENERA
     return typer.Option(default, "--generator", "-g", help=help)
 
 
+ENCODER_HELP = (
+    "a shipped name, an encoder folder (train-encoder's OUT/encoder) or an official "
+    "encoder4editing checkpoint .pt (its decoder must be the generator); default: the "
+    "generator's shipped one."
+)
+
+
+def encoder_option(purpose: str):
+    """--encoder, one meaning everywhere; `purpose` says what it is for in this command."""
+    return typer.Option(None, "--encoder", help=f"{purpose}: {ENCODER_HELP}")
+
+
 def predictor_option(default: str | None, help: str = PREDICTOR_HELP):
     return typer.Option(default, "--predictor", "-p", help=help)
 

@@ -151,3 +151,45 @@ def test_an_encoder_of_another_generator_is_refused(capsys, tmp_path, tiny, phot
     missing = user_error(capsys, ["invert", "-g", tiny, "-i", photos, "--method", "encoder",
                                   "--encoder", tmp_path / "nope", "-o", tmp_path / "y"])  # fmt: skip
     assert "encoder" in missing
+
+
+def _e4e_pair(tmp_path, decoder_seed: int | None):
+    """A rosinality `.pt` generator and an official-layout e4e checkpoint for it; the
+    checkpoint's decoder is that generator (decoder_seed None), another one, or absent (-1)."""
+    from ganedit.models.encoder.convert import save_e4e_checkpoint
+    from ganedit.models.encoder.networks import Encoder4Editing
+    from ganedit.models.stylegan2.convert import export_rosinality_checkpoint
+    from tiny_encoder import TINY_ENCODER
+
+    def tiny_g(seed):
+        torch.manual_seed(seed)
+        g = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
+        g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
+        return g
+
+    g = tiny_g(0)
+    g_path = export_rosinality_checkpoint(tmp_path / "g.pt", g)
+    encoder = Encoder4Editing(
+        image_size=32, w_dim=16, num_ws=g.num_ws, coarse_ind=2, middle_ind=4, **TINY_ENCODER
+    )
+    decoder = None if decoder_seed == -1 else g if decoder_seed is None else tiny_g(decoder_seed)
+    e4e = save_e4e_checkpoint(encoder, tmp_path / "e4e.pt", decoder_state=decoder)
+    return g_path, e4e
+
+
+def test_an_e4e_checkpoint_file_inverts_for_the_generator_it_holds(capsys, tmp_path, photos):
+    g_path, e4e = _e4e_pair(tmp_path, decoder_seed=None)
+    out = tmp_path / "inv"
+    ok(capsys, ["invert", "-g", g_path, "-i", photos, "--method", "encoder", "--encoder", e4e,
+                "-o", out, "--no-progress"])  # fmt: skip
+    assert np.load(out / "latents.npy").shape == (2, 6, 16)
+
+
+@pytest.mark.parametrize("decoder_seed, match", [(5, "decoder differs"), (-1, "no decoder")])
+def test_an_e4e_checkpoint_of_another_generator_is_refused(
+    capsys, tmp_path, photos, decoder_seed, match
+):
+    g_path, e4e = _e4e_pair(tmp_path, decoder_seed)
+    line = user_error(capsys, ["invert", "-g", g_path, "-i", photos, "--method", "encoder",
+                               "--encoder", e4e, "-o", tmp_path / "x"])  # fmt: skip
+    assert match in line and "e4e checkpoint" in line

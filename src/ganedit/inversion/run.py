@@ -310,12 +310,16 @@ def shipped_encoder(source) -> str:
 
 def load_encoder_for(name: str | None, source, device) -> torch.nn.Module:
     """The encoder (None: the generator's shipped one), refused when it was trained for
-    another generator."""
+    another generator: a ganedit encoder records its generator's sha256; an official e4e
+    checkpoint carries its generator (`decoder.*`), whose weights must be the source's."""
     from ganedit.errors import ProvenanceError
     from ganedit.models.registry import load_encoder
 
     name = name or shipped_encoder(source)
     loaded = load_encoder(name, device)
+    if Path(name).is_file():
+        _check_decoder(loaded["decoder"], source, name)
+        return loaded["encoder"]
     trained_for = loaded["generator"] or {}
     if trained_for.get("sha256") != source.identity["sha256"]:
         raise ProvenanceError(
@@ -324,6 +328,32 @@ def load_encoder_for(name: str | None, source, device) -> torch.nn.Module:
             f"{trained_for.get('name')!r} (sha256 {str(trained_for.get('sha256'))[:12]})"
         )
     return loaded["encoder"]
+
+
+def _check_decoder(decoder, source, name: str) -> None:
+    """An e4e checkpoint pairs with the generator whose parameters its decoder holds (equal up
+    to float32 rounding: a mapping learning rate other than 0.01 is rescaled on import)."""
+    from ganedit.errors import ProvenanceError
+
+    what = f"an e4e checkpoint whose decoder is {source.identity['name']!r}"
+    if decoder is None:
+        raise ProvenanceError(
+            f"expected {what}, received {name!r} with no decoder to check the pairing against"
+        )
+    mine = dict(getattr(source, "generator", torch.nn.Identity()).named_parameters())
+    theirs = dict(decoder.named_parameters())
+    differ = sorted(set(mine) ^ set(theirs)) or [
+        k for k in sorted(mine) if not _close(mine[k], theirs[k])
+    ]
+    if differ:
+        raise ProvenanceError(
+            f"expected {what}, received {name!r}, whose decoder differs (first: {differ[0]})"
+        )
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    a, b = a.detach().cpu(), b.detach().cpu()
+    return a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
 def _as_output_codes(source, latents: torch.Tensor, space: str) -> torch.Tensor:

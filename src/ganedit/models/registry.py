@@ -306,8 +306,10 @@ EMBEDDED_ENCODERS = ("world64-encoder", "world64-sc-encoder")
 
 
 def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") -> dict:
-    """An e4e-style encoder by name (`world64-encoder`) or folder, with the generator it was
-    trained for: {"encoder": module, "generator": {"name", "sha256"} or None}."""
+    """An e4e-style encoder by name (`world64-encoder`), folder, or official encoder4editing
+    checkpoint file (`e4e_ffhq_encode.pt`), with what identifies the generator it was
+    trained for: {"encoder": module, "generator": {"name", "sha256"} or None, "decoder":
+    the checkpoint's own generator (a checkpoint file only; None when it holds none)}."""
     text = str(name_or_dir)
     folder = weights_dir(text) if text in EMBEDDED_ENCODERS else Path(text)
     if text in EMBEDDED_ENCODERS and not (folder / io.WEIGHTS).is_file():
@@ -315,14 +317,20 @@ def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") ->
             f"expected the shipped encoder {text!r} in {folder}, received no weights "
             "(train one with `ganedit train-encoder` and pass its encoder/ folder)"
         )
+    if folder.is_file():
+        from ganedit.models.encoder.convert import load_e4e_checkpoint
+
+        loaded = load_e4e_checkpoint(folder, device)
+        return {"encoder": loaded["encoder"], "generator": None, "decoder": loaded["decoder"]}
     if not folder.is_dir():
         raise UserInputError(
-            f"expected an encoder name {EMBEDDED_ENCODERS} or an encoder folder, received {text!r}"
+            f"expected an encoder name {EMBEDDED_ENCODERS}, an encoder folder or an e4e "
+            f"checkpoint file, received {text!r}"
         )
     encoder = load_pretrained(folder, device, expect=("e4e-encoder",))
     generator = io.read_config(folder).get("generator")
     ok = isinstance(generator, dict) and isinstance(generator.get("sha256"), str)
-    return {"encoder": encoder, "generator": generator if ok else None}
+    return {"encoder": encoder, "generator": generator if ok else None, "decoder": None}
 
 
 IDENTITY = "identity"
