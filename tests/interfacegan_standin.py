@@ -30,9 +30,9 @@ def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tenso
 
 
 def pggan_state(channels: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
-    """The current layout, in the order the model registers its tensors."""
+    """The current layout, in the order of the model's state dict (its own `lod` first)."""
     gen = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
+    state: dict[str, torch.Tensor] = {"lod": torch.tensor(0.0)}
 
     def block(j: int, c_out: int, c_in: int, k: int) -> None:
         state[f"layer{j}.conv.weight"] = _randn(gen, c_out, c_in, k, k)
@@ -43,7 +43,6 @@ def pggan_state(channels: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
         block(2 * b - 1, channels[b], channels[b], 3)
         state[f"output{b - 1}.conv.weight"] = _randn(gen, 3, channels[b], 1, 1)
         state[f"output{b - 1}.wscale.bias"] = _randn(gen, 3, scale=0.2)
-    state["lod"] = torch.tensor(0.0)
     return state
 
 
