@@ -322,7 +322,7 @@ def test_sample_i_depends_only_on_seed_and_i(files, name):
     assert torch.equal(again, source.synthesize(z, "z", batch_size=6))  # same file, same ops
 
 
-@pytest.mark.parametrize("name", ["pggan.pth", "stylegan.pth"])
+@pytest.mark.parametrize("name", ["pggan.pth", "pggan2019.pth", "stylegan.pth"])
 def test_identity_is_the_file_name_and_its_sha256(files, name):
     digest = hashlib.sha256((files / name).read_bytes()).hexdigest()
     assert generator_identity(files / name) == {"name": name, "sha256": digest}
