@@ -111,6 +111,7 @@ class Fx:
     labels: Path  # a selflabel store of images (two columns of its labels.npz)
     tiny_pkl: Path  # an NVIDIA StyleGAN2-ADA pickle (tests/nvidia_pkl_standin.py)
     trunc_bank: Path  # a bank generated from tiny at truncation psi 0.7 (4 samples)
+    pggan_pth: Path  # InterFaceGAN's PGGAN .pth, current layout (tests/interfacegan_standin.py)
 
     @property
     def cases(self) -> Path:
@@ -131,6 +132,7 @@ def build_fixtures(root: Path) -> Fx:
     from ganedit.models.predictors import AttributeNet
     from ganedit.models.registry import save_pretrained
     from ganedit.models.stylegan2 import Generator, export_rosinality_checkpoint
+    from interfacegan_standin import PGGAN_CHANNELS, pggan_state
     from nvidia_pkl_standin import write_tiny_nvidia_pkl
 
     fx_dir = root / "fx"
@@ -141,6 +143,7 @@ def build_fixtures(root: Path) -> Fx:
     save_pretrained(g, fx_dir / "tiny")
     export_rosinality_checkpoint(fx_dir / "tiny.pt", g)
     write_tiny_nvidia_pkl(fx_dir / "tiny.pkl")
+    torch.save(pggan_state(PGGAN_CHANNELS), fx_dir / "pggan.pth")
     save_pretrained(AttributeNet("plain", width=8, hidden=8, image_size=16).eval(), fx_dir / "pred")
 
     ref = fx_dir / "ref"
@@ -179,6 +182,7 @@ def build_fixtures(root: Path) -> Fx:
         labels=fx_dir / "labels",
         tiny_pkl=fx_dir / "tiny.pkl",
         trunc_bank=fx_dir / "trunc.zarr",
+        pggan_pth=fx_dir / "pggan.pth",
     )
 
 
@@ -678,6 +682,24 @@ def damaged_pkl(src: Path, d: Path, draw) -> Path:
         else:
             snap["G_ema"].synthesis.b8.conv1.bias.data[0] = float("nan")
         write_pickle(path, snap)
+    return path
+
+
+def damaged_pth(src: Path, d: Path, draw) -> Path:
+    """An InterFaceGAN PGGAN .pth with one thing wrong: its bytes, a pickled object, or one
+    fault of its layout (lod, a layer, a head's shape, NaN, ...)."""
+    from interfacegan_standin import PGGAN_DAMAGE, damaged_pggan_state
+
+    path = d / "pggan.pth"
+    kind = draw(st.sampled_from(["bytes", "evil-pickle", *sorted(PGGAN_DAMAGE)]),
+                label="pth damage")  # fmt: skip
+    if kind == "bytes":
+        copy(src, path)
+        damage_file(path, draw(st.sampled_from(["empty", "truncate", "random"])), draw)
+    elif kind == "evil-pickle":
+        torch.save({"layer0.conv.weight": _Evil(d / "PWNED")}, path)
+    else:
+        torch.save(damaged_pggan_state(kind), path)
     return path
 
 
@@ -1343,12 +1365,13 @@ DAMAGED = {
                   ("--ckpt", damaged_ckpt, "ckpt", ["--no-resume"]),
                   ("--ckpt", damaged_pt, "tiny_pt", ["--no-resume"])],
     "sample": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", []),
-               ("-g", damaged_pkl, "tiny_pkl", [])],
+               ("-g", damaged_pkl, "tiny_pkl", []), ("-g", damaged_pth, "pggan_pth", [])],
     "evaluate-generator": [("-g", damaged_model_folder, "tiny", []),
                            ("--preset", damaged_toml, "toml", [])],
     "score": [("-i", damaged_lmdb, "lmdb", []), ("-i", damaged_image_folder, "images", []),
               ("-p", damaged_model_folder, "predictor", [])],
     "generate": [("-g", damaged_model_folder, "tiny", []), ("-g", damaged_pt, "tiny_pt", []),
+                 ("-g", damaged_pth, "pggan_pth", []),
                  ("-p", damaged_model_folder, "predictor", [])],
     "bank export": [("#1", damaged_bank, "bank", [])],
     "bank import": [("#1", damaged_reference_folder, "ref", [])],

@@ -308,6 +308,29 @@ def test_decoder_is_converted_to_a_generator(tmp_path):
         assert torch.equal(decoder.synthesis(ws), g.synthesis(ws))
 
 
+def test_without_latent_avg_the_decoder_mean_w_is_used_as_e4e_does(tmp_path, caplog):
+    """e4e's loader (a036381): no latent_avg but start_from_latent_avg -> the decoder's mean w
+    of 10,000 samples; without a decoder there is nothing to compute it from."""
+    enc = randomised(Encoder4Editing(**SMALL))
+    g = Generator(8, style_dim=128, n_mlp=2, channel_max=16).eval()
+    ckpt = torch.load(
+        save_e4e_checkpoint(enc, tmp_path / "a.pt", decoder_state=g), weights_only=True
+    )
+    del ckpt["latent_avg"]
+    torch.save(ckpt, tmp_path / "b.pt")
+    with caplog.at_level(logging.WARNING):
+        loaded = load_e4e_checkpoint(tmp_path / "b.pt", build_decoder=False)
+    assert "no latent_avg" in caplog.text and loaded["decoder"] is None
+    z = torch.randn(10000, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        mean = g.style(z).double().mean(dim=0).float()
+    assert_f32_close(loaded["latent_avg"], mean)
+    assert torch.equal(loaded["encoder"].latent_avg, loaded["latent_avg"])
+    again = load_e4e_checkpoint(tmp_path / "b.pt")
+    assert torch.equal(again["latent_avg"], loaded["latent_avg"])
+    assert torch.equal(again["decoder"].w_avg, loaded["latent_avg"])
+
+
 def test_unconvertible_decoder_is_kept_raw_with_a_warning(tmp_path, caplog):
     enc = Encoder4Editing(**SMALL)
     strange = {"mapping.fc0.weight": torch.zeros(4, 4)}

@@ -1,14 +1,16 @@
 """InterFaceGAN's PGGAN and StyleGAN `.pth` files as generator sources.
 
-The files here are written by hand: plain state dicts of random tensors under InterFaceGAN's
-key names (`pggan_state`, `stylegan_state`), as its converters save them, never through
-ganedit's modules. The expected outputs come from `pggan_reference` and the `stylegan_*`
-references, direct implementations of InterFaceGAN's generators on those state dicts
-written for this test: they share no code with `ganedit.models.pggan` / `stylegan1`, and
-compute some steps another way (the PGGAN's first layer as the dense layer it is, nearest
-upsampling by repetition, the blur as a sum of shifted copies, StyleGAN's fused up-convolution
-as upsampling followed by the flipped 3x3 kernel), so a wrong key, transpose, flip, gain or
-noise index fails the comparison.
+The files here are written by hand (tests/interfacegan_standin.py): plain state dicts of
+random tensors under InterFaceGAN's key names, as its converters save them (PGGAN in its
+current layout, with `lod` and every level of detail's head, and in its 2019 layout), never
+through ganedit's modules. The expected outputs come from `pggan_reference` (current layout,
+run as InterFaceGAN's forward runs it: every head drawn, the last one kept),
+`pggan_reference_2019` and the `stylegan_*` references, direct implementations of
+InterFaceGAN's generators on those state dicts written for this test: they share no code with
+`ganedit.models.pggan` / `stylegan1`, and compute some steps another way (the PGGAN's first
+layer as the dense layer it is, nearest upsampling by repetition, the blur as a sum of shifted
+copies, StyleGAN's fused up-convolution as upsampling followed by the flipped 3x3 kernel), so a
+wrong key, transpose, flip, gain or noise index fails the comparison.
 """
 
 from __future__ import annotations
@@ -27,86 +29,21 @@ import torch.nn.functional as F
 from cli_run import ok, user_error
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.sources import GeneratorSource, generator_identity, load_generator
+from interfacegan_standin import (
+    N_MAPPING,
+    PGGAN_CHANNELS,
+    PGGAN_DAMAGE,
+    Z,
+    current_as_2019,
+    damaged_pggan_state,
+    pggan_state,
+    pggan_state_2019,
+    stylegan_state,
+)
 from tolerance import assert_f32_close
 
 SQRT2 = math.sqrt(2.0)
-Z = 8
-# PGGAN pixel-normalises every layer's input over its channels; with fewer than 8 channels a
-# random network has pixels where that amplifies float32 round-off past the tolerance.
-PGGAN_CHANNELS = [Z, 8, 8, 8]  # z, then 4, 8, 16 px
 PGGAN32_CHANNELS = [Z, 16, 16, 16, 16]
-STYLE_CHANNELS = [8, 8, 6, 4, 4]  # 4..64 px: 10 style layers, so the cutoff 8 leaves 2 free
-FUSED_BLOCKS = (4,)  # 64 px upsamples by a transposed conv ("fused scale", as from 128 px)
-N_MAPPING = 8
-
-
-# ------------------------------------------------------------------------------------------
-# InterFaceGAN's layouts, written by hand
-
-
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(*shape, generator=gen)
-
-
-def pggan_state(channels: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
-    """layer{j}.conv.weight / layer{j}.wscale.bias, then output_RxR.*, as the port saves."""
-    gen = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-
-    def block(j: int, c_out: int, c_in: int, k: int) -> None:
-        state[f"layer{j}.conv.weight"] = _randn(gen, c_out, c_in, k, k)
-        state[f"layer{j}.wscale.bias"] = _randn(gen, c_out, scale=0.2)
-
-    block(1, channels[1], channels[0], 4)
-    block(2, channels[1], channels[1], 3)
-    for i in range(2, len(channels)):
-        block(2 * i - 1, channels[i], channels[i - 1], 3)
-        block(2 * i, channels[i], channels[i], 3)
-    r = 2 ** len(channels)
-    state[f"output_{r}x{r}.conv.weight"] = _randn(gen, 3, channels[-1], 1, 1)
-    state[f"output_{r}x{r}.wscale.bias"] = _randn(gen, 3, scale=0.2)
-    return state
-
-
-def _epilogue(state: dict, gen: torch.Generator, i: int, c: int, w_dim: int) -> None:
-    p = f"synthesis.layer{i}.epilogue."
-    r = 2 ** (i // 2 + 2)
-    state[p + "apply_noise.noise"] = _randn(gen, 1, 1, r, r)
-    state[p + "apply_noise.weight"] = _randn(gen, c, scale=0.3)
-    state[p + "bias"] = _randn(gen, c, scale=0.2)
-    state[p + "style_mod.dense.linear.weight"] = _randn(gen, 2 * c, w_dim)
-    state[p + "style_mod.dense.wscale.bias"] = _randn(gen, 2 * c, scale=0.2)
-
-
-def stylegan_state(
-    channels: list[int] = STYLE_CHANNELS, w_dim: int = Z, fused=FUSED_BLOCKS, seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """InterFaceGAN's StyleGAN state dict (without `truncation.truncation`, as its converter
-    saves it). Mapping weights are stored times 100 (1 / the learning-rate multiplier)."""
-    gen = torch.Generator().manual_seed(seed)
-    state: dict[str, torch.Tensor] = {}
-    for i in range(N_MAPPING):
-        state[f"mapping.dense{i}.linear.weight"] = _randn(gen, w_dim, Z if i == 0 else w_dim) * 100
-        state[f"mapping.dense{i}.wscale.bias"] = _randn(gen, w_dim, scale=20.0)
-    state["truncation.w_avg"] = _randn(gen, w_dim)
-    state["synthesis.lod"] = torch.tensor(0.0)
-    blur = torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16
-    for b, c in enumerate(channels):
-        if b == 0:
-            state["synthesis.layer0.first_layer"] = _randn(gen, 1, c, 4, 4)
-        else:
-            c_in = channels[b - 1]
-            if b in fused:  # stored as TensorFlow holds it: [kh, kw, in, out]
-                state[f"synthesis.layer{2 * b}.weight"] = _randn(gen, 3, 3, c_in, c)
-            else:
-                state[f"synthesis.layer{2 * b}.conv.weight"] = _randn(gen, c, c_in, 3, 3)
-            state[f"synthesis.layer{2 * b}.blur.kernel"] = blur.expand(c, 1, 3, 3).clone()
-        _epilogue(state, gen, 2 * b, c, w_dim)
-        state[f"synthesis.layer{2 * b + 1}.conv.weight"] = _randn(gen, c, c, 3, 3)
-        _epilogue(state, gen, 2 * b + 1, c, w_dim)
-        state[f"synthesis.output{b}.conv.weight"] = _randn(gen, 3, c, 1, 1)
-        state[f"synthesis.output{b}.bias"] = _randn(gen, 3, scale=0.2)
-    return state
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,28 +62,50 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x >= 0, x, 0.2 * x)
 
 
-def pggan_reference(state: dict, z: torch.Tensor) -> torch.Tensor:
-    w1, b1 = state["layer1.conv.weight"], state["layer1.wscale.bias"]
+def _pggan_layer(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, up: bool) -> torch.Tensor:
+    """pixel norm, [nearest 2x], 3x3 conv * sqrt(2) / sqrt(fan_in), bias, leaky ReLU."""
+    x = _nearest2x(_pixel_norm(x)) if up else _pixel_norm(x)
+    x = F.conv2d(x, w, padding=1) * SQRT2 / math.sqrt(w.shape[1] * 9)
+    return _lrelu(x + b[None, :, None, None])
+
+
+def _pggan_dense(z: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     # The official first layer is dense to a 4x4 map; the port's 4x4 conv (padding 3) of a
     # 1x1 input reads its kernel flipped: out[o, i, j] = sum_c W[o, c, 3 - i, 3 - j] z[c].
-    x = torch.einsum("ocij,nc->noij", w1.flip(2, 3), _pixel_norm(z))
-    x = _lrelu(x * SQRT2 / math.sqrt(w1.shape[1] * 16) + b1[None, :, None, None])
+    x = torch.einsum("ocij,nc->noij", w.flip(2, 3), _pixel_norm(z))
+    return _lrelu(x * SQRT2 / math.sqrt(w.shape[1] * 16) + b[None, :, None, None])
+
+
+def _pggan_rgb(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """pixel norm, then the linear 1x1 head (gain 1)."""
+    rgb = torch.einsum("nchw,oc->nohw", _pixel_norm(x), w[:, :, 0, 0]) / math.sqrt(w.shape[1])
+    return rgb + b[None, :, None, None]
+
+
+def pggan_reference(state: dict, z: torch.Tensor) -> torch.Tensor:
+    """The current layout as InterFaceGAN's forward runs it at lod 0: every level of detail
+    draws its head's image and the next level replaces it, so the last head's is returned."""
+    x = _pggan_dense(z, state["layer0.conv.weight"], state["layer0.wscale.bias"])
+    b = 0
+    while f"output{b}.conv.weight" in state:
+        for j in (2 * b, 2 * b + 1):
+            if j:
+                w, bias = state[f"layer{j}.conv.weight"], state[f"layer{j}.wscale.bias"]
+                x = _pggan_layer(x, w, bias, up=j % 2 == 0)
+        image = _pggan_rgb(x, state[f"output{b}.conv.weight"], state[f"output{b}.wscale.bias"])
+        b += 1
+    return image
+
+
+def pggan_reference_2019(state: dict, z: torch.Tensor) -> torch.Tensor:
+    """The 2019 layout: layer1 (dense) .. layer2k+2, then output_RxR."""
+    x = _pggan_dense(z, state["layer1.conv.weight"], state["layer1.wscale.bias"])
     j = 2
     while f"layer{j}.conv.weight" in state:
-        w, b = state[f"layer{j}.conv.weight"], state[f"layer{j}.wscale.bias"]
-        x = _pixel_norm(x)
-        if j % 2 == 1:
-            x = _nearest2x(x)
-        x = F.conv2d(x, w, padding=1) * SQRT2 / math.sqrt(w.shape[1] * 9)
-        x = _lrelu(x + b[None, :, None, None])
+        x = _pggan_layer(x, state[f"layer{j}.conv.weight"], state[f"layer{j}.wscale.bias"], j % 2)
         j += 1
     r = x.shape[-1]
-    w, b = state[f"output_{r}x{r}.conv.weight"], state[f"output_{r}x{r}.wscale.bias"]
-    x = _pixel_norm(x)
-    return (
-        torch.einsum("nchw,oc->nohw", x, w[:, :, 0, 0]) / math.sqrt(w.shape[1])
-        + b[None, :, None, None]
-    )
+    return _pggan_rgb(x, state[f"output_{r}x{r}.conv.weight"], state[f"output_{r}x{r}.wscale.bias"])
 
 
 def stylegan_mapping_reference(state: dict, z: torch.Tensor) -> torch.Tensor:
@@ -221,6 +180,7 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("ifg")
     torch.save(pggan_state(PGGAN_CHANNELS), root / "pggan.pth")
     torch.save(pggan_state(PGGAN32_CHANNELS, seed=1), root / "pggan32.pth")
+    torch.save(pggan_state_2019(PGGAN_CHANNELS, seed=2), root / "pggan2019.pth")
     torch.save(stylegan_state(), root / "stylegan.pth")
     return root
 
@@ -233,24 +193,52 @@ def _z(n: int, seed: int = 5) -> torch.Tensor:
 # PGGAN
 
 
-@pytest.mark.parametrize(("name", "channels"), [("pggan.pth", PGGAN_CHANNELS),
-                                                ("pggan32.pth", PGGAN32_CHANNELS)])  # fmt: skip
-def test_pggan_renders_what_interfacegan_renders(files, name, channels):
+@pytest.mark.parametrize(
+    ("name", "channels", "reference"),
+    [("pggan.pth", PGGAN_CHANNELS, pggan_reference),
+     ("pggan32.pth", PGGAN32_CHANNELS, pggan_reference),
+     ("pggan2019.pth", PGGAN_CHANNELS, pggan_reference_2019)],
+)  # fmt: skip
+def test_pggan_renders_what_interfacegan_renders(files, name, channels, reference):
     source = load_generator(files / name)
     state = torch.load(files / name, weights_only=True)
     assert isinstance(source, GeneratorSource)
     assert source.spaces == ("z",) and source.z_dim == Z
     assert source.resolution == 2 ** len(channels)
     z = _z(4)
-    expected = pggan_reference(state, z)
+    expected = reference(state, z)
     assert expected.shape == (4, 3, source.resolution, source.resolution)
     rendered = source.render(z)
     assert_f32_close(rendered, expected)
+    np.testing.assert_allclose(rendered.detach().numpy(), expected.numpy(), rtol=0, atol=1e-4)
     images = source.synthesize(z, "z", batch_size=4)
     assert images.dtype == torch.float32 and images.abs().max() <= 1
     assert torch.equal(images, rendered.clamp(-1, 1))  # one batch, the same operations
     # Only z's direction matters (pixel norm), as InterFaceGAN's rescaling assumes.
     assert_f32_close(source.render(3 * z), expected)
+
+
+def test_both_pggan_layouts_of_the_same_weights_render_the_same(files, tmp_path):
+    """The current layout renamed onto the 2019 names (as the bug report checked by hand): the
+    same network, and the lower heads play no part at lod 0."""
+    state = pggan_state(PGGAN_CHANNELS)
+    torch.save(current_as_2019(state), tmp_path / "old.pth")
+    heads = {k: v.neg() if k.startswith(("output0.", "output1.")) else v for k, v in state.items()}
+    torch.save(heads, tmp_path / "other_heads.pth")
+    z = _z(5)
+    current = load_generator(files / "pggan.pth").render(z)
+    assert torch.equal(load_generator(tmp_path / "old.pth").render(z), current)
+    assert torch.equal(load_generator(tmp_path / "other_heads.pth").render(z), current)
+    assert_f32_close(current, pggan_reference_2019(current_as_2019(state), z))
+
+
+def test_a_file_without_lod_is_read_as_fully_grown(files, tmp_path):
+    state = pggan_state(PGGAN_CHANNELS)
+    del state["lod"]
+    torch.save(state, tmp_path / "no_lod.pth")
+    z = _z(3)
+    expected = load_generator(files / "pggan.pth").render(z)
+    assert torch.equal(load_generator(tmp_path / "no_lod.pth").render(z), expected)
 
 
 def test_pggan_is_z_only_and_refuses_truncation(files, capsys):
@@ -334,7 +322,7 @@ def test_sample_i_depends_only_on_seed_and_i(files, name):
     assert torch.equal(again, source.synthesize(z, "z", batch_size=6))  # same file, same ops
 
 
-@pytest.mark.parametrize("name", ["pggan.pth", "stylegan.pth"])
+@pytest.mark.parametrize("name", ["pggan.pth", "pggan2019.pth", "stylegan.pth"])
 def test_identity_is_the_file_name_and_its_sha256(files, name):
     digest = hashlib.sha256((files / name).read_bytes()).hexdigest()
     assert generator_identity(files / name) == {"name": name, "sha256": digest}
@@ -398,30 +386,76 @@ def test_damaged_files_are_refused_in_one_line(files, tmp_path):
     with pytest.raises(DamagedInputError, match="synthesis.layer3.conv.weight") as err:
         load_generator(_damaged(tmp_path, state))
     _one_line(err)
-    state = pggan_state(PGGAN_CHANNELS)
-    state["output_16x16.wscale.bias"][1] = float("inf")
-    with pytest.raises(DamagedInputError, match="output_16x16") as err:
-        load_generator(_damaged(tmp_path, state))
-    _one_line(err)
+    # PGGAN: the final head, a lower head that plays no part in the image, lod, and the 2019
+    # layout's head; damage is reported even where it would change no image.
+    for key, index in [("output2.wscale.bias", 1), ("output0.conv.weight", (1, 3, 0, 0)),
+                       ("lod", ()), ("output_16x16.wscale.bias", 1)]:  # fmt: skip
+        state = pggan_state_2019(PGGAN_CHANNELS) if "_" in key else pggan_state(PGGAN_CHANNELS)
+        state[key][index] = float("nan") if "0" in key else float("inf")
+        with pytest.raises(DamagedInputError, match=key) as err:
+            load_generator(_damaged(tmp_path, state))
+        _one_line(err)
 
 
 def _without(state: dict, key: str) -> dict:
     return {k: v for k, v in state.items() if k != key}
 
 
+def _with(state: dict, **tensors: torch.Tensor) -> dict:
+    """`state` with tensors replaced or added (keyword names use __ for dots)."""
+    return {**state, **{k.replace("__", "."): v for k, v in tensors.items()}}
+
+
+def _pg() -> dict:
+    return pggan_state(PGGAN_CHANNELS)
+
+
+def _pg2019() -> dict:
+    return pggan_state_2019(PGGAN_CHANNELS)
+
+
 @pytest.mark.parametrize(
     ("make", "words"),
     [
         (lambda: {"conv1.conv.weight": torch.ones(2)}, "InterFaceGAN's PGGAN keys"),
+        (lambda: {"conv1.conv.weight": torch.ones(2)}, "2019 layout's layer1.conv.weight"),
         (lambda: torch.ones(3), "named tensors"),
         (lambda: {"g_ema": {"a": torch.ones(1)}}, "named tensors"),
         (lambda: _without(stylegan_state(), "synthesis.layer5.epilogue.bias"), "style layers"),
         (lambda: _without(stylegan_state(), "synthesis.output2.bias"), "does not load"),
         (lambda: {**stylegan_state(), "synthesis.lod": torch.tensor(1.0)}, "fully grown"),
-        (lambda: _without(pggan_state(PGGAN_CHANNELS), "layer4.wscale.bias"), "does not load"),
-        (lambda: _without(pggan_state(PGGAN_CHANNELS), "layer6.conv.weight"), "layers"),
+        # PGGAN, current layout: lod, layers, heads, each in the file's own names
+        (lambda: _with(_pg(), lod=torch.tensor(1.0)), "fully grown PGGAN (lod 0"),
+        (lambda: _with(_pg(), lod=torch.tensor(0.5)), "received lod 0.5"),
+        (lambda: _with(_pg(), lod=torch.zeros(2)), "lod as one number"),
+        (lambda: _without(_pg(), "layer3.conv.weight"), "missing layer3.conv.weight"),
+        (lambda: _without(_pg(), "layer4.wscale.bias"), "missing layer4.wscale.bias"),
         (
-            lambda: {**pggan_state(PGGAN_CHANNELS), "layer2.conv.weight": torch.tensor(1.0)},
+            lambda: _without(_without(_pg(), "layer2.conv.weight"), "layer2.wscale.bias"),
+            "layers layer0..layer{2k+1}",
+        ),
+        (lambda: _without(_pg(), "output1.conv.weight"), "missing output1.conv.weight"),
+        (
+            lambda: _with(_pg(), output1__conv__weight=torch.ones(3, 9, 1, 1)),
+            "output1.conv.weight: [3, 9, 1, 1] where the config gives [3, 8, 1, 1]",
+        ),
+        (lambda: _with(_pg(), output2__conv__weight=torch.ones(1, 8, 1, 1)), "other shapes"),
+        (lambda: _with(_pg(), output2__wscale__bias=torch.ones(4)), "other shapes"),
+        (lambda: _with(_pg(), output3__conv__weight=torch.ones(3, 8, 1, 1)), "unexpected output3"),
+        (lambda: _with(_pg(), layer0__conv__weight=torch.ones(8, 8)), "layer0.conv.weight as a"),
+        (lambda: _with(_pg(), layer3__conv__weight=torch.ones(8, 7, 3, 3)), "layer3.conv.weight"),
+        (
+            lambda: _with(
+                _without(_pg(), "layer2.conv.weight"), layer2__weight=torch.ones(3, 3, 8, 8)
+            ),
+            "fused_scale",
+        ),
+        (lambda: _with(_pg2019(), lod=torch.tensor(0.0)), "layers layer0..layer{2k+1}"),
+        # PGGAN, 2019 layout
+        (lambda: _without(_pg2019(), "layer4.wscale.bias"), "does not load"),
+        (lambda: _without(_pg2019(), "layer6.conv.weight"), "layers"),
+        (
+            lambda: _with(_pg2019(), layer2__conv__weight=torch.tensor(1.0)),
             "4-d PGGAN conv weights",
         ),
         (
@@ -432,16 +466,23 @@ def _without(state: dict, key: str) -> dict:
             lambda: {**stylegan_state(), "synthesis.layer3.conv.weight": torch.tensor(1.0)},
             "conv.weight",
         ),
-        (
-            lambda: {**pggan_state(PGGAN_CHANNELS), "layer3.conv.weight": torch.ones(6, 7, 3, 3)},
-            "does not load",
-        ),
+        (lambda: _with(_pg2019(), layer3__conv__weight=torch.ones(6, 7, 3, 3)), "does not load"),
     ],
 )
 def test_foreign_or_broken_state_dicts_are_refused(tmp_path, make, words):
     with pytest.raises(UserInputError) as err:
         load_generator(_damaged(tmp_path, make()))
     assert words in _one_line(err)
+
+
+@pytest.mark.parametrize("kind", sorted(PGGAN_DAMAGE))
+def test_a_damaged_pggan_is_refused_by_the_cli_in_one_line(tmp_path, capsys, kind):
+    torch.save(damaged_pggan_state(kind), tmp_path / "bad.pth")
+    for argv in (["sample", "-o", tmp_path / "x.png"],
+                 ["generate", "-p", "labeler", "-n", 4, "-o", tmp_path / "b.zarr"]):  # fmt: skip
+        line = user_error(capsys, [*argv, "-g", tmp_path / "bad.pth"])
+        assert PGGAN_DAMAGE[kind] in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.pth"]
 
 
 def test_a_missing_pth_is_refused(tmp_path):

@@ -427,13 +427,49 @@ def test_pickled_objects_are_refused(tmp_path):
         load_rosinality_checkpoint(path)
 
 
-def test_rosinality_training_checkpoint_with_args_namespace_loads(tmp_path):
-    path = tmp_path / "010000.pt"
-    g = tiny_generator(8)
-    state = {k: v for k, v in g.state_dict().items() if k != "w_avg"}
-    torch.save({"g_ema": state, "g": state, "args": argparse.Namespace(size=8, r1=10.0)}, path)
-    loaded = load_rosinality_checkpoint(path)
-    assert loaded["g_ema"].img_resolution == 8
+def _adam_state(model: torch.nn.Module) -> dict:
+    """An optimizer state dict after one step, as train.py's `g_optim` / `d_optim`."""
+    optim = torch.optim.Adam(model.parameters(), lr=0.002, betas=(0.0, 0.99))
+    sum(p.square().sum() for p in model.parameters()).backward()
+    optim.step()
+    return optim.state_dict()
+
+
+@pytest.mark.parametrize("attributes", [None, ["glasses", "age", "yaw"]], ids=["plain", "sc-gan"])
+def test_a_training_checkpoint_loads_as_train_py_writes_it(tmp_path, attributes):
+    """rosinality's train.py (and SC-GAN's train_mmd.py) saves {g, d, g_ema, g_optim, d_optim,
+    args (an argparse Namespace), ada_aug_p} and no latent_avg."""
+    from ganedit.models.stylegan2.convert import _rosinality_state
+
+    g_ema = tiny_generator(8, mode_attributes=attributes)
+    g = tiny_generator(8, mode_attributes=attributes)
+    d = Discriminator(8, channel_max=16, **({"num_modes": 10} if attributes else {}))
+    args = argparse.Namespace(
+        path="lmdb/ffhq", iter=800000, batch=16, size=8, r1=10.0, latent=16, n_mlp=2,
+        channel_multiplier=2, augment=False, ada_target=0.6, wandb=False, local_rank=0,
+        distributed=False, start_iter=0, ckpt=None,
+    )  # fmt: skip
+    optimizers = {"g_optim": _adam_state(g), "d_optim": _adam_state(d)}  # steps g and d
+    ckpt = {
+        "g": _rosinality_state(g),
+        "d": _rosinality_state(d),
+        "g_ema": _rosinality_state(g_ema),
+        **optimizers,
+        "args": args,
+        "ada_aug_p": 0.0,
+    }
+    torch.save(ckpt, tmp_path / "010000.pt")
+    loaded = load_rosinality_checkpoint(tmp_path / "010000.pt", mode_attributes=attributes)
+    assert loaded["g_ema"].img_resolution == 8 and loaded["latent_avg"] is None
+    assert loaded["g_ema"].mode_attributes == (attributes or [])
+    ws = g_ema.mapping(torch.randn(2, 16))
+    modes = g_ema.input.neutral(2) if attributes else None
+    with torch.no_grad():
+        assert torch.equal(
+            loaded["g_ema"].synthesis(ws, modes=modes), g_ema.synthesis(ws, modes=modes)
+        )
+        x = torch.randn(4, 3, 8, 8)
+        assert torch.equal(loaded["d"](x), d(x))
 
 
 def test_explicit_channel_table_builds_round_trips_and_exports(tmp_path):

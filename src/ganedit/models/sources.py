@@ -419,8 +419,9 @@ def _stylegan_from_file(
 def _interfacegan_from_file(
     path: Path, device: torch.device, truncation_psi: float
 ) -> ZOnlySource | StyleGAN1Source:
-    """An InterFaceGAN `.pth` (a plain state dict), told apart by its keys: PGGAN (z only, so
-    truncation does not apply) or StyleGAN v1 (psi on its first 8 layers, as InterFaceGAN)."""
+    """An InterFaceGAN `.pth` (a plain state dict), told apart by its keys: PGGAN in either of
+    its layouts (z only, so truncation does not apply) or StyleGAN v1 (psi on its first 8
+    layers, as InterFaceGAN)."""
     from ganedit.models import pggan, stylegan1
 
     state = _read_state_dict(path, "an InterFaceGAN PGGAN or StyleGAN state dict (.pth)")
@@ -437,7 +438,8 @@ def _interfacegan_from_file(
         g = pggan.pggan_from_state(state).to(device)
         return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
     raise UserInputError(
-        f"expected InterFaceGAN's PGGAN keys (layer1.conv.weight, output_RxR.*) or StyleGAN keys "
+        f"expected InterFaceGAN's PGGAN keys (layer0.conv.weight, output0..output{{k}}.*, lod; "
+        f"or its 2019 layout's layer1.conv.weight, output_RxR.*) or StyleGAN keys "
         f"(mapping.dense0.*, synthesis.layer0.first_layer) in {str(path)!r}, received "
         f"{sorted(state)[:4]}"
     )

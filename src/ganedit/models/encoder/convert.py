@@ -70,7 +70,8 @@ def load_e4e_checkpoint(
         prefix removed (rosinality names; {} when absent), "decoder": Generator | None}. The
         decoder is built by the rosinality converter (architecture from its shapes, `w_avg`
         from `latent_avg`); a decoder it cannot build (e.g. a modified generator) is left as
-        raw tensors with a warning.
+        raw tensors with a warning. A file whose opts start from latent_avg but that holds
+        none gets its decoder's mean w (10,000 seeded samples), as e4e's loader computes it.
 
     Raises:
         UserInputError: missing file, pickled Python objects, a file of another layout, an
@@ -98,13 +99,13 @@ def load_e4e_checkpoint(
             f"ranks or names ({type(err).__name__}: {err})"
         ) from None
     latent_avg = _latent_avg(raw_avg, config["w_dim"], config["num_ws"], path)
-    if config["start_from_latent_avg"] and latent_avg is None:
-        raise UserInputError(
-            f"expected a `latent_avg` in {str(path)!r}, since its opts set "
-            "start_from_latent_avg, received none"
-        )
+    needs_avg = config["start_from_latent_avg"] and latent_avg is None
+    wanted = dec_state and (build_decoder or needs_avg)
+    decoder = _build_decoder(dec_state, latent_avg) if wanted else None
+    if needs_avg:
+        latent_avg = _decoder_mean_w(decoder, config["w_dim"], path)
     encoder = _build_encoder(config, enc_state, latent_avg, path)
-    decoder = _build_decoder(dec_state, latent_avg) if dec_state and build_decoder else None
+    decoder = decoder if build_decoder else None
     return {
         "encoder": encoder.to(device).eval(),
         "opts": opts,
@@ -316,6 +317,23 @@ def _latent_avg(value: object, w_dim: int, num_ws: int, path: Path) -> torch.Ten
         f"rows differing by up to {spread:.3g}",
     )
     return rows[0].clone()
+
+
+def _decoder_mean_w(decoder: Generator | None, w_dim: int, path: Path) -> torch.Tensor:
+    """What e4e does for a checkpoint without `latent_avg` whose opts start from it (a036381):
+    the mean w of 10,000 samples of its decoder (seeded here, so every load agrees)."""
+    if decoder is None or decoder.w_dim != w_dim:
+        raise UserInputError(
+            f"expected a `latent_avg` in {str(path)!r}, since its opts set start_from_latent_avg "
+            f"(or a decoder of w_dim {w_dim} to compute it from, as e4e does), received none"
+        )
+    log.warning(
+        "%s has no latent_avg: using the mean w of 10,000 seeded samples of its decoder, as e4e "
+        "computes it (e4e's own draw is unseeded, so its codes differ slightly)",
+        path.name,
+    )
+    with torch.no_grad():
+        return decoder.update_w_avg(generator=torch.Generator().manual_seed(0)).float()
 
 
 def _build_encoder(
