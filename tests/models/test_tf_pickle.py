@@ -53,8 +53,8 @@ def rendered(path, z: torch.Tensor, psi: float = 1.0) -> torch.Tensor:
     return load_generator(path, truncation_psi=psi).render(z, "z").double()
 
 
-def assert_images(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    assert actual.shape == expected.shape == (len(actual), 3, 16, 16)
+def assert_images(actual: torch.Tensor, expected: torch.Tensor, size: int = 16) -> None:
+    assert actual.shape == expected.shape == (len(actual), 3, size, size)
     torch.testing.assert_close(actual, expected, atol=ATOL, rtol=0)
 
 
@@ -76,6 +76,18 @@ def test_images_match_the_tensorflow_graph(tmp_path, variant, protocol):
     psi = 1.0 if kind == "pggan" else 0.7  # truncation towards the pickled dlatent_avg
     z = z_for(kind)
     assert_images(rendered(path, z, psi), reference(kind, nets[2], z, psi))
+
+
+def test_stylegan1_auto_fused_scale_from_128_px(tmp_path):
+    changes = {"resolution": 256, "fmap_base": 512, "fmap_max": 8}  # 8, 8, ..., 4 channels
+    path, nets = tf_pkl(tmp_path, "stylegan1", **changes)
+    with torch.no_grad():
+        g = load_tf_pickle(path).generator
+    assert [layer.kind for layer in g.synthesis.layers()[::2]] == ["const"] + ["up"] * 4 + [
+        "fused"
+    ] * 2
+    z = z_for("stylegan1", n=2)
+    assert_images(rendered(path, z, 0.7), tf_forward.stylegan1(nets[2], z, 0.7, 8), size=256)
 
 
 def test_variables_are_read_exactly(tmp_path):
