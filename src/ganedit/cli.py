@@ -1292,26 +1292,43 @@ def demo_cmd(
 @app.command("convert")
 def convert_cmd(
     source: Path = typer.Option(
-        ..., "--generator", "-g", help="An NVIDIA StyleGAN2-ADA network pickle (.pkl) to read."
+        ...,
+        "--generator",
+        "-g",
+        help="A network pickle (.pkl) to read: NVIDIA's StyleGAN2-ADA, or a TensorFlow PGGAN, "
+        "StyleGAN or StyleGAN2 one.",
     ),
-    out: Path = opt.out_option("The StyleGAN2-pytorch checkpoint (.pt) to write."),
+    out: Path = opt.out_option(
+        "The file to write: a StyleGAN2-pytorch .pt (StyleGAN2, StyleGAN2-ADA) or an "
+        "InterFaceGAN .pth (TensorFlow PGGAN, StyleGAN)."
+    ),
     network: str = typer.Option(
         "G_ema",
         "--network",
-        help="The pickle's generator: G_ema (the averaged weights NVIDIA renders) or G.",
+        help="The pickle's generator: G_ema (the averaged weights NVIDIA renders; a "
+        "TensorFlow pickle's Gs) or G.",
     ),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Convert an NVIDIA StyleGAN2-ADA .pkl generator to a StyleGAN2-pytorch .pt (read without
-    running any code from the pickle; see docs/models.md)."""
+    """Convert an NVIDIA network pickle's generator to a .pt or .pth (read without running any
+    code from the pickle; see docs/models.md)."""
     from ganedit.models.stylegan2.nvidia_pkl import check_network, convert_nvidia_pickle
+    from ganedit.models.tf_generators import LABELS, convert_tf_pickle
+    from ganedit.models.tf_pickle import is_tf_pickle
 
     check_network(network)
     _expect_suffix(source, ".pkl", "--generator")
-    _expect_suffix(out, ".pt")
+    if not is_tf_pickle(source):
+        _expect_suffix(out, ".pt")
+        _outputs(out, overwrite=overwrite)
+        path = convert_nvidia_pickle(source, out, network=network)
+        typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
+        return
+    if out.suffix.lower() not in (".pt", ".pth"):
+        raise UserInputError(f"expected a .pt or .pth path for --out, received {str(out)!r}")
     _outputs(out, overwrite=overwrite)
-    path = convert_nvidia_pickle(source, out, network=network)
-    typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
+    layout = convert_tf_pickle(source, out, network=network)
+    typer.echo(f"{out}: {LABELS[network]} of {source.name} as {layout}")
 
 
 @app.command("ui")

@@ -139,7 +139,8 @@ def check_device(text: str) -> str:
 OUT_HELP = "Output path."
 GENERATOR_HELP = (
     f"Generator: {', '.join(GENERATOR_NAMES)}, a StyleGAN2-pytorch .pt, an NVIDIA StyleGAN2-ADA "
-    ".pkl, an InterFaceGAN PGGAN/StyleGAN .pth, or a model folder."
+    ".pkl or TensorFlow PGGAN/StyleGAN/StyleGAN2 .pkl, an InterFaceGAN PGGAN/StyleGAN .pth, or a "
+    "model folder."
 )
 PREDICTOR_HELP = f"Predictor: {', '.join(PREDICTORS)}, or a model folder."
 # The forms an attribute predictor may also take (ganedit.models.foreign_predictors).

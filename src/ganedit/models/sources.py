@@ -8,7 +8,8 @@ and boundary files record so that artefacts of different generators are never mi
 
 Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
 earlier studies were measured on it), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
-`.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path (read without running it), an InterFaceGAN
+`.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path or a TensorFlow PGGAN/StyleGAN/StyleGAN2 one
+(both read without running them, `ganedit.models.tf_pickle`), an InterFaceGAN
 PGGAN or StyleGAN `.pth` path (`ganedit.models.pggan`, `ganedit.models.stylegan1`), or a
 ganedit model folder.
 """
@@ -365,8 +366,8 @@ def load_generator(
     name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
 ) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     """Resolve a registered name, a StyleGAN2-pytorch `.pt` file, an NVIDIA StyleGAN2-ADA
-    `.pkl` file (its `G_ema`), an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a
-    ganedit model folder."""
+    `.pkl` file (its `G_ema`), a TensorFlow PGGAN, StyleGAN or StyleGAN2 `.pkl` (its `Gs`),
+    an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a ganedit model folder."""
     device = resolve_device(device)
     check_truncation(truncation_psi)
     text = str(name_or_path)
@@ -393,7 +394,10 @@ def load_generator(
         return _stylegan_from_file(path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi)
     if path.suffix == ".pkl":
         from ganedit.models.stylegan2 import load_nvidia_pickle
+        from ganedit.models.tf_pickle import is_tf_pickle
 
+        if is_tf_pickle(path):  # told apart by its first global, read without unpickling
+            return _tf_source(path, device, truncation_psi)
         loaded = load_nvidia_pickle(path, device=device)
         return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
     if path.suffix == ".pth":
@@ -402,7 +406,8 @@ def load_generator(
         return _stylegan_from_folder(path, path.name, device, truncation_psi)
     raise UserInputError(
         f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA .pkl, an InterFaceGAN .pth or a model folder, received {text!r}"
+        f"an NVIDIA StyleGAN2-ADA or TensorFlow .pkl, an InterFaceGAN .pth or a model folder, "
+        f"received {text!r}"
     )
 
 
@@ -430,19 +435,54 @@ def _interfacegan_from_file(
         g = stylegan1.stylegan1_from_state(state).to(device)
         return stylegan1.StyleGAN1Source(g, path.name, truncation_psi, weights_sha256=sha)
     if pggan.is_pggan_state(state):
-        if truncation_psi != 1:
-            raise UserInputError(
-                f"expected truncation psi 1 for the PGGAN {path.name} (z only: no w space to "
-                f"truncate in), received {truncation_psi}"
-            )
-        g = pggan.pggan_from_state(state).to(device)
-        return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
+        return _pggan_source(pggan.pggan_from_state(state).to(device), path, truncation_psi)
     raise UserInputError(
         f"expected InterFaceGAN's PGGAN keys (layer0.conv.weight, output0..output{{k}}.*, lod; "
         f"or its 2019 layout's layer1.conv.weight, output_RxR.*) or StyleGAN keys "
         f"(mapping.dense0.*, synthesis.layer0.first_layer) in {str(path)!r}, received "
         f"{sorted(state)[:4]}"
     )
+
+
+def _pggan_source(g: torch.nn.Module, path: Path, truncation_psi: float) -> ZOnlySource:
+    from ganedit.models import pggan
+
+    if truncation_psi != 1:
+        raise UserInputError(
+            f"expected truncation psi 1 for the PGGAN {path.name} (z only: no w space to "
+            f"truncate in), received {truncation_psi}"
+        )
+    sha = file_sha256(path)
+    return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
+
+
+def _tf_source(
+    path: Path, device: torch.device, truncation_psi: float
+) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
+    """A TensorFlow pickle's Gs as the source of its kind (PGGAN z only; StyleGAN truncated
+    up to the pickle's own cutoff; StyleGAN2 on every layer, as ganedit's sources do)."""
+    from ganedit.models.stylegan1 import StyleGAN1Source
+    from ganedit.models.tf_generators import load_tf_pickle
+
+    loaded = load_tf_pickle(path, device)
+    if loaded.kind == "pggan":
+        return _pggan_source(loaded.generator, path, truncation_psi)
+    if loaded.kind == "stylegan1":
+        cutoff, sha = loaded.truncation_cutoff, file_sha256(path)
+        return StyleGAN1Source(
+            loaded.generator,
+            path.name,
+            truncation_psi,
+            truncation_cutoff=cutoff,
+            weights_sha256=sha,
+        )
+    if loaded.truncation_cutoff is not None and truncation_psi != 1:
+        raise UserInputError(
+            f"expected truncation psi 1 for {path.name}, whose network truncates only its "
+            f"first {loaded.truncation_cutoff} layers (truncation_cutoff), received "
+            f"{truncation_psi}: ganedit's StyleGAN2 source truncates every layer"
+        )
+    return _stylegan_from_file(path, loaded.generator, loaded.w_avg, truncation_psi)
 
 
 def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
@@ -487,7 +527,8 @@ def generator_identity(name_or_path: str | Path) -> dict:
         return {"name": path.name, "sha256": file_sha256(path / "model.safetensors")}
     raise UserInputError(
         f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA .pkl, an InterFaceGAN .pth or a model folder, received {text!r}"
+        f"an NVIDIA StyleGAN2-ADA or TensorFlow .pkl, an InterFaceGAN .pth or a model folder, "
+        f"received {text!r}"
     )
 
 
