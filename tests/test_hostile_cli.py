@@ -986,8 +986,9 @@ BOUNDARY_DAMAGE = ("npy", "zeros", "shape", "width", "sidecar-bytes", "sidecar-t
 
 def damaged_boundary(src: Path, d: Path, draw, kinds=BOUNDARY_DAMAGE) -> Path:
     """A boundary .npy (+ sidecar) with one thing wrong."""
-    path = d / "dir.npy"
-    shutil.copyfile(src.with_suffix(".json"), path.with_suffix(".json"))
+    path = d / "damaged.npy"  # not the boundary baseline's -o, which --conditions would be
+    # The copy's sidecar takes the older name (`damaged.json`), which readers still find.
+    shutil.copyfile(src.with_name(src.name + ".json"), path.with_suffix(".json"))
     array = np.load(src)
     kind = draw(st.sampled_from(kinds), label="boundary damage")
     if kind == "npy":
@@ -1293,7 +1294,7 @@ def _sidecar_case(command: str, suffix: str):
     def make(fx, d, draw):
         argv = baseline(command, fx, d)
         out = Path(argv[_flag_index(argv, "-o")])
-        out.with_suffix(suffix).write_text('{"mine": true}\n')  # only the sidecar is taken
+        out.with_name(out.name + suffix).write_text('{"mine": true}\n')  # only the sidecar is taken
         return argv
 
     return make

@@ -47,7 +47,7 @@ def _strip(folder) -> np.ndarray:
 
 
 def test_a_boundary_learned_on_a_truncated_bank_records_its_psi(work):
-    sidecar = json.loads((work / "z_smile.json").read_text())
+    sidecar = json.loads((work / "z_smile.npy.json").read_text())
     assert sidecar["space"] == "z" and sidecar["truncation_psi"] == PSI
 
 
