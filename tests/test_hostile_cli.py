@@ -512,8 +512,8 @@ def bad_input_path(d: Path, want: str, valid: Path, draw, kinds=IN_PATH_KINDS) -
     return target
 
 
-OUT_KINDS = ("exists", "foreign-folder", "parent-is-file", "too-long", "read-only-fs",
-             "dangling-link", "unwritable")  # fmt: skip
+OUT_KINDS = ("exists", "foreign-folder", "foreign-file", "parent-is-file", "too-long",
+             "read-only-fs", "dangling-link", "unwritable")  # fmt: skip
 
 
 def bad_output(d: Path, argv: list, flag: str, kind_of_out: str, draw, kinds=OUT_KINDS) -> list:
@@ -532,6 +532,14 @@ def bad_output(d: Path, argv: list, flag: str, kind_of_out: str, draw, kinds=OUT
     elif kind == "foreign-folder":  # refused with --overwrite too: ganedit did not make it
         out.mkdir()
         (out / "thesis.tex").write_text("not ganedit's")
+    elif kind == "foreign-file":  # a folder ganedit wrote, and a file the user put there
+        from ganedit.utils.files import record_files
+
+        out.mkdir()
+        (out / "a.png").write_bytes(b"ganedit's")
+        record_files(out, "an earlier run")
+        (out / "notes.txt").write_text("not ganedit's")
+        overwrite = True
     elif kind == "parent-is-file":
         (d / "plain").write_text("a file")
         out = d / "plain" / out.name

@@ -273,7 +273,10 @@ def test_however_the_paths_are_spelt(fx, tmp_path_factory, relation, out_how, in
     try:
         args = ["bank", "export", _spelt(bank, in_how, d), "-o", _spelt(out, out_how, d)]
         before = snapshot(d)
-        assert _quiet([*args, "--overwrite"]) == 2, args
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            code = run([*args, "--overwrite"])
+        assert code == 2 and f"which {relation} the input" in err.getvalue(), (args, err)
         assert snapshot(d) == before, args
     finally:
         os.chdir(here)
