@@ -42,7 +42,7 @@ def test_outputs_are_never_replaced_without_overwrite_nor_if_not_ganedits(tmp_pa
 
 def test_world_sheet(tmp_path, capsys):
     ok(capsys, ["world", "sheet", "--rows", 2, "--size", 32, "-o", tmp_path / "s.png"])
-    assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "s.json").is_file()
+    assert (tmp_path / "s.png").stat().st_size > 1000 and (tmp_path / "s.png.json").is_file()
 
 
 def test_train_and_evaluate_predictor(tmp_path, capsys):
@@ -97,7 +97,7 @@ def test_study_learns_evaluates_and_resumes_only_its_own_folder(tmp_path, capsys
 def test_sample_from_the_embedded_generator(tmp_path, capsys):
     ok(capsys, ["sample", "-g", "world64", "-n", 4, "--scale", 2, "-o", tmp_path / "g.png"])
     assert (tmp_path / "g.png").is_file()
-    assert json.loads((tmp_path / "g.json").read_text())["generator"]["sha256"]
+    assert json.loads((tmp_path / "g.png.json").read_text())["generator"]["sha256"]
 
 
 @pytest.mark.parametrize(
@@ -153,7 +153,7 @@ def test_score_with_a_trained_predictor_folder(tmp_path, capsys):
         assert set(scores.files) == {*kinds, ".kinds"}  # the scores, and their kinds
         assert scores["age"].shape == (4,)
         assert json.loads(str(scores[".kinds"])) == kinds
-    sidecar = json.loads((tmp_path / "s.json").read_text())
+    sidecar = json.loads((tmp_path / "s.npz.json").read_text())
     assert sidecar["n"] == 4 and sidecar["kinds"] == kinds
     from ganedit.directions.fit import load_scores
 

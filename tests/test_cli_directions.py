@@ -63,7 +63,7 @@ def test_boundaries_from_bank_and_reference_files(work):
          "-t", "0.9", "-o", work / "mab_glasses.npy"])  # fmt: skip
     mab = np.load(work / "mab_glasses.npy")
     assert mab.shape == (1, D) and mab.dtype == np.float32
-    sidecar = json.loads((work / "mab_glasses.json").read_text())
+    sidecar = json.loads((work / "mab_glasses.npy.json").read_text())
     assert sidecar["method"] == "mab" and sidecar["attribute"] == "glasses"
     assert sidecar["space"] == "w"
     # Planted: glasses lives on coordinate 2 only; balancing removes the correlated partners.
@@ -87,7 +87,7 @@ def test_default_method_is_the_studys_recommendation(work):
     from ganedit.directions.fit import DEFAULT_METHOD
 
     _ok(["boundary", "-c", work / "bank.zarr", "-a", "glasses", "-o", work / "default.npy"])
-    sidecar = json.loads((work / "default.json").read_text())
+    sidecar = json.loads((work / "default.npy.json").read_text())
     assert sidecar["method"] == DEFAULT_METHOD
     planted = np.eye(D)[2]  # glasses lives on coordinate 2 of the planted bank
     assert np.load(work / "default.npy")[0] @ planted > 0.95
@@ -142,7 +142,7 @@ def test_direction_mistakes_are_one_line(work, capsys, args, words):
 def test_mab_without_a_confidence_filter_like_the_reference(work):
     _ok(["boundary", "--method", "mab", "-c", work / "bank.zarr", "-a", "glasses", "-n", 400,
          "-t", "none", "-o", work / "mab_nofilter.npy"])  # fmt: skip
-    sidecar = json.loads((work / "mab_nofilter.json").read_text())
+    sidecar = json.loads((work / "mab_nofilter.npy.json").read_text())
     assert sidecar["params"]["threshold"] is None
     assert sidecar["fit"]["n_confident"] == 4000  # every sample kept
 

@@ -516,8 +516,8 @@ def bad_input_path(d: Path, want: str, valid: Path, draw, kinds=IN_PATH_KINDS) -
     return target
 
 
-OUT_KINDS = ("exists", "foreign-folder", "parent-is-file", "too-long", "read-only-fs",
-             "dangling-link", "unwritable")  # fmt: skip
+OUT_KINDS = ("exists", "foreign-folder", "foreign-file", "parent-is-file", "too-long",
+             "read-only-fs", "dangling-link", "unwritable")  # fmt: skip
 
 
 def bad_output(d: Path, argv: list, flag: str, kind_of_out: str, draw, kinds=OUT_KINDS) -> list:
@@ -536,6 +536,14 @@ def bad_output(d: Path, argv: list, flag: str, kind_of_out: str, draw, kinds=OUT
     elif kind == "foreign-folder":  # refused with --overwrite too: ganedit did not make it
         out.mkdir()
         (out / "thesis.tex").write_text("not ganedit's")
+    elif kind == "foreign-file":  # a folder ganedit wrote, and a file the user put there
+        from ganedit.utils.files import record_files
+
+        out.mkdir()
+        (out / "a.png").write_bytes(b"ganedit's")
+        record_files(out, "an earlier run")
+        (out / "notes.txt").write_text("not ganedit's")
+        overwrite = True
     elif kind == "parent-is-file":
         (d / "plain").write_text("a file")
         out = d / "plain" / out.name
@@ -1008,8 +1016,9 @@ BOUNDARY_DAMAGE = ("npy", "zeros", "shape", "width", "sidecar-bytes", "sidecar-t
 
 def damaged_boundary(src: Path, d: Path, draw, kinds=BOUNDARY_DAMAGE) -> Path:
     """A boundary .npy (+ sidecar) with one thing wrong."""
-    path = d / "dir.npy"
-    shutil.copyfile(src.with_suffix(".json"), path.with_suffix(".json"))
+    path = d / "damaged.npy"  # not the boundary baseline's -o, which --conditions would be
+    # The copy's sidecar takes the older name (`damaged.json`), which readers still find.
+    shutil.copyfile(src.with_name(src.name + ".json"), path.with_suffix(".json"))
     array = np.load(src)
     kind = draw(st.sampled_from(kinds), label="boundary damage")
     if kind == "npy":
@@ -1315,7 +1324,7 @@ def _sidecar_case(command: str, suffix: str):
     def make(fx, d, draw):
         argv = baseline(command, fx, d)
         out = Path(argv[_flag_index(argv, "-o")])
-        out.with_suffix(suffix).write_text('{"mine": true}\n')  # only the sidecar is taken
+        out.with_name(out.name + suffix).write_text('{"mine": true}\n')  # only the sidecar is taken
         return argv
 
     return make

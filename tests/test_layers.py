@@ -22,7 +22,7 @@ LAYERS = [
     ("ui",),
     ("pipeline",),
     ("demo",),
-    ("cli_errors", "cli_options"),
+    ("cli_errors", "cli_options", "cli_paths"),
     ("cli",),
     ("__main__",),
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from ganedit import __version__
+from ganedit import __version__, cli_paths
 from ganedit import cli_options as opt
 from ganedit.directions.fit import DEFAULT_METHOD
 from ganedit.errors import GaneditError, UserInputError
@@ -105,6 +105,12 @@ def _outputs(*paths: Path | None, overwrite: bool) -> None:
             check_output(path, overwrite=overwrite)
 
 
+def _sidecar(out: Path) -> Path:
+    from ganedit.utils.files import sidecar_path
+
+    return sidecar_path(out)
+
+
 def _expect_suffix(path: Path | None, suffix: str, flag: str = "--out") -> None:
     if path is not None and path.suffix.lower() != suffix:
         raise UserInputError(f"expected a {suffix} path for {flag}, received {str(path)!r}")
@@ -165,13 +171,13 @@ def world_sheet(
     from ganedit.world.sheet import make_sheet
 
     _expect_suffix(out, ".png")
-    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
+    _outputs(out, _sidecar(out), overwrite=overwrite)
     world = load_world_config(preset)
     image = make_sheet(world, rows=rows, size=size, seed=seed, scale=scale)
     with atomic_path(out) as tmp:
         image.save(tmp, format="png")
     write_json(
-        out.with_suffix(".json"),
+        _sidecar(out),
         {"world": world.to_dict(), "rows": rows, "size": size, "seed": seed},
     )
     typer.echo(str(out))
@@ -367,7 +373,7 @@ def sample_cmd(
     _expect_suffix(out, ".png")
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
-    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
+    _outputs(out, _sidecar(out), overwrite=overwrite)
     source = load_generator(generator, device=device, truncation_psi=truncation_psi)
     settings = source.mode_settings(mode) if mode else {}
     if settings:
@@ -378,7 +384,7 @@ def sample_cmd(
     with atomic_path(out) as tmp:
         Image.fromarray(picture).save(tmp, format="png")
     write_json(
-        out.with_suffix(".json"),
+        _sidecar(out),
         {
             "generator": source.identity,
             "n": n,
@@ -458,14 +464,14 @@ def score_cmd(
     from ganedit.utils.files import write_json
 
     _expect_suffix(out, ".npz")
-    _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
+    _outputs(out, _sidecar(out), overwrite=overwrite)
     data = ImageDataset(images)
     model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
     kinds = dict(model.attribute_kinds)  # the predictor's outputs, name by name
     save_scores(scores, out, kinds)
     write_json(
-        out.with_suffix(".json"),
+        _sidecar(out),
         {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores),
          "kinds": kinds},
     )  # fmt: skip
@@ -1404,23 +1410,37 @@ def _need_ui_extra() -> None:
         )
 
 
+# Every command refuses, before it starts, an output that is, holds or lies inside an input.
+cli_paths.guard(app)
+
+
 # ------------------------------------------------------------------------------------------
 # Entry point and the error contract
 
 
 def _expand_conditions(argv: list[str]) -> list[str]:
     """`--conditions A.npy B.npy` (the reference's spelling) -> `--conditions A.npy --conditions B.npy`."""
-    out, taking = [], False
+    out, taking, taken = [], False, 0
     for token in argv:
         if token == "--conditions":
-            taking = True
+            taking, taken = True, 0
             continue
         if taking and not token.startswith("-"):
             out += ["--conditions", token]
+            taken += 1
             continue
+        _need_conditions(taking, taken)
         taking = False
         out.append(token)
+    _need_conditions(taking, taken)
     return out
+
+
+def _need_conditions(taking: bool, taken: int) -> None:
+    if taking and not taken:
+        raise UserInputError(
+            "expected one or more boundary .npy files after --conditions, received none"
+        )
 
 
 def run(argv: list[str] | None = None) -> int:

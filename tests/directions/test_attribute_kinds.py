@@ -19,6 +19,7 @@ from ganedit.directions import (
     Scores,
     Stratified,
     resolve_attributes,
+    sidecar_path,
 )
 from ganedit.directions.fit import load_scores
 from ganedit.directions.sampling import score_kinds
@@ -199,7 +200,7 @@ def test_boundary_learns_each_kind_with_the_methods_that_take_it(
     args = ["boundary", "--method", method, "--latents", bank, "-a", attribute, "-o", out]
     text = ok(capsys, [*args, *options])
     assert f"direction of {attribute!r}" in text
-    sidecar = json.loads(out.with_suffix(".json").read_text())
+    sidecar = json.loads(sidecar_path(out).read_text())
     assert sidecar["attribute_kind"] == KINDS[attribute]
     assert abs(np.linalg.norm(np.load(out)) - 1) < 1e-5
 
@@ -237,7 +238,7 @@ def test_bank_export_and_import_keep_a_value_a_value(bank, tmp_path, capsys):
     out = tmp_path / "pose.npy"
     ok(capsys, ["boundary", "--method", "regression", "-c", ref / "w.npy", "-s",
                 ref / "pose_scores.npy", "-a", "pose", "-o", out])  # fmt: skip
-    assert json.loads(out.with_suffix(".json").read_text())["attribute_kind"] == "value"
+    assert json.loads(sidecar_path(out).read_text())["attribute_kind"] == "value"
 
 
 def test_a_scores_npz_carries_its_kinds(bank, tmp_path, capsys):

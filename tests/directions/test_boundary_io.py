@@ -35,8 +35,8 @@ def test_round_trip_writes_ifg_layout_and_sidecar(tmp_path, fitted):
     assert sidecar["intercept"] == pytest.approx(est.intercept_)
     assert sidecar["shape"] == [1, 12] and sidecar["ganedit_version"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "smile_boundary.json",
         "smile_boundary.npy",
+        "smile_boundary.npy.json",
     ]
 
 
@@ -85,6 +85,17 @@ def test_pickled_and_malformed_files_are_refused(tmp_path):
     sidecar_path(tmp_path / "ok.npy").write_text("{not json")
     with pytest.raises(UserInputError, match="JSON"):
         load_boundary(tmp_path / "ok.npy")
+
+
+def test_a_sidecar_of_the_older_name_is_read_and_the_own_one_wins(tmp_path, fitted):
+    """Boundaries written before sidecars carried the whole file name have `x.json`."""
+    _, _, est = fitted
+    path = save_boundary(tmp_path / "x.npy", est, {"generator": "g.pt", "space": "w"})
+    assert sidecar_path(path).name == "x.npy.json"
+    sidecar_path(path).rename(tmp_path / "x.json")
+    assert load_boundary(path)[1]["generator"] == "g.pt"
+    save_boundary(path, est, {"generator": "other.pt", "space": "w"})  # writes x.npy.json
+    assert load_boundary(path)[1]["generator"] == "other.pt"
 
 
 def test_save_checks_path_and_metadata(tmp_path, fitted):

@@ -155,7 +155,7 @@ def test_mode_sliders_of_a_self_conditioned_generator_round_trip(tmp_path, capsy
     with pytest.raises(UserInputError, match="mode attributes"):
         service.render(face.id, [EditState.of(modes={"beard": 1.0})])
     path = service.export_latent(face.id, turned, tmp_path / "turned.npy")
-    record = json.loads(path.with_suffix(".json").read_text())
+    record = json.loads(path.with_name(path.name + ".json").read_text())
     assert record["modes"]["t"][0][record["modes"]["attributes"].index("yaw")] == 1.0
     plain = service.face_from_seed("world64", 2)
     with pytest.raises(UserInputError, match="self-conditioned"):

@@ -47,7 +47,7 @@ def _strip(folder) -> np.ndarray:
 
 
 def test_a_boundary_learned_on_a_truncated_bank_records_its_psi(work):
-    sidecar = json.loads((work / "z_smile.json").read_text())
+    sidecar = json.loads((work / "z_smile.npy.json").read_text())
     assert sidecar["space"] == "z" and sidecar["truncation_psi"] == PSI
 
 
@@ -97,5 +97,7 @@ def test_a_boundary_learned_at_another_psi_is_named_in_a_warning(work, tmp_path,
 
 
 def test_trunc_with_images_is_refused(work, tmp_path, capsys):
-    line = user_error(capsys, _edit(work, tmp_path / "e", "-i", tmp_path, "--trunc", 0.5))
+    (tmp_path / "photos").mkdir()  # beside the output: an output inside an input is refused
+    args = _edit(work, tmp_path / "e", "-i", tmp_path / "photos", "--trunc", 0.5)
+    line = user_error(capsys, args)
     assert "--trunc with --images" in line

@@ -544,7 +544,7 @@ def test_generate_boundary_edit_through_the_cli(
                 "-a", "smile", "-n", 0.2, "-o", tmp_path / "smile.npy"])  # fmt: skip
     direction = np.load(tmp_path / "smile.npy")
     assert direction.shape == (1, Z)
-    sidecar = json.loads((tmp_path / "smile.json").read_text())
+    sidecar = json.loads((tmp_path / "smile.npy.json").read_text())
     assert sidecar["space"] == space
     _check_bank(bank, gen, trunc)
     digest = hashlib.sha256(gen.read_bytes()).hexdigest()

@@ -70,7 +70,7 @@ def test_sample_command_writes_a_grid(tiny_folder, tmp_path):
         catch_exceptions=False,
     )
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "g.png").stat().st_size > 100 and (tmp_path / "g.json").is_file()
+    assert (tmp_path / "g.png").stat().st_size > 100 and (tmp_path / "g.png.json").is_file()
 
 
 @pytest.mark.skipif(

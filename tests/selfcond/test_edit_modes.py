@@ -104,7 +104,7 @@ def test_sample_and_generate_at_modes(capsys, tmp_path, generators):
 
     ok(capsys, ["sample", "-g", generators / "sc", "-n", 2, "--mode", "yaw=0.9",
                 "-o", tmp_path / "grid.png"])  # fmt: skip
-    record = json.loads((tmp_path / "grid.json").read_text())
+    record = json.loads((tmp_path / "grid.png.json").read_text())
     assert record["modes"] == {"yaw": 0.9}
     ok(capsys, ["generate", "-g", generators / "sc", "-n", 4, "-p", "none", "--mode", "smile=0",
                 "-o", tmp_path / "b.zarr", "--no-progress"])  # fmt: skip

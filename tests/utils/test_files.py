@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 
@@ -144,3 +145,124 @@ def test_readable_by_all_gives_the_mode_of_an_ordinary_open(tmp_path):
     ordinary.write_bytes(b"x")  # open() applies the umask to 0666
     readable_by_all(private)
     assert private.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777
+
+
+def test_the_marker_lists_the_files_written_and_overwrite_refuses_any_other(tmp_path):
+    from ganedit.utils.files import foreign_file, read_marker
+
+    out = tmp_path / "out"
+    with atomic_dir(out, what="test") as tmp:
+        (tmp / "a.png").write_bytes(b"1")
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "b").write_bytes(b"2")
+    assert read_marker(out)["files"] == ["a.png", "sub/b"]
+    (out / ".a.png.tmp-1-0123abcd").write_bytes(b"")  # ganedit's own leftovers do not count
+    (out / ".out.lock").write_bytes(b"")
+    assert foreign_file(out) is None
+    (out / "sub" / "notes.txt").write_text("mine")
+    assert foreign_file(out) == "sub/notes.txt"
+    with (
+        pytest.raises(UserInputError, match="holds 'sub/notes.txt', which ganedit did not write"),
+        atomic_dir(out, overwrite=True) as tmp,
+    ):
+        (tmp / "a.png").write_bytes(b"new")
+    assert (out / "sub" / "notes.txt").read_text() == "mine" and (
+        out / "a.png"
+    ).read_bytes() == b"1"
+    (out / "sub" / "notes.txt").unlink()
+    (out / "sub" / "b").unlink()
+    (out / "sub" / "b").symlink_to(tmp_path / "elsewhere")  # a listed name stays ganedit's
+    with atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "a.png").write_bytes(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_folders_without_a_file_list_are_judged_by_the_kinds_ganedit_writes(tmp_path):
+    from ganedit.utils.files import foreign_file, write_marker
+
+    old = tmp_path / "old"
+    (old / "bank.zarr" / "w" / "c" / "0").mkdir(parents=True)
+    (old / "bank.zarr" / "w" / "zarr.json").write_text("{}")
+    (old / "bank.zarr" / "w" / "c" / "0" / "0").write_bytes(b"chunk")
+    for name in ("strip.png", "latents.npy", "report.md", "stats.jsonl", "model.safetensors"):
+        (old / name).write_bytes(b"x")
+    write_marker(old, "edit")  # written before markers listed files
+    assert foreign_file(old) is None
+    (old / "loose" / "c").mkdir(parents=True)  # a chunk-like name outside any zarr array
+    (old / "loose" / "c" / "7").write_bytes(b"x")
+    assert foreign_file(old) == "loose/c/7"
+    shutil.rmtree(old / "loose")
+    (old / "thesis.tex").write_text("years of work")
+    with pytest.raises(UserInputError, match="'thesis.tex', which ganedit did not write"):
+        check_output(old, overwrite=True, kind="dir")
+    nested = old / "g_ema"  # a folder with its own list is judged by it
+    with atomic_dir(nested, what="model") as tmp:
+        (tmp / "weights").write_bytes(b"w")
+    (old / "thesis.tex").unlink()
+    assert foreign_file(old) is None
+    (nested / "extra.png").write_bytes(b"x")
+    assert foreign_file(old) == "g_ema/extra.png"
+
+
+def test_run_folders_started_afresh_keep_files_they_did_not_write(tmp_path):
+    from ganedit.utils.files import open_run_folder
+
+    run = open_run_folder(tmp_path / "run", "study", {"n": 1})
+    (run / "fitting.json").write_text("{}")
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(UserInputError, match="'notes.txt', which ganedit did not write"):
+        open_run_folder(run, "study", {"n": 2}, overwrite=True)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "fitting.json").is_file()
+    (run / "notes.txt").unlink()
+    open_run_folder(run, "study", {"n": 2}, overwrite=True)
+    assert not (run / "fitting.json").exists()
+
+
+def test_outputs_apart_from_inputs_by_resolved_paths(tmp_path):
+    from ganedit.utils.files import check_outputs_apart
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.npy").write_bytes(b"x")
+    (tmp_path / "alias").symlink_to(data)
+    os.link(data / "x.npy", tmp_path / "hard.npy")
+    refused = [
+        (data, tmp_path / "alias", "is"),
+        (data / "x.npy", tmp_path / "hard.npy", "is"),  # one file, two names
+        (data, tmp_path / "alias" / "out.npz", "lies inside"),
+        (data / "x.npy", tmp_path, "holds"),
+        (data, tmp_path / "data" / ".." / "data", "is"),
+    ]
+    for given, out, relation in refused:
+        with pytest.raises(UserInputError, match=f"which {relation} the input -i"):
+            check_outputs_apart([("-i", given)], [("-o", out)])
+    check_outputs_apart([("-i", data), ("-g", tmp_path / "missing")], [("-o", tmp_path / "d2")])
+    check_outputs_apart([("-i", data)], [("-o", tmp_path / "data2")])  # a shared prefix only
+    with pytest.raises(UserInputError, match="other outputs"):
+        check_outputs_apart([], [("-o", tmp_path / "r"), ("--json", tmp_path / "r" / "j.json")])
+    for empty in ("", ".", ".."):
+        with pytest.raises(UserInputError, match="name a new file or folder"):
+            check_outputs_apart([], [("-o", empty)])
+
+
+def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    from ganedit.utils import files
+
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        (tmp / "a").write_text("old")
+    real = os.replace
+    calls = []
+
+    def failing(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # the new folder's rename
+            raise OSError("disk gone")
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", failing)
+    with pytest.raises(OSError, match="disk gone"), atomic_dir(out, overwrite=True) as tmp:
+        (tmp / "a").write_text("new")
+    monkeypatch.undo()
+    assert (out / "a").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -15,7 +15,7 @@ from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
 from ganedit.directions.sampling import Scores, check_kinds, score_kinds
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite, load_npy
-from ganedit.utils.files import check_output
+from ganedit.utils.files import check_output, read_sidecar_path
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
 
 def _npy_origin(path: Path) -> dict:
     """What a .npy's JSON sidecar (`ganedit invert`'s latents.json) says of its origin."""
-    sidecar = path.with_suffix(".json")
+    sidecar = read_sidecar_path(path)
     if not sidecar.is_file():
         return {}
     try:
@@ -165,6 +165,11 @@ def _scores_file(path: Path, attribute: str) -> tuple[dict[str, np.ndarray], dic
 
 def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:
     """The estimator for `cfg`, with conditions loaded for the conditional method."""
+    if cfg.conditions and cfg.method != "conditional":
+        raise UserInputError(
+            f"expected --conditions only with --method conditional, received --method "
+            f"{cfg.method} (it would leave them out)"
+        )
     if cfg.method == "conditional":
         if not cfg.conditions:
             raise UserInputError("expected --conditions for method conditional, received none")

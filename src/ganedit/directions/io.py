@@ -6,9 +6,10 @@
 * shape (1, L, D) for a W+ direction (one [D] block per synthesis layer). IFG ships no W+
   boundaries and its tools would not read this layout; it is ours.
 
-`<name>.json` records how the direction was made (caller metadata such as generator, space
-and conditions, plus the estimator's method, parameters, sample count, accuracies, intercept
-and seed), so a file can be traced back and reproduced.
+`<name>.npy.json` records how the direction was made (caller metadata such as generator,
+space and conditions, plus the estimator's method, parameters, sample count, accuracies,
+intercept and seed), so a file can be traced back and reproduced. Boundaries written before
+sidecars carried the whole file name have `<name>.json`, which is still read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ganedit.directions.estimators import DirectionEstimator
 from ganedit.errors import DamagedInputError, UserInputError, expect
+from ganedit.utils import files
 from ganedit.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,9 @@ UNIT_TOLERANCE = 1e-4  # |norm - 1| beyond this is re-normalised with a warning
 
 
 def sidecar_path(path: str | Path) -> Path:
-    """The JSON sidecar next to a boundary: `x_boundary.npy` -> `x_boundary.json`."""
-    return Path(path).with_suffix(".json")
+    """The JSON sidecar written next to a boundary: `x_boundary.npy` -> `x_boundary.npy.json`
+    (boundaries written before this naming have `x_boundary.json`, which is still read)."""
+    return files.sidecar_path(path)
 
 
 def save_boundary(
@@ -118,7 +121,7 @@ def _unit(direction: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_sidecar(path: Path, shape: tuple[int, ...]) -> dict:
-    side = sidecar_path(path)
+    side = files.read_sidecar_path(path)
     if not side.is_file():
         return {}
     try:

@@ -63,6 +63,17 @@ def _as_direction(direction, latents: torch.Tensor, layers) -> torch.Tensor:
     return d * _layer_mask(row[0], layers).to(d)
 
 
+def check_fits(directions, latents: torch.Tensor, layers: tuple[int, int] | None) -> None:
+    """Refuse, before any work, directions of another shape than a latent row of `latents`
+    [N, D] or [N, L, D], and a `layers` range outside its rows (or without ws latents)."""
+    for direction in directions:
+        _as_direction(direction, latents, layers)
+    if layers is not None:
+        if latents.ndim == 2:
+            raise UserInputError("expected --layers only with ws latents, received z/w latents")
+        _layer_mask(latents.shape[1], layers)
+
+
 def move(
     latents: torch.Tensor,
     direction,

@@ -37,6 +37,7 @@ from ganedit.editing.edit import (
     MODES,
     Calibration,
     calibrate,
+    check_fits,
     move,
     move_many,
     sample_latents,
@@ -203,6 +204,7 @@ def run_edit(
     ]
     _warn_other_truncation(cfg.boundaries, loaded, psi)
     latents, origin = _input_latents(cfg, source, given)
+    check_fits([d for d, _ in loaded], latents, cfg.layers)  # before any progress bar
     start = start_coordinates(source, origin, len(latents))
     if modes is not None:
         modes["start"] = start.tolist()

@@ -40,7 +40,7 @@ from ganedit.directions.io import load_boundary
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.editing.edit import Calibration, calibrate, move, save_gif, save_strip
 from ganedit.errors import GaneditError, UserInputError
-from ganedit.utils.files import atomic_path, write_json
+from ganedit.utils.files import atomic_path, sidecar_path, write_json
 from ganedit.utils.images import to_uint8
 from ganedit.utils.params import Integer, OneOf, Real, check_params
 
@@ -567,14 +567,14 @@ class EditingService:
         return code, record
 
     def export_latent(self, face_id: str, state: EditState, path: str | Path) -> Path:
-        """The edited code as `.npy` [1, ...] and its `.json` sidecar beside it."""
+        """The edited code as `.npy` [1, ...] and its `.npy.json` sidecar beside it."""
         path = Path(path)
         if path.suffix != ".npy":
             raise UserInputError(f"expected a .npy path for the code, received {str(path)!r}")
         code, record = self.latent_record(face_id, state)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, code)
-        write_json(path.with_suffix(".json"), record)
+        write_json(sidecar_path(path), record)
         return path
 
     def sweep(

@@ -29,10 +29,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib.metadata
-import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -42,7 +40,13 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.models.kinds import KINDS
-from ganedit.utils.files import check_output, made_by_ganedit
+from ganedit.utils.files import (
+    check_output,
+    made_by_ganedit,
+    output_target,
+    record_files,
+    swap_in,
+)
 
 FORMAT = "ganedit.latent_bank"
 FORMAT_VERSION = 1
@@ -380,13 +384,8 @@ def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
     verify_chunks(partial, names, attrs)
     check_target(out, overwrite)
     group.attrs.update({"complete": True, "completed": now()})
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-        os.replace(out, old)
-        os.replace(partial, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(partial, out)
+    record_files(partial, "latent bank")  # what a later --overwrite may replace
+    swap_in(partial, output_target(out))
     return out
 
 

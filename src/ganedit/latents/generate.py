@@ -46,7 +46,7 @@ from ganedit.latents.bank import (
     write_chunk,
 )
 from ganedit.utils.distributed import init_distributed, on_rank0
-from ganedit.utils.files import made_by_ganedit, output_lock, write_json
+from ganedit.utils.files import made_by_ganedit, output_lock, output_target, write_json
 from ganedit.utils.images import encode, to_uint8
 from ganedit.utils.progress import progress_bar
 
@@ -112,8 +112,9 @@ def generate_bank(
     the same config (else start over). `overwrite`: replace an existing bank at `out`.
     """
     out = Path(out)
-    partial = partial_path(out)
     check_target(out, overwrite)
+    out = output_target(out)  # a symlinked bank: written where the link points
+    partial = partial_path(out)
     device, rank, world = init_distributed(device)
     # One writer per bank: a second `generate` of the same output is refused while this one
     # runs, and a lock left by a killed run is taken over when it is resumed.

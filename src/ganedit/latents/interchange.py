@@ -41,7 +41,7 @@ from ganedit.latents.bank import (
 from ganedit.models.kinds import check_kinds
 from ganedit.models.scoring import KINDS_ENTRY, kinds_entry  # noqa: F401 (re-exported)
 from ganedit.utils.arrays import check_finite, existing_file, load_npy, load_npz
-from ganedit.utils.files import atomic_dir, atomic_path, check_output
+from ganedit.utils.files import atomic_dir, atomic_path, check_output, output_target
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def import_reference(
     number of rows."""
     out = Path(out_bank)
     check_target(out, overwrite)
+    out = output_target(out)  # a symlinked bank: written where the link points
     files = _reference_files(folder_or_files)
     latents = {s: _load_latents(p, s) for s, p in files.items() if s in LATENT_FILES}
     expect("z" in latents, "a z.npy among the reference files", sorted(map(str, files.values())))

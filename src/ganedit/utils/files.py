@@ -10,6 +10,13 @@
   leftovers of writers that are no longer running.
 - `output_lock(path)`: one writer at a time for outputs written over several steps (resumable
   banks and runs); a second writer is refused, a lock left by a killed process is taken over.
+- `check_outputs_apart(inputs, outputs)`: an output that is an input, lies inside one or holds
+  one is refused (symlinks resolved), so no command can write over what it reads.
+- A folder's marker lists the files ganedit wrote there; `--overwrite` replaces a folder only
+  when it holds nothing else (`foreign_file`). Folders written before markers listed files are
+  judged by kind: only files of the formats ganedit writes (`GANEDIT_SUFFIXES`, zarr chunks).
+- Sidecars are named after the whole output name (`s.png` -> `s.png.json`), so two outputs
+  that share a stem keep their own; readers still find the older `s.json` (`read_sidecar_path`).
 """
 
 from __future__ import annotations
@@ -24,15 +31,23 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ganedit.errors import BusyError, UserInputError
 
 log = logging.getLogger(__name__)
 
-MARKER = ".ganedit.json"  # in every folder ganedit writes: what made it, and when
+MARKER = ".ganedit.json"  # in every folder ganedit writes: what made it, when, which files
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?:tmp|old)-(?P<pid>\d+)-[0-9a-f]{8}$")
+# ganedit's own bookkeeping beside or inside an output: temporaries, locks, write probes.
+_BOOKKEEPING = re.compile(r"^\.(?:.+\.(?:tmp|old)-\d+-[0-9a-f]{8}|.+\.lock|ganedit-probe-.+)$")
+# The kinds of file ganedit writes, for folders whose marker lists no files (written before
+# markers did): images, arrays, JSON records and reports, weights, LMDB files.
+GANEDIT_SUFFIXES = frozenset(
+    (".png", ".gif", ".jpg", ".jpeg", ".json", ".jsonl", ".md", ".npy", ".npz",
+     ".safetensors", ".pt", ".mdb")
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------
@@ -43,36 +58,32 @@ def check_output(path: str | Path, *, overwrite: bool = False, kind: str = "file
     """Refuse an output that exists (unless `overwrite`) or that cannot be written.
 
     kind "file" or "dir". With `overwrite`, a file is replaced; a folder only when ganedit made
-    it (or it is empty), since replacing a folder deletes everything in it.
+    it and holds nothing ganedit did not write (or it is empty), since replacing a folder
+    deletes everything in it. A symlinked output stands for its target (which is replaced in
+    place, the link kept); a link to nothing is refused.
 
     Raises:
-        UserInputError: the path exists (and may not be replaced), is of the other kind, its
-        name is too long, or its nearest existing parent is a file or not writable.
+        UserInputError: the path exists (and may not be replaced), is of the other kind, names
+        no file or folder, its name is too long, or its nearest existing parent is a file or
+        not writable.
     """
     path = Path(path)
+    check_named(path)
     _check_writable_location(path)
-    if not path.exists() and not path.is_symlink():
+    if path.is_symlink() and not path.exists():
+        raise UserInputError(
+            f"expected an output path, received {str(path)!r}, a link to the missing "
+            f"{os.readlink(path)!r} (remove the link or give another path)"
+        )
+    target = output_target(path)
+    if target != path:
+        _check_writable_location(target)  # the target is replaced beside itself
+    if not target.exists():
         return path
     if kind == "dir":
-        if not path.is_dir():
-            raise UserInputError(
-                f"expected a folder path for the output, received an existing file {str(path)!r}"
-            )
-        if not any(path.iterdir()):
-            return path  # an empty folder: nothing to lose
-        if not overwrite:
-            raise UserInputError(
-                f"expected a new output folder, received existing {str(path)!r} "
-                "(pass --overwrite to replace it)"
-            )
-        if not made_by_ganedit(path):
-            raise UserInputError(
-                f"expected a folder that ganedit wrote to replace with --overwrite, received "
-                f"{str(path)!r}, which has no {MARKER}; ganedit replaces only its own outputs "
-                "(choose another path or move that folder)"
-            )
+        _check_folder_replaceable(path, target, overwrite)
         return path
-    if path.is_dir():
+    if target.is_dir():
         raise UserInputError(
             f"expected a file path for the output, received an existing folder {str(path)!r}"
         )
@@ -82,6 +93,112 @@ def check_output(path: str | Path, *, overwrite: bool = False, kind: str = "file
             "(pass --overwrite to replace it)"
         )
     return path
+
+
+def _check_folder_replaceable(path: Path, target: Path, overwrite: bool) -> None:
+    if not target.is_dir():
+        raise UserInputError(
+            f"expected a folder path for the output, received an existing file {str(path)!r}"
+        )
+    if not any(target.iterdir()):
+        return  # an empty folder: nothing to lose
+    if not overwrite:
+        raise UserInputError(
+            f"expected a new output folder, received existing {str(path)!r} "
+            "(pass --overwrite to replace it)"
+        )
+    if not made_by_ganedit(target):
+        raise UserInputError(
+            f"expected a folder that ganedit wrote to replace with --overwrite, received "
+            f"{str(path)!r}, which has no {MARKER}; ganedit replaces only its own outputs "
+            "(choose another path or move that folder)"
+        )
+    refuse_foreign_files(path, target)
+
+
+def refuse_foreign_files(path: Path, target: Path | None = None) -> None:
+    """Refuse to replace the folder `path` (at `target`) when it holds a file ganedit did not
+    write: replacing it would delete that file."""
+    foreign = foreign_file(target or path)
+    if foreign is not None:
+        raise UserInputError(
+            f"expected only files ganedit wrote in {str(path)!r} to replace it with "
+            f"--overwrite, received {str(path)!r}, which holds {foreign!r}, which ganedit did "
+            "not write; move or delete it"
+        )
+
+
+def check_named(path: Path, flag: str = "the output") -> None:
+    """Refuse an output path that names no file or folder: '' (which is '.'), '.', '..', '/'.
+    Writing there would mean replacing the current folder or one of its parents."""
+    if Path(path).name in ("", "..") or str(path) in ("", "."):
+        shown = "'' or '.' (the current folder)" if str(path) in ("", ".") else repr(str(path))
+        raise UserInputError(f"expected {flag} to name a new file or folder, received {shown}")
+
+
+def output_target(path: str | Path) -> Path:
+    """Where writing the output `path` lands: a symlink stands for its final target (written
+    in place, so the link keeps pointing at the new output); any other path is itself."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def check_outputs_apart(
+    inputs: Iterable[tuple[str, str | Path]], outputs: Iterable[tuple[str, str | Path]]
+) -> None:
+    """Refuse an output that is an input, lies inside one or holds one, and two outputs that
+    are one or nest: writing it (replacing it, with --overwrite) would change what the command
+    reads, or one output would replace another. Paths are resolved first (symlinks followed,
+    `..` folded); inputs that do not exist are left to their readers.
+
+    Each entry is (flag, path): the flag names the path in the message.
+
+    Raises:
+        UserInputError: for the first such pair, naming both paths.
+    """
+    outs = [(flag, Path(path), _resolved(path)) for flag, path in outputs]
+    ins = [(flag, Path(path), _resolved(path)) for flag, path in inputs if os.path.lexists(path)]
+    for i, (flag, given, real) in enumerate(outs):
+        check_named(given, flag)
+        for other_flag, other, other_real in ins:
+            relation = _relation(real, other_real)
+            if relation:
+                raise UserInputError(
+                    f"expected {flag} apart from the command's inputs, received {str(given)!r}, "
+                    f"which {relation} the input {other_flag} {str(other)!r} (writing there "
+                    "would change what the command reads)"
+                )
+        for other_flag, other, other_real in outs[i + 1 :]:
+            relation = _relation(real, other_real)
+            if relation:
+                raise UserInputError(
+                    f"expected {flag} apart from the command's other outputs, received "
+                    f"{str(given)!r}, which {relation} the output {other_flag} {str(other)!r}"
+                )
+
+
+def _resolved(path: str | Path) -> Path:
+    # realpath, not Path.resolve: a link loop is then a path like any other, not an error.
+    return Path(os.path.realpath(os.fspath(path)))
+
+
+def _relation(a: Path, b: Path) -> str | None:
+    """How path `a` stands to path `b` (both resolved): 'is', 'lies inside', 'holds' or None."""
+    if a == b or _same_file(a, b):
+        return "is"
+    if a.is_relative_to(b):
+        return "lies inside"
+    if b.is_relative_to(a):
+        return "holds"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same file or folder under two names (a hard link, a bind mount)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def _check_writable_location(path: Path) -> None:
@@ -167,12 +284,89 @@ def write_marker(folder: str | Path, what: str, **facts) -> None:
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         **facts,
     }
-    (Path(folder) / MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    _write_record(Path(folder), record)
+
+
+def _write_record(folder: Path, record: dict) -> None:
+    (folder / MARKER).write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
 def read_marker(folder: str | Path) -> dict:
     data = _read_json(Path(folder) / MARKER)
     return data if isinstance(data, dict) else {}
+
+
+def record_files(folder: str | Path, what: str = "") -> None:
+    """List in `folder`'s marker (made if missing) every file now under it, by its name
+    relative to `folder`: what `--overwrite` may later replace, and nothing else."""
+    folder = Path(folder)
+    record = read_marker(folder)
+    if not record:
+        write_marker(folder, what or folder.name)
+        record = read_marker(folder)
+    record["files"] = [
+        path.relative_to(folder).as_posix()
+        for path in _entries_under(folder)
+        if not _bookkeeping(path.name)
+    ]
+    _write_record(folder, record)
+
+
+def foreign_file(folder: str | Path) -> str | None:
+    """The first entry under `folder` (sorted walk, relative name) that ganedit did not write,
+    or None. An entry is ganedit's when the nearest marker above it that lists files lists it;
+    where no marker lists files (folders written before markers did, run folders filled step by
+    step), when it is of a kind ganedit writes (`GANEDIT_SUFFIXES`, zarr chunks)."""
+    folder = Path(folder)
+    lists: dict[Path, frozenset[str] | None] = {}
+    for path in _entries_under(folder):
+        if _bookkeeping(path.name):
+            continue
+        if not _written_by_ganedit(path, folder, lists):
+            return path.relative_to(folder).as_posix()
+    return None
+
+
+def _bookkeeping(name: str) -> bool:
+    return name == MARKER or bool(_BOOKKEEPING.match(name))
+
+
+def _entries_under(folder: Path) -> Iterator[Path]:
+    """Every file under `folder` in sorted order, links included (never followed)."""
+
+    def unreadable(err: OSError) -> None:
+        raise err  # a folder that cannot be listed might hide anything
+
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        here = Path(root)
+        dirs.sort()
+        links = [name for name in dirs if (here / name).is_symlink()]
+        yield from (here / name for name in sorted(files + links))
+
+
+def _written_by_ganedit(path: Path, top: Path, lists: dict) -> bool:
+    owner = path.parent
+    while True:
+        if owner not in lists:
+            listed = read_marker(owner).get("files")
+            ok = isinstance(listed, list) and all(isinstance(f, str) for f in listed)
+            lists[owner] = frozenset(listed) if ok else None
+        if lists[owner] is not None:
+            return path.relative_to(owner).as_posix() in lists[owner]
+        if owner == top:
+            return _of_ganedit_kind(path.relative_to(top), top)
+        owner = owner.parent
+
+
+def _of_ganedit_kind(relative: Path, top: Path) -> bool:
+    """A file of a format ganedit writes: by suffix, or a chunk of a zarr array (`c/0/1`)."""
+    if relative.suffix.lower() in GANEDIT_SUFFIXES:
+        return True
+    parts = relative.parts
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "c" and all(p.isdigit() for p in parts[i + 1 :]):
+            return (top.joinpath(*parts[:i]) / "zarr.json").is_file()
+    return False
 
 
 def open_run_folder(
@@ -215,6 +409,7 @@ def open_run_folder(
                 "received another one (pass --overwrite to start it afresh, or choose another "
                 "folder)"
             )
+        refuse_foreign_files(folder)
         for entry in folder.iterdir():
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -280,7 +475,7 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 
     An existing file at `path` is replaced when `overwrite` (entry points decide that with
     `check_output` before any work), else refused."""
-    path = Path(path)
+    path = output_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path)
     tmp = _temp_sibling(path)
@@ -296,12 +491,13 @@ def atomic_path(path: str | Path, *, overwrite: bool = True) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, overwrite: bool = False, what: str = "") -> Iterator[Path]:
-    """Yield a temporary folder (already marked as ganedit's); on success it becomes `path`.
+    """Yield a temporary folder (already marked as ganedit's); on success its marker lists the
+    files written into it and it becomes `path`.
 
     An existing folder at `path` is replaced only with `overwrite` and only when ganedit made
-    it or it is empty; the check is repeated at the end, since another process may have
-    written `path` meanwhile."""
-    path = Path(path)
+    it and holds nothing else, or it is empty; the check is repeated at the end, since another
+    process may have written `path` meanwhile. A symlinked `path` has its target replaced."""
+    path = output_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(path)
     tmp = _temp_sibling(path)
@@ -309,17 +505,50 @@ def atomic_dir(path: str | Path, *, overwrite: bool = False, what: str = "") -> 
     try:
         write_marker(tmp, what or path.name)
         yield tmp
+        record_files(tmp)
         if path.exists() or path.is_symlink():
             check_output(path, overwrite=overwrite, kind="dir")
-            old = _temp_sibling(path, "old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
+        swap_in(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def swap_in(new: Path, path: Path) -> None:
+    """Rename the finished folder `new` (a sibling) to `path`, replacing what is there: the
+    old one is renamed aside first and removed once the new one is in place (put back if
+    the rename fails)."""
+    if not path.exists() and not path.is_symlink():
+        os.replace(new, path)
+        return
+    old = _temp_sibling(path, "old")
+    os.replace(path, old)
+    try:
+        os.replace(new, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON record written beside the output `path`: `s.png` -> `s.png.json`, so outputs
+    that share a stem (`s.png`, `s.npz`) each keep their own."""
+    path = Path(path)
+    return path.with_name(path.name + ".json")
+
+
+def read_sidecar_path(path: str | Path) -> Path:
+    """The sidecar to read for `path`: its own (`s.png.json`), else the name used before
+    sidecars carried the whole output name (`s.json`), else its own (which then is missing)."""
+    own = sidecar_path(path)
+    older = Path(path).with_suffix(".json")
+    if not own.is_file() and older != Path(path) and older.is_file():
+        return older
+    return own
 
 
 def readable_by_all(path: str | Path) -> None:
