@@ -349,6 +349,7 @@ def sample_cmd(
     n: int = opt.n_option(16, "Number of samples.", minimum=1),
     seed: int = opt.seed_option(),
     truncation_psi: float = opt.trunc_option(),
+    class_index: int | None = opt.class_option(),
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
     mode: list[str] = opt.mode_settings_option(),
@@ -368,7 +369,7 @@ def sample_cmd(
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, out.with_suffix(".json"), overwrite=overwrite)
-    source = load_generator(generator, device=device, truncation_psi=truncation_psi)
+    source = load_generator(generator, device, truncation_psi, class_index)
     settings = source.mode_settings(mode) if mode else {}
     if settings:
         source = source.with_modes(settings)
@@ -389,7 +390,8 @@ def sample_cmd(
             "cols": cols,
         },
     )
-    typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi})")
+    of_class = "" if class_index is None else f", class {class_index}"
+    typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi}{of_class})")
 
 
 @app.command("evaluate-generator")
@@ -488,6 +490,7 @@ def generate_cmd(
         + opt.FOREIGN_PREDICTORS_HELP,
     ),
     truncation_psi: float = opt.trunc_option(),
+    class_index: int | None = opt.class_option(),
     chunk_size: int = typer.Option(4096, "--chunk-size", min=1),
     batch_size: int = opt.batch_option(256),
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
@@ -504,7 +507,7 @@ def generate_cmd(
     cfg = GenerateConfig(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
-        modes=tuple(mode),
+        modes=tuple(mode), class_index=class_index,
     )  # fmt: skip
     path = generate_bank(
         cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
@@ -1068,6 +1071,7 @@ def edit_cmd(
         "Truncation psi in [0, 1] to render at (default 1). Codes from a bank render at the "
         "bank's psi; another value is refused.",
     ),
+    class_index: int | None = opt.class_option(),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1085,8 +1089,14 @@ def edit_cmd(
         steps=steps, strengths=tuple(strength or ()), mode=edit_mode,
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
         modes=mode_settings, truncation_psi=truncation_psi, evaluator=evaluator,
+        class_index=class_index,
     )  # fmt: skip
     if images:
+        if class_index is not None:
+            raise UserInputError(
+                "expected no --class with --images (inverting images into a class-conditional "
+                f"generator is not supported yet), received --class {class_index}"
+            )
         if truncation_psi not in (None, 1.0):
             raise UserInputError(
                 "expected no --trunc with --images (inverted codes reproduce the images at psi "
@@ -1307,7 +1317,11 @@ def convert_cmd(
     source: Path = typer.Option(
         ..., "--generator", "-g", help="An NVIDIA StyleGAN2-ADA network pickle (.pkl) to read."
     ),
-    out: Path = opt.out_option("The StyleGAN2-pytorch checkpoint (.pt) to write."),
+    out: Path = opt.out_option(
+        "A StyleGAN2-pytorch checkpoint (.pt) to write, or a ganedit model folder (a path "
+        "without a suffix), which also holds a class-conditional generator's label embedding "
+        "and NVIDIA's conv_clamp."
+    ),
     network: str = typer.Option(
         "G_ema",
         "--network",
@@ -1315,16 +1329,23 @@ def convert_cmd(
     ),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Convert an NVIDIA StyleGAN2-ADA .pkl generator to a StyleGAN2-pytorch .pt (read without
-    running any code from the pickle; see docs/models.md)."""
+    """Convert an NVIDIA StyleGAN2-ADA .pkl generator to a StyleGAN2-pytorch .pt or a ganedit
+    model folder (read without running any code from the pickle; see docs/models.md). A
+    class-conditional generator converts to a folder only: render a class of it with
+    `-g FOLDER --class N`."""
     from ganedit.models.stylegan2.nvidia_pkl import check_network, convert_nvidia_pickle
 
     check_network(network)
     _expect_suffix(source, ".pkl", "--generator")
-    _expect_suffix(out, ".pt")
-    _outputs(out, overwrite=overwrite)
-    path = convert_nvidia_pickle(source, out, network=network)
-    typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
+    folder = out.suffix == ""
+    if not folder:
+        _expect_suffix(out, ".pt")
+    from ganedit.utils.files import check_output
+
+    check_output(out, overwrite=overwrite, kind="dir" if folder else "file")
+    path = convert_nvidia_pickle(source, out, network=network, overwrite=overwrite)
+    what = "a ganedit model folder" if folder else "a StyleGAN2-pytorch checkpoint"
+    typer.echo(f"{path}: {network} of {source.name} as {what}")
 
 
 @app.command("ui")
