@@ -582,8 +582,8 @@ class StyledConv(nn.Module):
             out = out.mul_(demod)
         out = F.leaky_relu_(out.add_(shift), 0.2)
         clamp = self.activate.clamp
-        if clamp is not None:  # `forward` clamps after the gain: here, before it
-            out = out.clamp_(-clamp / SQRT2, clamp / SQRT2)
+        if clamp is not None:  # `forward` clamps after the gain: here, before it (out of
+            out = out.clamp(-clamp / SQRT2, clamp / SQRT2)  # place: leaky_relu_'s grad reads out)
         return out
 
 
@@ -639,8 +639,8 @@ class ToRGB(nn.Module):
         pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)  # [N, C, H*W]
         base = self.bias.view(1, 3, 1)
         if self.conv_clamp is not None:  # the clamp comes between the product and the skip
-            own = torch.baddbmm(base, per_sample, pixels).clamp_(-self.conv_clamp, self.conv_clamp)
-            own = own.view(n, 3, h, w)
+            own = torch.baddbmm(base, per_sample, pixels).view(n, 3, h, w)
+            own = own.clamp(-self.conv_clamp, self.conv_clamp)
             if skip is None:
                 return own
             up = self.upsample.forward_fast(skip.contiguous(memory_format=torch.channels_last))
