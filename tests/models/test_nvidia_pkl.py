@@ -657,3 +657,55 @@ def test_convert_command(tmp_path, capsys):
     assert "pass --overwrite" in line
     ok(capsys, ["convert", "-g", path, "-o", out, "--overwrite"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pkl", "net.pt"]
+
+
+def test_convert_command_writes_a_folder_for_a_conditional_pickle(tmp_path, capsys, cond):
+    from cli_run import ok, user_error
+
+    path = write_pickle(tmp_path / "cond.pkl", cond)
+    line = user_error(capsys, ["convert", "-g", path, "-o", tmp_path / "cond.pt"])
+    assert "class-conditional" in line and "model folder" in line
+    assert "model folder" in ok(capsys, ["convert", "-g", path, "-o", tmp_path / "cond"])
+    assert "pass --overwrite" in user_error(capsys, ["convert", "-g", path, "-o", tmp_path / "cond"])
+    ok(capsys, ["convert", "-g", path, "-o", tmp_path / "cond", "--overwrite"])
+    ok(capsys, ["sample", "-g", tmp_path / "cond", "--class", 3, "-n", 2, "-o", tmp_path / "g.png"])
+
+
+def test_class_option_threads_through_sample_generate_and_edit(tmp_path, capsys, cond):
+    """--class renders that class, is recorded in the generator's identity (the grid's JSON,
+    the bank), and a boundary learned on one class is refused on another unless forced."""
+    import json
+
+    import numpy as np
+    from cli_run import ok, user_error
+
+    from ganedit.directions.io import save_boundary
+    from ganedit.latents import LatentBank
+    from ganedit.models.sources import file_sha256
+
+    path = write_pickle(tmp_path / "cond.pkl", cond)
+    sha = file_sha256(path)
+    ok(capsys, ["sample", "-g", path, "--class", 2, "-n", 2, "-o", tmp_path / "grid.png"])
+    record = json.loads((tmp_path / "grid.json").read_text())
+    assert record["generator"] == {"name": "cond.pkl", "sha256": sha, "class": 2}
+    assert "--class" in user_error(capsys, ["sample", "-g", path, "-o", tmp_path / "x.png"])
+    ok(capsys, ["generate", "-g", path, "--class", 1, "-p", "none", "-n", 4,
+                "-o", tmp_path / "bank.zarr", "--no-progress"])  # fmt: skip
+    bank = LatentBank.open(tmp_path / "bank.zarr")
+    assert bank.generator_identity["class"] == 1
+    source_z = torch.as_tensor(bank.latents("z", 0, 4))
+    expected = nvidia_mapping(nvidia_state(cond["G_ema"]), source_z, _one_hot(1, 4))[:, 0]
+    assert_f32_close(torch.as_tensor(bank.latents("w", 0, 4)), expected)
+    boundary = save_boundary(
+        tmp_path / "b.npy", np.eye(1, W_DIM)[0],
+        {"generator": "cond.pkl", "generator_sha256": sha, "generator_class": 1, "space": "w"},
+    )  # fmt: skip
+    edit = ["edit", "-b", boundary, "-g", path, "-n", 1, "--steps", 2, "--no-progress"]
+    ok(capsys, [*edit, "--class", 1, "-o", tmp_path / "e1"])
+    line = user_error(capsys, [*edit, "--class", 3, "-o", tmp_path / "e3"])
+    assert "learned on class 1, used on class 3" in line
+    ok(capsys, [*edit, "--class", 3, "-o", tmp_path / "e3", "--force"])
+    # codes of a class-1 bank edited at class 3
+    line = user_error(capsys, [*edit, "--class", 3, "-c", tmp_path / "bank.zarr", "-o",
+                               tmp_path / "e4"])  # fmt: skip
+    assert "class 1" in line and "class 3" in line
