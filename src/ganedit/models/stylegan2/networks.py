@@ -1068,9 +1068,7 @@ class Generator(nn.Module):
             z = torch.randn(count, self.z_dim, generator=generator, device=device)
             c = None
             if self.c_dim:
-                classes = torch.randint(
-                    self.c_dim, (count,), generator=generator, device=device
-                )
+                classes = torch.randint(self.c_dim, (count,), generator=generator, device=device)
                 c = F.one_hot(classes, self.c_dim).to(z.dtype)
             total += self._w(z, c).double().sum(dim=0)
         self.w_avg.copy_(total / n)

@@ -38,8 +38,8 @@ each ToRGB after its bias, as NVIDIA clamps).
 Precision: NVIDIA runs its `num_fp16_res` highest-resolution blocks (`use_fp16`, 4 in every
 training config) in float16 on CUDA; ganedit computes everything in float32, which is what
 NVIDIA computes with `force_fp32` or on CPU. The float16 rounding is NVIDIA's own noise, not
-part of the network: emulated on CPU on random 16 px networks, it moves images by about 1e-3
-(docs/models.md gives the figures).
+part of the network: emulated on CPU on random networks of 16 to 256 px, it moves images by
+1e-3 to 2e-3 of their largest value at most (docs/models.md gives the figures).
 """
 
 from __future__ import annotations
@@ -505,10 +505,13 @@ def filter_taps(f: torch.Tensor, what: str) -> list[float]:
 def blur_taps(nv: dict[str, torch.Tensor], where: str) -> list:
     """The one FIR filter every block and layer uses (NVIDIA: [1, 3, 3, 1], stored 2-D),
     as ganedit's `blur_kernel` taps; [1, 3, 3, 1] itself when it is that one."""
-    taps = [filter_taps(v, f"{where} ({k})") for k, v in nv.items() if k.endswith("resample_filter")]
+    taps = [
+        filter_taps(v, f"{where} ({k})") for k, v in nv.items() if k.endswith("resample_filter")
+    ]
     first = taps[0] if taps else [t / 8 for t in STANDARD_TAPS]
     same = all(
-        len(t) == len(first) and all(math.isclose(a, b, abs_tol=1e-7) for a, b in zip(t, first))
+        len(t) == len(first)
+        and all(math.isclose(a, b, abs_tol=1e-7) for a, b in zip(t, first, strict=True))
         for t in taps
     )
     expect(same, f"one resample filter for every layer of {where}", f"{len(taps)} different")
