@@ -110,6 +110,7 @@ class Fx:
     encoder: Path  # an e4e encoder folder for tiny (one training step)
     labels: Path  # a selflabel store of images (two columns of its labels.npz)
     tiny_pkl: Path  # an NVIDIA StyleGAN2-ADA pickle (tests/nvidia_pkl_standin.py)
+    cond_pkl: Path  # a class-conditional one (4 classes)
     trunc_bank: Path  # a bank generated from tiny at truncation psi 0.7 (4 samples)
     pggan_pth: Path  # InterFaceGAN's PGGAN .pth, current layout (tests/interfacegan_standin.py)
 
@@ -144,6 +145,7 @@ def build_fixtures(root: Path) -> Fx:
     export_rosinality_checkpoint(fx_dir / "tiny.pt", g)
     write_tiny_nvidia_pkl(fx_dir / "tiny.pkl")
     torch.save(pggan_state(PGGAN_CHANNELS), fx_dir / "pggan.pth")
+    write_tiny_nvidia_pkl(fx_dir / "cond.pkl", c_dim=4)
     save_pretrained(AttributeNet("plain", width=8, hidden=8, image_size=16).eval(), fx_dir / "pred")
 
     ref = fx_dir / "ref"
@@ -181,6 +183,7 @@ def build_fixtures(root: Path) -> Fx:
         encoder=fx_dir / "enc" / "encoder",
         labels=fx_dir / "labels",
         tiny_pkl=fx_dir / "tiny.pkl",
+        cond_pkl=fx_dir / "cond.pkl",
         trunc_bank=fx_dir / "trunc.zarr",
         pggan_pth=fx_dir / "pggan.pth",
     )
@@ -670,7 +673,8 @@ def damaged_pkl(src: Path, d: Path, draw) -> Path:
 
     path = d / "net.pkl"
     kind = draw(st.sampled_from(["bytes", "evil-reduce", "exec-global", "not-a-dict",
-                                 "no-G_ema", "conditional", "nonfinite"]),
+                                 "no-G_ema", "conditional", "nonfinite", "filter-rank-2",
+                                 "filter-nan", "filter-4x3", "embed-missing"]),
                 label="pkl damage")  # fmt: skip
     if kind == "bytes":
         copy(src, path)
@@ -684,11 +688,21 @@ def damaged_pkl(src: Path, d: Path, draw) -> Path:
     elif kind == "no-G_ema":
         path.write_bytes(pickle.dumps({"G": 1, "D": 2}))
     else:
-        snap = snapshot(0)
-        if kind == "conditional":
-            snap["G_ema"].c_dim = 10
+        snap = snapshot(0, c_dim=4 if kind == "embed-missing" else 0)
+        g = snap["G_ema"]
+        if kind == "conditional":  # a label width without its embedding
+            g.c_dim = 10
+        elif kind == "embed-missing":
+            del g.mapping.embed
+        elif kind == "nonfinite":
+            g.synthesis.b8.conv1.bias.data[0] = float("nan")
+        elif kind == "filter-rank-2":  # a sum of two outer products: not separable
+            a, b = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8, torch.full((4,), 0.25)
+            g.synthesis.b16.conv0.resample_filter = (torch.outer(a, a) + torch.outer(b, b)) / 2
+        elif kind == "filter-nan":
+            g.synthesis.b8.resample_filter[1, 1] = float("nan")
         else:
-            snap["G_ema"].synthesis.b8.conv1.bias.data[0] = float("nan")
+            g.synthesis.b8.conv1.resample_filter = torch.ones(4, 3) / 12
         write_pickle(path, snap)
     return path
 
@@ -1157,6 +1171,7 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
                   "--channels": ["a,b", "0,0,0", "-8,8,8", "", "8,,8", "8;8", HUGE, f"{HUGE},8,8",
                                  "5000,8,8"]},
     "sample": {"-n": ["0", "4097", *NOT_INT, HUGE], "--trunc": [*NONFINITE, "1.5", "-0.1"],
+               "--class": ["-1", *NOT_INT, HUGE],
                "--batch-size": ["0", *NOT_INT], "--scale": ["0", "17"], "--seed": ["-1", HUGE]},
     "evaluate-generator": {"-n": ["1", "0", *NOT_INT, HUGE], "--n-fd": ["1", "5", HUGE],
                            "-t": ["0.5", "1", "0", "nan", "inf", "abc", "none", "-0.9", ""],
@@ -1336,7 +1351,9 @@ def _suffix_case(command: str, flag: str):
         if (command, flag) in OUTPUT_DEFAULTS:
             argv = [*argv, flag, d / OUTPUT_DEFAULTS[command, flag]]
         out = Path(argv[_flag_index(argv, flag)])
-        suffix = draw(st.sampled_from([".jpg", ".txt", "", ".npy.bak", ".PNG.gz"]))
+        # convert writes a model folder to a path without a suffix: no wrong suffix there
+        suffixes = [".jpg", ".txt", "", ".npy.bak", ".PNG.gz"]
+        suffix = draw(st.sampled_from([x for x in suffixes if x or command != "convert"]))
         return replace(argv, flag, out.with_suffix(suffix))
 
     return make
@@ -1497,6 +1514,29 @@ def _name_case(command: str):
 
 for _command in NAMES:
     case(f"{_command}: unknown names")(_name_case(_command))
+
+
+# Classes: a class-conditional generator (an NVIDIA .pkl of 4 classes) without --class or with
+# one beyond its labels, --class for an unconditional generator, --class with edit's --images.
+def _class_case(command: str):
+    def make(fx, d, draw):
+        argv = baseline(command, fx, d)
+        kinds = ["missing", "beyond", "unconditional"] + (["images"] if command == "edit" else [])
+        kind = draw(st.sampled_from(kinds), label="class")
+        if kind == "unconditional":
+            return [*argv, "--class", "0"]
+        argv = replace(argv, "-g", fx.cond_pkl)
+        if kind == "missing":
+            return argv
+        if kind == "images":
+            return [*argv, "--class", "0", "--images", fx.images]
+        return [*argv, "--class", draw(st.sampled_from(["4", "99"]), label="index")]
+
+    return make
+
+
+for _command in ("sample", "generate", "edit"):
+    case(f"{_command}: --class")(_class_case(_command))
 
 
 # Flags that contradict each other (or a flag another method or mode does not take).

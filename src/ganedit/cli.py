@@ -355,6 +355,7 @@ def sample_cmd(
     n: int = opt.n_option(16, "Number of samples.", minimum=1),
     seed: int = opt.seed_option(),
     truncation_psi: float = opt.trunc_option(),
+    class_index: int | None = opt.class_option(),
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
     mode: list[str] = opt.mode_settings_option(),
@@ -374,7 +375,7 @@ def sample_cmd(
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, _sidecar(out), overwrite=overwrite)
-    source = load_generator(generator, device=device, truncation_psi=truncation_psi)
+    source = load_generator(generator, device, truncation_psi, class_index)
     settings = source.mode_settings(mode) if mode else {}
     if settings:
         source = source.with_modes(settings)
@@ -395,7 +396,8 @@ def sample_cmd(
             "cols": cols,
         },
     )
-    typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi})")
+    of_class = "" if class_index is None else f", class {class_index}"
+    typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi}{of_class})")
 
 
 @app.command("evaluate-generator")
@@ -494,6 +496,7 @@ def generate_cmd(
         + opt.FOREIGN_PREDICTORS_HELP,
     ),
     truncation_psi: float = opt.trunc_option(),
+    class_index: int | None = opt.class_option(),
     chunk_size: int = typer.Option(4096, "--chunk-size", min=1),
     batch_size: int = opt.batch_option(256),
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
@@ -510,7 +513,7 @@ def generate_cmd(
     cfg = GenerateConfig(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
-        modes=tuple(mode),
+        modes=tuple(mode), class_index=class_index,
     )  # fmt: skip
     path = generate_bank(
         cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
@@ -1061,6 +1064,7 @@ def edit_cmd(
         "Truncation psi in [0, 1] to render at (default 1). Codes from a bank render at the "
         "bank's psi; another value is refused.",
     ),
+    class_index: int | None = opt.class_option(),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1078,8 +1082,14 @@ def edit_cmd(
         steps=steps, strengths=tuple(strength or ()), mode=edit_mode,
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
         modes=mode_settings, truncation_psi=truncation_psi, evaluator=evaluator,
+        class_index=class_index,
     )  # fmt: skip
     if images:
+        if class_index is not None:
+            raise UserInputError(
+                "expected no --class with --images (inverting images into a class-conditional "
+                f"generator is not supported yet), received --class {class_index}"
+            )
         if truncation_psi not in (None, 1.0):
             raise UserInputError(
                 "expected no --trunc with --images (inverted codes reproduce the images at psi "
@@ -1305,8 +1315,10 @@ def convert_cmd(
         "StyleGAN or StyleGAN2 one.",
     ),
     out: Path = opt.out_option(
-        "The file to write: a StyleGAN2-pytorch .pt (StyleGAN2, StyleGAN2-ADA) or an "
-        "InterFaceGAN .pth (TensorFlow PGGAN, StyleGAN)."
+        "What to write: a StyleGAN2-pytorch .pt (StyleGAN2, StyleGAN2-ADA), an InterFaceGAN "
+        ".pth (TensorFlow PGGAN, StyleGAN) or, for a StyleGAN2-ADA pickle, a ganedit model "
+        "folder (a path without a suffix; it also holds a conditional generator's label "
+        "embedding and NVIDIA's conv_clamp)."
     ),
     network: str = typer.Option(
         "G_ema",
@@ -1316,25 +1328,32 @@ def convert_cmd(
     ),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Convert an NVIDIA network pickle's generator to a .pt or .pth (read without running any
-    code from the pickle; see docs/models.md)."""
+    """Convert an NVIDIA network pickle's generator to a StyleGAN2-pytorch .pt, an
+    InterFaceGAN .pth or a ganedit model folder (read without running any code from the
+    pickle; see docs/models.md). A class-conditional StyleGAN2-ADA generator converts to
+    a folder only: render a class of it with `-g FOLDER --class N`."""
     from ganedit.models.stylegan2.nvidia_pkl import check_network, convert_nvidia_pickle
     from ganedit.models.tf_generators import LABELS, convert_tf_pickle
     from ganedit.models.tf_pickle import is_tf_pickle
 
     check_network(network)
     _expect_suffix(source, ".pkl", "--generator")
-    if not is_tf_pickle(source):
-        _expect_suffix(out, ".pt")
+    if is_tf_pickle(source):
+        if out.suffix.lower() not in (".pt", ".pth"):
+            raise UserInputError(f"expected a .pt or .pth path for --out, received {str(out)!r}")
         _outputs(out, overwrite=overwrite)
-        path = convert_nvidia_pickle(source, out, network=network)
-        typer.echo(f"{path}: {network} of {source.name} as a StyleGAN2-pytorch checkpoint")
+        layout = convert_tf_pickle(source, out, network=network)
+        typer.echo(f"{out}: {LABELS[network]} of {source.name} as {layout}")
         return
-    if out.suffix.lower() not in (".pt", ".pth"):
-        raise UserInputError(f"expected a .pt or .pth path for --out, received {str(out)!r}")
-    _outputs(out, overwrite=overwrite)
-    layout = convert_tf_pickle(source, out, network=network)
-    typer.echo(f"{out}: {LABELS[network]} of {source.name} as {layout}")
+    folder = out.suffix == ""
+    if not folder:
+        _expect_suffix(out, ".pt")
+    from ganedit.utils.files import check_output
+
+    check_output(out, overwrite=overwrite, kind="dir" if folder else "file")
+    path = convert_nvidia_pickle(source, out, network=network, overwrite=overwrite)
+    what = "a ganedit model folder" if folder else "a StyleGAN2-pytorch checkpoint"
+    typer.echo(f"{path}: {network} of {source.name} as {what}")
 
 
 @app.command("ui")

@@ -17,6 +17,7 @@ One meaning per flag across all subcommands (docs/cli.md has the table):
     -b/--boundary   a boundary .npy (repeat for several)
     -i/--images     an image data set (LMDB or folder)
     --space         a latent space: z, w or ws (no short form: -s is scores)
+    --class         the class a class-conditional generator renders (sample, generate, edit)
     --json          the full JSON report, where -o is an artefact
     --seed, --device, --batch-size, --scale, --force, --progress/--no-progress
 
@@ -292,6 +293,22 @@ def trunc_option(default: float | None = 1.0, help: str = "Truncation psi in [0,
         "--truncation-psi",
         callback=finite("--trunc", 0.0, 1.0),
         help=help,
+    )
+
+
+# The widest label a generator config may declare (`c_dim`, ganedit.models.registry).
+MAX_CLASSES = 100_000
+
+
+def class_option():
+    return typer.Option(
+        None,
+        "--class",
+        min=0,
+        max=MAX_CLASSES - 1,
+        help="The class a class-conditional generator renders (an index of its labels, as "
+        "NVIDIA's generate.py --class); required for one, refused for others.",
+        metavar="N",
     )
 
 

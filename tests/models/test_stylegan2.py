@@ -204,10 +204,12 @@ def test_fast_synthesis_chunks_match_one_batch(monkeypatch):
     assert_f32_close(chunked, ref)
 
 
-def test_fast_synthesis_gradients_match_reference():
+@pytest.mark.parametrize("conv_clamp", [None, 0.3])
+def test_fast_synthesis_gradients_match_reference(conv_clamp):
     # impl="fast" also runs with autograd, through the path-length regulariser's double
     # backward: gradients of the images w.r.t. ws, then of a loss on those w.r.t. weights.
-    g = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8]))
+    # A clamp of 0.3 bites in every layer and ToRGB (NVIDIA's conv_clamp, set that low here).
+    g = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8], conv_clamp=conv_clamp))
     z = torch.randn(4, 16)
     grads = {}
     for impl in ("reference", "fast"):
@@ -344,6 +346,63 @@ def test_truncation():
     torch.testing.assert_close(collapsed, w_avg.expand(3, g.num_ws, -1))
     torch.testing.assert_close(cut[:, :2], w_avg.expand(3, 2, -1))
     torch.testing.assert_close(cut[:, 2:], plain[:, 2:])
+
+
+def test_conv_clamp_limits_layers_and_torgbs():
+    plain = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8]))
+    clamped = Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8], conv_clamp=0.3).eval()
+    clamped.load_state_dict(plain.state_dict())
+    ws = plain.mapping(torch.randn(3, 16)).detach()
+    with torch.no_grad():
+        x = plain.conv1(plain.input.input.expand(3, -1, -1, -1), ws[:, 0])
+        assert x.abs().max() > 0.3  # the clamp bites
+        assert clamped.conv1(plain.input.input.expand(3, -1, -1, -1), ws[:, 0]).abs().max() <= 0.3
+        assert clamped.to_rgb1(x, ws[:, 1]).abs().max() <= 0.3
+        for impl in ("reference", "fast"):
+            diff = clamped.synthesis(ws, impl=impl) - plain.synthesis(ws, impl=impl)
+            assert diff.abs().max() > 0.05
+    assert clamped.config["conv_clamp"] == 0.3 and "conv_clamp" not in plain.config
+    with pytest.raises(UserInputError, match="conv_clamp as a positive number"):
+        Generator(16, style_dim=16, n_mlp=2, conv_clamp=float("nan"))
+
+
+def test_class_conditional_mapping():
+    g = randomized(Generator(16, style_dim=16, n_mlp=2, channels=[16, 8, 8], c_dim=3))
+    z = torch.randn(4, 16)
+    assert g.style[1].weight.shape == (16, 32) and g.embed.weight.shape == (16, 3)
+    with torch.no_grad():
+        w0, w2 = g.mapping(z, c=g.one_hot(0, 4)), g.mapping(z, c=g.one_hot(2, 4))
+        assert (w0 - w2).abs().max() > 1e-3
+        # z and the embedding are normalised separately before the first layer
+        norm = lambda x: x * (x.square().mean(1, keepdim=True) + 1e-8).rsqrt()  # noqa: E731
+        joined = torch.cat([norm(z), norm(g.embed(g.one_hot(2, 4)))], dim=1)
+        torch.testing.assert_close(w2[:, 0], g.style[1:](joined))
+        assert g.update_w_avg(n=32, generator=torch.Generator().manual_seed(0)).shape == (16,)
+    with pytest.raises(UserInputError, match=r"class labels c of shape \[4, 3\]"):
+        g.mapping(z)
+    with pytest.raises(UserInputError, match=r"a class index in \[0, 2\]"):
+        g.one_hot(3)
+    with pytest.raises(UserInputError, match="no class label for an unconditional"):
+        Generator(16, style_dim=16, n_mlp=2).mapping(z, c=g.one_hot(0, 4))
+
+
+def test_conditional_and_clamped_models_round_trip(tmp_path):
+    g = randomized(Generator(16, style_dim=16, n_mlp=2, channel_max=16, c_dim=3, conv_clamp=256))
+    save_pretrained(g, tmp_path / "g")
+    loaded = load_pretrained(tmp_path / "g")
+    assert loaded.config == g.config and loaded.c_dim == 3 and loaded.conv_clamp == 256
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        assert torch.equal(g(z, c=g.one_hot(1, 2)), loaded(z, c=g.one_hot(1, 2)))
+    d = Discriminator(16, channel_max=16, conv_clamp=0.5).eval()
+    save_pretrained(d, tmp_path / "d")
+    d2 = load_pretrained(tmp_path / "d")
+    assert d2.config["conv_clamp"] == 0.5
+    x = torch.randn(4, 3, 16, 16)
+    unclamped = Discriminator(16, channel_max=16).eval()
+    unclamped.load_state_dict(d.state_dict())
+    with torch.no_grad():
+        assert torch.equal(d(x), d2(x)) and (d(x) - unclamped(x)).abs().max() > 1e-4
 
 
 def test_save_pretrained_round_trip(tmp_path):

@@ -117,3 +117,37 @@ def test_the_saved_discriminator_reads_modes(setting, tmp_path):
         d.final_class[1].bias.copy_(torch.tensor([0, -50, -50, 50, 50, -50, -50.0]))
     t = read_modes(d, torch.zeros(2, 3, 32, 32))  # resized to the reader's 16 px
     assert torch.allclose(t, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), atol=1e-6)
+
+
+def test_a_pickle_starts_the_discriminator_from_its_own(setting, tmp_path):
+    """An NVIDIA .pkl comes with its D: the fine-tune starts from it (trunk and real/fake
+    head, minibatch-std group, conv_clamp), the mode head fresh. With a learning rate of
+    1e-12 one step leaves it as read."""
+    from ganedit.models.registry import MODE_READER
+    from ganedit.models.stylegan2 import load_nvidia_discriminator
+    from nvidia_pkl_standin import write_tiny_nvidia_pkl
+
+    pkl = write_tiny_nvidia_pkl(tmp_path / "net.pkl")
+    cfg = _cfg(setting, generator=str(pkl), iterations=1, d_warmup=0, lr=1e-12)
+    out = train_selfcond(cfg, tmp_path / "run", progress=False)
+    reader = load_pretrained(out / MODE_READER)
+    expected = load_nvidia_discriminator(pkl).state_dict()
+    assert reader.config["conv_clamp"] == 256 and reader.stddev_group == 4
+    for key, value in reader.state_dict().items():
+        if key.startswith("final_class."):
+            continue
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=1e-9)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["gan"]["mbstd_group"] == 4
+    assert json.loads((out / "config.json").read_text())["selfcond"]["discriminator"] == (
+        "pretrained"
+    )
+
+
+def test_a_conditional_pickle_is_refused(setting, tmp_path):
+    from nvidia_pkl_standin import write_tiny_nvidia_pkl
+
+    pkl = write_tiny_nvidia_pkl(tmp_path / "cond.pkl", c_dim=4)
+    with pytest.raises(UserInputError, match="class-conditional"):
+        train_selfcond(_cfg(setting, generator=str(pkl)), tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()

@@ -91,6 +91,8 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
     }
     if bank.truncation_psi is not None:  # what the codes were rendered and scored at
         origin["truncation_psi"] = bank.truncation_psi
+    if isinstance(identity.get("class"), int):  # a class-conditional generator's class
+        origin["generator_class"] = identity["class"]
     if isinstance(bank.meta.get("modes"), dict):  # a self-conditioned generator's, per bank
         origin["modes"] = bank.meta["modes"]
     return codes, origin

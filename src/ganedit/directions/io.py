@@ -151,6 +151,7 @@ _SIDECAR_FIELDS = {
     "space": (str, "a latent space"),
     "generator": (str, "a name"),
     "generator_sha256": (str, "a hex digest"),
+    "generator_class": (int, "a class index"),
     "intercept": ((int, float), "a number"),
     "params": (dict, "an object"),
     "fit": (dict, "an object"),

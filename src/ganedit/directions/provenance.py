@@ -1,7 +1,7 @@
 """Where a direction came from, checked before it is used.
 
 A boundary's sidecar records the generator it was learned on (its name and the sha256 of its
-weights) and the latent space. A `w` direction of one generator has the same shape as a `z`
+weights, and the class of a class-conditional one) and the latent space. A `w` direction of one generator has the same shape as a `z`
 direction of it, or as a `w` direction of another generator, so shapes alone cannot catch a
 mix-up: this module compares the records and refuses a mismatch unless forced, in which case
 the mismatch is returned so the caller records it in its output.
@@ -30,6 +30,9 @@ def mismatches(sidecar: dict, identity: dict, space: str) -> list[str]:
     theirs, ours = sidecar.get("generator_sha256"), identity.get("sha256")
     name_then, name_now = sidecar.get("generator"), identity.get("name")
     parent = identity.get("parent") or {}
+    class_then, class_now = sidecar.get("generator_class"), identity.get("class")
+    if class_then is not None and class_now is not None and class_then != class_now:
+        problems.append(f"learned on class {class_then}, used on class {class_now}")
     if theirs and theirs == parent.get("sha256"):
         return problems  # learned on the generator this one was tuned from (PTI): it applies
     if theirs and ours:

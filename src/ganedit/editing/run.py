@@ -61,6 +61,7 @@ _CONSTRAINTS = {
     "bound": OrNone(Real(1e-6, 1e6)),
     "scale": Integer(1, 16),
     "truncation_psi": OrNone(Real(0.0, 1.0)),
+    "class_index": OrNone(Integer(0, 100_000)),
 }
 
 
@@ -85,6 +86,7 @@ class EditConfig:
     force: bool = False  # use boundaries whose provenance does not match (recorded)
     modes: tuple[str, ...] = ()  # "ATTR=T": mode targets of a self-conditioned generator
     truncation_psi: float | None = None  # None: a bank's own psi, else 1 (module docstring)
+    class_index: int | None = None  # the class a class-conditional generator renders
 
     def __post_init__(self):
         values = {k: getattr(self, k) for k in _CONSTRAINTS}
@@ -195,7 +197,7 @@ def run_edit(
     out = check_output(out, overwrite=overwrite, kind="dir")
     given = _given_latents(cfg)
     psi, psi_from = truncation(cfg, given[1] if given is not None else {})
-    source = load_generator(cfg.generator, device, truncation_psi=psi)
+    source = load_generator(cfg.generator, device, truncation_psi=psi, class_index=cfg.class_index)
     modes = _mode_edit(cfg, source)
     loaded = [load_boundary(b) for b in cfg.boundaries]
     checks = [

@@ -176,10 +176,14 @@ class LatentBank:
 
     @property
     def generator_identity(self) -> dict:
-        """{"name", "sha256"} of the generator that made the bank (sha256 None if unknown)."""
+        """{"name", "sha256"} of the generator that made the bank (sha256 None if unknown),
+        and "class" when a class-conditional generator rendered one class."""
         identity = self._meta.get("generator_identity") or {}
-        return {"name": identity.get("name", self._meta.get("generator")),
-                "sha256": identity.get("sha256")}  # fmt: skip
+        out = {"name": identity.get("name", self._meta.get("generator")),
+               "sha256": identity.get("sha256")}  # fmt: skip
+        if type(identity.get("class")) is int:
+            out["class"] = identity["class"]
+        return out
 
     def array_names(self) -> list[str]:
         """Every stored array: the spaces, `index`, `done` and `scores/<name>`."""

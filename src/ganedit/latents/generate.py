@@ -71,6 +71,7 @@ class GenerateConfig:
     store_ws: bool = False
     save_images: bool = False
     modes: tuple[str, ...] = ()  # "ATTR=T": a self-conditioned generator's modes, all samples
+    class_index: int | None = None  # the class a class-conditional generator renders
 
     def __post_init__(self):
         expect(bool(str(self.generator)), "a generator name or path", self.generator)
@@ -80,6 +81,8 @@ class GenerateConfig:
         expect(self.chunk_size >= 1, "chunk_size >= 1", self.chunk_size)
         expect(self.batch_size >= 1, "batch_size >= 1", self.batch_size)
         expect(0 <= self.truncation_psi <= 1, "truncation_psi in [0, 1]", self.truncation_psi)
+        ok = self.class_index is None or (type(self.class_index) is int and self.class_index >= 0)
+        expect(ok, "a class index >= 0 or None", self.class_index)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -140,10 +143,12 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
     if source is None:
         from ganedit.models.sources import load_generator
 
-        source = load_generator(cfg.generator, device, cfg.truncation_psi)
+        source = load_generator(cfg.generator, device, cfg.truncation_psi, cfg.class_index)
     else:
         psi = getattr(source, "truncation_psi", cfg.truncation_psi)
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
+        given = getattr(source, "class_index", None)
+        expect(given == cfg.class_index, f"a source of class {cfg.class_index}", given)
     if cfg.modes:
         source = source.with_modes(source.mode_settings(cfg.modes))
     if cfg.store_ws and "ws" not in source.spaces:
@@ -219,6 +224,12 @@ def _check_resumable(partial: Path, cfg: GenerateConfig, identity: dict) -> None
         ) from exc
     saved = dict(attrs.get("config") or {})
     before = (attrs.get("generator_identity") or {}).get("sha256")
+    then, now = (attrs.get("generator_identity") or {}).get("class"), identity.get("class")
+    if then != now:
+        raise ProvenanceError(
+            f"expected the class the interrupted run in {str(partial)!r} rendered ({then}), "
+            f"received class {now}; start over without resume"
+        )
     if before and identity.get("sha256") and before != identity["sha256"]:
         raise ProvenanceError(
             f"expected the generator weights the interrupted run in {str(partial)!r} used "

@@ -48,6 +48,7 @@ _BLUR = ListOf(Real(-1e3, 1e3), 1, 16)
 _CHANNELS = OrNone(ListOf(Integer(1, 4096), 1, 9))
 _SIZE = Integer(8, 1024, power_of_two=True)
 _ARCH = OneOf(("plain", "residual"))
+_CLAMP = OrNone(Real(1e-6, 1e9))  # StyleGAN2-ADA's activation clamp (256), or none
 
 MODELS: dict[str, ModelSpec] = {}
 
@@ -77,6 +78,8 @@ register(
             "modconv_impl": OneOf(tuple(MODCONV_IMPLS)),
             "channels": _CHANNELS,
             "mode_attributes": OrNone(ListOf(Name(), 1, 16, unique=True)),
+            "c_dim": Integer(0, 100_000),  # class-conditional (StyleGAN2-ADA's labels)
+            "conv_clamp": _CLAMP,
         },
         legacy_names=("Generator",),
     )
@@ -93,6 +96,7 @@ register(
             "channels": _CHANNELS,
             "stddev_group": Integer(1, 4096),
             "num_modes": Integer(0, 1 + 3 * 16),
+            "conv_clamp": _CLAMP,
         },
         legacy_names=("Discriminator",),
     )

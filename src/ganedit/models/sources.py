@@ -219,7 +219,14 @@ class _BatchedSource:
 
 @dataclass(eq=False)
 class StyleGANSource(_BatchedSource):
-    """A StyleGAN2 generator: spaces z, w and ws."""
+    """A StyleGAN2 generator: spaces z, w and ws.
+
+    A class-conditional generator (`generator.c_dim` > 0, e.g. a conditional StyleGAN2-ADA
+    pickle) renders one class, `class_index`, chosen when the source is made (`with_class`,
+    `load_generator(class_index=...)`, `--class`): its z map through the one-hot label of
+    that class, and its identity records {"class": k}, so artefacts of different classes are
+    told apart. Its w and ws spaces need no label.
+    """
 
     generator: torch.nn.Module
     name: str
@@ -229,9 +236,28 @@ class StyleGANSource(_BatchedSource):
     weights_sha256: str | None = None
     parent: dict | None = None  # the generator this one was tuned from (its identity)
     modes: torch.Tensor | None = None  # a self-conditioned generator's default modes [1, M]
+    class_index: int | None = None  # the class a class-conditional generator renders
 
     def __post_init__(self):
         check_truncation(self.truncation_psi)
+
+    @property
+    def identity(self) -> dict:
+        """{"name", "sha256"} (and "parent", see `_BatchedSource`), with "class" for a
+        class-conditional generator's source."""
+        identity = super().identity
+        return identity if self.class_index is None else {**identity, "class": self.class_index}
+
+    @property
+    def c_dim(self) -> int:
+        """The label width of a class-conditional generator; 0 for any other."""
+        return int(getattr(self.generator, "c_dim", 0) or 0)
+
+    def with_class(self, class_index: int | None) -> StyleGANSource:
+        """This source rendering class `class_index`, which a class-conditional generator
+        needs (an index in [0, c_dim)) and any other refuses."""
+        check_class(self, class_index)
+        return self if class_index is None else dataclasses.replace(self, class_index=class_index)
 
     def with_modes(self, settings: dict[str, float]) -> StyleGANSource:
         """This source rendering every sample at the given modes ({"smile": 0.9, ...}; the
@@ -277,7 +303,8 @@ class StyleGANSource(_BatchedSource):
         g = self.generator
         latents = torch.as_tensor(latents).to(g.w_avg.device)
         if space == "z":
-            return g.mapping(latents, truncation_psi=self.truncation_psi)
+            c = None if self.class_index is None else g.one_hot(self.class_index, len(latents))
+            return g.mapping(latents, truncation_psi=self.truncation_psi, c=c)
         if space == "w":
             return latents[:, None, :].expand(-1, g.num_ws, -1)
         return latents
@@ -341,6 +368,26 @@ def check_truncation(psi: float) -> None:
         raise UserInputError(f"expected a truncation psi in [0, 1], received {psi!r}")
 
 
+def check_class(source, class_index: int | None) -> None:
+    """A class index for a class-conditional generator (required, in [0, c_dim)); none for
+    any other generator."""
+    c_dim = int(getattr(source, "c_dim", 0) or 0)
+    if not c_dim:
+        if class_index is not None:
+            raise UserInputError(
+                f"expected a class-conditional generator for --class, received {source.name} "
+                f"(unconditional) with class {class_index}"
+            )
+        return
+    ok = type(class_index) is int and 0 <= class_index < c_dim
+    if not ok:
+        raise UserInputError(
+            f"expected a class index in [0, {c_dim - 1}] for the class-conditional generator "
+            f"{source.name} (--class of sample, generate and edit), received "
+            f"{'none' if class_index is None else class_index}"
+        )
+
+
 # ------------------------------------------------------------------------------------------
 # Loading
 
@@ -363,11 +410,26 @@ def file_sha256(path: str | Path) -> str:
 
 
 def load_generator(
-    name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    truncation_psi: float = 1.0,
+    class_index: int | None = None,
 ) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     """Resolve a registered name, a StyleGAN2-pytorch `.pt` file, an NVIDIA StyleGAN2-ADA
     `.pkl` file (its `G_ema`), a TensorFlow PGGAN, StyleGAN or StyleGAN2 `.pkl` (its `Gs`),
-    an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a ganedit model folder."""
+    an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a
+    ganedit model folder. `class_index`: the class a class-conditional generator renders
+    (required for one, refused for any other)."""
+    source = _resolve_generator(name_or_path, device, truncation_psi)
+    if isinstance(source, StyleGANSource):
+        return source.with_class(class_index)
+    check_class(source, class_index)
+    return source
+
+
+def _resolve_generator(
+    name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
+) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     device = resolve_device(device)
     check_truncation(truncation_psi)
     text = str(name_or_path)

@@ -8,8 +8,11 @@ style mixing, EMA, Adam with lazy correction) runs unchanged with four additions
   (its labels, normalised by the store's percentile ranges, as a full soft 3-anchor vector);
 - fakes get modes with t ~ U(0, 1) per attribute, and the discriminator's mode head adds a
   KL term on reals (weight `md_d`) and on fakes for the generator (`md_g`);
-- the discriminator is fresh when the pretrained generator comes without one (the shipped
-  `world64` does), so it trains alone for `d_warmup` steps first.
+- the discriminator starts from the pretrained one when the generator comes with it (an
+  NVIDIA StyleGAN2-ADA `.pkl` holds its `D`: its trunk and real/fake head are kept, its
+  minibatch-std group and `conv_clamp` too, and the mode head starts fresh); otherwise (the
+  shipped `world64`, a `.pt`, a folder) it is fresh, so it trains alone for `d_warmup` steps
+  first.
 No horizontal flips: they would contradict yaw labels. The rest of the recipe (architecture,
 learning rate, R1, EMA) is the pretrained generator's own training config when it records
 one.
@@ -25,7 +28,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import MODE_READER, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
@@ -89,12 +92,24 @@ class SelfCondConfig:
         )
 
 
-def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
-    """The generator to fine-tune, its identity and its training config (or {})."""
+@dataclass(frozen=True)
+class Pretrained:
+    """What the fine-tune starts from."""
+
+    generator: Generator
+    identity: dict
+    train: dict  # the generator's training config, or {}
+    discriminator: Discriminator | None = None  # the one it was trained with, when it has one
+
+
+def _pretrained(name_or_path: str, device) -> Pretrained:
+    """The generator to fine-tune, its identity, its training config and discriminator."""
     from ganedit.models import registry
     from ganedit.models.io import read_config
     from ganedit.models.sources import StyleGANSource, load_generator
 
+    if str(name_or_path).endswith(".pkl") and Path(name_or_path).is_file():
+        return _from_pickle(Path(name_or_path))
     source = load_generator(name_or_path, device)
     if not isinstance(source, StyleGANSource):
         raise UserInputError(
@@ -104,14 +119,53 @@ def _pretrained(name_or_path: str, device) -> tuple[Generator, dict, dict]:
         raise UserInputError(f"expected an unconditional generator, received {name_or_path!r}")
     folder = registry.generator_folder(name_or_path)
     train = (read_config(folder).get("train_config") or {}) if folder is not None else {}
-    return source.generator, source.identity, train
+    return Pretrained(source.generator, source.identity, train)
 
 
-def gan_config(cfg: SelfCondConfig, g: Generator, train: dict) -> GanConfig:
+def _from_pickle(path: Path) -> Pretrained:
+    """An NVIDIA pickle's G_ema and, when ganedit's discriminator can be it, its D (else a
+    fresh one, the reason logged), from one read of the file."""
+    from ganedit.models.sources import file_sha256
+    from ganedit.models.stylegan2.nvidia_discriminator import discriminator_from_record
+    from ganedit.models.stylegan2.nvidia_pkl import (
+        generator_from_record,
+        network_record,
+        read_nvidia_pickle,
+    )
+
+    where = repr(str(path))
+    top = read_nvidia_pickle(path)
+    g, has_w_avg = generator_from_record(network_record(top, "G_ema", where), where)
+    if g.c_dim:  # its mapping needs a label, which SC-GAN's generator does not take
+        raise UserInputError(
+            f"expected an unconditional generator to self-condition, received the "
+            f"class-conditional {str(path)!r} (c_dim {g.c_dim})"
+        )
+    if not has_w_avg:
+        g.update_w_avg(generator=torch.Generator().manual_seed(0))
+    d = None
+    if isinstance(top, dict) and top.get("D") is not None:
+        try:
+            d = discriminator_from_record(network_record(top, "D", where), where)
+            log.info("starting from the pickle's discriminator (%s)", d.extra_repr())
+        except DamagedInputError:
+            raise
+        except UserInputError as err:
+            log.warning("starting a fresh discriminator: the pickle's does not fit (%s)", err)
+    identity = {"name": path.name, "sha256": file_sha256(path)}
+    return Pretrained(g, identity, {}, d)
+
+
+def gan_config(
+    cfg: SelfCondConfig, g: Generator, train: dict, d: Discriminator | None = None
+) -> GanConfig:
     """The StyleGAN2 recipe of the fine-tune: the pretrained run's, architecture from the
-    generator itself, then this config's overrides."""
+    generator itself (and the minibatch-std group from its discriminator, when it has one),
+    then this config's overrides."""
     known = {f.name for f in dataclasses.fields(GanConfig)}
     recipe = {k: v for k, v in train.items() if k in known}
+    if d is not None:
+        recipe["mbstd_group"] = d.stddev_group
     if isinstance(recipe.get("channels"), list):
         recipe["channels"] = tuple(recipe["channels"])
     arch = g.config
@@ -157,8 +211,9 @@ def train_selfcond(
     data = ImageDataset(cfg.data)
     targets, attributes, record = label_mode_vectors(cfg, len(data))
     indices = load_indices(cfg.resample, len(data)) if cfg.resample else None
-    pretrained, identity, train = _pretrained(cfg.generator, "cpu")
-    gcfg = gan_config(cfg, pretrained, train)
+    start = _pretrained(cfg.generator, "cpu")
+    pretrained, identity = start.generator, start.identity
+    gcfg = gan_config(cfg, pretrained, start.train, start.discriminator)
     device = init_process(gcfg, device)  # torchrun-capable, as train-gan
     k = len(attributes)
     base_kwargs = {key: v for key, v in pretrained.config.items() if key != "mode_attributes"}
@@ -166,18 +221,25 @@ def train_selfcond(
     def build_g(c: GanConfig) -> Generator:
         return Generator(**base_kwargs, mode_attributes=attributes)
 
+    d_config = start.discriminator.config if start.discriminator is not None else {}
+
     def build_d(c: GanConfig) -> Discriminator:
         return Discriminator(
             c.size, channel_multiplier=c.channel_multiplier, channel_max=c.channel_max,
             channels=c.channels, stddev_group=c.mbstd_group, num_modes=1 + 3 * k,
+            blur_kernel=d_config.get("blur_kernel", (1, 3, 3, 1)),
+            conv_clamp=d_config.get("conv_clamp"),
         )  # fmt: skip
 
     state = setup_gan(gcfg, device, build_g, build_d, ModeConditioning(k, cfg.md_d, cfg.md_g))
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)
+    if start.discriminator is not None:
+        _start_d_from(state.d, start.discriminator)
     sampler = BatchSampler(data, gcfg, device, indices, targets)
     provenance = {
         "base": identity,
+        "discriminator": "pretrained" if start.discriminator is not None else "fresh",
         "attributes": attributes,
         "ranges": record["chosen_ranges"].tolist(),
         "labels": {"path": cfg.labels, "source": record.get("source")},
@@ -209,6 +271,17 @@ def _start_from(g: Generator, pretrained: Generator, init: str) -> None:
     g.w_avg.copy_(pretrained.w_avg)
     if init == "copy":
         g.input.copy_base_into_modes()
+
+
+@torch.no_grad()
+def _start_d_from(d: Discriminator, pretrained: Discriminator) -> None:
+    """The pretrained discriminator's trunk and real/fake head; the mode head stays fresh."""
+    missing, unexpected = d.load_state_dict(pretrained.state_dict(), strict=False)
+    if unexpected or not all(key.startswith("final_class.") for key in missing):
+        raise UserInputError(
+            f"expected the pretrained discriminator's weights to fit the generator's channels, "
+            f"received missing {missing[:4]} and unexpected {unexpected[:4]}"
+        )
 
 
 T_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)

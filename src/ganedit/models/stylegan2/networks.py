@@ -178,14 +178,23 @@ def fused_leaky_relu(
 
 
 class FusedLeakyReLU(nn.Module):
-    """Per-channel bias followed by a scaled leaky ReLU (name kept for the `activate.bias` key)."""
+    """Per-channel bias followed by a scaled leaky ReLU (name kept for the `activate.bias` key).
 
-    def __init__(self, channels: int, bias: bool = True):
+    `clamp` limits the output (after the sqrt(2) gain) to [-clamp, clamp]: NVIDIA's
+    `conv_clamp`, applied where StyleGAN2-ADA applies it; None leaves it unlimited.
+    """
+
+    def __init__(self, channels: int, bias: bool = True, clamp: float | None = None):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self.clamp = clamp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fused_leaky_relu(x, self.bias)
+        out = fused_leaky_relu(x, self.bias)
+        return out if self.clamp is None else out.clamp(-self.clamp, self.clamp)
+
+    def extra_repr(self) -> str:
+        return "" if self.clamp is None else f"clamp={self.clamp}"
 
 
 class EqualConv2d(nn.Module):
@@ -524,6 +533,7 @@ class StyledConv(nn.Module):
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         demodulate: bool = True,
         impl: str = "auto",
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         self.conv = ModulatedConv2d(
@@ -537,7 +547,7 @@ class StyledConv(nn.Module):
             impl=impl,
         )
         self.noise = NoiseInjection()
-        self.activate = FusedLeakyReLU(out_channels)
+        self.activate = FusedLeakyReLU(out_channels, clamp=conv_clamp)
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None
@@ -570,11 +580,19 @@ class StyledConv(nn.Module):
         out = self.conv.forward_fast(x, in_scale)
         if demod is not None:
             out = out.mul_(demod)
-        return F.leaky_relu_(out.add_(shift), 0.2)
+        out = F.leaky_relu_(out.add_(shift), 0.2)
+        clamp = self.activate.clamp
+        if clamp is not None:  # `forward` clamps after the gain: here, before it (out of
+            out = out.clamp(-clamp / SQRT2, clamp / SQRT2)  # place: leaky_relu_'s grad reads out)
+        return out
 
 
 class ToRGB(nn.Module):
-    """1x1 modulated conv to RGB (no demodulation), added to the upsampled running image."""
+    """1x1 modulated conv to RGB (no demodulation), added to the upsampled running image.
+
+    `conv_clamp` limits this layer's own output (conv + bias) to [-conv_clamp, conv_clamp]
+    before the running image is added, as NVIDIA's ToRGB does; None leaves it unlimited.
+    """
 
     def __init__(
         self,
@@ -583,17 +601,21 @@ class ToRGB(nn.Module):
         upsample: bool = True,
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         impl: str = "auto",
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         if upsample:
             self.upsample = Upsample(blur_kernel)
         self.conv = ModulatedConv2d(in_channels, 3, 1, style_dim, demodulate=False, impl=impl)
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+        self.conv_clamp = conv_clamp
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None = None
     ) -> torch.Tensor:
         out = self.conv(x, w) + self.bias  # [N, 3, H, W]
+        if self.conv_clamp is not None:
+            out = out.clamp(-self.conv_clamp, self.conv_clamp)
         if skip is not None:
             out = out + self.upsample(skip)
         return out
@@ -616,6 +638,13 @@ class ToRGB(nn.Module):
         n, c, h, w = x.shape
         pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c).transpose(1, 2)  # [N, C, H*W]
         base = self.bias.view(1, 3, 1)
+        if self.conv_clamp is not None:  # the clamp comes between the product and the skip
+            own = torch.baddbmm(base, per_sample, pixels).view(n, 3, h, w)
+            own = own.clamp(-self.conv_clamp, self.conv_clamp)
+            if skip is None:
+                return own
+            up = self.upsample.forward_fast(skip.contiguous(memory_format=torch.channels_last))
+            return own + up
         if skip is not None:
             # oneDNN's depthwise transposed conv is several times faster channels-last.
             up = self.upsample.forward_fast(skip.contiguous(memory_format=torch.channels_last))
@@ -678,6 +707,15 @@ class Generator(nn.Module):
     `mode_attributes` (k names) makes it self-conditioned (SC-GAN): its input is a
     `ModeInput` of M = 1 + 3k constants mixed by a mode vector (`ganedit.selfcond.modes`),
     which `synthesis` and `forward` take as `modes` [N, M] (None: the neutral mode).
+
+    `c_dim` > 0 makes it class-conditional as StyleGAN2-ADA's generators are: `embed`
+    (c_dim -> style_dim) maps a label c [N, c_dim] (one-hot for a class), z and the embedding
+    are each normalised to unit second moment and concatenated before the first mapping layer
+    (`style.1`, 2 * style_dim inputs); `mapping` and `forward` then take `c`.
+
+    `conv_clamp` clamps each synthesis layer's output (after bias, activation and gain) and
+    each ToRGB's own output to [-conv_clamp, conv_clamp], as StyleGAN2-ADA does (256 in its
+    mixed-precision configs); None (the default) clamps nothing.
     """
 
     def __init__(
@@ -692,9 +730,16 @@ class Generator(nn.Module):
         modconv_impl: str = "auto",
         channels: Sequence[int] | None = None,
         mode_attributes: Sequence[str] | None = None,
+        c_dim: int = 0,
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         self.log_size = check_size(size)
+        expect(isinstance(c_dim, int) and c_dim >= 0, "c_dim as an integer >= 0", c_dim)
+        ok = conv_clamp is None or (
+            isinstance(conv_clamp, int | float) and math.isfinite(conv_clamp) and conv_clamp > 0
+        )
+        expect(ok, "conv_clamp as a positive number or None", conv_clamp)
         for name, value in [
             ("style_dim", style_dim),
             ("n_mlp", n_mlp),
@@ -719,6 +764,12 @@ class Generator(nn.Module):
         self.mode_attributes = list(mode_attributes or [])
         if self.mode_attributes:
             self.config["mode_attributes"] = self.mode_attributes
+        # Recorded only when set, so the configs of other generators stay as they were.
+        if c_dim:
+            self.config["c_dim"] = c_dim
+        if conv_clamp is not None:
+            self.config["conv_clamp"] = conv_clamp
+        self.c_dim, self.conv_clamp = c_dim, conv_clamp
         self.num_modes = 1 + 3 * len(self.mode_attributes) if self.mode_attributes else 0
         self.size = self.img_resolution = size
         self.style_dim = self.z_dim = self.w_dim = style_dim
@@ -732,20 +783,24 @@ class Generator(nn.Module):
     def _build_mapping(self, n_mlp: int, lr_mlp: float) -> None:
         # Index 0 is the parameter-free PixelNorm, so dense layers are `style.1` .. `style.n_mlp`.
         layers: list[nn.Module] = [PixelNorm()]
-        for _ in range(n_mlp):
-            layers.append(
-                EqualLinear(self.style_dim, self.style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
-            )
+        sd = self.style_dim
+        for i in range(n_mlp):
+            fan_in = 2 * sd if i == 0 and self.c_dim else sd  # z and the label's embedding
+            layers.append(EqualLinear(fan_in, sd, lr_mul=lr_mlp, activation="fused_lrelu"))
         self.style = nn.Sequential(*layers)
+        if self.c_dim:
+            self.embed = EqualLinear(self.c_dim, sd)
 
     def _build_synthesis(self, blur_kernel: list, impl: str) -> None:
-        ch, sd = self.channels, self.style_dim
+        ch, sd, clamp = self.channels, self.style_dim, self.conv_clamp
         if self.num_modes:
             self.input = ModeInput(ch[4], self.num_modes)
         else:
             self.input = ConstantInput(ch[4])
-        self.conv1 = StyledConv(ch[4], ch[4], 3, sd, blur_kernel=blur_kernel, impl=impl)
-        self.to_rgb1 = ToRGB(ch[4], sd, upsample=False, impl=impl)
+        self.conv1 = StyledConv(
+            ch[4], ch[4], 3, sd, blur_kernel=blur_kernel, impl=impl, conv_clamp=clamp
+        )
+        self.to_rgb1 = ToRGB(ch[4], sd, upsample=False, impl=impl, conv_clamp=clamp)
         self.convs = nn.ModuleList()
         self.to_rgbs = nn.ModuleList()
         self.noises = nn.Module()
@@ -753,13 +808,12 @@ class Generator(nn.Module):
             r = 2 ** ((i + 5) // 2)
             self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, r, r))
         in_ch = ch[4]
+        layer = {"blur_kernel": blur_kernel, "impl": impl, "conv_clamp": clamp}
         for res in (2**k for k in range(3, self.log_size + 1)):
             out_ch = ch[res]
-            self.convs.append(
-                StyledConv(in_ch, out_ch, 3, sd, upsample=True, blur_kernel=blur_kernel, impl=impl)
-            )
-            self.convs.append(StyledConv(out_ch, out_ch, 3, sd, blur_kernel=blur_kernel, impl=impl))
-            self.to_rgbs.append(ToRGB(out_ch, sd, blur_kernel=blur_kernel, impl=impl))
+            self.convs.append(StyledConv(in_ch, out_ch, 3, sd, upsample=True, **layer))
+            self.convs.append(StyledConv(out_ch, out_ch, 3, sd, **layer))
+            self.to_rgbs.append(ToRGB(out_ch, sd, **layer))
             in_ch = out_ch
 
     def _load_from_state_dict(
@@ -777,13 +831,16 @@ class Generator(nn.Module):
         z: torch.Tensor,
         truncation_psi: float = 1.0,
         truncation_cutoff: int | None = None,
+        *,
+        c: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Map z [N, z_dim] to ws [N, num_ws, w_dim], truncated toward `w_avg`.
+        """Map z [N, z_dim] (and, if class-conditional, labels c [N, c_dim]) to ws
+        [N, num_ws, w_dim], truncated toward `w_avg`.
 
         `truncation_cutoff` is the number of leading ws rows that are truncated (None: all).
         """
         expect(z.ndim == 2 and z.shape[1] == self.z_dim, f"z of shape [N, {self.z_dim}]", z.shape)
-        w = self.style(z)  # [N, w_dim]
+        w = self._w(z, c)  # [N, w_dim]
         ws = w[:, None, :].expand(-1, self.num_ws, -1)  # [N, num_ws, w_dim]
         if truncation_psi == 1:
             return ws
@@ -792,6 +849,28 @@ class Generator(nn.Module):
             return truncated
         rows = torch.arange(self.num_ws, device=ws.device) < truncation_cutoff
         return torch.where(rows[None, :, None], truncated, ws)
+
+    def _w(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """The mapping network's w [N, w_dim] of z [N, z_dim] and labels c [N, c_dim]."""
+        if not self.c_dim:
+            expect(c is None, "no class label for an unconditional generator", "a label c")
+            return self.style(z)
+        expect(
+            c is not None and c.ndim == 2 and tuple(c.shape) == (len(z), self.c_dim),
+            f"class labels c of shape [{len(z)}, {self.c_dim}] for a class-conditional generator",
+            "none" if c is None else tuple(c.shape),
+        )
+        norm = self.style[0]  # z and the embedding are normalised separately, then joined
+        x = torch.cat([norm(z), norm(self.embed(c.to(z.dtype)))], dim=1)
+        return self.style[1:](x)
+
+    def one_hot(self, class_index: int, n: int = 1) -> torch.Tensor:
+        """The label c [n, c_dim] of one class (what NVIDIA's scripts feed for `--class`)."""
+        ok = self.c_dim > 0 and isinstance(class_index, int) and 0 <= class_index < self.c_dim
+        expect(ok, f"a class index in [0, {self.c_dim - 1}]", class_index)
+        c = self.w_avg.new_zeros(n, self.c_dim)
+        c[:, class_index] = 1
+        return c
 
     def synthesis(
         self,
@@ -965,9 +1044,11 @@ class Generator(nn.Module):
         generator: torch.Generator | None = None,
         impl: str = "auto",
         modes: torch.Tensor | None = None,
+        c: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """z [N, z_dim] (and modes [N, M] if self-conditioned) -> images [N, 3, size, size]."""
-        ws = self.mapping(z, truncation_psi, truncation_cutoff)
+        """z [N, z_dim] (and modes [N, M] if self-conditioned, labels c [N, c_dim] if
+        class-conditional) -> images [N, 3, size, size]."""
+        ws = self.mapping(z, truncation_psi, truncation_cutoff, c=c)
         return self.synthesis(
             ws, noise_mode=noise_mode, generator=generator, impl=impl, modes=modes
         )
@@ -976,14 +1057,20 @@ class Generator(nn.Module):
     def update_w_avg(
         self, n: int = 10000, generator: torch.Generator | None = None, batch_size: int = 1000
     ) -> torch.Tensor:
-        """Set `w_avg` to the mean w of `n` z ~ N(0, I) samples and return it ([w_dim])."""
+        """Set `w_avg` to the mean w of `n` z ~ N(0, I) samples and return it ([w_dim]); a
+        class-conditional generator's samples draw their classes uniformly (one mean over
+        all classes, as NVIDIA tracks over its training labels)."""
         _check_positive_int("n", n)
         device = self.w_avg.device
         total = torch.zeros(self.w_dim, dtype=torch.float64, device=device)
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
             z = torch.randn(count, self.z_dim, generator=generator, device=device)
-            total += self.style(z).double().sum(dim=0)
+            c = None
+            if self.c_dim:
+                classes = torch.randint(self.c_dim, (count,), generator=generator, device=device)
+                c = F.one_hot(classes, self.c_dim).to(z.dtype)
+            total += self._w(z, c).double().sum(dim=0)
         self.w_avg.copy_(total / n)
         return self.w_avg.clone()
 
@@ -993,7 +1080,9 @@ class Generator(nn.Module):
             if self.num_modes
             else ""
         )
-        return f"size={self.size}, w_dim={self.w_dim}, num_ws={self.num_ws}{modes}"
+        classes = f", c_dim={self.c_dim}" if self.c_dim else ""
+        clamp = f", conv_clamp={self.conv_clamp}" if self.conv_clamp is not None else ""
+        return f"size={self.size}, w_dim={self.w_dim}, num_ws={self.num_ws}{modes}{classes}{clamp}"
 
 
 # ----------------------------------------------------------------------------------------
@@ -1001,7 +1090,8 @@ class Generator(nn.Module):
 
 
 class ConvLayer(nn.Sequential):
-    """[Blur] + EqualConv2d + [bias + leaky ReLU]; Sequential so keys read `0.weight` etc."""
+    """[Blur] + EqualConv2d + [bias + leaky ReLU, clamped to +-clamp when given]; Sequential
+    so keys read `0.weight` etc."""
 
     def __init__(
         self,
@@ -1012,6 +1102,7 @@ class ConvLayer(nn.Sequential):
         blur_kernel: Sequence[float] = (1, 3, 3, 1),
         bias: bool = True,
         activate: bool = True,
+        clamp: float | None = None,
     ):
         layers: list[nn.Module] = []
         if downsample:
@@ -1032,21 +1123,32 @@ class ConvLayer(nn.Sequential):
             )
         )
         if activate:
-            layers.append(FusedLeakyReLU(out_channels, bias=bias))
+            layers.append(FusedLeakyReLU(out_channels, bias=bias, clamp=clamp))
         super().__init__(*layers)
 
 
 class ResBlock(nn.Module):
-    """Two convs (the second halves the resolution) plus a 1x1 skip, summed with 1/sqrt(2)."""
+    """Two convs (the second halves the resolution) plus a 1x1 skip, summed with 1/sqrt(2).
+
+    `conv_clamp` clamps both convs' outputs (NVIDIA clamps its second conv at conv_clamp
+    times its sqrt(1/2) gain, the same values before the sum's 1/sqrt(2)); never the skip.
+    """
 
     def __init__(
-        self, in_channels: int, out_channels: int, blur_kernel: Sequence[float] = (1, 3, 3, 1)
+        self,
+        in_channels: int,
+        out_channels: int,
+        blur_kernel: Sequence[float] = (1, 3, 3, 1),
+        conv_clamp: float | None = None,
     ):
         super().__init__()
-        self.conv1 = ConvLayer(in_channels, in_channels, 3, blur_kernel=blur_kernel)
-        self.conv2 = ConvLayer(
-            in_channels, out_channels, 3, downsample=True, blur_kernel=blur_kernel
+        self.conv1 = ConvLayer(
+            in_channels, in_channels, 3, blur_kernel=blur_kernel, clamp=conv_clamp
         )
+        self.conv2 = ConvLayer(
+            in_channels, out_channels, 3, downsample=True, blur_kernel=blur_kernel,
+            clamp=conv_clamp,
+        )  # fmt: skip
         self.skip = ConvLayer(
             in_channels,
             out_channels,
@@ -1079,7 +1181,11 @@ def minibatch_stddev(x: torch.Tensor, group_size: int = 4, num_features: int = 1
 
 
 class Discriminator(nn.Module):
-    """StyleGAN2 residual discriminator with rosinality state-dict names; logits [N, 1]."""
+    """StyleGAN2 residual discriminator with rosinality state-dict names; logits [N, 1].
+
+    `conv_clamp` clamps the FromRGB, every block's two convs and the final conv to
+    [-conv_clamp, conv_clamp] after their activation, as StyleGAN2-ADA's does; None: no clamp.
+    """
 
     def __init__(
         self,
@@ -1090,9 +1196,14 @@ class Discriminator(nn.Module):
         channels: Sequence[int] | None = None,
         stddev_group: int = 4,
         num_modes: int = 0,
+        conv_clamp: float | None = None,
     ):
         super().__init__()
         log_size = check_size(size)
+        ok = conv_clamp is None or (
+            isinstance(conv_clamp, int | float) and math.isfinite(conv_clamp) and conv_clamp > 0
+        )
+        expect(ok, "conv_clamp as a positive number or None", conv_clamp)
         _check_positive_int("channel_multiplier", channel_multiplier)
         _check_positive_int("channel_max", channel_max)
         _check_positive_int("stddev_group", stddev_group)
@@ -1108,20 +1219,22 @@ class Discriminator(nn.Module):
             self.config["channels"] = list(channels)
         if num_modes:
             self.config["num_modes"] = num_modes
+        if conv_clamp is not None:
+            self.config["conv_clamp"] = conv_clamp
         self.num_modes = num_modes
         self.size = self.img_resolution = size
         ch = self.channels = channel_table(size, channel_multiplier, channel_max, channels)
-        convs: list[nn.Module] = [ConvLayer(3, ch[size], 1)]  # FromRGB
+        convs: list[nn.Module] = [ConvLayer(3, ch[size], 1, clamp=conv_clamp)]  # FromRGB
         in_ch = ch[size]
         for k in range(log_size, 2, -1):
-            convs.append(ResBlock(in_ch, ch[2 ** (k - 1)], blur_kernel))
+            convs.append(ResBlock(in_ch, ch[2 ** (k - 1)], blur_kernel, conv_clamp))
             in_ch = ch[2 ** (k - 1)]
         self.convs = nn.Sequential(*convs)
         # Larger groups give the minibatch-std feature a better estimate of the batch's
         # diversity (StyleGAN2-ADA uses 32 for CIFAR); the group must divide the batch.
         self.stddev_group = stddev_group
         self.stddev_feat = 1
-        self.final_conv = ConvLayer(in_ch + self.stddev_feat, ch[4], 3)
+        self.final_conv = ConvLayer(in_ch + self.stddev_feat, ch[4], 3, clamp=conv_clamp)
         self.final_linear = nn.Sequential(
             EqualLinear(ch[4] * 4 * 4, ch[4], activation="fused_lrelu"),
             EqualLinear(ch[4], 1),

@@ -10,9 +10,12 @@ never does: its unpickler resolves a short allow-list of names to stand-ins of i
 refuses every other name, so no class, function or source text from the file is imported or
 run. Tensors are rebuilt from their storages' bytes by `torch.load(weights_only=True)`.
 
-The generator (`G_ema`, or `G` when asked) is then mapped onto ganedit's `Generator`:
+The generator (`G_ema`, or `G` when asked) is then mapped onto ganedit's `Generator`
+(the layout NVIDIA writes is recorded in docs/models.md, "The layout of a StyleGAN2-ADA
+pickle"):
 
     mapping.fc{i}.weight/bias        -> style.{i+1}.weight/bias   (both stored / lr multiplier)
+    mapping.embed.weight/bias        -> embed.weight/bias          (class-conditional only)
     mapping.w_avg                    -> w_avg
     synthesis.b4.const [C, 4, 4]     -> input.input [1, C, 4, 4]
     synthesis.b4.conv1, b4.torgb     -> conv1, to_rgb1
@@ -22,17 +25,26 @@ The generator (`G_ema`, or `G` when asked) is then mapped onto ganedit's `Genera
     layer .noise_const [r, r]        -> noises.noise_{n} [1, 1, r, r] (n: the layer's index)
     layer .noise_strength []         -> .noise.weight [1]
     layer .bias                      -> .activate.bias (ToRGB: .bias [1, 3, 1, 1])
+    every .resample_filter [4, 4]    -> blur_kernel taps (checked: one separable filter)
 
 Both layouts store raw weights and apply the gains at run time, with one difference that
 does not change images: NVIDIA's synthesis convolutions skip the 1/sqrt(fan_in) gain that
 ganedit (like rosinality) applies, and demodulation divides any constant gain out again.
-What is not reproduced: NVIDIA's `conv_clamp` (activations clamped to +-256 * gain, which a
-trained network does not reach in practice) and its float16 layers on GPU; ganedit renders
-what NVIDIA renders in float32 (`force_fp32`).
+Hyper-parameters come from the objects' attributes: `c_dim` (a class-conditional generator
+keeps its label embedding: `Generator(c_dim=...)`, `mapping(z, c=...)`) and `conv_clamp`
+(`Generator(conv_clamp=...)`: each synthesis layer clamped after bias, activation and gain,
+each ToRGB after its bias, as NVIDIA clamps).
+
+Precision: NVIDIA runs its `num_fp16_res` highest-resolution blocks (`use_fp16`, 4 in every
+training config) in float16 on CUDA; ganedit computes everything in float32, which is what
+NVIDIA computes with `force_fp32` or on CPU. The float16 rounding is NVIDIA's own noise, not
+part of the network: emulated on CPU on random networks of 16 to 256 px, it moves images by
+1e-3 to 2e-3 of their largest value at most (docs/models.md gives the figures).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -356,18 +368,45 @@ def _check_generator_kind(g: PersistentRecord, where: str) -> None:
             f"expected a StyleGAN2 generator in {where}, received a StyleGAN3 (alias-free) one "
             f"(synthesis layers {', '.join(layers[:3])}, ...): not supported yet"
         )
-    c_dim = _attr(g, "c_dim", 0)
-    if not (type(c_dim) is int and c_dim == 0) or "embed" in _children(children["mapping"]):
-        raise UserInputError(
-            f"expected an unconditional generator (c_dim 0) in {where}, received c_dim "
-            f"{_describe(c_dim)}: conditional generators are not supported yet"
-        )
     channels = _attr(g, "img_channels", 3)
     ok = type(channels) is int and channels == 3
     expect(ok, f"3 image channels in {where}", _describe(channels))
 
 
-def _check_synthesis(synthesis: PersistentRecord, size: int, where: str) -> None:
+def _class_dim(g: PersistentRecord, nv: dict, w_dim: int, where: str) -> int:
+    """c_dim: 0, or the label width of a class-conditional generator, whose `mapping.embed`
+    (c_dim -> w_dim, learning rate 1, linear) must be there."""
+    c_dim = _int_attr(g, "c_dim", 0, where)
+    mapping = _children(g)["mapping"]
+    embed = _children(mapping).get("embed")
+    if c_dim == 0:
+        expect(embed is None, f"no label embedding (mapping.embed) with c_dim 0 in {where}", "one")
+    else:
+        expect(
+            embed is not None,
+            f"a label embedding (mapping.embed) for c_dim {c_dim} in {where}",
+            "none",
+        )
+    mapping_c = _int_attr(mapping, "c_dim", c_dim, f"{where} mapping")
+    expect(mapping_c == c_dim, f"the mapping's c_dim equal to the generator's ({c_dim})", mapping_c)
+    if c_dim == 0:
+        return 0
+    shape = list(_tensor(nv, "mapping.embed.weight", where).shape)
+    expect(shape == [w_dim, c_dim], f"mapping.embed.weight of shape {[w_dim, c_dim]}", shape)
+    at = f"{where} mapping.embed"
+    gains = (_number(embed, "bias_gain", at), _number(embed, "weight_gain", at))
+    expect(
+        gains[0] == 1.0 and math.isclose(gains[1], 1 / math.sqrt(c_dim), rel_tol=1e-6),
+        f"embedding gains 1 and 1/sqrt({c_dim}) in {at}",
+        gains,
+    )
+    activation = _attr(embed, "activation", "linear")
+    expect(_is(activation, "linear"), f"a linear label embedding in {where}", activation)
+    return c_dim
+
+
+def _check_synthesis(synthesis: PersistentRecord, size: int, where: str) -> float | None:
+    """Check the blocks; returns the layers' one `conv_clamp` (None: no clamp)."""
     blocks = _children(synthesis)
     expected = [f"b{2**k}" for k in range(2, size.bit_length())]
     expect(
@@ -387,26 +426,37 @@ def _check_synthesis(synthesis: PersistentRecord, size: int, where: str) -> None
                 activation = _attr(layer, "activation", "lrelu")
                 ok = _is(activation, "lrelu")
                 expect(ok, f"lrelu synthesis layers in {where}", _describe(activation))
-    clamps = [
-        _attr(layer, "conv_clamp") for b in blocks.values() for layer in _children(b).values()
-    ]
-    if any(c is not None for c in clamps):
-        shown = _describe(next(c for c in clamps if c is not None))
-        log.info("%s clamps activations (conv_clamp %s); ganedit does not", where, shown)
+    layers = [layer for b in blocks.values() for layer in _children(b).values()]
+    clamp = one_clamp(layers, f"the synthesis layers of {where}")
     if any(_attr(b, "use_fp16", False) is True for b in blocks.values()):
         log.info("%s runs some blocks in float16 on GPU; ganedit renders them in float32", where)
+    return clamp
 
 
-def _mapping_lr(mapping: PersistentRecord, n_mlp: int, w_dim: int, where: str) -> float:
+def one_clamp(layers: list[PersistentRecord], where: str) -> float | None:
+    """The `conv_clamp` the layers share (NVIDIA gives every layer of a network the same
+    one): None, or a positive finite number."""
+    values = [_attr(layer, "conv_clamp") for layer in layers]
+    first = values[0] if values else None
+    number = isinstance(first, int | float) and not isinstance(first, bool)
+    ok = first is None or (number and math.isfinite(first) and first > 0)
+    expect(ok, f"a conv_clamp that is None or a positive number in {where}", _describe(first))
+    same = all(v == first for v in values)
+    expect(same, f"one conv_clamp for {where}", sorted({_describe(v) for v in values}))
+    return first
+
+
+def _mapping_lr(mapping: PersistentRecord, nv: dict, n_mlp: int, where: str) -> float:
     """The mapping's learning-rate multiplier, the same for every layer (NVIDIA: 0.01)."""
     rates = set()
     for i in range(n_mlp):
         fc = _children(mapping)[f"fc{i}"]
         lr = _number(fc, "bias_gain", f"{where} mapping.fc{i}")
         gain = _number(fc, "weight_gain", f"{where} mapping.fc{i}")
+        fan_in = int(_tensor(nv, f"mapping.fc{i}.weight", where).shape[-1])
         expect(
-            math.isclose(gain, lr / math.sqrt(w_dim), rel_tol=1e-6),
-            f"mapping.fc{i} weight gain lr / sqrt({w_dim}) in {where}",
+            math.isclose(gain, lr / math.sqrt(fan_in), rel_tol=1e-6),
+            f"mapping.fc{i} weight gain lr / sqrt({fan_in}) in {where}",
             gain,
         )
         activation = _attr(fc, "activation", "lrelu")
@@ -416,27 +466,70 @@ def _mapping_lr(mapping: PersistentRecord, n_mlp: int, w_dim: int, where: str) -
     return rates.pop()
 
 
-def _blur_taps(nv: dict[str, torch.Tensor], where: str) -> list:
-    """The one FIR filter every block uses (NVIDIA: [1, 3, 3, 1] / 8, separable, 1-D)."""
-    filters = [v for k, v in nv.items() if k.endswith("resample_filter")]
-    first = filters[0] if filters else torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8
-    same = all(f.shape == first.shape and torch.equal(f, first) for f in filters)
-    ok = same and first.ndim == 1 and 2 <= len(first) <= 16 and float(first.sum()) > 0
-    expect(ok, f"one 1-D resample filter in {where}", [tuple(f.shape) for f in filters[:3]])
-    taps = (first / first.sum()).tolist()
-    standard = [t / 8 for t in (1, 3, 3, 1)]
-    if len(taps) == 4 and all(
-        math.isclose(a, b, abs_tol=1e-7) for a, b in zip(taps, standard, strict=True)
+# float32 rounding of an outer product normalised to sum 1 is ~1e-8 of its largest entry; a
+# filter that is not separable differs by far more.
+FILTER_RTOL = 1e-5
+STANDARD_TAPS = [1, 3, 3, 1]
+
+
+def filter_taps(f: torch.Tensor, what: str) -> list[float]:
+    """The 1-D taps (summing to 1) of one stored resample filter.
+
+    NVIDIA's `upfirdn2d.setup_filter` keeps a filter of 8 taps or more 1-D and turns a
+    shorter one (every StyleGAN2's [1, 3, 3, 1]) into its 2-D outer product, normalised to sum
+    1. Both forms are read; a 2-D filter must be the outer product of one tap vector with
+    itself (rank 1, symmetric) to float32 rounding, the only filters ganedit's layers hold.
+    """
+    expect(f.is_floating_point(), f"a floating-point resample filter in {what}", str(f.dtype))
+    check_finite(f.detach().float().numpy(), f"the resample filter of {what}")
+    f = f.detach().to(torch.float64)
+    square = f.ndim == 1 or (f.ndim == 2 and f.shape[0] == f.shape[1])
+    ok = f.ndim in (1, 2) and square and 2 <= f.shape[-1] <= 16 and float(f.sum()) > 0
+    expect(
+        ok, f"a 1-D or square 2-D resample filter of 2 to 16 taps, summing to > 0 in {what}",
+        list(f.shape),
+    )  # fmt: skip
+    f = f / f.sum()
+    if f.ndim == 1:
+        return f.tolist()
+    taps = f.sum(dim=1)  # with sum(t) = 1, the row sums of outer(t, t) are t
+    gap = float((f - torch.outer(taps, taps)).abs().max())
+    expect(
+        gap <= FILTER_RTOL * float(f.abs().max()),
+        f"a separable 2-D resample filter (the outer product of its taps) in {what}",
+        f"one {gap:.2g} away from it (not rank 1)",
+    )
+    return taps.tolist()
+
+
+def blur_taps(nv: dict[str, torch.Tensor], where: str) -> list:
+    """The one FIR filter every block and layer uses (NVIDIA: [1, 3, 3, 1], stored 2-D),
+    as ganedit's `blur_kernel` taps; [1, 3, 3, 1] itself when it is that one."""
+    taps = [
+        filter_taps(v, f"{where} ({k})") for k, v in nv.items() if k.endswith("resample_filter")
+    ]
+    first = taps[0] if taps else [t / 8 for t in STANDARD_TAPS]
+    same = all(
+        len(t) == len(first)
+        and all(math.isclose(a, b, abs_tol=1e-7) for a, b in zip(t, first, strict=True))
+        for t in taps
+    )
+    expect(same, f"one resample filter for every layer of {where}", f"{len(taps)} different")
+    standard = [t / 8 for t in STANDARD_TAPS]
+    if len(first) == 4 and all(
+        math.isclose(a, b, abs_tol=1e-7) for a, b in zip(first, standard, strict=True)
     ):
-        return [1, 3, 3, 1]
-    return taps
+        return list(STANDARD_TAPS)
+    return first
 
 
 # ------------------------------------------------------------------------------------------
 # The mapping onto ganedit's Generator
 
 
-def _channel_kwargs(channels: dict[int, int], size: int) -> dict:
+def channel_kwargs(channels: dict[int, int], size: int) -> dict:
+    """Generator/Discriminator channel arguments: rosinality's multiplier and cap when the
+    table is one of theirs, else the explicit per-resolution list (4 px up)."""
     from ganedit.models.stylegan2.convert import infer_channel_config
 
     try:
@@ -466,9 +559,11 @@ def _torgb_keys(nv_prefix: str, g_prefix: str) -> list[tuple[str, str]]:
     ]
 
 
-def key_map(size: int, n_mlp: int) -> list[tuple[str, str]]:
+def key_map(size: int, n_mlp: int, c_dim: int = 0) -> list[tuple[str, str]]:
     """(NVIDIA name, ganedit name) of every tensor of a StyleGAN2-ADA generator."""
     pairs = [("synthesis.b4.const", "input.input"), ("mapping.w_avg", "w_avg")]
+    if c_dim:
+        pairs += [("mapping.embed.weight", "embed.weight"), ("mapping.embed.bias", "embed.bias")]
     for i in range(n_mlp):
         pairs += [(f"mapping.fc{i}.weight", f"style.{i + 1}.weight")]
         pairs += [(f"mapping.fc{i}.bias", f"style.{i + 1}.bias")]
@@ -482,29 +577,30 @@ def key_map(size: int, n_mlp: int) -> list[tuple[str, str]]:
     return pairs
 
 
-def _ganedit_state(nv: dict[str, torch.Tensor], g: Generator, n_mlp: int, where: str) -> dict:
-    """ganedit's state dict from NVIDIA's: each tensor reshaped to ganedit's layout (same
-    values), checked against the shape the inferred config builds; absent noise (use_noise
-    off) becomes zero noise."""
-    state = g.state_dict()
+OPTIONAL = ("noise_const", "noise_strength", "w_avg")  # use_noise off, w_avg_beta None
+
+
+def mapped_state(
+    nv: dict[str, torch.Tensor], target: dict, pairs: list, where: str, optional=OPTIONAL
+) -> dict:
+    """`target` (a ganedit state dict) with NVIDIA's tensors in place, each reshaped to
+    ganedit's layout (same values) after its shape is checked; an absent optional tensor
+    becomes zeros; every tensor of `nv` but the resample filters must be used."""
+    state = dict(target)
     left = {k: v for k, v in nv.items() if not k.endswith("resample_filter")}
-    for nv_key, g_key in key_map(g.size, n_mlp):
+    for nv_key, g_key in pairs:
         tensor = left.pop(nv_key, None)
         if tensor is None:
-            expect(
-                nv_key.endswith(("noise_const", "noise_strength", "w_avg")),
-                f"{nv_key} in {where}",
-                "none",
-            )
+            expect(nv_key.endswith(optional), f"{nv_key} in {where}", "none")
             state[g_key] = torch.zeros_like(state[g_key])
             continue
         expect(tensor.is_floating_point(), f"floating-point {nv_key} in {where}", tensor.dtype)
-        target = state[g_key]
-        ok = tensor.numel() == target.numel() and _same_layout(tensor.shape, target.shape)
-        expect(ok, f"{nv_key} of shape {_nv_shape(target.shape)} in {where}", list(tensor.shape))
+        shape = state[g_key].shape
+        ok = tensor.numel() == state[g_key].numel() and _same_layout(tensor.shape, shape)
+        expect(ok, f"{nv_key} of shape {_nv_shape(shape)} in {where}", list(tensor.shape))
         check_finite(tensor.float().numpy(), f"{nv_key} in {where}")
-        state[g_key] = tensor.detach().to(torch.float32).reshape(target.shape).clone()
-    expect(not left, f"only StyleGAN2 generator tensors in {where}", sorted(left)[:4])
+        state[g_key] = tensor.detach().to(torch.float32).reshape(shape).clone()
+    expect(not left, f"only the network's own tensors in {where}", sorted(left)[:4])
     return state
 
 
@@ -530,29 +626,30 @@ def _int_attr(record: PersistentRecord, name: str, default: int, where: str) -> 
     return value
 
 
+def _resolution(record: PersistentRecord, default: int, where: str) -> int:
+    size = _int_attr(record, "img_resolution", default, where)
+    expect(
+        8 <= size <= 1024 and size & (size - 1) == 0,
+        f"an image resolution that is a power of two from 8 to 1024 in {where}",
+        size,
+    )
+    return size
+
+
 def generator_from_record(record: PersistentRecord, where: str) -> tuple[Generator, bool]:
     """ganedit's Generator holding the record's weights, and whether it had a `w_avg`."""
     _check_generator_kind(record, where)
     nv = nvidia_state_dict(record)
     children = _children(record)
     mapping, synthesis = children["mapping"], children["synthesis"]
-    w_dim = int(_tensor(nv, "mapping.fc0.weight", where).shape[0])
+    w_dim = int(_tensor(nv, f"mapping.fc{_n_mlp(mapping, where) - 1}.weight", where).shape[0])
     w_dim = _int_attr(record, "w_dim", w_dim, where)
     z_dim = _int_attr(record, "z_dim", w_dim, where)
     expect(z_dim == w_dim, f"z_dim equal to w_dim ({w_dim}) in {where}", z_dim)
-    size = _int_attr(record, "img_resolution", 2 ** (len(_children(synthesis)) + 1), where)
-    expect(
-        8 <= size <= 1024 and size & (size - 1) == 0,
-        f"an image resolution that is a power of two from 8 to 1024 in {where}",
-        size,
-    )
-    _check_synthesis(synthesis, size, where)
-    n_mlp = len([n for n in _children(mapping) if n.startswith("fc")])
-    expect(
-        {f"fc{i}" for i in range(n_mlp)} <= set(_children(mapping)),
-        f"mapping layers fc0 .. fc{n_mlp - 1} in {where}",
-        sorted(_children(mapping)),
-    )
+    c_dim = _class_dim(record, nv, w_dim, where)
+    size = _resolution(record, 2 ** (len(_children(synthesis)) + 1), where)
+    clamp = _check_synthesis(synthesis, size, where)
+    n_mlp = _n_mlp(mapping, where)
     channels = {4: int(_tensor(nv, "synthesis.b4.const", where).shape[0])}
     for res in (2**k for k in range(3, size.bit_length())):
         channels[res] = int(_tensor(nv, f"synthesis.b{res}.conv1.weight", where).shape[0])
@@ -561,12 +658,25 @@ def generator_from_record(record: PersistentRecord, where: str) -> tuple[Generat
         size=size,
         style_dim=w_dim,
         n_mlp=n_mlp,
-        lr_mlp=_mapping_lr(mapping, n_mlp, w_dim, where),
-        blur_kernel=_blur_taps(nv, where),
-        **_channel_kwargs(channels, size),
+        lr_mlp=_mapping_lr(mapping, nv, n_mlp, where),
+        blur_kernel=blur_taps(nv, where),
+        c_dim=c_dim,
+        conv_clamp=clamp,
+        **channel_kwargs(channels, size),
     )
-    g.load_state_dict(_ganedit_state(nv, g, n_mlp, where), strict=True)
+    state = mapped_state(nv, g.state_dict(), key_map(size, n_mlp, c_dim), where)
+    g.load_state_dict(state, strict=True)
     return g.eval(), "mapping.w_avg" in nv
+
+
+def _n_mlp(mapping: PersistentRecord, where: str) -> int:
+    n_mlp = len([n for n in _children(mapping) if n.startswith("fc")])
+    expect(
+        n_mlp >= 1 and {f"fc{i}" for i in range(n_mlp)} <= set(_children(mapping)),
+        f"mapping layers fc0 .. fc{max(n_mlp, 1) - 1} in {where}",
+        sorted(_children(mapping)),
+    )
+    return n_mlp
 
 
 def _check_gains(synthesis: PersistentRecord, nv: dict, w_dim: int, where: str) -> None:
@@ -602,7 +712,7 @@ def check_network(network: str) -> None:
     expect(network in NETWORKS, f"a generator network of the pickle in {NETWORKS}", network)
 
 
-def _network_record(top: object, network: str, where: str) -> PersistentRecord:
+def network_record(top: object, network: str, where: str) -> PersistentRecord:
     keys = sorted(map(str, top)) if isinstance(top, dict) else type(top).__name__
     expect(
         isinstance(top, dict) and network in top,
@@ -625,25 +735,28 @@ def load_nvidia_pickle(
     """Read an NVIDIA StyleGAN2-ADA `.pkl` into ganedit's StyleGAN2 `Generator`, safely.
 
     Nothing the pickle references is imported or run (see the module docstring); tensors
-    are read exactly, and the generator renders what NVIDIA's does for the same z (psi 1,
-    noise_mode "const"), up to float32 rounding and the caveats above.
+    are read exactly, and the generator renders what NVIDIA's does for the same z (and
+    label c), psi 1, noise_mode "const", in float32 (NVIDIA's `conv_clamp` included).
 
     Args:
         path: the `.pkl` file.
         network: "G_ema" (the averaged generator, what NVIDIA's scripts render) or "G".
+            The discriminator: `ganedit.models.stylegan2.nvidia_discriminator`.
 
     Returns:
-        {"generator": Generator (eval mode, on `device`), "w_avg": tensor [w_dim] or None
-        when the network tracked none (then the generator's `w_avg` is zeros)}.
+        {"generator": Generator (eval mode, on `device`; `c_dim` > 0 for a class-conditional
+        one), "w_avg": tensor [w_dim] or None when the network tracked none (then the
+        generator's `w_avg` is zeros)}.
 
     Raises:
-        UserInputError: a reference outside the allow-list, a conditional, StyleGAN3 or
-            non-'skip' generator, or weights that fit no ganedit StyleGAN2.
-        DamagedInputError: a truncated or corrupt file, non-finite weights.
+        UserInputError: a reference outside the allow-list, a StyleGAN3 or non-'skip'
+            generator, a label embedding missing for its c_dim, a resample filter that is not
+            separable, or weights that fit no ganedit StyleGAN2.
+        DamagedInputError: a truncated or corrupt file, non-finite weights or filters.
     """
     check_network(network)
     where = repr(str(path))
-    record = _network_record(read_nvidia_pickle(path), network, where)
+    record = network_record(read_nvidia_pickle(path), network, where)
     g, has_w_avg = generator_from_record(record, where)
     log.info("read %s of %s: %s", network, where, g.extra_repr())
     w_avg = g.w_avg.clone() if has_w_avg else None
@@ -663,19 +776,63 @@ def with_rosinality_lr(g: Generator) -> Generator:
     return out.eval()
 
 
-def convert_nvidia_pickle(path: str | Path, out: str | Path, *, network: str = "G_ema") -> Path:
-    """Write an NVIDIA `.pkl`'s generator as a StyleGAN2-pytorch `.pt` (`g_ema` and
-    `latent_avg`, tensors only; atomically). Without a tracked `w_avg` in the pickle, the
-    mean w of 10,000 seeded samples is written as `latent_avg`."""
+def convert_nvidia_pickle(
+    path: str | Path, out: str | Path, *, network: str = "G_ema", overwrite: bool = False
+) -> Path:
+    """Write an NVIDIA `.pkl`'s generator as a StyleGAN2-pytorch `.pt` (`out` ends in .pt:
+    `g_ema` and `latent_avg`, tensors only) or as a ganedit model folder (any other `out`:
+    `config.json` + `model.safetensors`, with `w_avg`), atomically. Without a tracked
+    `w_avg` in the pickle, the mean w of 10,000 seeded samples is written.
+
+    The `.pt` layout has no label embedding: a class-conditional generator goes to a model
+    folder only (refused in one line for a `.pt`). Nor has it an activation clamp: a `.pt` of
+    a generator with `conv_clamp` (256 in NVIDIA's mixed-precision configs) is written with a
+    warning, as its readers render without the clamp (the same images unless an activation
+    reaches it); a model folder keeps it.
+    """
+    from ganedit.models.registry import save_pretrained
     from ganedit.models.stylegan2.convert import export_rosinality_checkpoint
 
+    out = Path(out)
     loaded = load_nvidia_pickle(path, network=network)
     g = loaded["generator"]
+    if loaded["w_avg"] is None:
+        g.update_w_avg(generator=torch.Generator().manual_seed(0))
+    if out.suffix != ".pt":
+        return save_pretrained(g, out, extra={"converted_from": _origin(path, network)},
+                               overwrite=overwrite)  # fmt: skip
+    _check_rosinality_fit(g, path)
+    return export_rosinality_checkpoint(out, with_rosinality_lr(g))
+
+
+def _check_rosinality_fit(g: Generator, path: str | Path) -> None:
+    """What a StyleGAN2-pytorch `.pt` cannot hold: refused, pointing at the folder form."""
+    folder = "write a ganedit model folder instead (-o a path without .pt)"
+    if g.c_dim:
+        raise UserInputError(
+            f"expected an unconditional generator for a StyleGAN2-pytorch .pt (that layout has "
+            f"no label embedding), received a class-conditional one (c_dim {g.c_dim}) in "
+            f"{str(path)!r}: {folder}"
+        )
     expect(  # the layout has no field for it: its readers rebuild [1, 3, 3, 1]
-        g.config["blur_kernel"] == [1, 3, 3, 1],
+        g.config["blur_kernel"] == STANDARD_TAPS,
         "the [1, 3, 3, 1] resample filter, the only one StyleGAN2-pytorch files can hold",
         g.config["blur_kernel"],
     )
-    if loaded["w_avg"] is None:
-        g.update_w_avg(generator=torch.Generator().manual_seed(0))
-    return export_rosinality_checkpoint(out, with_rosinality_lr(g))
+    if g.conv_clamp is not None:
+        log.warning(
+            "%s clamps activations at %s (conv_clamp); a StyleGAN2-pytorch .pt cannot record "
+            "it, so its readers render without the clamp (the same images unless an "
+            "activation reaches it; a model folder keeps it)",
+            path,
+            g.conv_clamp,
+        )
+
+
+def _origin(path: str | Path, network: str) -> dict:
+    """What a converted folder records of its pickle: name, sha256 of its bytes, network."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return {"file": Path(path).name, "sha256": digest.hexdigest(), "network": network}
