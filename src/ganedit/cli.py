@@ -356,6 +356,7 @@ def sample_cmd(
     seed: int = opt.seed_option(),
     truncation_psi: float = opt.trunc_option(),
     class_index: int | None = opt.class_option(),
+    mode_names: str | None = opt.mode_names_option(),  # parsed to a tuple of names
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
     mode: list[str] = opt.mode_settings_option(),
@@ -375,7 +376,7 @@ def sample_cmd(
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, _sidecar(out), overwrite=overwrite)
-    source = load_generator(generator, device, truncation_psi, class_index)
+    source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.mode_settings(mode) if mode else {}
     if settings:
         source = source.with_modes(settings)
@@ -497,6 +498,7 @@ def generate_cmd(
     ),
     truncation_psi: float = opt.trunc_option(),
     class_index: int | None = opt.class_option(),
+    mode_names: str | None = opt.mode_names_option(),  # parsed to a tuple of names
     chunk_size: int = typer.Option(4096, "--chunk-size", min=1),
     batch_size: int = opt.batch_option(256),
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
@@ -513,7 +515,7 @@ def generate_cmd(
     cfg = GenerateConfig(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
-        modes=tuple(mode), class_index=class_index,
+        modes=tuple(mode), class_index=class_index, mode_names=mode_names,
     )  # fmt: skip
     path = generate_bank(
         cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
@@ -1065,6 +1067,7 @@ def edit_cmd(
         "bank's psi; another value is refused.",
     ),
     class_index: int | None = opt.class_option(),
+    mode_names: str | None = opt.mode_names_option(),  # parsed to a tuple of names
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -1083,12 +1086,19 @@ def edit_cmd(
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
         modes=mode_settings, truncation_psi=truncation_psi, evaluator=evaluator,
         class_index=class_index,
+        mode_names=mode_names,
     )  # fmt: skip
     if images:
         if class_index is not None:
             raise UserInputError(
                 "expected no --class with --images (inverting images into a class-conditional "
                 f"generator is not supported yet), received --class {class_index}"
+            )
+        if mode_names:
+            raise UserInputError(
+                "expected no --mode-names with --images (inverting images into a renamed "
+                "self-conditioned .pt is not supported yet), received --mode-names "
+                f"{','.join(mode_names)}"
             )
         if truncation_psi not in (None, 1.0):
             raise UserInputError(

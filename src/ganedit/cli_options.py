@@ -312,6 +312,32 @@ def class_option():
     )
 
 
+def parse_mode_names(text: str | None) -> tuple[str, ...]:
+    """`--mode-names smile,glasses,age`: distinct names of letters, digits, '_' and '-'."""
+    if not text:
+        return ()
+    names = tuple(name.strip() for name in text.split(","))
+    ok = all(n and n.replace("_", "").replace("-", "").isalnum() for n in names)
+    if not ok or len(set(names)) != len(names):
+        raise UserInputError(
+            "expected --mode-names as distinct comma-separated names (letters, digits, _ and -), "
+            f"received {text[:80]!r}"
+        )
+    return names
+
+
+def mode_names_option():
+    return typer.Option(
+        None,
+        "--mode-names",
+        callback=parse_mode_names,
+        help="Names of a self-conditioned StyleGAN2-pytorch .pt's k modes, in slot order "
+        "(SC-GAN files do not name them: attribute_1..k otherwise), e.g. smile,glasses,age; "
+        "recorded in the generator's identity.",
+        metavar="A,B,...",
+    )
+
+
 EVALUATOR_HELP = (
     "The evaluator that measures edits: `evaluator` (shipped), a model folder, a .pth/.pth.tar "
     "ResNet checkpoint, an ONNX manifest .json or py:module:callable (runs that code)."

@@ -149,3 +149,62 @@ def test_a_malformed_multi_input_is_refused(tmp_path):
     torch.save({"g_ema": state}, tmp_path / "bad.pt")
     with pytest.raises(UserInputError, match="1 \\+ 3k"):
         load_rosinality_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.fixture
+def sc_pt(tmp_path):
+    """An SC-GAN `.pt` (its layout does not name the modes) of three attributes."""
+    from ganedit.models.stylegan2.convert import export_rosinality_checkpoint
+
+    _, g = _pretrained_and_conditional(["glasses", "age", "yaw"])
+    with torch.no_grad():
+        g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(6))
+        g.update_w_avg(n=64, generator=torch.Generator().manual_seed(0))
+    return export_rosinality_checkpoint(tmp_path / "sc.pt", g)
+
+
+def test_mode_names_name_an_sc_gan_files_modes_on_the_command_line(capsys, tmp_path, sc_pt):
+    import json
+
+    from cli_run import ok
+
+    named, unnamed = tmp_path / "named.png", tmp_path / "unnamed.png"
+    ok(capsys, ["sample", "-g", sc_pt, "-n", 2, "-o", named, "--mode-names", "glasses,age,yaw",
+                "--mode", "age=1"])  # fmt: skip
+    ok(capsys, ["sample", "-g", sc_pt, "-n", 2, "-o", unnamed, "--mode", "attribute_2=1"])
+    assert named.read_bytes() != b"" and _pixels(named) == _pixels(unnamed)  # same slot
+    record = json.loads(next(tmp_path.glob("named.png*.json")).read_text())
+    assert record["generator"]["mode_names"] == ["glasses", "age", "yaw"]
+    assert (
+        "mode_names"
+        not in json.loads(next(tmp_path.glob("unnamed.png*.json")).read_text())["generator"]
+    )
+
+
+def _pixels(path):
+    from PIL import Image
+
+    return Image.open(path).tobytes()
+
+
+@pytest.mark.parametrize(
+    "names, generator, match",
+    [
+        ("glasses,age", "sc", "3 mode attribute names"),
+        ("a,a,b", "sc", "distinct"),
+        ("smile=1,b,c", "sc", "distinct comma-separated names"),
+        ("a,b,c", "plain", "has no modes"),
+    ],
+)
+def test_wrong_mode_names_are_one_line(capsys, tmp_path, sc_pt, names, generator, match):
+    from cli_run import user_error
+    from ganedit.models.stylegan2.convert import export_rosinality_checkpoint
+
+    g = sc_pt
+    if generator == "plain":
+        plain, _ = _pretrained_and_conditional(["a"])
+        plain.update_w_avg(n=16, generator=torch.Generator().manual_seed(0))
+        g = export_rosinality_checkpoint(tmp_path / "plain.pt", plain)
+    line = user_error(capsys, ["sample", "-g", g, "-n", 1, "-o", tmp_path / "x.png",
+                               "--mode-names", names])  # fmt: skip
+    assert match in line

@@ -87,6 +87,7 @@ class EditConfig:
     modes: tuple[str, ...] = ()  # "ATTR=T": mode targets of a self-conditioned generator
     truncation_psi: float | None = None  # None: a bank's own psi, else 1 (module docstring)
     class_index: int | None = None  # the class a class-conditional generator renders
+    mode_names: tuple[str, ...] = ()  # the names of a self-conditioned .pt's modes
 
     def __post_init__(self):
         values = {k: getattr(self, k) for k in _CONSTRAINTS}
@@ -197,7 +198,9 @@ def run_edit(
     out = check_output(out, overwrite=overwrite, kind="dir")
     given = _given_latents(cfg)
     psi, psi_from = truncation(cfg, given[1] if given is not None else {})
-    source = load_generator(cfg.generator, device, truncation_psi=psi, class_index=cfg.class_index)
+    source = load_generator(
+        cfg.generator, device, psi, class_index=cfg.class_index, mode_names=cfg.mode_names
+    )
     modes = _mode_edit(cfg, source)
     loaded = [load_boundary(b) for b in cfg.boundaries]
     checks = [

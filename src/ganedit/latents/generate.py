@@ -72,6 +72,7 @@ class GenerateConfig:
     save_images: bool = False
     modes: tuple[str, ...] = ()  # "ATTR=T": a self-conditioned generator's modes, all samples
     class_index: int | None = None  # the class a class-conditional generator renders
+    mode_names: tuple[str, ...] = ()  # the names of a self-conditioned .pt's modes
 
     def __post_init__(self):
         expect(bool(str(self.generator)), "a generator name or path", self.generator)
@@ -88,6 +89,7 @@ class GenerateConfig:
         out = dataclasses.asdict(self)
         out["generator"], out["predictor"] = str(self.generator), str(self.predictor)
         out["modes"] = list(self.modes)  # as JSON keeps it, so a resumed run compares equal
+        out["mode_names"] = list(self.mode_names)
         return out
 
 
@@ -143,7 +145,9 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
     if source is None:
         from ganedit.models.sources import load_generator
 
-        source = load_generator(cfg.generator, device, cfg.truncation_psi, cfg.class_index)
+        source = load_generator(
+            cfg.generator, device, cfg.truncation_psi, cfg.class_index, cfg.mode_names
+        )
     else:
         psi = getattr(source, "truncation_psi", cfg.truncation_psi)
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -237,6 +238,7 @@ class StyleGANSource(_BatchedSource):
     parent: dict | None = None  # the generator this one was tuned from (its identity)
     modes: torch.Tensor | None = None  # a self-conditioned generator's default modes [1, M]
     class_index: int | None = None  # the class a class-conditional generator renders
+    named_modes: bool = False  # the user named a .pt's modes (load_generator's mode_names)
 
     def __post_init__(self):
         check_truncation(self.truncation_psi)
@@ -246,7 +248,11 @@ class StyleGANSource(_BatchedSource):
         """{"name", "sha256"} (and "parent", see `_BatchedSource`), with "class" for a
         class-conditional generator's source."""
         identity = super().identity
-        return identity if self.class_index is None else {**identity, "class": self.class_index}
+        if self.class_index is not None:
+            identity["class"] = self.class_index
+        if self.named_modes:  # names the user gave a .pt's modes: part of what codes mean
+            identity["mode_names"] = self.mode_attributes
+        return identity
 
     @property
     def c_dim(self) -> int:
@@ -368,6 +374,21 @@ def check_truncation(psi: float) -> None:
         raise UserInputError(f"expected a truncation psi in [0, 1], received {psi!r}")
 
 
+def _check_mode_names(source, mode_names: Sequence[str] | None) -> None:
+    """`mode_names` only name a `.pt`'s unnamed modes; anywhere else they must be the names
+    the generator already has (a model folder records them)."""
+    if not mode_names or getattr(source, "named_modes", False):
+        return
+    have = source.mode_attributes
+    if list(mode_names) != have:
+        held = f"modes named {','.join(have)}" if have else "no modes"
+        raise UserInputError(
+            f"expected --mode-names only for a self-conditioned StyleGAN2-pytorch .pt (SC-GAN; "
+            f"its layout does not name its modes), received {','.join(mode_names)} for "
+            f"{source.name}, which has {held}"
+        )
+
+
 def check_class(source, class_index: int | None) -> None:
     """A class index for a class-conditional generator (required, in [0, c_dim)); none for
     any other generator."""
@@ -414,13 +435,17 @@ def load_generator(
     device: str | torch.device = "cpu",
     truncation_psi: float = 1.0,
     class_index: int | None = None,
+    mode_names: Sequence[str] | None = None,
 ) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     """Resolve a registered name, a StyleGAN2-pytorch `.pt` file, an NVIDIA StyleGAN2-ADA
     `.pkl` file (its `G_ema`), a TensorFlow PGGAN, StyleGAN or StyleGAN2 `.pkl` (its `Gs`),
     an InterFaceGAN PGGAN or StyleGAN `.pth` state dict or a
     ganedit model folder. `class_index`: the class a class-conditional generator renders
-    (required for one, refused for any other)."""
-    source = _resolve_generator(name_or_path, device, truncation_psi)
+    (required for one, refused for any other). `mode_names`: the k attribute names of a
+    self-conditioned (SC-GAN) `.pt`, whose layout does not name its modes (they are
+    attribute_1..k otherwise); recorded in the source's identity."""
+    source = _resolve_generator(name_or_path, device, truncation_psi, mode_names)
+    _check_mode_names(source, mode_names)
     if isinstance(source, StyleGANSource):
         return source.with_class(class_index)
     check_class(source, class_index)
@@ -428,7 +453,10 @@ def load_generator(
 
 
 def _resolve_generator(
-    name_or_path: str | Path, device: str | torch.device = "cpu", truncation_psi: float = 1.0
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    truncation_psi: float = 1.0,
+    mode_names: Sequence[str] | None = None,
 ) -> StyleGANSource | ZOnlySource | StyleGAN1Source:
     device = resolve_device(device)
     check_truncation(truncation_psi)
@@ -452,8 +480,12 @@ def _resolve_generator(
     if path.suffix == ".pt":
         from ganedit.models.stylegan2 import load_rosinality_checkpoint
 
-        loaded = load_rosinality_checkpoint(path, device=device)
-        return _stylegan_from_file(path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi)
+        names = list(mode_names) if mode_names else None
+        loaded = load_rosinality_checkpoint(path, device=device, mode_attributes=names)
+        source = _stylegan_from_file(
+            path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi
+        )
+        return dataclasses.replace(source, named_modes=bool(names and source.mode_attributes))
     if path.suffix == ".pkl":
         from ganedit.models.stylegan2 import load_nvidia_pickle
         from ganedit.models.tf_pickle import is_tf_pickle
