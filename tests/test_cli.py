@@ -109,11 +109,11 @@ def test_sample_from_the_embedded_generator(tmp_path, capsys):
         (["train-predictor", "--kind", "cat", "-o", "run"], "--kind"),
         (["evaluate-predictor", "-p", "missing-folder"], "predictor name"),
         (["train-gan", "-i", "missing.lmdb", "-o", "run"], "missing path"),
-        (["sample", "-g", "nope", "-o", "g.png"], "generator name"),
+        (["sample", "-g", "nope", "-o", "g.png"], "expected a generator: world64"),
         (["sample", "--trunc", "nan"], "finite number"),
         (["sample", "-n", "inf"], "whole number"),
         (["sample", "--device", "cuda:7"], "device this machine has"),
-        (["demo", "-g", "nope"], "generator name"),
+        (["demo", "-g", "nope"], "expected a generator: world64"),
         (["edit", "-b", "x.npy", "-o", "e", "--space", "wp"], "one of z, w, ws"),
     ],
 )
@@ -127,7 +127,7 @@ def test_the_contract_holds_in_a_real_process(tmp_path):
     proc = in_subprocess(["sample", "-g", "nope"], tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     assert (
-        proc.stderr.startswith("error: expected a generator name")
+        proc.stderr.startswith("error: expected a generator: world64")
         and "Traceback" not in proc.stderr
     )
     assert proc.stderr.count("\n") == 1

@@ -39,6 +39,7 @@ from ganedit.editing.edit import MODES
 from ganedit.errors import UserInputError
 from ganedit.inversion.run import METHODS as INVERT_METHODS
 from ganedit.inversion.run import MODE_SOURCES, PERCEPTUAL_NETWORKS, PIVOTS
+from ganedit.models.formats import generator_forms
 from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
 from ganedit.selfcond.resample import SCHEMES as RESAMPLE_SCHEMES
 from ganedit.selfcond.train import INITS as SELFCOND_INITS
@@ -138,11 +139,7 @@ def check_device(text: str) -> str:
 # Shared options
 
 OUT_HELP = "Output path."
-GENERATOR_HELP = (
-    f"Generator: {', '.join(GENERATOR_NAMES)}, a StyleGAN2-pytorch .pt, an NVIDIA StyleGAN2-ADA "
-    ".pkl or TensorFlow PGGAN/StyleGAN/StyleGAN2 .pkl, an InterFaceGAN PGGAN/StyleGAN .pth, or a "
-    "model folder."
-)
+GENERATOR_HELP = f"Generator: {generator_forms(GENERATOR_NAMES)} (docs/models.md)."
 PREDICTOR_HELP = f"Predictor: {', '.join(PREDICTORS)}, or a model folder."
 # The forms an attribute predictor may also take (ganedit.models.foreign_predictors).
 FOREIGN_PREDICTORS_HELP = (

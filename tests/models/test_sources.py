@@ -55,7 +55,7 @@ def test_spaces_agree_and_batches_do_not_matter(tiny_folder):
 
 
 def test_unknown_generator_names_are_user_errors(tmp_path):
-    with pytest.raises(UserInputError, match="generator name"):
+    with pytest.raises(UserInputError, match="expected a generator: world64"):
         load_generator("stylegan9")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")

@@ -29,6 +29,7 @@ import torch
 
 from ganedit.errors import UserInputError
 from ganedit.models import registry
+from ganedit.models.formats import format_of, generator_forms
 from ganedit.utils import rng
 from ganedit.utils.device import resolve_device
 from ganedit.utils.progress import progress_bar
@@ -477,32 +478,43 @@ def _resolve_generator(
             )
         return _stylegan_from_folder(folder, text, device, truncation_psi)
     path = Path(text)
-    if path.suffix == ".pt":
-        from ganedit.models.stylegan2 import load_rosinality_checkpoint
-
-        names = list(mode_names) if mode_names else None
-        loaded = load_rosinality_checkpoint(path, device=device, mode_attributes=names)
-        source = _stylegan_from_file(
-            path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi
+    fmt = format_of(path)
+    if fmt is None:
+        raise UserInputError(
+            f"expected a generator: {generator_forms(registry.GENERATOR_NAMES)}, received {text!r}"
         )
-        return dataclasses.replace(source, named_modes=bool(names and source.mode_attributes))
-    if path.suffix == ".pkl":
-        from ganedit.models.stylegan2 import load_nvidia_pickle
-        from ganedit.models.tf_pickle import is_tf_pickle
+    return fmt.load(path, device, truncation_psi, mode_names)
 
-        if is_tf_pickle(path):  # told apart by its first global, read without unpickling
-            return _tf_source(path, device, truncation_psi)
-        loaded = load_nvidia_pickle(path, device=device)
-        return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
-    if path.suffix == ".pth":
-        return _interfacegan_from_file(path, device, truncation_psi)
-    if path.is_dir():
-        return _stylegan_from_folder(path, path.name, device, truncation_psi)
-    raise UserInputError(
-        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA or TensorFlow .pkl, an InterFaceGAN .pth or a model folder, "
-        f"received {text!r}"
-    )
+
+def load_pt_file(path: Path, device, truncation_psi: float, mode_names=None) -> StyleGANSource:
+    """A StyleGAN2-pytorch (or SC-GAN) checkpoint's `g_ema`; `mode_names` name an SC-GAN's
+    modes, which its layout leaves unnamed."""
+    from ganedit.models.stylegan2 import load_rosinality_checkpoint
+
+    names = list(mode_names) if mode_names else None
+    loaded = load_rosinality_checkpoint(path, device=device, mode_attributes=names)
+    source = _stylegan_from_file(path, loaded["g_ema"], loaded.get("latent_avg"), truncation_psi)
+    return dataclasses.replace(source, named_modes=bool(names and source.mode_attributes))
+
+
+def load_ada_file(path: Path, device, truncation_psi: float, mode_names=None) -> StyleGANSource:
+    """An NVIDIA StyleGAN2-ADA pickle's `G_ema`."""
+    from ganedit.models.stylegan2 import load_nvidia_pickle
+
+    loaded = load_nvidia_pickle(path, device=device)
+    return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
+
+
+def load_interfacegan_file(path: Path, device, truncation_psi: float, mode_names=None):
+    return _interfacegan_from_file(path, device, truncation_psi)
+
+
+def load_tf_file(path: Path, device, truncation_psi: float, mode_names=None):
+    return _tf_source(path, device, truncation_psi)
+
+
+def load_model_folder(path: Path, device, truncation_psi: float, mode_names=None):
+    return _stylegan_from_folder(path, path.name, device, truncation_psi)
 
 
 def _stylegan_from_file(
@@ -615,15 +627,13 @@ def generator_identity(name_or_path: str | Path) -> dict:
             "sha256": file_sha256(registry.weights_dir(text) / "model.safetensors"),
         }
     path = Path(text)
-    if path.suffix in (".pt", ".pkl", ".pth") and path.is_file():
-        return {"name": path.name, "sha256": file_sha256(path)}
-    if path.is_dir() and (path / "model.safetensors").is_file():
-        return {"name": path.name, "sha256": file_sha256(path / "model.safetensors")}
-    raise UserInputError(
-        f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
-        f"an NVIDIA StyleGAN2-ADA or TensorFlow .pkl, an InterFaceGAN .pth or a model folder, "
-        f"received {text!r}"
-    )
+    fmt = format_of(path)
+    weights = fmt.weights(path) if fmt is not None else None
+    if weights is None or not weights.is_file():
+        raise UserInputError(
+            f"expected a generator: {generator_forms(registry.GENERATOR_NAMES)}, received {text!r}"
+        )
+    return {"name": path.name, "sha256": file_sha256(weights)}
 
 
 def _stylegan_from_folder(folder: Path, name: str, device, truncation_psi: float) -> StyleGANSource:
