@@ -86,7 +86,7 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserInputError(
-            f"expected a plain numeric .npy boundary, received {path} ({err})"
+            f"expected a plain numeric .npy boundary, received {path} ({_unreadable(err)})"
         ) from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
@@ -97,6 +97,26 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
     direction = array.reshape(array.shape[1:] if array.ndim > 1 else array.shape)
     direction = _unit(direction.astype(np.float64), str(path)).astype(np.float32)
     return direction, _read_sidecar(path, array.shape)
+
+
+def _unreadable(err: Exception) -> str:
+    """Why numpy could not read a boundary, in our words: numpy's own message for a pickled
+    array advises loading it unsafely, which this project never does nor suggests."""
+    if isinstance(err, ValueError) and ("allow_pickle" in str(err) or "Object arrays" in str(err)):
+        return "pickled Python objects, not loaded: unpickling can run code"
+    return f"{type(err).__name__}: {err}"
+
+
+def method_label(sidecar: dict) -> str:
+    """A boundary's method as its sidecar records it, with the variants that share a method
+    name spelled out: `mab-exact` (quota exact), `interfacegan+conditional` (projected off
+    its conditions)."""
+    label = sidecar.get("method") or "direction"
+    if (sidecar.get("params") or {}).get("quota") == "exact":
+        label += "-exact"
+    if "conditional" in (sidecar.get("fit") or {}) or sidecar.get("conditions"):
+        label += "+conditional"
+    return label
 
 
 def _direction_from_array(value) -> np.ndarray:
