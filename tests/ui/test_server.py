@@ -484,6 +484,28 @@ def test_ui_command_user_errors(capsys, monkeypatch, tmp_path):
     assert "pip install 'ganedit[ui]'" in line
 
 
+def test_the_readme_screenshot_is_of_the_readme_command(capsys, monkeypatch):
+    """scripts/make_ui_screenshot.py runs README's `ganedit ui` line and records it in the
+    PNG: the screenshot is of that command (regenerate it when the line changes), which
+    docs/ui.md repeats and which runs as written."""
+    import importlib.util
+    import shlex
+
+    spec = importlib.util.spec_from_file_location(
+        "shot", ROOT / "scripts" / "make_ui_screenshot.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    command = script.readme_command()
+    assert command[:2] == ["ganedit", "ui"]
+    with Image.open(ROOT / "docs" / "ui_screenshot.png") as shot:
+        assert shot.text[script.COMMAND_KEY] == shlex.join(command)
+    assert script.readme_command(ROOT / "docs" / "ui.md") == command
+    monkeypatch.chdir(ROOT)
+    out = ok(capsys, [*command[1:], "--dry-run"])
+    assert "world64: 24 direction(s) usable, 0 refused, 0 mode slider(s)" in out
+
+
 def test_a_direction_of_the_wrong_shape_is_listed_as_refused(capsys, tmp_path):
     """A well-formed direction that fits no layer of the generator (another generator's, or
     a cut one) gets no slider: `ui` starts and names it with `edit`'s reason, since the page

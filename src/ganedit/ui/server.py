@@ -12,9 +12,10 @@ JSON API:
 - `POST /api/upload` (multipart): invert an image with the encoder; `POST /api/tune` starts
   pivotal tuning, `GET /api/job/{id}` reports its progress;
 - `POST /api/render`: the face at the sliders' state (and, side by side, two directions at
-  one strength), as PNG data with the read-out;
-- `POST /api/calibrate`: calibrated units of the loaded directions (renders in calibrated
-  units measure each direction they use on first use, so the page need not call it);
+  one strength; with `start`, the face unedited too), as PNG data with the read-out;
+- `POST /api/calibrate`: calibrated units of the loaded directions named in `directions`
+  (all when absent; renders in calibrated units measure each direction they use on first
+  use, so the page need not call it);
 - `POST /api/export/{image,latent,sidecar,sweep}`: downloads.
 
 Every request the editor refuses answers a 4xx with one line, `{"error": "expected ...,

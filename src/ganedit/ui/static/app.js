@@ -176,10 +176,11 @@ function fillReadout(table, readout) {
     cell.dataset.value = String(value);
     cell.textContent = kind === "value" ? (key === "yaw" ? `${value.toFixed(1)}°` : value.toFixed(2)) : value.toFixed(3);
     const barCell = row.insertCell();
+    barCell.className = "bar-cell";
     if (kind !== "value") {
       const bar = document.createElement("span");
       bar.className = "bar";
-      bar.style.width = `${Math.max(0, Math.min(1, value)) * 80}px`;
+      bar.style.width = `${Math.max(0, Math.min(1, value)) * 100}%`;
       barCell.appendChild(bar);
     }
   }
