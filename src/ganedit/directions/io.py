@@ -86,7 +86,7 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserInputError(
-            f"expected a plain numeric .npy boundary, received {path} ({_unreadable(err)})"
+            f"expected a plain numeric .npy boundary, received {path} ({_unreadable(err, path)})"
         ) from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
@@ -99,12 +99,19 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
     return direction, _read_sidecar(path, array.shape)
 
 
-def _unreadable(err: Exception) -> str:
-    """Why numpy could not read a boundary, in our words: numpy's own message for a pickled
-    array advises loading it unsafely, which this project never does nor suggests."""
-    if isinstance(err, ValueError) and ("allow_pickle" in str(err) or "Object arrays" in str(err)):
-        return "pickled Python objects, not loaded: unpickling can run code"
-    return f"{type(err).__name__}: {err}"
+def _unreadable(err: Exception, path: Path) -> str:
+    """Why numpy could not read a boundary, in our words: numpy's message for anything that
+    is not an array advises loading it unsafely, which this project never does nor suggests,
+    and it says the same of random bytes as of a pickle."""
+    if not (isinstance(err, ValueError) and "pickle" in str(err)):
+        return f"{type(err).__name__}: {err}"
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head == b"\x93NUMPY":
+        return "an array of pickled Python objects, not loaded: unpickling can run code"
+    if head[:1] == b"\x80":  # the PROTO opcode every pickle since protocol 2 starts with
+        return "a pickle, not loaded: unpickling can run code"
+    return "a file that is not a .npy array"
 
 
 def method_label(sidecar: dict) -> str:
