@@ -32,7 +32,6 @@ from ganedit.utils.params import Integer, check_params
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("PNG", "JPEG")
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")  # 8-bit colour, grey, palette
 MIN_SIDE = 8
 MAX_PIXELS = 40_000_000  # decompression bombs: refused from the header, before decoding
