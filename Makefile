@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow test-browser lint format bench bench-ui clean
+.PHONY: venv demo test test-slow test-browser lint format bench bench-ui ui-screenshot clean
 
 venv: $(STAMP)
 
@@ -36,18 +36,23 @@ test-browser: venv
 	$(BIN)/python -m pytest -q -m browser
 
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 
 format: venv
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks scripts
+	$(BIN)/ruff check --fix src tests benchmarks scripts
 
 bench: venv
 	$(BIN)/python benchmarks/bench_world.py
 
 bench-ui: venv
 	$(BIN)/python benchmarks/bench_ui.py
+
+# README's screenshot of the web editor, made with README's own `ganedit ui` line.
+ui-screenshot: venv
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ui,ui-test,browser-test]"
+	$(BIN)/python scripts/make_ui_screenshot.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache artifacts

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
-from ganedit.directions.io import load_boundary
+from ganedit.directions.io import load_boundary, method_label
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.directions.sampling import ContingencyTable
 from ganedit.errors import FitError, UserInputError, expect
@@ -32,16 +32,6 @@ METHOD_LABELS = (
     "stratified",
     "regression",
 )
-
-
-def method_label(sidecar: dict) -> str:
-    """The report's name for a boundary: its method, with quota and conditioning spelled out."""
-    label = sidecar.get("method", "direction")
-    if (sidecar.get("params") or {}).get("quota") == "exact":
-        label += "-exact"
-    if "conditional" in (sidecar.get("fit") or {}) or sidecar.get("conditions"):
-        label += "+conditional"
-    return label
 
 
 def load_directions(paths: list[str]) -> list[Direction]:

@@ -56,6 +56,36 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max())
 
 
+def test_every_direction_of_the_report_is_labelled_unambiguously():
+    """The report's 24 directions: methods that share a sidecar `method` (interfacegan and
+    its conditional variant, mab and its exact quota) read apart; the label carries the
+    space, the title the conditions and the file."""
+    usable, _ = EditingService(ServiceConfig(boundaries=(str(BOUNDARIES),))).directions("world64")
+    labels = {d.id: d.describe()["label"] for d in usable}
+    assert len(usable) == 24 and len(set(labels.values())) == 24, labels
+    assert labels["interfacegan_age"] == "age · interfacegan · w"
+    assert labels["interfacegan+conditional_age"] == "age · interfacegan+conditional · w"
+    assert labels["mab_smile"] == "smile · mab · w"
+    assert labels["mab-exact_smile"] == "smile · mab-exact · w"
+    conditional = next(d for d in usable if d.id == "interfacegan+conditional_age").describe()
+    assert conditional["method"] == "interfacegan"  # the sidecar's own field, unchanged
+    assert "conditioned on interfacegan_smile, interfacegan_gender" in conditional["title"]
+    assert conditional["path"] in conditional["title"]
+
+
+def test_directions_that_would_read_alike_get_their_id_in_the_label(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for suffix in (".npy", ".json"):
+            shutil.copy(REGRESSION_AGE.with_suffix(suffix), tmp_path / folder / f"age{suffix}")
+    paths = (str(tmp_path / "a"), str(tmp_path / "b"))
+    usable, _ = EditingService(ServiceConfig(boundaries=paths)).directions("world64")
+    assert [d.label for d in usable] == [
+        "age · regression · w · age",
+        "age · regression · w · age-2",
+    ]
+
+
 def test_models_are_loaded_once_and_reused(service):
     before = service.loads
     first = service.source("world64")

@@ -10,9 +10,11 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from ganedit.ui.server import (  # noqa: E402
     bind,
     create_app,
     is_loopback,
+    megabytes,
     start_lines,
 )
 
@@ -156,7 +159,7 @@ def test_bad_uploads_get_a_message(client):
         "gif": (_png(Image.new("RGB", (64, 64)), "gif"), "received GIF"),
         "16-bit": (_png(Image.new("I;16", (64, 64))), "pixel mode"),
         "tiny": (_png(Image.new("RGB", (4, 4))), "from 8 px"),
-        "large": (os.urandom(60_000), "at most 0.1 MB"),  # the limit is 0.05 MB here
+        "large": (os.urandom(60_000), "at most 0.05 MB, received 0.06 MB"),  # limit 0.05 MB
         "empty": (b"", "empty file"),
         "truncated": (world_png()[:200], "damaged"),
     }
@@ -169,6 +172,63 @@ def test_bad_uploads_get_a_message(client):
     files = {"file": ("x.png", world_png(), "image/png")}
     r = client.post("/api/upload", data={"generator": "dcgan-digiface"}, files=files)
     assert r.status_code == 400 and "z only" in r.json()["error"]
+
+
+def _claimed_png(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a tiny body: what a decompression
+    bomb looks like before it is decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = zlib.compress(b"\0" * 4096)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
+
+
+def _claimed_jpeg(width: int, height: int) -> bytes:
+    """A real 16x16 JPEG whose frame header (SOF0) is rewritten to claim width x height."""
+    data = bytearray(_png(Image.new("RGB", (16, 16)), "jpeg"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("png 20000x20000", _claimed_png(20000, 20000)),  # PIL's own limit raises on this
+        ("png 10000x10000", _claimed_png(10000, 10000)),  # PIL only warns on this
+        ("jpeg 20000x20000", _claimed_jpeg(20000, 20000)),
+    ],
+)
+def test_oversized_images_are_refused_from_their_header(client, name, data, recwarn):
+    size = name.split()[1]
+    files = {"file": ("bomb.png", data, "image/png")}
+    r = client.post("/api/upload", data={"generator": "world64"}, files=files)
+    assert r.status_code == 400, (name, r.text)
+    assert r.json()["error"] == (
+        f"expected an image from 8 px wide to 40 megapixels, received {size}"
+    )
+    assert not [w for w in recwarn if "DecompressionBomb" in type(w.message).__name__]
+
+
+def test_an_upload_over_the_limit_is_reported_with_its_real_size(client):
+    """The limit here is 0.05 MB; a file a little over it is read and measured exactly, one
+    far over it is refused from the request's length before it is read."""
+    for data, status, needle in [
+        (os.urandom(60_000), 400, "expected an image of at most 0.05 MB, received 0.06 MB"),
+        (os.urandom(115_000), 413, "expected an image of at most 0.05 MB, received a request of 0.115 MB"),
+    ]:  # fmt: skip
+        files = {"file": ("big.png", data, "image/png")}
+        r = client.post("/api/upload", data={"generator": "world64"}, files=files)
+        assert (r.status_code, r.json()["error"]) == (status, needle)
+    assert megabytes(11_500_000, 10_000_000) == "11.5 MB"
+    assert megabytes(10_000_001, 10_000_000) == "10.000001 MB"  # never "received 10 MB"
+    assert megabytes(10_000_000) == "10 MB"
 
 
 def test_grey_palette_and_jpeg_uploads_are_accepted(client):
@@ -227,6 +287,82 @@ def test_exports_download_what_edit_reads(client, tmp_path, capsys):
     assert bad.status_code == 400 and "steps" in bad.json()["error"]
 
 
+def _chunks(data: bytes):
+    yield data  # a body of unknown length: sent chunked, without Content-Length
+
+
+BAD_REQUESTS = [
+    # (method, path, request keywords, status, what the line says)
+    ("post", "/api/generator", {"json": {"generator": "x" * 100_000}}, 400, "at most 4096 characters"),
+    ("post", "/api/generator", {"json": {"generator": "g" * 2_000_000}}, 413, "at most 1 MB, received 2 MB"),
+    ("post", "/api/generator", {"json": {"generator": "a/" + "n" * 300}}, 400, "at most 255 bytes, received a name of 300"),
+    ("post", "/api/generator", {"json": {"generator": "a\x00b"}}, 400, "without NUL bytes"),
+    ("post", "/api/generator", {"json": ["world64"]}, 400, "a JSON object as the request body, received list"),
+    ("post", "/api/generator", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "text that is not JSON"),
+    ("post", "/api/generator", {"content": _chunks(b'{"generator": "world64"}'), "headers": {"content-type": "application/json"}}, 411, "Content-Length"),
+    ("post", "/api/boundary", {"json": {"generator": "world64", "path": "p" * 5000}}, 400, "at most 4096 characters"),
+    ("post", "/api/face", {"json": {"generator": "world64", "bank": "b/" + "b" * 256, "row": 0}}, 400, "at most 255 bytes"),
+    ("post", "/api/face", {"json": {"generator": "world64", "seed": "3"}}, 400, "expected seed as an integer, received '3'"),
+    ("post", "/api/upload", {"data": {"generator": "world64"}}, 400, "expected the field 'file' in the request, received none"),
+    ("post", "/api/upload", {"data": {"generator": "w" * 5000}, "files": {"file": ("a.png", b"x", "image/png")}}, 400, "at most 4096 characters"),
+    ("get", "/api/job/" + "j" * 5000, {}, 400, "expected job of at most 64 characters"),
+    ("post", "/api/calibrate", {"json": {"generator": "world64", "directions": "regression_age"}}, 400, "directions as a list of direction ids"),
+    ("post", "/api/calibrate", {"json": {"generator": "world64", "directions": ["ghost"]}}, 400, "received 'ghost'"),
+    ("post", "/api/render", {"json": {"face": "F", "compare": [1]}}, 400, "compare as an object {a, b, strength}, received [1]"),
+    ("post", "/api/render", {"json": {"face": "F", "start": "yes"}}, 400, "start as true or false"),
+    ("post", "/api/render", {"json": {"face": "F", "state": {"strengths": {f"d{i}": 0 for i in range(300)}}}}, 400, "at most 256 strengths"),
+    ("post", "/api/render", {"content": b"[" * 200_000, "headers": {"content-type": "application/json"}}, 400, "could not read"),
+    ("post", "/api/export/sweep", {"json": {"face": "F", "slider": "s" * 5000, "start": 0, "end": 1, "steps": 2, "format": "gif"}}, 400, "at most 4096 characters"),
+    ("get", "/api/nope", {}, 404, "expected a path of the editor's page or API, received GET '/api/nope'"),
+    ("get", "/api/render", {}, 405, "received GET '/api/render'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, needle", BAD_REQUESTS)
+def test_every_bad_request_answers_4xx_and_one_line(client, method, path, kwargs, status, needle):
+    if "json" in kwargs:
+        face = _face(client)
+        kwargs = {
+            **kwargs,
+            "json": json.loads(json.dumps(kwargs["json"]).replace('"F"', f'"{face}"')),
+        }
+    r = getattr(client, method)(path, **kwargs)
+    assert r.status_code == status, r.text
+    assert list(r.json()) == ["error"], r.text
+    error = r.json()["error"]
+    assert needle in error and "\n" not in error and len(error) <= 600, error
+    assert "content-security-policy" in r.headers
+
+
+def test_a_pickled_boundary_is_refused_without_advice_to_load_it(client, tmp_path):
+    path = tmp_path / "pickled.npy"
+    np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    r = client.post("/api/boundary", json={"generator": "world64", "path": str(path)})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert "an array of pickled Python objects, not loaded" in error
+    assert not any(w in error for w in ("unsafe", "allow_pickle", "pickle.load"))
+
+
+def _pixels(data_url: str) -> np.ndarray:
+    import base64
+
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)), np.int16)
+
+
+def test_render_returns_the_start_image_when_asked(client):
+    face = _face(client)
+    state = {"strengths": {"regression_age": 0.8}}
+    plain = client.post("/api/render", json={"face": face}).json()
+    both = client.post("/api/render", json={"face": face, "state": state, "start": True}).json()
+    start, alone, edited = (_pixels(x["image"]) for x in (both["start"], plain, both))
+    assert np.abs(start - alone).max() <= 2  # the same face (batches round differently)
+    assert np.abs(edited - alone).max() > 20
+    assert both["start"]["readout"]["identity_cosine"] == pytest.approx(1.0, abs=1e-4)
+    assert "start" not in client.post("/api/render", json={"face": face}).json()
+
+
 def test_calibrated_units(client):
     face = _face(client)
     one = {"strengths": {"regression_age": 1.0}, "units": "calibrated"}
@@ -236,6 +372,8 @@ def test_calibrated_units(client):
     ).json()
     per_unit = cal["regression_age"]["latent_per_unit"]
     assert list(cal) == ["regression_age"] and 0 < per_unit < 1  # ~2.7 logits per latent unit
+    every = client.post("/api/calibrate", json={"generator": "world64"}).json()
+    assert list(every) == ["regression_age", "interfacegan_age"]  # no field: every direction
     latent = {"strengths": {"regression_age": per_unit}}
     b = client.post("/api/render", json={"face": face, "state": latent}).json()
     assert a["readout"]["age"] == pytest.approx(b["readout"]["age"], abs=1e-4)
@@ -344,6 +482,28 @@ def test_ui_command_user_errors(capsys, monkeypatch, tmp_path):
     )
     line = user_error(capsys, ["ui", "-b", AGE[0]])
     assert "pip install 'ganedit[ui]'" in line
+
+
+def test_the_readme_screenshot_is_of_the_readme_command(capsys, monkeypatch):
+    """scripts/make_ui_screenshot.py runs README's `ganedit ui` line and records it in the
+    PNG: the screenshot is of that command (regenerate it when the line changes), which
+    docs/ui.md repeats and which runs as written."""
+    import importlib.util
+    import shlex
+
+    spec = importlib.util.spec_from_file_location(
+        "shot", ROOT / "scripts" / "make_ui_screenshot.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    command = script.readme_command()
+    assert command[:2] == ["ganedit", "ui"]
+    with Image.open(ROOT / "docs" / "ui_screenshot.png") as shot:
+        assert shot.text[script.COMMAND_KEY] == shlex.join(command)
+    assert script.readme_command(ROOT / "docs" / "ui.md") == command
+    monkeypatch.chdir(ROOT)
+    out = ok(capsys, [*command[1:], "--dry-run"])
+    assert "world64: 24 direction(s) usable, 0 refused, 0 mode slider(s)" in out
 
 
 def test_a_direction_of_the_wrong_shape_is_listed_as_refused(capsys, tmp_path):

@@ -89,7 +89,7 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise UserInputError(
-            f"expected a plain numeric .npy boundary, received {path} ({err})"
+            f"expected a plain numeric .npy boundary, received {path} ({_unreadable(err, path)})"
         ) from None
     if not isinstance(array, np.ndarray):  # an .npz archive
         array.close()
@@ -100,6 +100,33 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
     direction = array.reshape(array.shape[1:] if array.ndim > 1 else array.shape)
     direction = _unit(direction.astype(np.float64), str(path)).astype(np.float32)
     return direction, _read_sidecar(path, array.shape)
+
+
+def _unreadable(err: Exception, path: Path) -> str:
+    """Why numpy could not read a boundary, in our words: numpy's message for anything that
+    is not an array advises loading it unsafely, which this project never does nor suggests,
+    and it says the same of random bytes as of a pickle."""
+    if not (isinstance(err, ValueError) and "pickle" in str(err)):
+        return f"{type(err).__name__}: {err}"
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    if head == b"\x93NUMPY":
+        return "an array of pickled Python objects, not loaded: unpickling can run code"
+    if head[:1] == b"\x80":  # the PROTO opcode every pickle since protocol 2 starts with
+        return "a pickle, not loaded: unpickling can run code"
+    return "a file that is not a .npy array"
+
+
+def method_label(sidecar: dict) -> str:
+    """A boundary's method as its sidecar records it, with the variants that share a method
+    name spelled out: `mab-exact` (quota exact), `interfacegan+conditional` (projected off
+    its conditions)."""
+    label = sidecar.get("method") or "direction"
+    if (sidecar.get("params") or {}).get("quota") == "exact":
+        label += "-exact"
+    if "conditional" in (sidecar.get("fit") or {}) or sidecar.get("conditions"):
+        label += "+conditional"
+    return label
 
 
 def _direction_from_array(value) -> np.ndarray:

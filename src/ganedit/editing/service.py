@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganedit.directions.io import load_boundary
+from ganedit.directions.io import load_boundary, method_label
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.editing.edit import Calibration, calibrate, move, save_gif, save_strip
 from ganedit.errors import GaneditError, UserInputError
@@ -81,7 +81,9 @@ class ServiceConfig:
 @dataclass(frozen=True)
 class Direction:
     """A loaded direction: its id (the file's stem, made unique), where it came from and what
-    its sidecar records."""
+    its sidecar records. `variant` is the method with the variants that share a method name
+    spelled out (`interfacegan+conditional`, `mab-exact`); `label` names the direction
+    unambiguously among those loaded with it."""
 
     id: str
     path: str
@@ -91,6 +93,9 @@ class Direction:
     generator: str | None
     intercept: float
     vector: np.ndarray = field(repr=False, compare=False)
+    variant: str = "direction"
+    conditions: tuple[str, ...] = ()  # the stems of the directions it was projected off
+    label: str = ""
 
     def describe(self) -> dict:
         return {
@@ -98,9 +103,29 @@ class Direction:
             "path": self.path,
             "attribute": self.attribute,
             "method": self.method,
+            "variant": self.variant,
             "space": self.space,
             "generator": self.generator,
+            "conditions": list(self.conditions),
+            "label": self.label or self.base_label,
+            "title": self.title,
         }
+
+    @property
+    def base_label(self) -> str:
+        """`attribute · method variant · space`, e.g. `age · interfacegan+conditional · w`."""
+        return " · ".join([self.attribute or self.id, self.variant, self.space or "?"])
+
+    @property
+    def title(self) -> str:
+        """Everything the sidecar says about where the direction comes from, in one line."""
+        text = (
+            f"{self.id}: {self.variant} direction of {self.attribute or '?'}, learned in "
+            f"{self.space or '?'} on {self.generator or '?'}"
+        )
+        if self.conditions:
+            text += f", conditioned on {', '.join(self.conditions)}"
+        return f"{text} ({self.path})"
 
 
 @dataclass(frozen=True)
@@ -270,7 +295,7 @@ class EditingService:
                 continue
             taken.add(direction.id)
             usable.append(direction)
-        return usable, refused
+        return _labelled(usable), refused
 
     def _check(self, source, path: str, vector, meta: dict, taken: set) -> Direction:
         space = self.editing_space(source)
@@ -286,6 +311,8 @@ class EditingService:
             generator=meta.get("generator"),
             intercept=float(meta.get("intercept") or 0.0),
             vector=np.asarray(vector, np.float32),
+            variant=method_label(meta),
+            conditions=tuple(Path(str(c)).stem for c in meta.get("conditions") or ()),
         )
 
     def check_boundary(self, generator: str, path: str | Path) -> Direction:
@@ -616,7 +643,22 @@ class EditingService:
 
     def _title(self, face_id: str, slider: str, state: EditState) -> str:
         d = self.direction(self.face(face_id).generator, slider)
-        return f"{d.method or 'direction'}: {d.attribute or d.id} ({state.units} units)"
+        return f"{d.variant}: {d.attribute or d.id} ({state.units} units)"
+
+
+def _labelled(directions: list[Direction]) -> list[Direction]:
+    """Each direction with its label: `attribute · method variant · space`, and its id after
+    that where two directions would otherwise read the same (one file in two folders, or two
+    fits of one method)."""
+    counts: dict[str, int] = {}
+    for d in directions:
+        counts[d.base_label] = counts.get(d.base_label, 0) + 1
+    return [
+        dataclasses.replace(
+            d, label=d.base_label if counts[d.base_label] == 1 else f"{d.base_label} · {d.id}"
+        )
+        for d in directions
+    ]
 
 
 def _unique(stem: str, taken: set) -> str:

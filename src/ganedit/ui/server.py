@@ -12,13 +12,19 @@ JSON API:
 - `POST /api/upload` (multipart): invert an image with the encoder; `POST /api/tune` starts
   pivotal tuning, `GET /api/job/{id}` reports its progress;
 - `POST /api/render`: the face at the sliders' state (and, side by side, two directions at
-  one strength), as PNG data with the read-out;
-- `POST /api/calibrate`: calibrated units of the loaded directions (renders in calibrated
-  units measure each direction they use on first use, so the page need not call it);
+  one strength; with `start`, the face unedited too), as PNG data with the read-out;
+- `POST /api/calibrate`: calibrated units of the loaded directions named in `directions`
+  (all when absent; renders in calibrated units measure each direction they use on first
+  use, so the page need not call it);
 - `POST /api/export/{image,latent,sidecar,sweep}`: downloads.
 
-A user mistake answers 400 with `{"error": "expected ..., received ..."}`, shown in the page;
-anything else answers 500 with a generic line, the traceback going to the server's log only.
+Every request the editor refuses answers a 4xx with one line, `{"error": "expected ...,
+received ..."}`, which the page shows beside what caused it: 400 for a user mistake or a
+malformed request, 404/405 for a path or method the API lacks, 411/413 for a body without a
+length or longer than the route takes (checked from the header, before the body is read).
+Text fields are bounded (a path's names by the file system's limit), images by their header's
+claimed size. Anything else answers 500 with a generic line, the traceback going to the
+server's log only.
 """
 
 import base64
@@ -30,7 +36,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ganedit.editing.service import EditingService, EditState, ServiceConfig
+from ganedit.editing.service import STRENGTH_LIMIT, EditingService, EditState, ServiceConfig
 from ganedit.errors import GaneditError, UserInputError
 from ganedit.utils.params import Integer, Real, check_params
 
@@ -151,25 +157,36 @@ def describe_generator(service: EditingService, generator: str) -> dict:
 def create_app(service: EditingService, config: UIConfig):
     """The FastAPI app over `service` (fastapi is imported here: the `ui` extra)."""
     from fastapi import FastAPI, File, Form, Request, UploadFile
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException
 
-    from ganedit.ui.upload import Inverter
+    from ganedit.ui.upload import Inverter, check_upload_size
 
     app = FastAPI(title="ganedit editor", docs_url=None, redoc_url=None, openapi_url=None)
     inverter = Inverter(service, int(config.max_upload_mb * 1e6))
     app.state.service, app.state.inverter = service, inverter
 
+    def _refusal(status: int, message: str):
+        return JSONResponse({"error": one_line(message)}, status_code=status)
+
     @app.exception_handler(GaneditError)
     async def _user_error(request: Request, err: GaneditError):
-        return JSONResponse({"error": " ".join(str(err).split())}, status_code=400)
+        return _refusal(400, str(err))
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, err: RequestValidationError):
+        return _refusal(400, validation_message(err.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, err: HTTPException):
+        return _refusal(err.status_code, http_message(request, err))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, err: Exception):
         log.error("internal error on %s", request.url.path, exc_info=err)
-        return JSONResponse(
-            {"error": "internal error (the server's log has the details)"}, status_code=500
-        )
+        return _refusal(500, "internal error (the server's log has the details)")
 
     loopback_only = is_loopback(config.host)
 
@@ -178,11 +195,13 @@ def create_app(service: EditingService, config: UIConfig):
         name = host_name(request.headers.get("host", ""))
         if loopback_only and name not in LOOPBACK_NAMES:
             # A page elsewhere whose name resolves here (DNS rebinding) gets nothing.
-            return JSONResponse(
-                {"error": f"expected a request to 127.0.0.1 or localhost, received host {name!r}"},
-                status_code=400,
+            response = _refusal(
+                400, f"expected a request to 127.0.0.1 or localhost, received host {name!r}"
             )
-        response = await call_next(request)
+        elif refused := body_refusal(request, inverter.max_bytes):
+            response = _refusal(*refused)  # before a byte of the body is read
+        else:
+            response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "no-store"
@@ -201,30 +220,33 @@ def create_app(service: EditingService, config: UIConfig):
             "generator": config.generator,
             "max_upload_mb": config.max_upload_mb,
             "max_sweep_steps": MAX_SWEEP_STEPS,
+            "max_strength": STRENGTH_LIMIT,
         }
 
     @app.post("/api/generator")
     def generator(body: dict):
-        return describe_generator(service, _text(body, "generator"))
+        return describe_generator(service, _path(body, "generator"))
 
     @app.post("/api/boundary")
     def boundary(body: dict):
-        d = service.check_boundary(_text(body, "generator"), _text(body, "path"))
+        d = service.check_boundary(_path(body, "generator"), _path(body, "path"))
         return {"accepted": d.describe()}
 
     @app.post("/api/face")
     def face(body: dict):
-        name = _text(body, "generator")
+        name = _path(body, "generator")
         if body.get("bank"):
-            made = service.face_from_bank(name, _text(body, "bank"), _int(body, "row"))
+            made = service.face_from_bank(name, _path(body, "bank"), _int(body, "row"))
         else:
             made = service.face_from_seed(name, _int(body, "seed"))
         return _face_record(made)
 
     @app.post("/api/upload")
     async def upload(generator: str = Form(...), file: UploadFile = File(...)):
+        name = _path({"generator": generator}, "generator")
+        check_upload_size(file.size, inverter.max_bytes)
         data = await file.read(inverter.max_bytes + 1)
-        made = inverter.invert(generator, data, file.filename or "upload")
+        made = inverter.invert(name, data, _shown_name(file.filename))
         return _face_record(made)
 
     @app.post("/api/tune")
@@ -233,22 +255,19 @@ def create_app(service: EditingService, config: UIConfig):
 
     @app.get("/api/job/{job_id}")
     def job(job_id: str):
-        return inverter.job(job_id).describe()
+        return inverter.job(_text({"job": job_id}, "job", MAX_ID)).describe()
 
     @app.post("/api/calibrate")
     def calibrate(body: dict):
-        name = _text(body, "generator")
-        wanted = body.get("directions")
+        name = _path(body, "generator")
         out = {}
-        for d in service.directions(name)[0]:
-            if isinstance(wanted, list) and d.id not in wanted:
-                continue
+        for direction_id in _direction_ids(body, service, name):
             try:
-                cal = service.calibration(name, d.id)
+                cal = service.calibration(name, direction_id)
                 per_unit = None if cal is None else cal.latent_step([1.0], bound=None)[0]
-                out[d.id] = {"latent_per_unit": per_unit, "weak": False}
+                out[direction_id] = {"latent_per_unit": per_unit, "weak": False}
             except UserInputError as err:
-                out[d.id] = {"latent_per_unit": None, "weak": True, "why": str(err)}
+                out[direction_id] = {"latent_per_unit": None, "weak": True, "why": str(err)}
         return out
 
     @app.post("/api/render")
@@ -256,15 +275,20 @@ def create_app(service: EditingService, config: UIConfig):
         began = time.perf_counter()
         face_id, state = _text(body, "face"), _state(body)
         states = [state]
-        compare = body.get("compare")
+        compare = _object(body, "compare", "{a, b, strength}")
         if compare:
             strength = _float(compare, "strength")
             base = EditState(modes=state.modes, layers=state.layers, units=state.units)
             for key in ("a", "b"):
                 states.append(base.with_strength(_text(compare, key), strength))
+        with_start = _flag(body, "start")  # the face unedited too (the page's start image)
+        if with_start:
+            states.append(EditState())
         rendered = service.render(face_id, states)
         items = [{"image": _data_url(service.png(r.image)), "readout": r.readout} for r in rendered]
-        return {**items[0], "compare": items[1:], "ms": 1000 * (time.perf_counter() - began)}
+        start = items.pop() if with_start else None
+        out = {**items[0], "compare": items[1:], "ms": 1000 * (time.perf_counter() - began)}
+        return {**out, "start": start} if with_start else out
 
     @app.post("/api/export/image")
     def export_image(body: dict):
@@ -296,7 +320,7 @@ def create_app(service: EditingService, config: UIConfig):
 
         fmt = _text(body, "format")
         if fmt not in ("gif", "png"):
-            raise UserInputError(f"expected a sweep format gif or png, received {fmt!r}")
+            raise UserInputError(f"expected a sweep format gif or png, received {_shown(fmt)}")
         values = _sweep_values(body)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"sweep.{fmt}"
@@ -313,6 +337,97 @@ def create_app(service: EditingService, config: UIConfig):
     return app
 
 
+# ------------------------------------------------------------------------------------------
+# Requests: bounded, checked, refused in one line
+
+MAX_BODY_BYTES = 1_000_000  # a JSON request (the page's largest is a few kB)
+UPLOAD_FORM_BYTES = 64_000  # an upload's form beside its file: the generator field, headers
+MAX_TEXT = 4096  # characters of a text field (Linux's PATH_MAX)
+NAME_MAX = 255  # bytes of one name in a path (Linux's NAME_MAX)
+MAX_ID = 64  # characters of an id the server made (faces, jobs)
+MAX_IDS = 256  # direction ids in one request
+MAX_MESSAGE = 600  # characters of an error line (a received value is shown cut)
+MAX_SHOWN = 80  # characters of a received value shown in a message
+
+
+def one_line(message: str) -> str:
+    """A message as one line of bounded length."""
+    line = " ".join(message.split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
+
+
+def _shown(value) -> str:
+    """A received value for a message: its repr, cut to a readable length."""
+    text = repr(value)
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[: MAX_SHOWN - 1]}… ({len(text)} characters)"
+
+
+def megabytes(n: int, limit: int | None = None) -> str:
+    """`n` bytes in MB, with as many digits as it takes to differ from `limit` in MB."""
+    for digits in range(3, 10):
+        text = f"{n / 1e6:.{digits}g}"
+        if limit is None or n == limit or text != f"{limit / 1e6:.{digits}g}":
+            return f"{text} MB"
+    return f"{n} bytes"
+
+
+def body_refusal(request, max_upload: int) -> tuple[int, str] | None:
+    """(status, message) for a request body the server will not read: one without a length
+    (411), or longer than the route takes (413: an upload's file limit plus its form, else
+    `MAX_BODY_BYTES`). Checked from the header, before any of the body is read."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return 411, "expected a request with a Content-Length header, received none"
+    if not declared.isdigit() or len(declared) > 18:
+        return 400, f"expected a Content-Length in bytes, received {_shown(declared)}"
+    size = int(declared)
+    if request.url.path == "/api/upload":
+        if size > max_upload + UPLOAD_FORM_BYTES:
+            return 413, (
+                f"expected an image of at most {megabytes(max_upload)}, received a request "
+                f"of {megabytes(size, max_upload)}"
+            )
+    elif size > MAX_BODY_BYTES:
+        return 413, (
+            f"expected a request body of at most {megabytes(MAX_BODY_BYTES)}, received "
+            f"{megabytes(size, MAX_BODY_BYTES)}"
+        )
+    return None
+
+
+def validation_message(errors) -> str:
+    """FastAPI's validation errors as one `expected ..., received ...` line (the first)."""
+    if not errors:
+        return "expected a well-formed request, received one the server could not read"
+    err = errors[0]
+    kind, loc = err.get("type", ""), [str(p) for p in err.get("loc", ())]
+    if kind == "json_invalid":
+        why = (err.get("ctx") or {}).get("error", "")
+        return f"expected a JSON object as the request body, received text that is not JSON ({why})"
+    if loc == ["body"]:
+        received = type(err.get("input")).__name__ if err.get("input") is not None else "none"
+        return f"expected a JSON object as the request body, received {received}"
+    field = loc[-1] if loc else "a field"
+    if kind == "missing":
+        return f"expected the field {field!r} in the request, received none"
+    what = err.get("msg", "valid").lower()
+    return f"expected {field} as {what}, received {_shown(err.get('input'))}"
+
+
+def http_message(request, err) -> str:
+    """Starlette's HTTP errors (no route, a wrong method, an unreadable form) in our words."""
+    where = f"{request.method} {_shown(request.url.path)}"
+    if err.status_code == 404:
+        return f"expected a path of the editor's page or API, received {where}"
+    if err.status_code == 405:
+        return f"expected another method for this path, received {where}"
+    return f"expected a well-formed request, received one the server could not read ({err.detail})"
+
+
 def _face_record(face) -> dict:
     record = {k: v for k, v in face.origin.items() if isinstance(v, (str, int, float))}
     modes = {}
@@ -326,31 +441,91 @@ def _data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _text(body, key: str) -> str:
+def _shown_name(filename: str | None) -> str:
+    """An upload's file name as the face's origin shows it (bounded, one line)."""
+    name = " ".join((filename or "upload").split()) or "upload"
+    return name if len(name) <= 200 else name[:199] + "…"
+
+
+def _text(body, key: str, limit: int = MAX_TEXT) -> str:
     value = body.get(key) if isinstance(body, dict) else None
     if not isinstance(value, str) or not value:
-        raise UserInputError(f"expected {key} as a non-empty text, received {value!r}")
+        raise UserInputError(f"expected {key} as a non-empty text, received {_shown(value)}")
+    if len(value) > limit:
+        raise UserInputError(
+            f"expected {key} of at most {limit} characters, received {len(value)} characters"
+        )
+    return value
+
+
+def _path(body, key: str) -> str:
+    """A registered name or a file path: a text the file system can be asked about."""
+    value = _text(body, key)
+    if "\x00" in value:
+        raise UserInputError(
+            f"expected {key} as a path without NUL bytes, received {_shown(value)}"
+        )
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in value.split("/"))
+    if longest > NAME_MAX:
+        raise UserInputError(
+            f"expected {key} as a path whose names have at most {NAME_MAX} bytes, received a "
+            f"name of {longest} bytes"
+        )
     return value
 
 
 def _int(body, key: str) -> int:
     value = body.get(key) if isinstance(body, dict) else None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserInputError(f"expected {key} as an integer, received {value!r}")
+        raise UserInputError(f"expected {key} as an integer, received {_shown(value)}")
     return value
 
 
 def _float(body, key: str) -> float:
     value = body.get(key) if isinstance(body, dict) else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserInputError(f"expected {key} as a number, received {value!r}")
+        raise UserInputError(f"expected {key} as a number, received {_shown(value)}")
     return float(value)
+
+
+def _flag(body, key: str) -> bool:
+    value = body.get(key, False) if isinstance(body, dict) else False
+    if not isinstance(value, bool):
+        raise UserInputError(f"expected {key} as true or false, received {_shown(value)}")
+    return value
+
+
+def _object(body, key: str, what: str) -> dict | None:
+    """An optional nested object (None when absent or null)."""
+    value = body.get(key) if isinstance(body, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise UserInputError(f"expected {key} as an object {what}, received {_shown(value)}")
+    return value
+
+
+def _direction_ids(body: dict, service: EditingService, generator: str) -> list[str]:
+    """The request's `directions` (each one loaded for `generator`), or all when absent."""
+    wanted = body.get("directions")
+    if wanted is None:
+        return [d.id for d in service.directions(generator)[0]]
+    if not isinstance(wanted, list) or not all(isinstance(w, str) and w for w in wanted):
+        raise UserInputError(
+            f"expected directions as a list of direction ids, received {_shown(wanted)}"
+        )
+    if len(wanted) > MAX_IDS:
+        raise UserInputError(f"expected at most {MAX_IDS} direction ids, received {len(wanted)}")
+    ids = list(dict.fromkeys(wanted))
+    for direction_id in ids:
+        service.direction(generator, _text({"id": direction_id}, "id", MAX_TEXT))
+    return ids
 
 
 def _state(body: dict) -> EditState:
     state = body.get("state") or {}
     if not isinstance(state, dict):
-        raise UserInputError(f"expected the state as an object, received {state!r}")
+        raise UserInputError(f"expected the state as an object, received {_shown(state)}")
     strengths, modes = state.get("strengths") or {}, state.get("modes") or {}
     layers = state.get("layers")
     for name, value in (("strengths", strengths), ("modes", modes)):
@@ -358,12 +533,17 @@ def _state(body: dict) -> EditState:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
         )
         if not ok:
-            raise UserInputError(f"expected {name} as {{name: number}}, received {value!r}")
+            raise UserInputError(f"expected {name} as {{name: number}}, received {_shown(value)}")
+        if len(value) > MAX_IDS:
+            raise UserInputError(f"expected at most {MAX_IDS} {name}, received {len(value)}")
     if layers is not None and not (
         isinstance(layers, list) and len(layers) == 2 and all(isinstance(v, int) for v in layers)
     ):
-        raise UserInputError(f"expected layers as [start, stop], received {layers!r}")
-    return EditState.of(strengths, modes, layers, state.get("units") or "latent")
+        raise UserInputError(f"expected layers as [start, stop], received {_shown(layers)}")
+    units = state.get("units") or "latent"
+    if not isinstance(units, str):
+        raise UserInputError(f"expected units as latent or calibrated, received {_shown(units)}")
+    return EditState.of(strengths, modes, layers, units)
 
 
 def _sweep_values(body: dict) -> list[float]:

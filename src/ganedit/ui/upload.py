@@ -1,9 +1,11 @@
 """Uploaded images: checked, decoded, inverted into a face of the editing service.
 
 An upload is refused with one line (a `UserInputError`, shown in the page) when it is too
-large, not a PNG or JPEG, damaged, of a pixel mode that is not 8-bit colour, grey or palette,
-or smaller than 8 px. Accepted images are converted to RGB (transparent pixels on white),
-centre-cropped to a square and resized to the generator's resolution.
+large (the message gives its size), not a PNG or JPEG, damaged, of a pixel mode that is not
+8-bit colour, grey or palette, smaller than 8 px or larger than 40 megapixels (read from its
+header: nothing is decoded before the size is known to be sane). Accepted images are
+converted to RGB (transparent pixels on white), centre-cropped to a square and resized to
+the generator's resolution.
 
 Inversion is the generator's shipped encoder (as `ganedit invert --method encoder`; at the
 image's own modes, read by the mode reader, for a self-conditioned generator), then
@@ -16,12 +18,13 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import struct
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile
 
 from ganedit.editing.service import EditingService, Face
 from ganedit.errors import UserInputError
@@ -29,38 +32,35 @@ from ganedit.utils.params import Integer, check_params
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("PNG", "JPEG")
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr")  # 8-bit colour, grey, palette
 MIN_SIDE = 8
-MAX_PIXELS = 40_000_000  # decompression bombs: refused before decoding
+MAX_PIXELS = 40_000_000  # decompression bombs: refused from the header, before decoding
 MAX_PTI_STEPS = 2000
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+def check_upload_size(size: int | None, max_bytes: int) -> None:
+    """An upload of `size` bytes (None: not known yet, checked once read) is refused when
+    larger than `max_bytes`, naming both sizes."""
+    if size is not None and size > max_bytes:
+        from ganedit.ui.server import megabytes
+
+        raise UserInputError(
+            f"expected an image of at most {megabytes(max_bytes)}, received "
+            f"{megabytes(size, max_bytes)}"
+        )
 
 
 def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
     """An uploaded file's bytes as float [3, R, R] in [-1, 1] (see the module's rules)."""
     if not data:
         raise UserInputError("expected a PNG or JPEG image, received an empty file")
-    if len(data) > max_bytes:
-        raise UserInputError(
-            f"expected an image of at most {max_bytes / 1e6:.1f} MB, received "
-            f"{len(data) / 1e6:.1f} MB"
-        )
+    check_upload_size(len(data), max_bytes)
     try:
-        with Image.open(io.BytesIO(data)) as pil:
-            kind, mode, (w, h) = pil.format, pil.mode, pil.size
-            if kind not in FORMATS:
-                raise UserInputError(f"expected a PNG or JPEG image, received {kind or 'another'}")
-            if mode not in MODES:
-                raise UserInputError(
-                    f"expected an 8-bit colour, grey or palette image, received pixel mode {mode}"
-                )
-            if min(w, h) < MIN_SIDE or w * h > MAX_PIXELS:
-                raise UserInputError(
-                    f"expected an image from {MIN_SIDE} px wide to {MAX_PIXELS // 1_000_000} "
-                    f"megapixels, received {w}x{h}"
-                )
-            rgb = _on_white(pil)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        with _header(data) as pil:
+            _check_header(pil)
+            rgb = _on_white(pil)  # decodes
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         if isinstance(err, UserInputError):
             raise
         raise UserInputError(
@@ -68,6 +68,43 @@ def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
             f"({type(err).__name__})"
         ) from None
     return _square(rgb, resolution)
+
+
+def _header(data: bytes) -> ImageFile.ImageFile:
+    """The image with only its header read, by PIL's PNG or JPEG reader. `Image.open` would
+    do the same but refuse a large claimed size with an error of its own before the size
+    can be reported; here the size is checked (`_check_header`) before anything decodes."""
+    from PIL import JpegImagePlugin, PngImagePlugin
+
+    kind = next((k for magic, k in SIGNATURES.items() if data.startswith(magic)), None)
+    if kind is None:
+        raise UserInputError(f"expected a PNG or JPEG image, received {_other_format(data)}")
+    reader = PngImagePlugin.PngImageFile if kind == "PNG" else JpegImagePlugin.JpegImageFile
+    return reader(io.BytesIO(data))
+
+
+def _other_format(data: bytes) -> str:
+    """The format PIL would read `data` as, from its first bytes only (nothing is parsed)."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        _, accept = Image.OPEN[name]
+        if accept is not None and accept(prefix) is True:
+            return name
+    return "a file that is not one or is damaged"
+
+
+def _check_header(pil: ImageFile.ImageFile) -> None:
+    (w, h), mode = pil.size, pil.mode
+    if min(w, h) < MIN_SIDE or w * h > MAX_PIXELS:
+        raise UserInputError(
+            f"expected an image from {MIN_SIDE} px wide to {MAX_PIXELS // 1_000_000} "
+            f"megapixels, received {w}x{h}"
+        )
+    if mode not in MODES:
+        raise UserInputError(
+            f"expected an 8-bit colour, grey or palette image, received pixel mode {mode}"
+        )
 
 
 def _on_white(pil: Image.Image) -> Image.Image:
