@@ -203,6 +203,38 @@ def test_cli_sample_convert_and_sample_again(tmp_path, capsys, kind):
     assert ".npz" in line
 
 
+@pytest.mark.parametrize(
+    ("kind", "space"), [("stylegan2", "w"), ("stylegan1", "w"), ("pggan", "z")]
+)
+def test_generate_boundary_edit_on_a_tensorflow_pickle(tmp_path, capsys, kind, space):
+    """The workflow of the issue's "done when": a bank of the pickle's codes, a direction
+    learned on it, an edit rendered by the pickle; every step records the pickle's sha256."""
+    import hashlib
+    import json
+
+    from cli_run import ok
+    from ganedit.models.predictors import AttributeNet
+    from ganedit.models.registry import save_pretrained
+
+    torch.manual_seed(0)
+    predictor = tmp_path / "pred"
+    save_pretrained(AttributeNet("plain", width=8, hidden=8, image_size=16).eval(), predictor)
+    path = write_tf_pickle(tmp_path / "tf.pkl", network_tuple(kind))
+    bank = tmp_path / "bank.zarr"
+    ok(capsys, ["generate", "-g", path, "-p", predictor, "-n", 96, "--seed", 1, "-o", bank,
+                "--batch-size", 48, "--no-progress"])  # fmt: skip
+    ok(capsys, ["boundary", "--method", "interfacegan", "-c", bank, "--space", space,
+                "-a", "smile", "-n", 0.25, "-o", tmp_path / "smile.npy"])  # fmt: skip
+    sidecar = json.loads((tmp_path / "smile.npy.json").read_text())
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in json.dumps(sidecar)
+    ok(capsys, ["edit", "-b", tmp_path / "smile.npy", "-g", path, "--space", space,
+                "-o", tmp_path / "edit", "-n", 2, "--steps", 3, "--no-progress"])  # fmt: skip
+    edited = np.load(tmp_path / "edit" / "latents.npy")
+    assert np.isfinite(edited).all() and (tmp_path / "edit" / "strip.png").stat().st_size > 100
+    first, last = edited[:, 0], edited[:, -1]  # the ends of each strip differ along the direction
+    assert np.abs(first - last).max() > 1e-3
+
+
 # ------------------------------------------------------------------------------------------
 # Nothing in the file runs; damage and foreign content are refused in one line
 
