@@ -713,7 +713,7 @@ def test_class_option_threads_through_sample_generate_and_edit(tmp_path, capsys,
     path = write_pickle(tmp_path / "cond.pkl", cond)
     sha = file_sha256(path)
     ok(capsys, ["sample", "-g", path, "--class", 2, "-n", 2, "-o", tmp_path / "grid.png"])
-    record = json.loads((tmp_path / "grid.json").read_text())
+    record = json.loads((tmp_path / "grid.png.json").read_text())
     assert record["generator"] == {"name": "cond.pkl", "sha256": sha, "class": 2}
     assert "--class" in user_error(capsys, ["sample", "-g", path, "-o", tmp_path / "x.png"])
     ok(capsys, ["generate", "-g", path, "--class", 1, "-p", "none", "-n", 4,
