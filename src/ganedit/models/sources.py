@@ -28,6 +28,7 @@ import torch
 from ganedit.errors import UserInputError
 from ganedit.models import registry
 from ganedit.utils import rng
+from ganedit.utils.bounded import describe_keys
 from ganedit.utils.device import resolve_device
 from ganedit.utils.progress import progress_bar
 
@@ -394,6 +395,7 @@ def load_generator(
     if path.suffix == ".pkl":
         from ganedit.models.stylegan2 import load_nvidia_pickle
 
+        _scan_nvidia_pickle(path)
         loaded = load_nvidia_pickle(path, device=device)
         return _stylegan_from_file(path, loaded["generator"], loaded["w_avg"], truncation_psi)
     if path.suffix == ".pth":
@@ -404,6 +406,17 @@ def load_generator(
         f"expected a generator name {registry.GENERATOR_NAMES}, a StyleGAN2-pytorch .pt file, "
         f"an NVIDIA StyleGAN2-ADA .pkl, an InterFaceGAN .pth or a model folder, received {text!r}"
     )
+
+
+def _scan_nvidia_pickle(path: Path) -> None:
+    """`scan_pickle`'s bounds on an NVIDIA `.pkl` before its reader unpickles it (nesting,
+    memo expansion, zero-stride tensor views). The reader itself is to call it too; until it
+    does, this keeps `-g x.pkl` from crashing on a hostile file."""
+    from ganedit.utils.bounded import scan_pickle
+
+    if path.is_file():
+        with open(path, "rb") as fh:
+            scan_pickle(fh, what="an NVIDIA StyleGAN2-ADA network pickle", where=repr(str(path)))
 
 
 def _stylegan_from_file(
@@ -439,7 +452,7 @@ def _interfacegan_from_file(
     raise UserInputError(
         f"expected InterFaceGAN's PGGAN keys (layer1.conv.weight, output_RxR.*) or StyleGAN keys "
         f"(mapping.dense0.*, synthesis.layer0.first_layer) in {str(path)!r}, received "
-        f"{sorted(state)[:4]}"
+        f"{describe_keys(state)}"
     )
 
 
@@ -456,9 +469,8 @@ def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     ok = isinstance(state, dict) and bool(state)
     ok = ok and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
     if not ok:
-        received = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
         raise UserInputError(
-            f"expected {what} of named tensors in {str(path)!r}, received {received}"
+            f"expected {what} of named tensors in {str(path)!r}, received {describe_keys(state)}"
         )
     for key, tensor in state.items():
         if tensor.is_floating_point():
