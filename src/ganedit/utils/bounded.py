@@ -76,9 +76,24 @@ def describe(value, limit: int = 60) -> str:
     if isinstance(value, str | bytes):
         text = repr(value[: limit + 1])
         return text if len(value) <= limit else text[: limit - 3] + "..."
+    if isinstance(value, list | tuple) and len(value) <= 8 and all(map(_scalar, value)):
+        inner = ", ".join(describe(v, 20) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' * (len(value) == 1)})"
+    if (
+        isinstance(value, dict)
+        and len(value) <= 4
+        and all(_scalar(k) and _scalar(v) for k, v in value.items())
+    ):
+        return (
+            "{" + ", ".join(f"{describe(k, 20)}: {describe(v, 20)}" for k, v in value.items()) + "}"
+        )
     if isinstance(value, Mapping | list | tuple | set | frozenset):
         return f"a {type(value).__name__} of {len(value)} items"
     return f"a {type(value).__name__}"
+
+
+def _scalar(value) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 def describe_keys(mapping, n: int = 4) -> str:
