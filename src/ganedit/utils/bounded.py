@@ -781,7 +781,7 @@ def check_tensor_view(
     if numel * itemsize > budget:
         raise DamagedInputError(
             f"expected {name} in {where} of at most {budget} bytes, received shape "
-            f"{list(shape)} ({numel * itemsize} bytes)"
+            f"{list(shape)} ({numel} values of {itemsize} bytes or more)"
         )
     needed = offset + 1 + sum((n - 1) * s for n, s in zip(shape, stride, strict=True))
     if storage_numel is not None and needed > storage_numel:
@@ -866,14 +866,15 @@ def check_npz_members(path: str | Path, *, what: str, budget: int = MEMORY_BUDGE
 
 
 def nesting_depth(value, limit: int = MAX_JSON_DEPTH) -> int:
-    """Depth of nested lists and dicts (0 for a scalar); stops counting past `limit`."""
+    """How many lists and dicts nest in `value` (0 for a scalar); stops counting past `limit`."""
     deepest, pending = 0, [(value, 0)]
     while pending:
         item, depth = pending.pop()
-        children = (
-            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        )
-        if not children:
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
             continue
         deepest = max(deepest, depth + 1)
         if deepest > limit:
