@@ -292,6 +292,18 @@ def test_storages_claiming_more_than_the_file_holds_are_refused(tmp_path):
         scan_torch_file(legacy, what="a checkpoint")
 
 
+def test_storages_pickled_inside_a_pickle_are_held_to_the_same_bounds(tmp_path):
+    from nvidia_pkl_standin import write_tiny_nvidia_pkl
+
+    good = write_tiny_nvidia_pkl(tmp_path / "good.pkl")  # each storage a torch.save blob
+    assert scan_pickle(good.read_bytes(), what="a pickle", where="x").ops > 1000
+    blob = torch_legacy(as_dict_key(nested("tuple", 300_000)), tmp_path / "blob").read_bytes()
+    data = pickle.dumps({"G_ema": [blob]}, protocol=3)
+    with pytest.raises(DamagedInputError, match="a tensor storage in 'x.pkl'") as err:
+        scan_pickle(data, what="a pickle", where="'x.pkl'")
+    assert "nested at most" in one_line(err.value)
+
+
 def test_random_bytes_and_plain_pickles_are_not_called_torch_files(tmp_path):
     noise = tmp_path / "noise.pt"
     noise.write_bytes(np.random.default_rng(0).bytes(5000))

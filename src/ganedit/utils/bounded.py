@@ -54,6 +54,8 @@ MAX_JSON_DEPTH = 64
 
 TORCH_MAGIC = 0x1950A86A20F9469CFC6C  # the first pickle of torch.save's legacy format
 TORCH_PROTOCOL = 1001
+# What `Storage.__reduce__` pickles: torch.save's legacy format, opening with the magic number.
+_LEGACY_STORAGE = b"\x80\x02\x8a\x0a" + TORCH_MAGIC.to_bytes(10, "little")
 _ZIP_MAGIC = b"PK\x03\x04"
 _STORAGE_BYTES = {
     "Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2,
@@ -298,6 +300,8 @@ class _Machine:
 
     def step(self, name: str, arg) -> None:
         if name in _CONSTANTS:
+            if isinstance(arg, bytes) and arg.startswith(_LEGACY_STORAGE):
+                self.check_storage_bytes(arg)
             short = not isinstance(arg, str) or len(arg) <= 1024
             literal = arg is None or isinstance(arg, int | float | str)
             self.stack.append(_Node(arg if literal and short else _OPAQUE))
@@ -309,6 +313,13 @@ class _Machine:
             self.marks.append(len(self.stack))
         else:
             getattr(self, "op_" + name, self.unknown)(arg)
+
+    def check_storage_bytes(self, data: bytes) -> None:
+        """A `torch.save` file inside the pickle (how plain pickle carries a tensor storage,
+        read back by `torch.storage._load_from_bytes`): its pickles are held to the same
+        bounds and its storages to its bytes."""
+        where = f"a tensor storage in {self.where}"
+        _scan_torch_stream(io.BytesIO(data), len(data), "a tensor storage", where, MEMORY_BUDGET)
 
     def unknown(self, arg) -> None:
         raise _Malformed("an opcode this scanner does not know")
