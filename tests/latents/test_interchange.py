@@ -185,10 +185,10 @@ def test_load_scores_dict_refuses_non_numeric_content(tmp_path):
     with pytest.raises(UserInputError, match="string keys"):
         load_scores_dict(tmp_path / "keys.npy")
     _npy_with_pickle(tmp_path / "cut.npy", pickle.dumps(np.asanyarray({}, dtype=object))[:-5])
-    with pytest.raises(UserInputError, match="unreadable pickle"):
+    with pytest.raises(UserInputError, match="not a whole pickle"):
         load_scores_dict(tmp_path / "cut.npy")
     (tmp_path / "junk.npy").write_bytes(b"not an npy file at all")
-    with pytest.raises(UserInputError, match=".npy file"):
+    with pytest.raises(UserInputError, match=".npy array"):
         load_scores_dict(tmp_path / "junk.npy")
 
 

@@ -18,7 +18,9 @@ import torch
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.images import decode
 
-LMDB_MAP_SIZE = 1 << 40  # sparse on Linux; only what is written takes space
+# The writer's first map size; it doubles whenever a write needs more. (A fixed 1 TiB map
+# reserves that much address space, which a memory limit such as `ulimit -v` refuses.)
+LMDB_INITIAL_MAP_SIZE = 64 << 20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
@@ -35,21 +37,31 @@ def lmdb_key(size: int, index: int) -> bytes:
 
 
 class LmdbWriter:
-    """Encoded images into an LMDB folder; `close(n)` writes the `length` key."""
+    """Encoded images into an LMDB folder; `close(n)` writes the `length` key. The map grows
+    on demand (doubling), so the address space reserved follows the data written."""
 
-    def __init__(self, folder: Path, size: int):
-        self.env = lmdb.open(str(folder), map_size=LMDB_MAP_SIZE, readahead=False, meminit=False)
+    def __init__(self, folder: Path, size: int, map_size: int = LMDB_INITIAL_MAP_SIZE):
+        self.env = lmdb.open(str(folder), map_size=map_size, readahead=False, meminit=False)
         self.size = size
 
     def write(self, start: int, encoded: list[bytes]) -> None:
-        with self.env.begin(write=True) as txn:
-            for k, data in enumerate(encoded):
-                txn.put(lmdb_key(self.size, start + k), data)
+        self._put({lmdb_key(self.size, start + k): data for k, data in enumerate(encoded)})
 
     def close(self, n: int) -> None:
-        with self.env.begin(write=True) as txn:
-            txn.put(b"length", str(n).encode())
+        self._put({b"length": str(n).encode()})
         self.env.close()
+
+    def _put(self, items: dict[bytes, bytes]) -> None:
+        """Write `items` in one transaction, doubling the map until they fit (a full map
+        aborts the transaction, so nothing is half written)."""
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for key, data in items.items():
+                        txn.put(key, data)
+                return
+            except lmdb.MapFullError:
+                self.env.set_mapsize(2 * self.env.info()["map_size"])
 
 
 class FolderWriter:

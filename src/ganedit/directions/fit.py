@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
 from ganedit.directions.sampling import Scores, check_kinds, score_kinds
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite, load_npy
+from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.files import check_output, read_sidecar_path
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,7 @@ def _npy_origin(path: Path) -> dict:
     sidecar = read_sidecar_path(path)
     if not sidecar.is_file():
         return {}
-    try:
-        data = json.loads(sidecar.read_text())
-    except (OSError, ValueError) as err:
-        raise DamagedInputError(
-            f"expected a JSON sidecar of the codes in {str(sidecar)!r}, received an unreadable "
-            f"file ({err})"
-        ) from None
+    data = load_json_bounded(sidecar, what="a JSON sidecar of the codes")
     if not isinstance(data, dict):
         raise DamagedInputError(
             f"expected a JSON object in {str(sidecar)!r}, received {type(data).__name__}"
@@ -150,7 +144,9 @@ def _scores_file(path: Path, attribute: str) -> tuple[dict[str, np.ndarray], dic
     if path.suffix == ".npy" and path.name != "scores_dict.npy":
         array = load_npy(path, "a score array (.npy)")
         if array.dtype.names is None:
-            if array.dtype.kind not in "biuf" or array.ndim not in (1, 2) or len(array) == 0:
+            one_column = array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)
+            if array.dtype.kind not in "biuf" or not one_column or len(array) == 0:
+                # [N, k] with k > 1 holds k attributes in an order the file does not name.
                 raise UserInputError(
                     f"expected numeric scores [N] or [N, 1] in {str(path)!r}, received "
                     f"{array.dtype} {array.shape}"

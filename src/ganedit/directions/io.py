@@ -15,7 +15,6 @@ sidecars carried the whole file name have `<name>.json`, which is still read.
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 import math
 from pathlib import Path
@@ -27,6 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 from ganedit.directions.estimators import DirectionEstimator
 from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.utils import files
+from ganedit.utils.arrays import load_npy
+from ganedit.utils.bounded import describe, load_json_bounded
 from ganedit.utils.files import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -85,36 +86,13 @@ def load_boundary(path: str | Path) -> tuple[np.ndarray, dict]:
     """
     path = Path(path)
     expect(path.is_file(), "an existing boundary .npy file", str(path))
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise UserInputError(
-            f"expected a plain numeric .npy boundary, received {path} ({_unreadable(err, path)})"
-        ) from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        array.close()
-        raise UserInputError(f"expected a .npy array, received an .npz archive {path}")
+    array = load_npy(path, "a boundary")  # pickled arrays refused, never unpickled
     expect(np.issubdtype(array.dtype, np.floating), "a floating-point boundary", str(array.dtype))
     shape_ok = array.ndim == 1 or (array.ndim in (2, 3) and array.shape[0] == 1)
     expect(shape_ok and array.size > 0, "a boundary of shape (1, D) or (1, L, D)", array.shape)
     direction = array.reshape(array.shape[1:] if array.ndim > 1 else array.shape)
     direction = _unit(direction.astype(np.float64), str(path)).astype(np.float32)
     return direction, _read_sidecar(path, array.shape)
-
-
-def _unreadable(err: Exception, path: Path) -> str:
-    """Why numpy could not read a boundary, in our words: numpy's message for anything that
-    is not an array advises loading it unsafely, which this project never does nor suggests,
-    and it says the same of random bytes as of a pickle."""
-    if not (isinstance(err, ValueError) and "pickle" in str(err)):
-        return f"{type(err).__name__}: {err}"
-    with open(path, "rb") as fh:
-        head = fh.read(6)
-    if head == b"\x93NUMPY":
-        return "an array of pickled Python objects, not loaded: unpickling can run code"
-    if head[:1] == b"\x80":  # the PROTO opcode every pickle since protocol 2 starts with
-        return "a pickle, not loaded: unpickling can run code"
-    return "a file that is not a .npy array"
 
 
 def method_label(sidecar: dict) -> str:
@@ -151,19 +129,18 @@ def _read_sidecar(path: Path, shape: tuple[int, ...]) -> dict:
     side = files.read_sidecar_path(path)
     if not side.is_file():
         return {}
-    try:
-        data = json.loads(side.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserInputError(
-            f"expected a JSON sidecar, received unreadable {side} ({err})"
-        ) from None
+    data = load_json_bounded(side, what="a boundary's JSON sidecar")
     expect(isinstance(data, dict), f"a JSON object in {side}", type(data).__name__)
     for key, (kinds, what) in _SIDECAR_FIELDS.items():
         value = data.get(key)
         if value is not None and not (isinstance(value, kinds) and not isinstance(value, bool)):
-            raise DamagedInputError(f"expected {key} as {what} in {side}, received {value!r}")
+            raise DamagedInputError(
+                f"expected {key} as {what} in {side}, received {describe(value)}"
+            )
     if data.get("space") not in (None, "z", "w", "ws"):
-        raise DamagedInputError(f"expected space z, w or ws in {side}, received {data['space']!r}")
+        raise DamagedInputError(
+            f"expected space z, w or ws in {side}, received {describe(data['space'])}"
+        )
     if not math.isfinite(data.get("intercept") or 0.0):
         raise DamagedInputError(f"expected a finite intercept in {side}, received NaN or inf")
     if "shape" in data and list(data["shape"]) != list(shape):

@@ -85,6 +85,7 @@ from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils import rng
+from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
 from ganedit.utils.files import (
     atomic_path,
@@ -724,7 +725,7 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
     state = out / "checkpoint" / "state.json"
     step = 0
     if resume and state.is_file():
-        meta = json.loads(state.read_text())["meta"]
+        meta = load_json_bounded(state, what="an encoder run's checkpoint state")["meta"]
         _check_resumable(run, meta, out)
         step = int(meta["step"])
     _truncate_stats(out / "stats.jsonl", step)

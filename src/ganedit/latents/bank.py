@@ -40,6 +40,7 @@ from zarr.codecs import BloscCodec, BloscShuffle, Crc32cCodec
 
 from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.models.kinds import KINDS
+from ganedit.utils.bounded import describe, load_json_bounded
 from ganedit.utils.files import (
     check_output,
     made_by_ganedit,
@@ -54,6 +55,23 @@ SPACES = ("z", "w", "ws")
 DEFAULT_CHUNK_SIZE = 4096
 SCORE_KINDS = KINDS
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# zarr v3 keeps each node's metadata in `zarr.json` and reserves names starting with "__": a
+# score of such a name would collide with its group's metadata (compared without case, as
+# macOS and Windows file systems do).
+_RESERVED = ("zarr.json",)
+
+
+def check_score_names(names: Sequence[str]) -> None:
+    """UserInputError unless every score name can be an array of a bank: letters, digits,
+    '_', '.', '-', distinct, and none of zarr's reserved names."""
+    for name in names:
+        expect(bool(_NAME.match(str(name))), "score names of letters, digits, '_', '.', '-'", name)
+        if str(name).lower() in _RESERVED or str(name).startswith("__"):
+            raise UserInputError(
+                f"expected score names other than zarr's reserved {', '.join(_RESERVED)} and "
+                f"names starting with '__', received {str(name)!r}"
+            )
+    expect(len(set(names)) == len(names), "distinct score names", names)
 
 
 def ganedit_version() -> str:
@@ -285,9 +303,7 @@ def create_store(
     `dims` maps each stored space to its per-row shape; `meta` adds to the standard attributes."""
     expect(n >= 1 and chunk_size >= 1, "n >= 1 and chunk_size >= 1", (n, chunk_size))
     expect("z" in dims and set(dims) <= set(SPACES), f"spaces including 'z' from {SPACES}", dims)
-    for name in score_names:
-        expect(bool(_NAME.match(str(name))), "score names of letters, digits, '_', '.', '-'", name)
-    expect(len(set(score_names)) == len(score_names), "distinct score names", score_names)
+    check_score_names(score_names)
     if path.exists():
         if not made_by_ganedit(path):
             raise UserInputError(
@@ -406,7 +422,7 @@ def _open_group(path: Path, mode: str) -> zarr.Group:
     try:
         group = zarr.open_group(path, mode=mode)
         attrs = dict(group.attrs)
-    except (ValueError, TypeError, KeyError, OSError) as err:
+    except (ValueError, TypeError, KeyError, OSError, RecursionError) as err:
         raise DamagedInputError(
             f"expected readable zarr metadata in {str(path)!r}, received damaged metadata ({err})"
         ) from None
@@ -435,11 +451,11 @@ def _check_attrs(attrs: dict, path: Path) -> None:
     )
     problems = []
     if not (_count(n) and _count(size)):
-        problems.append(f"n {n!r} and chunk_size {size!r} (whole numbers >= 1)")
+        problems.append(f"n {describe(n)} and chunk_size {describe(size)} (whole numbers >= 1)")
     elif attrs.get("n_chunks") != -(-n // size):
-        problems.append(f"n_chunks {attrs.get('n_chunks')!r} (ceil(n / chunk_size))")
+        problems.append(f"n_chunks {describe(attrs.get('n_chunks'))} (ceil(n / chunk_size))")
     if not (isinstance(spaces, list) and "z" in spaces and set(spaces) <= set(SPACES)):
-        problems.append(f"spaces {spaces!r} (a list with 'z' from {list(SPACES)})")
+        problems.append(f"spaces {describe(spaces)} (a list with 'z' from {list(SPACES)})")
     elif not (
         isinstance(dims, dict)
         and all(
@@ -449,15 +465,17 @@ def _check_attrs(attrs: dict, path: Path) -> None:
             for s in spaces
         )
     ):
-        problems.append(f"dims {dims!r} (per-row sizes of each space)")
+        problems.append(f"dims {describe(dims)} (per-row sizes of each space)")
     if not (
         isinstance(names, list)
-        and all(isinstance(x, str) and _NAME.match(x) for x in names)
+        and all(isinstance(x, str) and _NAME.match(x) and x.lower() not in _RESERVED for x in names)
         and len(set(names)) == len(names)
     ):
-        problems.append(f"score_names {names!r} (distinct names)")
+        problems.append(f"score_names {describe(names)} (distinct names)")
     if not isinstance(attrs.get("generator_identity") or {}, dict):
-        problems.append(f"generator_identity {attrs.get('generator_identity')!r} (an object)")
+        problems.append(
+            f"generator_identity {describe(attrs.get('generator_identity'))} (an object)"
+        )
     kinds = attrs.get("score_kinds")
     if kinds is not None and not (
         isinstance(kinds, dict)
@@ -465,11 +483,13 @@ def _check_attrs(attrs: dict, path: Path) -> None:
         and set(kinds) <= set(map(str, names))
         and all(v is None or v in SCORE_KINDS for v in kinds.values())
     ):
-        problems.append(f"score_kinds {kinds!r} (a kind in {SCORE_KINDS} or null per score)")
+        problems.append(
+            f"score_kinds {describe(kinds)} (a kind in {SCORE_KINDS} or null per score)"
+        )
     psi = attrs.get("truncation_psi")
     number = isinstance(psi, int | float) and not isinstance(psi, bool)
     if psi is not None and not (number and 0 <= psi <= 1):
-        problems.append(f"truncation_psi {psi!r} (a number in [0, 1] or null)")
+        problems.append(f"truncation_psi {describe(psi)} (a number in [0, 1] or null)")
     if problems:
         raise DamagedInputError(
             f"expected a latent bank's metadata in {str(path)!r}, received damaged "
@@ -517,16 +537,18 @@ def verify_chunks(path: Path, names: Sequence[str], attrs: dict | None = None) -
 
 
 def _array_metadata(path: Path, name: str) -> dict:
-    import json
-
     file = path / name / "zarr.json"
+    if not file.is_file():
+        raise DamagedInputError(
+            f"expected the metadata of array {name!r} in {str(path)!r}, received no {file.name}"
+        )
+    meta = load_json_bounded(file, what=f"the metadata of array {name!r}")
     try:
-        meta = json.loads(file.read_text())
         shape, chunks = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
         whole = isinstance(shape, list) and isinstance(chunks, list) and len(shape) == len(chunks)
         if not (whole and all(_count(d, 0) for d in shape) and all(_count(c) for c in chunks)):
             raise ValueError(f"shape {shape!r} with chunks {chunks!r}")
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise DamagedInputError(
             f"expected the metadata of array {name!r} in {str(path)!r}, received none readable "
             f"({type(err).__name__}: {str(err)[:80]})"

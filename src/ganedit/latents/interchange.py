@@ -41,6 +41,7 @@ from ganedit.latents.bank import (
 from ganedit.models.kinds import check_kinds
 from ganedit.models.scoring import KINDS_ENTRY, kinds_entry  # noqa: F401 (re-exported)
 from ganedit.utils.arrays import check_finite, existing_file, load_npy, load_npz
+from ganedit.utils.bounded import check_npy_header, describe, load_json_bounded, scan_pickle
 from ganedit.utils.files import atomic_dir, atomic_path, check_output, output_target
 
 log = logging.getLogger(__name__)
@@ -305,20 +306,16 @@ def read_kinds_file(path: str | Path) -> dict[str, str]:
 
 
 def _parse_kinds(text: str, where: str) -> dict[str, str]:
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise DamagedInputError(
-            f"expected score kinds as JSON {{name: kind}} in {where}, received unreadable JSON "
-            f"({err})"
-        ) from None
+    data = load_json_bounded(
+        text.encode("utf-8", "surrogatepass"), what="score kinds {name: kind}", where=where
+    )
     ok = isinstance(data, dict) and all(
         isinstance(k, str) and isinstance(v, str) for k, v in data.items()
     )
     if not ok:
         raise DamagedInputError(
             f"expected score kinds as a JSON object {{name: kind}} in {where}, received "
-            f"{text.strip()[:80]!r}"
+            f"{describe(text.strip(), 80)}"
         )
     return data
 
@@ -365,24 +362,16 @@ def _read_npy_scores(path: Path) -> dict[str, np.ndarray]:
 
 
 def _read_npy_header(fh, path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    fmt = np.lib.format
-    try:
-        version = fmt.read_magic(fh)
-        if version == (1, 0):
-            shape, _, dtype = fmt.read_array_header_1_0(fh)
-        elif version == (2, 0):
-            shape, _, dtype = fmt.read_array_header_2_0(fh)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, EOFError, OSError, SyntaxError, UnicodeDecodeError) as exc:
-        reason = "an empty file" if path.stat().st_size == 0 else str(exc)
-        raise DamagedInputError(
-            f"expected a .npy file (version 1 or 2) at {str(path)!r}, received {reason}"
-        ) from None
-    return tuple(shape), dtype
+    shape, _, dtype = check_npy_header(
+        fh, path.stat().st_size, what="a scores file", where=repr(str(path))
+    )
+    return shape, dtype
 
 
 def _unpickle(fh, path: Path):
+    start = fh.tell()
+    scan_pickle(fh, what="a dict of plain numeric arrays", where=repr(str(path)))
+    fh.seek(start)
     try:
         return _NumericUnpickler(fh).load()
     except UserInputError:
@@ -390,8 +379,8 @@ def _unpickle(fh, path: Path):
     except Exception as exc:  # any malformed pickle: a user-fixable bad file
         raise UserInputError(
             f"expected a dict of plain numeric arrays in {str(path)!r}, received an unreadable "
-            f"pickle ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"pickle ({describe(f'{type(exc).__name__}: {exc}', 120)[1:-1]})"
+        ) from None
 
 
 def _multiarray():
@@ -448,13 +437,12 @@ def _check_scores(scores, path: Path) -> dict[str, np.ndarray]:
         )
     for key, value in scores.items():
         if not isinstance(key, str):
-            raise UserInputError(
-                f"expected string keys in {str(path)!r}, received {type(key).__name__} {key!r}"
-            )
+            raise UserInputError(f"expected string keys in {str(path)!r}, received {describe(key)}")
         if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
             kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
             raise UserInputError(
-                f"expected a dict of plain numeric arrays in {str(path)!r}, received {key!r}: {kind}"
+                f"expected a dict of plain numeric arrays in {str(path)!r}, received "
+                f"{describe(key)}: {kind}"
             )
         check_finite(value, f"scores {key!r} in {str(path)!r}")
     return dict(scores)

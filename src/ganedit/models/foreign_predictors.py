@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import logging
 import math
 import re
@@ -39,6 +38,7 @@ from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.io import safe_torch_load
 from ganedit.models.predictors import ATTRIBUTE_KINDS, PROBABILITY, AttributePredictor
 from ganedit.models.resnet import MultiHeadResNet, remap_attribute_checkpoint
+from ganedit.utils.bounded import describe, describe_keys, load_json_bounded
 from ganedit.utils.device import resolve_device
 from ganedit.utils.images import as_image_batch
 from ganedit.utils.params import Name
@@ -66,8 +66,14 @@ def _floats(values, n: int, what: str) -> list[float]:
     ok = isinstance(values, list | tuple) and len(values) == n
     ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     if not (ok and all(math.isfinite(v) for v in values)):
-        raise UserInputError(f"expected {what} ({n} finite numbers), received {values!r}")
+        raise UserInputError(f"expected {what} ({n} finite numbers), received {_few(values)}")
     return [float(v) for v in values]
+
+
+def _few(values) -> str:
+    if isinstance(values, list | tuple) and len(values) <= 8:
+        return "[" + ", ".join(describe(v, 20) for v in values) + "]"
+    return describe(values)
 
 
 @dataclass(frozen=True)
@@ -206,13 +212,7 @@ def check_outputs(out, kinds: Mapping[str, str], n: int, source: str) -> dict[st
         )
     checked = {}
     for name, kind in kinds.items():
-        value = out[name]
-        if isinstance(value, torch.Tensor):
-            value = value.detach().float().cpu().numpy()
-        try:
-            value = np.asarray(value, dtype=np.float32)
-        except (TypeError, ValueError):
-            value = np.asarray([], dtype=np.float32)  # refused by the shape check below
+        value = _numbers(out[name], name, source)
         if value.shape != (n,):
             raise UserInputError(
                 f"expected {source} to return {name} of shape [{n}], received {list(value.shape)}"
@@ -226,6 +226,29 @@ def check_outputs(out, kinds: Mapping[str, str], n: int, source: str) -> dict[st
             )
         checked[name] = value
     return checked
+
+
+_NOT_NUMBERS = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers"}
+
+
+def _numbers(value, name: str, source: str) -> np.ndarray:
+    """A predictor's output for `name` as float32, or UserInputError naming what it is."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = value.float().numpy() if not value.is_complex() else value.numpy()
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged lists and the like
+        raise UserInputError(
+            f"expected {source} to return {name} as an array of numbers, received "
+            f"{describe(value)}, which is not one"
+        ) from None
+    if array.dtype.kind not in "biuf":
+        kind = _NOT_NUMBERS.get(array.dtype.kind, "values")
+        raise UserInputError(
+            f"expected {source} to return {name} as numbers, received {kind} ({array.dtype})"
+        )
+    return array.astype(np.float32)
 
 
 class CheckedPredictor:
@@ -397,9 +420,9 @@ def _state_dict(ckpt, where: str) -> dict[str, torch.Tensor]:
     state = ckpt.get("state_dict") if isinstance(ckpt, dict) and "state_dict" in ckpt else ckpt
     ok = isinstance(state, dict) and state and all(isinstance(k, str) for k in state)
     if not ok or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        got = sorted(map(str, ckpt))[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UserInputError(
-            f"expected a dict whose `state_dict` maps names to tensors in {where}, received {got}"
+            f"expected a dict whose `state_dict` maps names to tensors in {where}, received "
+            f"{describe_keys(ckpt, 6)}"
         )
     return state
 
@@ -463,9 +486,40 @@ def _build_entry_point(spec: str, device):
                 f"expected {module_name} to define {attr} for {spec!r}, received no {part!r}"
             )
         target = getattr(target, part)
+    _check_factory(target, spec)
+    return target(device=device) if _takes_device(target) else target()
+
+
+def _check_factory(target, spec: str) -> None:
+    """A predictor factory is a class or function of the user's code, called with no
+    arguments (or only `device=`): builtins (os.system, exec, ...) and callables that need
+    other arguments are refused before anything is called."""
     if not callable(target):
         raise UserInputError(f"expected a callable at {spec!r}, received a {type(target).__name__}")
-    return target(device=device) if _takes_device(target) else target()
+    if inspect.isbuiltin(target) or inspect.ismethodwrapper(target):
+        raise UserInputError(
+            f"expected {spec!r} to name a predictor factory (a class or function called with "
+            f"no arguments), received the builtin {describe(getattr(target, '__name__', ''))[1:-1]}"
+        )
+    needed = _required_arguments(target)
+    if needed:
+        raise UserInputError(
+            f"expected {spec!r} to name a predictor factory called with no arguments (or only "
+            f"device=), received one that needs {', '.join(needed[:4])}"
+        )
+
+
+def _required_arguments(fn) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call itself will tell
+        return []
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return [
+        p.name
+        for p in params
+        if p.default is inspect.Parameter.empty and p.kind not in variadic and p.name != "device"
+    ]
 
 
 def _takes_device(fn) -> bool:
@@ -518,25 +572,23 @@ def read_onnx_manifest(path: str | Path) -> OnnxManifest:
         raise UserInputError(
             f"expected an ONNX predictor manifest (.json), received {where} ({kind})"
         )
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, OSError) as err:
-        raise DamagedInputError(f"expected valid JSON in {where}, received: {err}") from None
+    data = load_json_bounded(path, what="an ONNX predictor manifest")
     _keys(data, _TOP_KEYS, {"format", "format_version", "model", "input", "attributes"}, where)
     if data["format"] != ONNX_FORMAT or data["format_version"] != ONNX_FORMAT_VERSION:
         raise UserInputError(
             f"expected format {ONNX_FORMAT!r} version {ONNX_FORMAT_VERSION} in {where}, received "
-            f"{data['format']!r} version {data['format_version']!r}"
+            f"{describe(data['format'])} version {describe(data['format_version'])}"
         )
     if not isinstance(data["model"], str) or not data["model"]:
         raise UserInputError(
-            f"expected `model`, the .onnx file's path, in {where}, received {data['model']!r}"
+            f"expected `model`, the .onnx file's path, in {where}, received "
+            f"{describe(data['model'])}"
         )
     spec = data["input"]
     _keys(spec, _INPUT_KEYS, {"size", "range", "mean", "std"}, f"`input` of {where}")
     name = spec.get("name")
     if name is not None and not isinstance(name, str):
-        raise UserInputError(f"expected an input name string in {where}, received {name!r}")
+        raise UserInputError(f"expected an input name string in {where}, received {describe(name)}")
     pipeline = InputPipeline(
         resize=spec.get("resize", spec["size"]),
         crop=spec["size"],
@@ -565,8 +617,13 @@ def _keys(obj, allowed: set[str], required: set[str], where: str) -> None:
         )
 
 
+def _describe_spec(spec: dict) -> str:
+    """An attribute's spec for a message: each field's value kept short."""
+    return "{" + ", ".join(f"{describe(k, 20)}: {describe(v, 40)}" for k, v in spec.items()) + "}"
+
+
 def _onnx_attribute(name: str, spec, where: str) -> OnnxAttribute:
-    here = f"attribute {name!r} of {where}"
+    here = f"attribute {describe(name)} of {where}"
     _keys(spec, _ATTRIBUTE_KEYS, {"kind", "output"}, here)
     index, activation = spec.get("index"), spec.get("activation", "none")
     ok = Name().accepts(name) and spec["kind"] in ATTRIBUTE_KINDS
@@ -576,7 +633,7 @@ def _onnx_attribute(name: str, spec, where: str) -> OnnxAttribute:
         raise UserInputError(
             f"expected a name ({Name().describe()}), kind in {ATTRIBUTE_KINDS}, output name, "
             f"index >= 0 or null (not null for softmax) and activation in {ACTIVATIONS} for "
-            f"{here}, received {spec!r}"
+            f"{here}, received {_describe_spec(spec)}"
         )
     return OnnxAttribute(name, spec["kind"], spec["output"], index, activation)
 

@@ -18,6 +18,7 @@ import logging
 import pickle
 import re
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from safetensors.torch import load_file, save_file
 
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.utils.arrays import check_finite
+from ganedit.utils.bounded import (
+    check_tensor_view,
+    describe,
+    load_json_bounded,
+    scan_torch_file,
+)
 from ganedit.utils.files import atomic_dir, readable_by_all
 
 FORMAT_VERSION = 2
@@ -70,10 +77,7 @@ def read_config(directory: str | Path) -> dict:
         raise UserInputError(
             f"expected a model folder with {CONFIG}, received {str(directory)!r} without one"
         )
-    try:
-        config = json.loads(path.read_text())
-    except (ValueError, OSError) as err:
-        raise DamagedInputError(f"expected valid JSON in {str(path)!r}, received: {err}") from None
+    config = load_json_bounded(path, what="a model config")
     if not isinstance(config, dict):
         raise DamagedInputError(
             f"expected a JSON object in {str(path)!r}, received a {type(config).__name__}"
@@ -81,7 +85,7 @@ def read_config(directory: str | Path) -> dict:
     version = config.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or not version >= 1:
         raise DamagedInputError(
-            f"expected an integer format_version in {str(path)!r}, received {version!r}"
+            f"expected an integer format_version in {str(path)!r}, received {describe(version)}"
         )
     if version > FORMAT_VERSION:
         raise UserInputError(
@@ -91,11 +95,11 @@ def read_config(directory: str | Path) -> dict:
     key = "model" if version >= 2 else "class_name"
     if not isinstance(config.get(key), str):
         raise DamagedInputError(
-            f"expected a string {key!r} in {str(path)!r}, received {config.get(key)!r}"
+            f"expected a string {key!r} in {str(path)!r}, received {describe(config.get(key))}"
         )
     if not isinstance(config.get("kwargs"), dict):
         raise DamagedInputError(
-            f"expected a 'kwargs' object in {str(path)!r}, received {config.get('kwargs')!r}"
+            f"expected a 'kwargs' object in {str(path)!r}, received {describe(config.get('kwargs'))}"
         )
     return config
 
@@ -122,12 +126,9 @@ def read_weights_header(path: str | Path) -> dict[str, tuple[str, tuple[int, ...
                 f"length ({length}) does not fit the file ({size} bytes)"
             )
         raw = fh.read(length)
-    try:
-        header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise DamagedInputError(
-            f"expected a safetensors JSON header in {str(path)!r}, received unreadable bytes"
-        ) from None
+    header = load_json_bounded(
+        raw, what="a safetensors header", where=repr(str(path)), max_bytes=_MAX_HEADER
+    )
     if not isinstance(header, dict):
         raise DamagedInputError(f"expected a safetensors header object in {str(path)!r}")
     return _tensor_entries(header, path, size - 8 - length)
@@ -144,11 +145,11 @@ def _tensor_entries(header: dict, path: Path, data_bytes: int) -> dict:
         except (KeyError, TypeError, ValueError):
             raise DamagedInputError(
                 f"expected safetensors entries with dtype, shape and offsets in {str(path)!r}, "
-                f"received {str(info)[:80]!r} for {name!r}"
+                f"received {describe(str(info), 80)} for {describe(name)}"
             ) from None
         if not (0 <= begin <= end <= data_bytes and end - begin == expected):
             raise DamagedInputError(
-                f"expected tensor {name!r} ({dtype} {list(shape)}) inside {str(path)!r}, "
+                f"expected tensor {describe(name)} ({dtype} {list(shape)}) inside {str(path)!r}, "
                 f"received offsets {begin}..{end} of {data_bytes} data bytes (truncated or damaged)"
             )
         entries[name] = (dtype, shape)
@@ -210,11 +211,24 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
 def safe_torch_load(path: Path, what: str) -> object:
     """`torch.load(weights_only=True)` with every failure turned into one line.
 
-    Only tensors and plain containers are rebuilt (plus argparse.Namespace, the attribute bag
-    rosinality's training checkpoints keep under `args`); any other pickled object is refused
-    without being loaded, and the message says what the file holds, never how to allow it."""
+    The file is first held to `scan_torch_file`'s bounds (a torch.save zip or legacy file,
+    pickles of bounded nesting and size, storages inside the file), and every tensor loaded
+    to `check_tensor_view` (no zero-stride view claiming more than the file stores) before it
+    is returned. Only tensors and plain containers are rebuilt (plus argparse.Namespace, the
+    attribute bag rosinality's training checkpoints keep under `args`); any other pickled
+    object is refused without being loaded, and the message says what the file holds, never
+    how to allow it. torch's warnings are not printed (a refusal stays one line)."""
+    where = repr(str(path))
+    scan_torch_file(path, what=what, where=where)
+    value = _torch_load(path, what)
+    check_loaded_tensors(value, where)
+    return value
+
+
+def _torch_load(path: Path, what: str) -> object:
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
+        with warnings.catch_warnings(), torch.serialization.safe_globals([argparse.Namespace]):
+            warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         found = _refused_global(str(err))
@@ -230,6 +244,48 @@ def safe_torch_load(path: Path, what: str) -> object:
         raise DamagedInputError(
             f"expected {what} in {str(path)!r}, received a file torch cannot read ({reason})"
         ) from None
+
+
+def check_loaded_tensors(value: object, where: str) -> None:
+    """`check_tensor_view` on every tensor in a loaded object (dicts, lists, tuples and
+    Namespaces walked without recursion), before any is scanned or copied; dense tensors only."""
+    pending, seen = [("", value)], set()
+    while pending:
+        name, item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, torch.Tensor):
+            _check_tensor(item, name or "(the file's tensor)", where)
+        elif isinstance(item, dict):
+            pending.extend((_join(name, k), v) for k, v in item.items())
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{name}[{i}]", v) for i, v in enumerate(item))
+        elif isinstance(item, argparse.Namespace):
+            pending.extend((_join(name, k), v) for k, v in vars(item).items())
+
+
+def _join(prefix: str, key: object) -> str:
+    text = key if isinstance(key, str) and len(key) <= 80 else describe(key, 40)
+    return f"{prefix}.{text}" if prefix else text
+
+
+def _check_tensor(tensor: torch.Tensor, name: str, where: str) -> None:
+    if tensor.layout != torch.strided or tensor.is_quantized or tensor.device.type != "cpu":
+        raise UserInputError(
+            f"expected dense tensors in {where}, received {name} of layout {tensor.layout}"
+            f"{' (quantized)' if tensor.is_quantized else ''}"
+        )
+    size = tensor.element_size()
+    check_tensor_view(
+        tensor.shape,
+        tensor.stride(),
+        tensor.storage_offset(),
+        tensor.untyped_storage().nbytes() // size,
+        size,
+        name=name,
+        where=where,
+    )
 
 
 def _refused_global(message: str) -> str:

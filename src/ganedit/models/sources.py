@@ -31,6 +31,7 @@ from ganedit.errors import UserInputError
 from ganedit.models import registry
 from ganedit.models.formats import format_of, generator_forms
 from ganedit.utils import rng
+from ganedit.utils.bounded import describe_keys
 from ganedit.utils.device import resolve_device
 from ganedit.utils.progress import progress_bar
 
@@ -546,7 +547,7 @@ def _interfacegan_from_file(
         f"expected InterFaceGAN's PGGAN keys (layer0.conv.weight, output0..output{{k}}.*, lod; "
         f"or its 2019 layout's layer1.conv.weight, output_RxR.*) or StyleGAN keys "
         f"(mapping.dense0.*, synthesis.layer0.first_layer) in {str(path)!r}, received "
-        f"{sorted(state)[:4]}"
+        f"{describe_keys(state)}"
     )
 
 
@@ -604,9 +605,8 @@ def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     ok = isinstance(state, dict) and bool(state)
     ok = ok and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
     if not ok:
-        received = sorted(map(str, state))[:4] if isinstance(state, dict) else type(state).__name__
         raise UserInputError(
-            f"expected {what} of named tensors in {str(path)!r}, received {received}"
+            f"expected {what} of named tensors in {str(path)!r}, received {describe_keys(state)}"
         )
     for key, tensor in state.items():
         if tensor.is_floating_point():

@@ -18,7 +18,6 @@ normalise them). A folder without `labels.json` is not a finished labelling.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ import torch
 
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.selfcond.modes import PERCENTILES, label_ranges
+from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.params import Integer, check_params
 
 log = logging.getLogger(__name__)
@@ -365,12 +365,7 @@ def load_labels(folder: str | Path) -> tuple[np.ndarray, dict]:
         raise UserInputError(
             f"expected a finished self-labels folder (with {RECORD}), received {str(folder)!r}"
         )
-    try:
-        record = json.loads(record_path.read_text())
-    except (ValueError, OSError) as err:
-        raise DamagedInputError(
-            f"expected a readable {RECORD} in {folder}, received {err}"
-        ) from None
+    record = load_json_bounded(record_path, what=f"a {RECORD} record")
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise DamagedInputError(f"expected a {FORMAT} record in {record_path}, received another")
     labels = load_npy(folder / LABELS, "self-labels (labels.npy)")

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.files import atomic_dir, readable_by_all
 
 
@@ -66,7 +67,7 @@ def load_checkpoint(
 ) -> dict:
     """Restore states in place; returns the saved `meta`."""
     directory = Path(directory)
-    saved = json.loads((directory / "state.json").read_text())
+    saved = load_json_bounded(directory / "state.json", what="a training checkpoint's state")
     for name, module in modules.items():
         module.load_state_dict(load_file(str(directory / f"{name}.safetensors")))
     for name, opt in optimizers.items():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ganedit.errors import DamagedInputError, UserInputError
+from ganedit.utils.bounded import check_npy_header, check_npz_members, describe
 
 _BLOCK = 1 << 22  # elements checked per step when scanning a large (memory-mapped) array
 _READ_ERRORS = (ValueError, EOFError, OSError, UnicodeDecodeError, KeyError, zipfile.BadZipFile)
@@ -36,8 +37,10 @@ def existing_file(path: str | Path, what: str) -> Path:
 
 
 def load_npy(path: str | Path, what: str = "a .npy array", mmap: bool = False) -> np.ndarray:
-    """A plain (non-object) array from a .npy file; memory-mapped when `mmap`."""
+    """A plain (non-object) array from a .npy file; memory-mapped when `mmap`. Its header is
+    checked first: a shape claiming more bytes than the file holds is damaged input."""
     path = existing_file(path, what)
+    _check_header(path, what)
     try:
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except _READ_ERRORS as err:
@@ -49,8 +52,11 @@ def load_npy(path: str | Path, what: str = "a .npy array", mmap: bool = False) -
 
 
 def load_npz(path: str | Path, what: str = "an .npz archive of arrays") -> dict[str, np.ndarray]:
-    """Every array of an .npz archive, read in full (so damage shows now, not later)."""
+    """Every array of an .npz archive, read in full (so damage shows now, not later); each
+    member's header is checked against its bytes, and the archive against a memory budget."""
     path = existing_file(path, what)
+    if zipfile.is_zipfile(path):
+        check_npz_members(path, what=what)
     try:
         # Opened here: numpy leaves its own handle open when the zip directory is unreadable.
         with open(path, "rb") as fh:
@@ -65,20 +71,38 @@ def load_npz(path: str | Path, what: str = "an .npz archive of arrays") -> dict[
         raise _read_error(err, path, what) from None
 
 
+def _check_header(path: Path, what: str) -> None:
+    """A .npy header's claim against the file (an .npz is left to `np.load`'s own check)."""
+    with open(path, "rb") as fh:
+        if fh.read(6) != b"\x93NUMPY":
+            return  # not a .npy: np.load says what it is (an .npz, damage)
+        fh.seek(0)
+        check_npy_header(fh, path.stat().st_size, what=what, where=repr(str(path)))
+
+
 def _read_error(err: Exception, path: Path, what: str) -> UserInputError:
     """What numpy's failure to read `path` means for the user: pickled objects (refused, never
     loaded) or a damaged file."""
     if isinstance(err, ValueError) and ("allow_pickle" in str(err) or "Object arrays" in str(err)):
-        return UserInputError(
-            f"expected {what} of numbers in {str(path)!r}, received pickled Python objects "
-            "(not loaded: unpickling can run code)"
-        )
+        # numpy's own message advises loading it unsafely: it is never relayed. numpy says
+        # "pickled" of random bytes too, so the file's first bytes say which it is.
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+        if head == b"\x93NUMPY":
+            received = "an array of pickled Python objects (not loaded: unpickling can run code)"
+        elif head[:1] == b"\x80":  # the PROTO opcode every pickle since protocol 2 opens with
+            received = "a pickle (not loaded: unpickling can run code)"
+        else:
+            return DamagedInputError(
+                f"expected {what} in {str(path)!r}, received a file that is not a .npy array"
+            )
+        return UserInputError(f"expected {what} of numbers in {str(path)!r}, received {received}")
     if path.stat().st_size == 0:
         reason = "an empty file"
     elif isinstance(err, ValueError):
-        reason = str(err)
+        reason = describe(str(err), 160)[1:-1]
     else:
-        reason = f"{type(err).__name__}: {err}"
+        reason = describe(f"{type(err).__name__}: {err}", 160)[1:-1]
     return DamagedInputError(
         f"expected {what} in {str(path)!r}, received an unreadable file ({reason})"
     )

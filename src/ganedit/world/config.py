@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from ganedit.errors import UserInputError
+from ganedit.utils.bounded import load_toml_bounded
 
 BINARY_ATTRIBUTES = ("smile", "gender", "glasses", "age")
 PRESETS = ("celeba", "independent", "balanced")
@@ -170,8 +171,8 @@ def load_world_config(preset_or_path: str | Path = "celeba") -> WorldConfig:
             f"expected a preset name ({', '.join(PRESETS)}) or a TOML file, received {text!r}"
         )
     try:
-        parsed = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        parsed = load_toml_bounded(path.read_text(encoding="utf-8"), where=repr(text))
+    except UnicodeDecodeError as err:
         raise UserInputError(f"expected valid TOML in {text!r}, received: {err}") from None
     except OSError as err:
         raise UserInputError(

@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganedit.errors import DamagedInputError, UserInputError, expect
+from ganedit.errors import UserInputError, expect
 from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.io import check_state_shapes, safe_torch_load
 from ganedit.models.stylegan2.convert import infer_generator_config
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
+from ganedit.utils.bounded import describe, describe_keys
 from ganedit.utils.device import resolve_device
 from ganedit.utils.files import atomic_path
 
@@ -41,12 +42,6 @@ log = logging.getLogger(__name__)
 CONFIG_KEY = "ganedit_config"  # in `opts`: the exact config of an encoder ganedit exported
 _WHAT = "an e4e checkpoint (a dict of state_dict, opts and latent_avg)"
 _OFFICIAL_UNITS = [3, 4, 14, 3]  # IR-SE50
-# The legacy (pre-zip) torch.save format opens with a pickled magic number.
-_LEGACY_HEAD = re.compile(
-    rb"\x80[\x02-\x05](?:\x95.{8})?\x8a\x0a"
-    + re.escape((0x1950A86A20F9469CFC6C).to_bytes(10, "little")),
-    re.DOTALL,
-)
 _DATASET_TYPES = {1024: "ffhq_encode", 512: "cars_encode"}  # e4e's loader sizes G by these
 
 
@@ -119,33 +114,15 @@ def _read_checkpoint(path: Path) -> dict:
     if not path.is_file():
         kind = "a folder" if path.is_dir() else "no such file"
         raise UserInputError(f"expected {_WHAT} file, received {str(path)!r} ({kind})")
-    _check_torch_file(path, _WHAT)
     ckpt = safe_torch_load(path, _WHAT)
     if not isinstance(ckpt, dict):
         raise UserInputError(f"expected {_WHAT} in {str(path)!r}, received a {_kind(ckpt)}")
     if "state_dict" not in ckpt:
         raise UserInputError(
-            f"expected {_WHAT} with a `state_dict` entry in {str(path)!r}, received keys "
-            f"{sorted(map(str, ckpt))[:8]}"
+            f"expected {_WHAT} with a `state_dict` entry in {str(path)!r}, received "
+            f"{describe_keys(ckpt, 8)}"
         )
     return ckpt
-
-
-def _check_torch_file(path: Path, what: str) -> None:
-    """DamagedInputError unless the file starts like a `torch.save` file (a zip archive, or
-    the legacy format's pickled magic number), so bytes of no torch file are reported as
-    damaged rather than read as (refused) pickled objects."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(32)
-    except OSError as err:
-        raise UserInputError(f"expected a readable file {str(path)!r}, received: {err}") from None
-    if head.startswith(b"PK\x03\x04") or _LEGACY_HEAD.match(head):
-        return
-    raise DamagedInputError(
-        f"expected {what} in {str(path)!r}, received "
-        + ("an empty file" if not head else "bytes that are not a torch.save file")
-    )
 
 
 def _kind(value: object) -> str:
@@ -167,7 +144,7 @@ def _opts(ckpt: dict, path: Path) -> dict:
     if encoder_type != "Encoder4Editing":
         raise UserInputError(
             f"expected an Encoder4Editing checkpoint in {str(path)!r}, received encoder_type "
-            f"{encoder_type!r} (its styles are not a base code plus offsets)"
+            f"{describe(encoder_type)} (its styles are not a base code plus offsets)"
         )
     return dict(opts)
 
@@ -491,7 +468,6 @@ def load_latents_pt(path: str | Path) -> torch.Tensor:
     if not path.is_file():
         raise UserInputError(f"expected a latents.pt file, received {str(path)!r} (no such file)")
     what = "a latents.pt tensor [N, num_ws, w_dim]"
-    _check_torch_file(path, what)
     value = safe_torch_load(path, what)
     ok = isinstance(value, torch.Tensor) and value.ndim == 3 and value.is_floating_point()
     expect(ok, f"one float tensor [N, num_ws, w_dim] in {str(path)!r}", _kind(value))

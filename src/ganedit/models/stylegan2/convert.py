@@ -25,6 +25,7 @@ from ganedit.errors import UserInputError, expect
 from ganedit.models.io import safe_torch_load
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
 from ganedit.utils.arrays import check_finite
+from ganedit.utils.bounded import describe_keys
 from ganedit.utils.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -245,10 +246,11 @@ def load_rosinality_checkpoint(
     path = Path(path)
     ckpt = _read_file(path)
     has_g_ema = isinstance(ckpt, dict) and "g_ema" in ckpt
-    received = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else type(ckpt).__name__
-    expect(
-        has_g_ema, f"a rosinality checkpoint dict with a `g_ema` entry in {str(path)!r}", received
-    )
+    if not has_g_ema:
+        raise UserInputError(
+            f"expected a rosinality checkpoint dict with a `g_ema` entry in {str(path)!r}, "
+            f"received {describe_keys(ckpt)}"
+        )
     build = lambda key: _build_generator(  # noqa: E731
         _state_dict(ckpt, key), channel_multiplier, lr_mlp, mode_attributes
     )
