@@ -506,6 +506,9 @@ def _hostile_files(d: Path) -> dict[str, list]:
     torch_legacy(deep_key, d / "deep.pth")
     (d / "laughs.pkl").write_bytes(billion_laughs(30))
     _nvidia_pkl_with_wide_const(d / "wide.pkl")
+    # Read by the TensorFlow-pickle reader (its first global is a TF Network), then deep.
+    tf_head = PROTO + b"cdnnlib.tflib.network\nNetwork\n)\x81"  # GLOBAL, EMPTY_TUPLE, NEWOBJ
+    (d / "tf_deep.pkl").write_bytes(tf_head + b"}" + nested("tuple", 300_000) + b"Nsb.")
     huge = {"layer1.conv.weight": torch.zeros(1).expand(3_000_000, 3_300_000, 1, 1)}
     torch.save(huge, d / "huge.pth")  # 9.9e12 values claimed in a few KB
     n = 200_000
@@ -530,6 +533,11 @@ def _hostile_files(d: Path) -> dict[str, list]:
         "laughs .pkl": ["generate", "-g", d / "laughs.pkl", "-n", "2", "-o", out, "-p", "none"],
         "wide .pkl": ["generate", "-g", d / "wide.pkl", "-n", "2", "-o", out, "-p", "none"],
         "huge .pth": ["generate", "-g", d / "huge.pth", "-n", "2", "-o", out, "-p", "none"],
+        "deep TF .pkl": ["generate", "-g", d / "tf_deep.pkl", "-n", "2", "-o", out, "-p", "none"],
+        "convert deep .pkl": ["convert", "-g", d / "deep.pkl", "-o", d / "out.pt"],
+        "convert laughs .pkl": ["convert", "-g", d / "laughs.pkl", "-o", d / "out.pt"],
+        "convert wide .pkl": ["convert", "-g", d / "wide.pkl", "-o", d / "out.pt"],
+        "convert deep TF .pkl": ["convert", "-g", d / "tf_deep.pkl", "-o", d / "out.pt"],
         "deep manifest": ["generate", "-n", "2", "-o", out, "-p", d / "manifest.json"],
         "deep config": ["generate", "-g", model, "-n", "2", "-o", out, "-p", "none"],
         "deep scores_dict": ["bank", "import", ref, "-o", out],
@@ -585,7 +593,7 @@ def test_crash_allocation_and_time_cases_end_in_one_line(tmp_path):
         assert code == 2 and len(lines) == 1, f"{name}: exit {code}\n{stderr}"
         assert lines[0].startswith("error: expected ") and "received" in lines[0], (name, lines)
         assert len(lines[0]) < 600 and not any(a in lines[0] for a in ADVICE), (name, lines)
-    assert not (tmp_path / "out.zarr").exists()
+    assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "out.pt").exists()
 
 
 def test_world_render_to_lmdb_under_a_memory_limit(tmp_path):

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ganedit.errors import DamagedInputError, GaneditError, UserInputError
+from ganedit.utils.bounded import scan_pickle
 
 WHAT = "a TensorFlow network pickle (NVIDIA's PGGAN, StyleGAN or StyleGAN2)"
 # (module, class) of the pickled networks, and the state versions their loaders accept.
@@ -415,6 +416,8 @@ def read_tf_pickle(path: str | Path) -> tuple[TFNetwork, TFNetwork, TFNetwork]:
     where = repr(str(path))
     try:
         with open(path, "rb") as fh:
+            scan_pickle(fh, what=WHAT, where=where, size=size)  # bounds before unpickling
+            fh.seek(0)
             top = _RestrictedUnpickler(_BoundedReader(fh, size)).load()
     except _Refused as err:
         error = DamagedInputError if err.damaged else UserInputError

@@ -62,6 +62,7 @@ import torch
 from ganedit.errors import DamagedInputError, GaneditError, UserInputError, expect
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
+from ganedit.utils.bounded import check_tensor_view, describe_keys, scan_pickle
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _persistent_record(meta) -> PersistentRecord:
         and isinstance(meta.get("state"), dict)
     )
     if not ok:
-        received = sorted(map(str, meta)) if isinstance(meta, dict) else type(meta).__name__
+        received = describe_keys(meta)
         raise _Refused("persistent records {type: 'class', class_name, state}", f"{received}")
     return PersistentRecord(meta["class_name"], meta["state"])
 
@@ -198,6 +199,8 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
             f"{storage.numel}",
             damaged=True,
         )
+    itemsize = storage.dtype.itemsize
+    check_tensor_view(size, stride, offset, storage.numel, itemsize, name="", where="the pickle")
     return torch.empty(0, dtype=storage.dtype).set_(storage.untyped, offset, size, stride)
 
 
@@ -280,6 +283,10 @@ def read_nvidia_pickle(path: str | Path) -> object:
     size = path.stat().st_size
     try:
         with open(path, "rb") as fh:
+            # Nesting, sizes and memo expansion are bounded before anything is unpickled: a
+            # deep key crashes CPython's unpickler in C, past any Python-level check.
+            scan_pickle(fh, what=WHAT, where=repr(str(path)), size=size)
+            fh.seek(0)
             return _RestrictedUnpickler(_BoundedReader(fh, size)).load()
     except _Refused as err:
         error = DamagedInputError if err.damaged else UserInputError
@@ -713,7 +720,7 @@ def check_network(network: str) -> None:
 
 
 def network_record(top: object, network: str, where: str) -> PersistentRecord:
-    keys = sorted(map(str, top)) if isinstance(top, dict) else type(top).__name__
+    keys = describe_keys(top)
     expect(
         isinstance(top, dict) and network in top,
         f"{WHAT} (a dict with {network!r}) in {where}",
