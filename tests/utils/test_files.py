@@ -266,3 +266,15 @@ def test_a_failed_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (out / "a").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_marker_nested_past_the_parser_is_not_ganedits(tmp_path):
+    from ganedit.utils.files import MARKER, made_by_ganedit
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / MARKER).write_text("[" * 200_000 + "]" * 200_000)
+    assert isinstance(made_by_ganedit(folder), bool)  # read as no marker, not a RecursionError
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(UserInputError, match="notes.txt"):
+        check_output(folder, overwrite=True, kind="dir")

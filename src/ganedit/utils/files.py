@@ -268,9 +268,11 @@ def made_by_ganedit(folder: str | Path) -> bool:
 
 
 def _read_json(path: Path):
+    """A marker's JSON, or None when it is not one ganedit could have written (unreadable,
+    invalid, or nested deep enough to exhaust the parser): such a folder is not ganedit's."""
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
