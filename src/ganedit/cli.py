@@ -20,8 +20,9 @@ import typer
 
 from ganedit import __version__
 from ganedit import cli_options as opt
-from ganedit.directions.fit import DEFAULT_METHOD
+from ganedit.choices import DEFAULT_METHOD
 from ganedit.errors import GaneditError, UserInputError
+from ganedit.utils import threads as cpu_threads
 
 app = typer.Typer(
     help="ganedit: controllable editing of pretrained GANs.",
@@ -86,8 +87,17 @@ def _root(
         0, "--verbose", "-v", count=True, help="More logging: -v progress notes, -vv debug."
     ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        max=cpu_threads.MAX_THREADS,
+        help=f"CPU threads for torch and BLAS; also {cpu_threads.ENV} (default: "
+        "OMP_NUM_THREADS if set, else every core this process may use; docs/cli.md).",
+    ),
 ) -> None:
     _setup_logging(verbose)
+    cpu_threads.use_threads(cpu_threads.requested_threads(threads))  # before torch loads
     if version:
         typer.echo(__version__)
         raise typer.Exit()

@@ -31,6 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganedit.choices import (  # noqa: F401 (re-exported: the inversion's vocabulary)
+    INVERT_METHODS,
+    MODE_SOURCES,
+    PERCEPTUAL_NETWORKS,
+    PIVOTS,
+)
 from ganedit.editing.run import EditConfig
 from ganedit.errors import UserInputError
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, default_loss
@@ -45,10 +51,7 @@ from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-METHODS = ("optimize", "pti", "encoder")
-PIVOTS = ("optimize", "encoder")
-PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
-MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
+METHODS = INVERT_METHODS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 _CONSTRAINTS = {
