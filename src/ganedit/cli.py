@@ -226,6 +226,7 @@ def evaluate_predictor_cmd(
         help="Identity: the second view also gets another background, clothes and light.",
     ),
     overwrite: bool = opt.overwrite_option(),
+    progress: bool = opt.progress_option(),
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
     from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
@@ -245,14 +246,18 @@ def evaluate_predictor_cmd(
         )
     if isinstance(net, IdentityNet):
         report = evaluate_identity_net(
-            net, n_identities=eval_n, preset=preset, resample_scene=resample_scene
+            net,
+            n_identities=eval_n,
+            preset=preset,
+            resample_scene=resample_scene,
+            progress=progress,
         )
         typer.echo(
             f"{predictor}: verification ROC AUC {report['verification_auc']:.4f} on {eval_n} "
             f"held-out identities ({preset})"
         )
     else:
-        report = evaluate_attribute_net(net, n=eval_n, preset=preset)
+        report = evaluate_attribute_net(net, n=eval_n, preset=preset, progress=progress)
         accuracies = ", ".join(
             f"{a} {report[f'{a}_accuracy']:.3f}" for a in ("smile", "gender", "glasses", "age")
         )
