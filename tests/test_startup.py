@@ -3,14 +3,20 @@ scikit-learn (the choices it lists come from ganedit.choices), and every registr
 exactly the names it lists."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import ganedit
 from ganedit import choices
 
 HEAVY = ("torch", "numpy", "sklearn", "scipy", "PIL")
+
+# The subprocesses import this ganedit, whatever the working directory.
+ENV = {**os.environ, "PYTHONPATH": str(Path(ganedit.__file__).resolve().parents[1])}
 
 PROBE = """
 import json, sys
@@ -42,6 +48,7 @@ def test_help_and_usage_mistakes_load_no_heavy_library():
         capture_output=True,
         text=True,
         check=True,
+        env=ENV,
     )
     answers = json.loads(out.stdout)
     for argv in argvs:
@@ -54,13 +61,13 @@ def test_importing_the_cli_and_the_package_loads_no_heavy_library():
     code = (
         f"import sys, ganedit, ganedit.cli\nprint(sorted(m for m in {HEAVY!r} if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=ENV
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_the_package_api_still_loads_on_first_use():
-    import ganedit
-
     assert ganedit.load_generator.__module__ == "ganedit.models.sources"
     assert callable(ganedit.fit_boundary)
 

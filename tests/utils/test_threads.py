@@ -3,10 +3,12 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import ganedit
 from cli_run import assert_one_error_line
 from ganedit.cli import run
 from ganedit.utils.threads import COUNT_VARIABLES, ENV, default_threads, use_threads
@@ -81,6 +83,7 @@ def test_set_before_torch_loads_so_openmp_itself_takes_it():
         "print(torch.get_num_threads())\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env["PYTHONPATH"] = str(Path(ganedit.__file__).resolve().parents[1])  # this ganedit
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )

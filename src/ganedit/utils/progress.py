@@ -69,8 +69,11 @@ class _Lines:
                 self._write(_ending(task, self.clock()))
 
     def _write(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        try:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed pipe or file: progress never stops the work
+            self.every = float("inf")
 
 
 class _Display:

@@ -3,7 +3,8 @@
 OpenMP reads OMP_NUM_THREADS and OMP_WAIT_POLICY once, when torch (or numpy's BLAS) loads,
 so the command line sets them before importing any of these; torch.set_num_threads covers a
 process where torch is already loaded (a caller of `ganedit.cli.run`). Nothing here imports
-torch. docs/benchmarks.md ("CPU threads") has the measurements behind the default.
+torch. docs/benchmarks.md ("CPU threads under load, and start-up") has the measurements behind
+the default; docs/cli.md ("CPU threads") states the rule.
 """
 
 from __future__ import annotations
