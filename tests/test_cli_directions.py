@@ -84,7 +84,7 @@ def test_boundaries_from_bank_and_reference_files(work):
 
 
 def test_default_method_is_the_studys_recommendation(work):
-    from ganedit.directions.fit import DEFAULT_METHOD
+    from ganedit.choices import DEFAULT_METHOD
 
     _ok(["boundary", "-c", work / "bank.zarr", "-a", "glasses", "-o", work / "default.npy"])
     sidecar = json.loads((work / "default.npy.json").read_text())

@@ -44,3 +44,44 @@ def test_cli_examples_run_as_written(tmp_path, monkeypatch, capsys):
         code = run(shlex.split(line)[1:])
         out, err = capsys.readouterr()
         assert code == 0, f"{line}\nexit {code}\n{out}\n{err}"
+
+
+# Files the README's commands expect the reader to bring (or that the repository holds).
+READER_FILES = ("photos/", "face.png", "path/to/")
+INPUT_FLAGS = {"-b", "--boundary", "-c", "--latents", "--bank", "-i", "--images", "-l",
+               "--labels", "-s", "--scores", "--resample", "--ckpt"}  # fmt: skip
+OUTPUT_FLAGS = {"-o", "--out", "--heatmap", "--json"}
+
+
+def _readme_commands() -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"^```bash\n(.*?)^```", text, flags=re.S | re.M):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["ganedit"]:
+                commands.append(words)
+    return commands
+
+
+def test_readme_commands_read_only_what_earlier_ones_wrote():
+    """Run in order, each README command finds its inputs: written by an earlier command
+    (or inside what one wrote), in the repository, or a file the reader brings."""
+    written: list[str] = []
+    missing = []
+    commands = _readme_commands()
+    assert len(commands) >= 20
+    for words in commands:
+        pairs = list(zip(words, words[1:], strict=False))
+        for flag, path in pairs:
+            if flag not in INPUT_FLAGS:
+                continue
+            found = (
+                path.startswith(READER_FILES)
+                or (ROOT / path).exists()
+                or any(path == w or path.startswith(w.rstrip("/") + "/") for w in written)
+            )
+            if not found:
+                missing.append(f"{' '.join(words)}: {path}")
+        written += [path for flag, path in pairs if flag in OUTPUT_FLAGS]
+    assert not missing, "\n".join(missing)

@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ganedit"
 
 # Lowest first. `errors` and `__version__` sit below everything; the command line on top.
 LAYERS = [
-    ("errors", "__version__"),
+    ("errors", "__version__", "choices"),
     ("utils",),
     ("datasets",),
     ("world",),

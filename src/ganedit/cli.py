@@ -20,8 +20,9 @@ import typer
 
 from ganedit import __version__, cli_paths
 from ganedit import cli_options as opt
-from ganedit.directions.fit import DEFAULT_METHOD
+from ganedit.choices import DEFAULT_METHOD
 from ganedit.errors import GaneditError, UserInputError
+from ganedit.utils import threads as cpu_threads
 
 app = typer.Typer(
     help="ganedit: controllable editing of pretrained GANs.",
@@ -86,8 +87,17 @@ def _root(
         0, "--verbose", "-v", count=True, help="More logging: -v progress notes, -vv debug."
     ),
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        max=cpu_threads.MAX_THREADS,
+        help=f"CPU threads for torch and BLAS; also {cpu_threads.ENV} (default: "
+        "OMP_NUM_THREADS if set, else every core this process may use; docs/cli.md).",
+    ),
 ) -> None:
     _setup_logging(verbose)
+    cpu_threads.use_threads(cpu_threads.requested_threads(threads))  # before torch loads
     if version:
         typer.echo(__version__)
         raise typer.Exit()
@@ -222,6 +232,7 @@ def evaluate_predictor_cmd(
         help="Identity: the second view also gets another background, clothes and light.",
     ),
     overwrite: bool = opt.overwrite_option(),
+    progress: bool = opt.progress_option(),
 ) -> None:
     """Held-out quality of a measuring network on fresh renders."""
     from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
@@ -241,14 +252,18 @@ def evaluate_predictor_cmd(
         )
     if isinstance(net, IdentityNet):
         report = evaluate_identity_net(
-            net, n_identities=eval_n, preset=preset, resample_scene=resample_scene
+            net,
+            n_identities=eval_n,
+            preset=preset,
+            resample_scene=resample_scene,
+            progress=progress,
         )
         typer.echo(
             f"{predictor}: verification ROC AUC {report['verification_auc']:.4f} on {eval_n} "
             f"held-out identities ({preset})"
         )
     else:
-        report = evaluate_attribute_net(net, n=eval_n, preset=preset)
+        report = evaluate_attribute_net(net, n=eval_n, preset=preset, progress=progress)
         accuracies = ", ".join(
             f"{a} {report[f'{a}_accuracy']:.3f}" for a in ("smile", "gender", "glasses", "age")
         )

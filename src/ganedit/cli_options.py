@@ -33,19 +33,27 @@ from pathlib import Path
 
 import typer
 
-from ganedit.directions.estimators import METHODS, SOLVERS, SPLIT_MODES
-from ganedit.directions.sampling import QUOTAS
-from ganedit.editing.edit import MODES
+# Names only (no torch, numpy or scikit-learn), so --help and a bad flag answer at once.
+from ganedit.choices import (
+    DEFAULT_GENERATOR,
+    DIRECTION_METHODS,
+    EDIT_MODES,
+    GENERATOR_NAMES,
+    IMAGE_FORMATS,
+    INVERT_METHODS,
+    MODE_SOURCES,
+    PERCEPTUAL_NETWORKS,
+    PIVOTS,
+    PREDICTORS,
+    QUOTAS,
+    RESAMPLE_SCHEMES,
+    SELFCOND_INITS,
+    SOLVERS,
+    SPLIT_MODES,
+)
 from ganedit.errors import UserInputError
-from ganedit.inversion.run import METHODS as INVERT_METHODS
-from ganedit.inversion.run import MODE_SOURCES, PERCEPTUAL_NETWORKS, PIVOTS
 from ganedit.models.formats import generator_forms
-from ganedit.models.registry import DEFAULT_GENERATOR, GENERATOR_NAMES, PREDICTORS
-from ganedit.selfcond.resample import SCHEMES as RESAMPLE_SCHEMES
-from ganedit.selfcond.train import INITS as SELFCOND_INITS
-from ganedit.training.predictors import KINDS
 from ganedit.world.config import PRESETS
-from ganedit.world.dataset import IMAGE_FORMATS
 
 
 def _choices(name: str, values) -> type[enum.Enum]:
@@ -55,12 +63,12 @@ def _choices(name: str, values) -> type[enum.Enum]:
 
 Space = _choices("Space", ("z", "w", "ws"))
 StudySpace = _choices("StudySpace", ("z", "w"))
-Method = _choices("Method", [*METHODS, "conditional"])
+Method = _choices("Method", [*DIRECTION_METHODS, "conditional"])
 Quota = _choices("Quota", QUOTAS)
 Solver = _choices("Solver", SOLVERS)
 SplitMode = _choices("SplitMode", SPLIT_MODES)
-Mode = _choices("Mode", MODES)
-Kind = _choices("Kind", KINDS)
+Mode = _choices("Mode", EDIT_MODES)
+Kind = _choices("Kind", PREDICTORS)  # the measuring networks train-predictor trains
 ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
 InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
@@ -129,6 +137,8 @@ def parse_threshold(text: str | None) -> float | None:
 
 
 def check_device(text: str) -> str:
+    if text == "cpu":  # always there; the other devices need torch to be looked up
+        return text
     from ganedit.utils.device import resolve_device
 
     resolve_device(text)

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganedit.directions.fit import DEFAULT_METHOD
+from ganedit.choices import DEFAULT_METHOD
 from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
 from ganedit.models.registry import load_predictor
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json

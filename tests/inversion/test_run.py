@@ -193,3 +193,28 @@ def test_an_e4e_checkpoint_of_another_generator_is_refused(
     line = user_error(capsys, ["invert", "-g", g_path, "-i", photos, "--method", "encoder",
                                "--encoder", e4e, "-o", tmp_path / "x"])  # fmt: skip
     assert match in line and "e4e checkpoint" in line
+
+
+def test_invert_reports_images_and_steps_in_a_log(capsys, tmp_path, tiny, photos, monkeypatch):
+    """stderr not a terminal: plain lines name the images and the projector's steps (a fake
+    clock, 30 s later at every reading, makes each line due)."""
+    import types
+
+    from ganedit.cli import run
+    from ganedit.utils import progress
+
+    now = [0.0]
+
+    def monotonic() -> float:
+        now[0] += 30.0
+        return now[0]
+
+    monkeypatch.setattr(progress, "time", types.SimpleNamespace(monotonic=monotonic))
+    args = ["invert", "-g", tiny, "-i", photos, "-o", tmp_path / "inv", "--steps", 3,
+            "--identity-weight", 0]  # fmt: skip
+    assert run([str(a) for a in args]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert any(
+        line.startswith("invert (optimize) 0/2 (0%) | project (w) 1/3 (33%), ") for line in lines
+    ), lines
+    assert lines[-1].startswith("invert (optimize) 2/2 done in "), lines

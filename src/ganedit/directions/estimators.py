@@ -38,6 +38,7 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from ganedit.choices import DIRECTION_METHODS, SOLVERS, SPLIT_MODES
 from ganedit.directions.sampling import (
     VALUE,
     ContingencyTable,
@@ -55,9 +56,7 @@ from ganedit.errors import DamagedInputError, FitError, UserInputError, expect
 
 log = logging.getLogger(__name__)
 
-SOLVERS = ("fast", "kernel")
 WEIGHTINGS = ("equal", "inverse_variance")
-SPLIT_MODES = ("ganedit", "reference")
 _BLOCK_ELEMENTS = 1 << 22  # values per block of rows in products (16 MB as float32)
 _CAST_ELEMENTS = 1 << 19  # values per block cast to float64 for a projection (stays in cache)
 _ONE_HOT_GROUPS = 64  # up to this many groups, group sums are one product per block
@@ -1020,13 +1019,10 @@ class Fisher(DirectionEstimator):
 
 # ---------------------------------------------------------------- registry
 
-METHODS: dict[str, type[DirectionEstimator]] = {
-    "interfacegan": InterFaceGAN,
-    "mab": MAB,
-    "stratified": Stratified,
-    "regression": Regression,
-    "fisher": Fisher,
-}
+# Keyed by the names the command line offers (ganedit.choices), each class's own `method`.
+METHODS: dict[str, type[DirectionEstimator]] = dict(
+    zip(DIRECTION_METHODS, (InterFaceGAN, MAB, Stratified, Regression, Fisher), strict=True)
+)
 
 
 def make_estimator(method: str, attribute: str, **params) -> DirectionEstimator:

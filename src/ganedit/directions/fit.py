@@ -20,11 +20,6 @@ from ganedit.utils.files import check_output, read_sidecar_path
 log = logging.getLogger(__name__)
 
 SPACES = ("z", "w", "ws")
-# The method `ganedit boundary` uses unless told otherwise, chosen on the committed 200k
-# direction study on world64 (docs/directions_report): the least off-target drift of the
-# methods that need no other boundaries, on the attributes every method could edit
-# (docs/directions.md says why, and where regression still wins).
-DEFAULT_METHOD = "stratified"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ganedit.choices import QUOTAS
 from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.models.kinds import (  # noqa: F401 (re-exported: the estimators' vocabulary)
     KINDS,
@@ -33,7 +34,6 @@ from ganedit.models.kinds import (  # noqa: F401 (re-exported: the estimators' v
 log = logging.getLogger(__name__)
 
 MAX_ATTRIBUTES = 16  # 2^16 cells is already far beyond any useful table
-QUOTAS = ("random", "exact")
 
 Cell = tuple[int, ...]
 

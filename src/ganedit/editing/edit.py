@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganedit.choices import EDIT_MODES
 from ganedit.errors import UserInputError
 from ganedit.utils.files import atomic_path
 from ganedit.utils.images import format_strength, labelled_grid, to_uint8
@@ -29,7 +30,7 @@ from ganedit.utils.stats import roc_auc
 
 log = logging.getLogger(__name__)
 
-MODES = ("relative", "absolute")
+MODES = EDIT_MODES
 
 
 def _layer_mask(num_ws: int, layers: tuple[int, int] | None) -> torch.Tensor:  # [L, 1]

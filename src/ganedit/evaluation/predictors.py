@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ganedit.models.predictors import AttributeNet, IdentityNet
+from ganedit.utils.progress import progress_bar
 from ganedit.utils.stats import roc_auc
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
 from ganedit.world.factors import (
@@ -18,6 +19,32 @@ from ganedit.world.factors import (
 from ganedit.world.render import render
 
 HELD_OUT_SEED = 999_983  # never used for training
+CHUNK = 256  # renders per step: the renderer's own batch, so results match one call
+
+
+def _predict(model: AttributeNet, factors: Factors, size: int, progress: bool) -> dict:
+    """The model's predictions on the renders of `factors`, chunk by chunk."""
+    parts = []
+    with progress_bar(len(factors), "render + predict", progress) as bar:
+        for start in range(0, len(factors), CHUNK):
+            chunk = factors.subset(slice(start, start + CHUNK))
+            parts.append(model.predict(render(chunk, size)))
+            bar.advance(len(chunk))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _embed(model: IdentityNet, views: list[Factors], size: int, progress: bool) -> list:
+    """Each view's embeddings [N, D] of its renders, chunk by chunk."""
+    out = []
+    with progress_bar(sum(map(len, views)), "render + embed", progress) as bar:
+        for view in views:
+            parts = []
+            for start in range(0, len(view), CHUNK):
+                chunk = view.subset(slice(start, start + CHUNK))
+                parts.append(model.embed(render(chunk, size)))
+                bar.advance(len(chunk))
+            out.append(np.concatenate(parts))
+    return out
 
 
 def evaluate_attribute_net(
@@ -26,10 +53,11 @@ def evaluate_attribute_net(
     preset: str = "celeba",
     seed: int = HELD_OUT_SEED,
     size: int = 64,
+    progress: bool = False,
 ) -> dict:
     """Accuracy per binary attribute and yaw mean absolute error (degrees)."""
     factors = sample_factors(load_world_config(preset), seed, 0, n)
-    pred = model.predict(render(factors, size))
+    pred = _predict(model, factors, size, progress)
     report = {"n": n, "preset": preset, "seed": seed}
     for name in BINARY_ATTRIBUTES:
         report[f"{name}_accuracy"] = float(
@@ -49,6 +77,7 @@ def evaluate_identity_net(
     seed: int = HELD_OUT_SEED,
     size: int = 64,
     resample_scene: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Verification ROC AUC: same identity under other attributes/pose vs. different identities.
 
@@ -58,7 +87,7 @@ def evaluate_identity_net(
     world = load_world_config(preset)
     index = np.arange(n_identities)
     identity = sample_identity(seed, index)
-    emb, views = [], []
+    views = []
     for view in range(2):
         cols = sample_attributes(world, seed + 1 + view, index)
         cols.update(identity)
@@ -66,7 +95,7 @@ def evaluate_identity_net(
             other = sample_identity(seed + 3, index)
             cols.update({k: other[k] for k in SCENE_FACTORS})
         views.append(cols)
-        emb.append(model.embed(render(Factors(cols), size)))
+    emb = _embed(model, [Factors(cols) for cols in views], size, progress)
     same = (emb[0] * emb[1]).sum(1)
     rng = np.random.default_rng(seed)
     other = (index + rng.integers(1, n_identities, n_identities)) % n_identities

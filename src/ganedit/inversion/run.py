@@ -31,6 +31,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganedit.choices import (  # noqa: F401 (re-exported: the inversion's vocabulary)
+    INVERT_METHODS,
+    MODE_SOURCES,
+    PERCEPTUAL_NETWORKS,
+    PIVOTS,
+)
 from ganedit.editing.run import EditConfig
 from ganedit.errors import UserInputError
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, default_loss
@@ -45,10 +51,7 @@ from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
-METHODS = ("optimize", "pti", "encoder")
-PIVOTS = ("optimize", "encoder")
-PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
-MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
+METHODS = INVERT_METHODS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 _CONSTRAINTS = {
@@ -217,12 +220,12 @@ def run_invert(
                     latents = encode_images(encoder, batch.to(source.device))
                     recon = at.synthesize(latents, "ws", batch_size=len(batch))
                 else:
-                    found = project(at, batch, loss, cfg.projector, start=start)
+                    found = project(at, batch, loss, cfg.projector, start=start, progress=progress)
                     latents = _as_output_codes(source, found.latents, found.space)
                     recon = found.images
                 if cfg.method == "pti":
                     recon = _tune_each(
-                        cfg, source, t, batch, latents, loss, start, tmp, items, digests
+                        cfg, source, t, batch, latents, loss, start, tmp, items, digests, progress
                     )
                 codes.append(latents)
                 reconstructions.append(recon)
@@ -366,14 +369,16 @@ def _origin(source, space: str) -> dict:
     return {"generator": identity["name"], "generator_sha256": identity["sha256"], "space": space}
 
 
-def _tune_each(cfg, source, t, batch, latents, loss, start, tmp, items, digests) -> torch.Tensor:
+def _tune_each(
+    cfg, source, t, batch, latents, loss, start, tmp, items, digests, progress: bool
+) -> torch.Tensor:
     from ganedit.models.registry import save_pretrained
 
     recon = []
     for k in range(len(batch)):
         i = start + k
         at = _at_modes(source, t, i, 1)
-        tuning = pivotal_tuning(at, batch[k], latents[k], loss, cfg.pti, index=i)
+        tuning = pivotal_tuning(at, batch[k], latents[k], loss, cfg.pti, index=i, progress=progress)
         with torch.no_grad():
             recon.append(tuning.source.synthesize(tuning.pivot[None], "ws")[0])
         extra = {

@@ -20,6 +20,14 @@ from pathlib import Path
 
 import torch
 
+from ganedit.choices import (  # noqa: F401 (re-exported: the registry's names)
+    ATTRIBUTE_PREDICTORS,
+    DEFAULT_GENERATOR,
+    EMBEDDED_GENERATORS,
+    GENERATOR_NAMES,
+    OPTIONAL_GENERATORS,
+    PREDICTORS,
+)
 from ganedit.errors import UserInputError
 from ganedit.models import io
 from ganedit.models.encoder.networks import Encoder4Editing
@@ -223,12 +231,8 @@ def _build(spec: ModelSpec, kwargs: dict) -> torch.nn.Module:
 # ------------------------------------------------------------------------------------------
 # Shipped networks and generators by name
 
-PREDICTORS = ("labeler", "evaluator", "identity")
-ATTRIBUTE_PREDICTORS = ("labeler", "evaluator")
-EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc")
-OPTIONAL_GENERATORS = ("dcgan-digiface",)
-GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS
-DEFAULT_GENERATOR = "world64"
+# PREDICTORS, ATTRIBUTE_PREDICTORS, EMBEDDED_GENERATORS, OPTIONAL_GENERATORS, GENERATOR_NAMES
+# and DEFAULT_GENERATOR come from ganedit.choices (imported above).
 
 
 def weights_dir(name: str) -> Path:

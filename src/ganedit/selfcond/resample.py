@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ganedit.choices import RESAMPLE_SCHEMES
 from ganedit.errors import UserInputError
 from ganedit.utils import rng
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 
-SCHEMES = ("knn", "density")
+SCHEMES = RESAMPLE_SCHEMES
 
 
 @dataclass(frozen=True)

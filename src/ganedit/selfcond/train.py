@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ganedit.choices import SELFCOND_INITS
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import MODE_READER, save_pretrained
@@ -48,7 +49,7 @@ from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 
 log = logging.getLogger(__name__)
 
-INITS = ("offset", "copy")
+INITS = SELFCOND_INITS
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganedit.choices import PREDICTORS
 from ganedit.errors import UserInputError
 from ganedit.models.predictors import YAW_SCALE, AttributeNet, IdentityNet
 from ganedit.models.registry import save_pretrained
@@ -37,7 +38,7 @@ from ganedit.world.factors import (
 from ganedit.world.render import render
 
 log = logging.getLogger(__name__)
-KINDS = ("labeler", "evaluator", "identity")
+KINDS = PREDICTORS  # every shipped measuring network can be trained again
 
 
 @dataclass(frozen=True)

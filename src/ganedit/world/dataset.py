@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganedit.choices import IMAGE_FORMATS
 from ganedit.datasets.images import image_writer, is_lmdb_path
 from ganedit.errors import UserInputError
 from ganedit.utils.files import atomic_dir, check_output
@@ -24,8 +25,6 @@ from ganedit.utils.progress import progress_bar
 from ganedit.world.config import WorldConfig
 from ganedit.world.factors import ALL_FACTORS, sample_factors
 from ganedit.world.render import check_size, render
-
-IMAGE_FORMATS = ("png", "jpeg")
 
 
 @dataclass(frozen=True)

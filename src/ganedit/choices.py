@@ -1,0 +1,40 @@
+"""The names each registry accepts, declared once here, where nothing heavy is imported.
+
+The command line lists these as its choices, so `ganedit --help` and a mistyped flag answer
+without importing torch, numpy or scikit-learn. The modules that implement each name import
+its tuple from here (tests/test_startup.py checks that the CLI's import stays light and that
+each registry serves exactly these names).
+"""
+
+from __future__ import annotations
+
+# Direction estimators (ganedit.directions.estimators.METHODS maps each to its class).
+DIRECTION_METHODS = ("interfacegan", "mab", "stratified", "regression", "fisher")
+# The method `ganedit boundary` uses unless told otherwise, chosen on the committed 200k
+# direction study on world64 (docs/directions_report): the least off-target drift of the
+# methods that need no other boundaries, on the attributes every method could edit
+# (docs/directions.md says why, and where regression still wins).
+DEFAULT_METHOD = "stratified"
+SOLVERS = ("fast", "kernel")  # interfacegan's SVM solvers
+SPLIT_MODES = ("ganedit", "reference")
+QUOTAS = ("random", "exact")  # how mab's balanced sampler fills its cells
+
+EDIT_MODES = ("relative", "absolute")
+
+INVERT_METHODS = ("optimize", "pti", "encoder")
+PIVOTS = ("optimize", "encoder")
+PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
+MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
+
+RESAMPLE_SCHEMES = ("knn", "density")
+SELFCOND_INITS = ("offset", "copy")
+
+# Shipped networks and generators, by name (ganedit.models.registry loads them).
+PREDICTORS = ("labeler", "evaluator", "identity")
+ATTRIBUTE_PREDICTORS = ("labeler", "evaluator")
+EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc")
+OPTIONAL_GENERATORS = ("dcgan-digiface",)
+GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS
+DEFAULT_GENERATOR = "world64"
+
+IMAGE_FORMATS = ("png", "jpeg")  # the face world's image encodings
