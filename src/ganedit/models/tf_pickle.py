@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import io
 import math
-import pickle
 import pickletools
 import struct
 from dataclasses import dataclass, field
@@ -41,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ganedit.errors import DamagedInputError, GaneditError, UserInputError
-from ganedit.utils.bounded import scan_pickle
+from ganedit.errors import UserInputError
+from ganedit.models.restricted_pickle import Refused, restricted_load
 
 WHAT = "a TensorFlow network pickle (NVIDIA's PGGAN, StyleGAN or StyleGAN2)"
 # (module, class) of the pickled networks, and the state versions their loaders accept.
@@ -63,14 +62,6 @@ _STATE_KEYS = {
     "build_func_name",
     "variables",
 }
-
-
-class _Refused(Exception):
-    """Raised inside the unpickler; `read_tf_pickle` turns it into a one-line error."""
-
-    def __init__(self, expected: str, received: str, damaged: bool = False):
-        super().__init__(expected, received)
-        self.expected, self.received, self.damaged = expected, received, damaged
 
 
 @dataclass(frozen=True)
@@ -110,14 +101,14 @@ class _DtypeShell:
     def __init__(self, name=None, align=False, copy=False):
         if name not in NUMERIC_DTYPES:
             shown = repr(name) if isinstance(name, str) else type(name).__name__
-            raise _Refused("arrays of a numeric dtype (bool, int, uint, float)", f"dtype {shown}")
+            raise Refused("arrays of a numeric dtype (bool, int, uint, float)", f"dtype {shown}")
         self.dtype = np.dtype(name)
 
     def __setstate__(self, state) -> None:
         ok = isinstance(state, tuple) and len(state) in (8, 9) and state[1] in ("<", ">", "|", "=")
         if not ok or any(part is not None for part in state[2:5]):
             # state[2:5] are a sub-array, field names and fields: never a numeric dtype's.
-            raise _Refused("a numeric numpy dtype", "a structured or damaged one", damaged=True)
+            raise Refused("a numeric numpy dtype", "a structured or damaged one", damaged=True)
         if state[1] in ("<", ">"):
             self.dtype = self.dtype.newbyteorder(state[1])
 
@@ -134,18 +125,18 @@ _NDARRAY = _NdarrayName()
 def _shape_of(shape) -> tuple[int, ...]:
     ok = isinstance(shape, tuple) and len(shape) <= MAX_NDIM
     if not ok or not all(type(n) is int and n >= 0 for n in shape):
-        raise _Refused("an array shape (whole numbers >= 0)", describe(shape), damaged=True)
+        raise Refused("an array shape (whole numbers >= 0)", describe(shape), damaged=True)
     return shape
 
 
 def _array_from_bytes(raw, dtype: _DtypeShell, shape, fortran: bool = False) -> np.ndarray:
     """An array of `shape` read from `raw`, which must hold exactly its bytes."""
     if not isinstance(dtype, _DtypeShell) or not isinstance(raw, bytes | bytearray):
-        raise _Refused("array bytes of a numeric dtype", type(raw).__name__, damaged=True)
+        raise Refused("array bytes of a numeric dtype", type(raw).__name__, damaged=True)
     shape = _shape_of(shape)
     needed = math.prod(shape) * dtype.dtype.itemsize
     if needed != len(raw):  # checked before anything of that size is allocated
-        raise _Refused(
+        raise Refused(
             f"{needed} bytes for an array of shape {list(shape)} and dtype {dtype.dtype.str}",
             f"{len(raw)} bytes",
             damaged=True,
@@ -167,7 +158,7 @@ class _ArrayShell:
     def __setstate__(self, state) -> None:
         ok = isinstance(state, tuple) and len(state) == 5 and state[0] == 1
         if not ok or not isinstance(state[3], bool):
-            raise _Refused("a numpy array state (1, shape, dtype, fortran, bytes)", describe(state))
+            raise Refused("a numpy array state (1, shape, dtype, fortran, bytes)", describe(state))
         _, shape, dtype, fortran, raw = state
         self.array = _array_from_bytes(raw, dtype, shape, fortran)
 
@@ -175,7 +166,7 @@ class _ArrayShell:
 def _reconstruct(subtype, shape, typecode) -> _ArrayShell:
     """Stands in for `numpy.core.multiarray._reconstruct(ndarray, (0,), b'b')`."""
     if subtype is not _NDARRAY or shape != (0,) or typecode not in (b"b", "b"):
-        raise _Refused("numpy arrays (_reconstruct of ndarray)", describe(subtype))
+        raise Refused("numpy arrays (_reconstruct of ndarray)", describe(subtype))
     return _ArrayShell()
 
 
@@ -188,14 +179,14 @@ def _scalar(dtype, data=None) -> np.ndarray:
 def _frombuffer(buffer, dtype, shape, order="C") -> np.ndarray:
     """Stands in for `numpy.core.numeric._frombuffer` (protocol 5's arrays)."""
     if order not in ("C", "F"):
-        raise _Refused("array order 'C' or 'F'", describe(order), damaged=True)
+        raise Refused("array order 'C' or 'F'", describe(order), damaged=True)
     return _array_from_bytes(buffer, dtype, shape, order == "F")
 
 
 def _latin1(text, encoding="latin1") -> bytes:
     """Stands in for `_codecs.encode(text, 'latin1')`, which protocol 2 writes for bytes."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise _Refused("bytes written as latin-1 text", f"encoding {describe(encoding)}")
+        raise Refused("bytes written as latin-1 text", f"encoding {describe(encoding)}")
     return text.encode("latin1")
 
 
@@ -256,7 +247,7 @@ def _plain(value, depth: int = 0):
     """A static kwarg as plain Python: numbers, strings, None and lists/tuples/dicts of them
     (a 0-d array, e.g. a numpy int, becomes its number)."""
     if depth > MAX_DEPTH:
-        raise _Refused(f"static kwargs nested at most {MAX_DEPTH} deep", "deeper ones")
+        raise Refused(f"static kwargs nested at most {MAX_DEPTH} deep", "deeper ones")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -265,25 +256,25 @@ def _plain(value, depth: int = 0):
         return type(value)(_plain(v, depth + 1) for v in value)
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: _plain(v, depth + 1) for k, v in value.items()}
-    raise _Refused("static kwargs of plain values", describe(value))
+    raise Refused("static kwargs of plain values", describe(value))
 
 
 def _variables(pairs) -> dict[str, np.ndarray]:
     """`variables` [(name, array), ...] as a dict; names unique."""
     if not isinstance(pairs, list | tuple):
-        raise _Refused("variables as a list of (name, array) pairs", describe(pairs), damaged=True)
+        raise Refused("variables as a list of (name, array) pairs", describe(pairs), damaged=True)
     out: dict[str, np.ndarray] = {}
     for pair in pairs:
         ok = isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)
         if not ok:
-            raise _Refused("variables as (name, array) pairs", describe(pair), damaged=True)
+            raise Refused("variables as (name, array) pairs", describe(pair), damaged=True)
         name, value = pair
         if isinstance(value, _ArrayShell):
             value = value.array
         if not isinstance(value, np.ndarray):
-            raise _Refused(f"an array for variable {name!r}", describe(value), damaged=True)
+            raise Refused(f"an array for variable {name!r}", describe(value), damaged=True)
         if name in out:
-            raise _Refused("each variable once", f"{name!r} twice", damaged=True)
+            raise Refused("each variable once", f"{name!r} twice", damaged=True)
         out[name] = value
     return out
 
@@ -291,11 +282,11 @@ def _variables(pairs) -> dict[str, np.ndarray]:
 def _components(value) -> dict[str, TFNetwork]:
     ok = isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if not ok:
-        raise _Refused("components as a dict of networks", describe(value), damaged=True)
+        raise Refused("components as a dict of networks", describe(value), damaged=True)
     out = {}
     for key, shell in value.items():
         if not isinstance(shell, _NetworkShell) or shell.record is None:
-            raise _Refused(f"component {key!r} as a network", describe(shell), damaged=True)
+            raise Refused(f"component {key!r} as a network", describe(shell), damaged=True)
         out[key] = shell.record
     return out
 
@@ -303,28 +294,28 @@ def _components(value) -> dict[str, TFNetwork]:
 def _text(state: dict, key: str) -> str:
     value = state.get(key)
     if not isinstance(value, str):
-        raise _Refused(f"a network's {key} as text", describe(value), damaged=True)
+        raise Refused(f"a network's {key} as text", describe(value), damaged=True)
     return value
 
 
 def _network_record(origin: str, versions: tuple[int, ...], state) -> TFNetwork:
     """The record of one network's `__getstate__` dict (checked; nothing run)."""
     if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
-        raise _Refused("a network state dict", describe(state), damaged=True)
+        raise Refused("a network state dict", describe(state), damaged=True)
     unknown = sorted(set(state) - _STATE_KEYS)
     missing = sorted(_STATE_KEYS - {"components"} - set(state))
     if unknown or missing:
-        raise _Refused(
+        raise Refused(
             f"a network state with keys {sorted(_STATE_KEYS)}",
             f"unknown {unknown[:3]}, missing {missing[:3]}",
             damaged=True,
         )
     version = state["version"]
     if type(version) is not int or version not in versions:
-        raise _Refused(f"network state version in {list(versions)}", describe(version))
+        raise Refused(f"network state version in {list(versions)}", describe(version))
     static = _plain(state["static_kwargs"])
     if not isinstance(static, dict):
-        raise _Refused("static kwargs as a dict", describe(static), damaged=True)
+        raise Refused("static kwargs as a dict", describe(static), damaged=True)
     return TFNetwork(
         origin=origin,
         version=version,
@@ -339,55 +330,6 @@ def _network_record(origin: str, versions: tuple[int, ...], state) -> TFNetwork:
 
 # ------------------------------------------------------------------------------------------
 # The restricted unpickler
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the names of `_ALLOWED`, each to ganedit's own stand-in."""
-
-    def find_class(self, module: str, name: str):
-        target = _ALLOWED.get((module, name))
-        if target is None:
-            raise _Refused(
-                "only networks, numeric arrays and plain data",
-                f"a reference to {module}.{name}, which was not loaded (unpickling it can "
-                "run code)",
-            )
-        return target
-
-    def persistent_load(self, pid):
-        raise _Refused("only networks, numeric arrays and plain data", "a persistent-id reference")
-
-
-class _BoundedReader:
-    """A file's `read`/`readline` that refuse to read past its end: a length field in a
-    damaged pickle then cannot make the unpickler allocate more than the file holds."""
-
-    def __init__(self, fh, size: int):
-        self.fh, self.left = fh, size
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self.left:
-            raise _Refused("a complete pickle", "a truncated one", damaged=True)
-        data = self.fh.read(n)
-        self.left -= len(data)
-        return data
-
-    def readline(self) -> bytes:
-        line = self.fh.readline(self.left)
-        self.left -= len(line)
-        return line
-
-
-_DAMAGE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-           AttributeError, OverflowError, UnicodeDecodeError, MemoryError, RecursionError,
-           RuntimeError, struct.error)  # fmt: skip
-
-
-def _check_file(path: Path) -> int:
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "not a file" if path.exists() else "no such file"
-        raise UserInputError(f"expected {WHAT} (.pkl), received {str(path)!r} ({kind})")
-    return path.stat().st_size
 
 
 def _networks(top, where: str) -> tuple[TFNetwork, ...]:
@@ -411,24 +353,9 @@ def read_tf_pickle(path: str | Path) -> tuple[TFNetwork, TFNetwork, TFNetwork]:
         DamagedInputError: a truncated or corrupt pickle, an array whose bytes do not
             match its shape.
     """
-    path = Path(path)
-    size = _check_file(path)
     where = repr(str(path))
-    try:
-        with open(path, "rb") as fh:
-            scan_pickle(fh, what=WHAT, where=where, size=size)  # bounds before unpickling
-            fh.seek(0)
-            top = _RestrictedUnpickler(_BoundedReader(fh, size)).load()
-    except _Refused as err:
-        error = DamagedInputError if err.damaged else UserInputError
-        raise error(f"expected {err.expected} in {where}, received {err.received}") from None
-    except GaneditError:
-        raise
-    except _DAMAGE as err:
-        reason = "an empty file" if size == 0 else f"{type(err).__name__}: {err}"
-        raise DamagedInputError(
-            f"expected {WHAT} in {where}, received a file pickle cannot read ({reason})"
-        ) from None
+    contents = "only networks, numeric arrays and plain data"
+    top = restricted_load(path, _ALLOWED, what=WHAT, contents=contents)
     return _networks(top, where)
 
 

@@ -59,10 +59,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganedit.errors import DamagedInputError, GaneditError, UserInputError, expect
+from ganedit.errors import UserInputError, expect
+from ganedit.models.restricted_pickle import Refused, restricted_load
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
-from ganedit.utils.bounded import check_tensor_view, describe_keys, scan_pickle
+from ganedit.utils.bounded import check_tensor_view, describe_keys
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,6 @@ _LEGACY_MAGIC = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)  # torch.save's
 
 # ------------------------------------------------------------------------------------------
 # The restricted unpickler
-
-
-class _Refused(Exception):
-    """Raised inside the unpickler; `read_nvidia_pickle` turns it into a one-line error."""
-
-    def __init__(self, expected: str, received: str, damaged: bool = False):
-        super().__init__(expected, received)
-        self.expected, self.received, self.damaged = expected, received, damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,23 +107,23 @@ class _DtypeSpec:
 
     def __init__(self, name=None, align=False, copy=False):
         if name not in self.NAMES:
-            raise _Refused("a numpy number type", f"dtype {name!r}")
+            raise Refused("a numpy number type", f"dtype {name!r}")
         self.name, self.byteorder = name, "<"
 
     def __setstate__(self, state) -> None:
         order = state[1] if isinstance(state, tuple) and len(state) > 1 else None
         if order not in ("<", ">", "|", "="):
-            raise _Refused("a numpy dtype state", f"{type(state).__name__}", damaged=True)
+            raise Refused("a numpy dtype state", f"{type(state).__name__}", damaged=True)
         self.byteorder = order if order in ("<", ">") else "="
 
 
 def _numpy_scalar(dtype, data=None) -> int | float | bool:
     """A numpy scalar (NVIDIA keeps gains such as 1 / np.sqrt(fan_in)) as a Python number."""
     if not isinstance(dtype, _DtypeSpec) or not isinstance(data, bytes):
-        raise _Refused("a numpy number", f"a scalar of {type(dtype).__name__}", damaged=True)
+        raise Refused("a numpy number", f"a scalar of {type(dtype).__name__}", damaged=True)
     np_dtype = np.dtype(dtype.name).newbyteorder(dtype.byteorder)
     if len(data) != np_dtype.itemsize:
-        raise _Refused(f"{np_dtype.itemsize} bytes of {dtype.name}", f"{len(data)}", damaged=True)
+        raise Refused(f"{np_dtype.itemsize} bytes of {dtype.name}", f"{len(data)}", damaged=True)
     return np.frombuffer(data, dtype=np_dtype)[0].item()
 
 
@@ -145,7 +138,7 @@ def _persistent_record(meta) -> PersistentRecord:
     )
     if not ok:
         received = describe_keys(meta)
-        raise _Refused("persistent records {type: 'class', class_name, state}", f"{received}")
+        raise Refused("persistent records {type: 'class', class_name, state}", f"{received}")
     return PersistentRecord(meta["class_name"], meta["state"])
 
 
@@ -153,15 +146,15 @@ def _storage_from_bytes(data) -> _Storage:
     """Stands in for `torch.storage._load_from_bytes`: the bytes hold one storage written by
     torch.save (legacy format), which `torch.load(weights_only=True)` reads without code."""
     if not isinstance(data, bytes):
-        raise _Refused("storage bytes", type(data).__name__, damaged=True)
+        raise Refused("storage bytes", type(data).__name__, damaged=True)
     if len(data) > MAX_STORAGE_BYTES:
-        raise _Refused(
+        raise Refused(
             f"tensor storages of at most {MAX_STORAGE_BYTES} bytes", f"one of {len(data)} bytes"
         )
     if not data.startswith(_LEGACY_MAGIC):
         # What `Storage.__reduce__` writes. The zip format, which torch.load would also take,
         # may hold compressed records that inflate far beyond the bytes given.
-        raise _Refused("storages in torch's legacy format", "other bytes", damaged=True)
+        raise Refused("storages in torch's legacy format", "other bytes", damaged=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TypedStorage's deprecation notice
@@ -169,9 +162,9 @@ def _storage_from_bytes(data) -> _Storage:
             untyped, dtype = storage._untyped_storage, storage.dtype
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, KeyError,
             AttributeError, IndexError, struct.error, zipfile.BadZipFile) as err:  # fmt: skip
-        raise _Refused("tensor storages torch can read", type(err).__name__, damaged=True) from None
+        raise Refused("tensor storages torch can read", type(err).__name__, damaged=True) from None
     if untyped.nbytes() > len(data):  # the bytes must hold what the storage claims
-        raise _Refused("a storage inside its bytes", f"{untyped.nbytes()} bytes", damaged=True)
+        raise Refused("a storage inside its bytes", f"{untyped.nbytes()} bytes", damaged=True)
     return _Storage(untyped, dtype)
 
 
@@ -188,12 +181,12 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
         and len(size) == len(stride) <= 8
     )
     if not ok:
-        raise _Refused("tensors (storage, offset, size, stride)", "other arguments", damaged=True)
+        raise Refused("tensors (storage, offset, size, stride)", "other arguments", damaged=True)
     needed = (
         0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
     )
     if needed > storage.numel:
-        raise _Refused(
+        raise Refused(
             "tensors inside their storage",
             f"a tensor of shape {list(size)} needing {needed} elements of a storage of "
             f"{storage.numel}",
@@ -207,7 +200,7 @@ def _rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=No
 def _rebuild_parameter(data, requires_grad=False, hooks=None, state=None) -> torch.Tensor:
     """Stands in for `torch._utils._rebuild_parameter(_with_state)`: the plain tensor."""
     if not isinstance(data, torch.Tensor):
-        raise _Refused("a parameter's tensor", type(data).__name__, damaged=True)
+        raise Refused("a parameter's tensor", type(data).__name__, damaged=True)
     return data
 
 
@@ -226,48 +219,6 @@ _ALLOWED = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only the names of `_ALLOWED`, each to ganedit's own stand-in."""
-
-    def find_class(self, module: str, name: str):
-        target = _ALLOWED.get((module, name))
-        if target is None:
-            raise _Refused(
-                "only networks, tensors and plain data",
-                f"a reference to {module}.{name}, which was not loaded (unpickling it can "
-                "run code)",
-            )
-        return target
-
-    def persistent_load(self, pid):
-        raise _Refused("only networks, tensors and plain data", "a persistent-id reference")
-
-
-class _BoundedReader:
-    """A file's `read`/`readline` that refuse to read past its end: a length field in a
-    damaged pickle then cannot make the unpickler allocate more than the file holds."""
-
-    def __init__(self, fh, size: int):
-        self.fh, self.left = fh, size
-
-    def read(self, n: int = -1) -> bytes:
-        if n < 0 or n > self.left:
-            raise _Refused("a complete pickle", "a truncated one", damaged=True)
-        data = self.fh.read(n)
-        self.left -= len(data)
-        return data
-
-    def readline(self) -> bytes:
-        line = self.fh.readline(self.left)
-        self.left -= len(line)
-        return line
-
-
-_DAMAGE = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-           AttributeError, OverflowError, UnicodeDecodeError, MemoryError, RecursionError,
-           RuntimeError, struct.error)  # fmt: skip
-
-
 def read_nvidia_pickle(path: str | Path) -> object:
     """The pickle's top-level object with every persistent network as a `PersistentRecord`.
 
@@ -276,28 +227,9 @@ def read_nvidia_pickle(path: str | Path) -> object:
             allow-list (nothing it references is imported or run).
         DamagedInputError: a truncated or corrupt pickle or tensor.
     """
-    path = Path(path)
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "not a file" if path.exists() else "no such file"
-        raise UserInputError(f"expected {WHAT} (.pkl), received {str(path)!r} ({kind})")
-    size = path.stat().st_size
-    try:
-        with open(path, "rb") as fh:
-            # Nesting, sizes and memo expansion are bounded before anything is unpickled: a
-            # deep key crashes CPython's unpickler in C, past any Python-level check.
-            scan_pickle(fh, what=WHAT, where=repr(str(path)), size=size)
-            fh.seek(0)
-            return _RestrictedUnpickler(_BoundedReader(fh, size)).load()
-    except _Refused as err:
-        error = DamagedInputError if err.damaged else UserInputError
-        raise error(f"expected {err.expected} in {str(path)!r}, received {err.received}") from None
-    except GaneditError:
-        raise
-    except _DAMAGE as err:
-        reason = "an empty file" if size == 0 else f"{type(err).__name__}: {err}"
-        raise DamagedInputError(
-            f"expected {WHAT} in {str(path)!r}, received a file pickle cannot read ({reason})"
-        ) from None
+    return restricted_load(
+        path, _ALLOWED, what=WHAT, contents="only networks, tensors and plain data"
+    )
 
 
 # ------------------------------------------------------------------------------------------
