@@ -6,12 +6,13 @@ from ganedit.errors import UserInputError
 from ganedit.models.modes import (
     anchor_weights,
     coordinates,
+    label_ranges,
     mode_targets,
     mode_vector,
+    normalise,
     num_modes,
     parse_mode_settings,
 )
-from ganedit.selfcond.modes import label_ranges, normalise
 
 
 def test_anchor_weights_at_worked_values():
