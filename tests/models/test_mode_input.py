@@ -208,3 +208,21 @@ def test_wrong_mode_names_are_one_line(capsys, tmp_path, sc_pt, names, generator
     line = user_error(capsys, ["sample", "-g", g, "-n", 1, "-o", tmp_path / "x.png",
                                "--mode-names", names])  # fmt: skip
     assert match in line
+
+
+def test_a_source_hands_out_its_mode_layout():
+    from ganedit.errors import UserInputError
+    from ganedit.models.modes import ModeLayout
+    from ganedit.models.sources import StyleGANSource
+
+    plain, conditional = _pretrained_and_conditional(["smile", "yaw"])
+    sc = StyleGANSource(conditional, "sc")
+    assert sc.mode_layout == ModeLayout(("smile", "yaw"))
+    at_yaw = sc.with_modes(sc.mode_settings(["yaw=1"])).modes
+    assert torch.equal(at_yaw, sc.mode_layout.generator_vector(torch.tensor([[0.5, 1.0]])))
+    other = StyleGANSource(plain, "plain")
+    assert other.mode_layout is None
+    with pytest.raises(UserInputError, match="generator for --mode, received plain"):
+        other.mode_settings(["yaw=1"])
+    with pytest.raises(UserInputError, match="generator for modes, received plain"):
+        other.synthesize(torch.zeros(1, 16), "w", modes=at_yaw)

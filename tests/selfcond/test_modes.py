@@ -4,14 +4,17 @@ import torch
 
 from ganedit.errors import UserInputError
 from ganedit.models.modes import (
+    ModeLayout,
     anchor_weights,
+    attribute_count,
     coordinates,
+    label_ranges,
     mode_targets,
     mode_vector,
+    normalise,
     num_modes,
     parse_mode_settings,
 )
-from ganedit.selfcond.modes import label_ranges, normalise
 
 
 def test_anchor_weights_at_worked_values():
@@ -76,3 +79,30 @@ def test_mode_settings_parse_and_replace_columns():
     for bad in (["yaw"], ["yaw=1.5"], ["yaw=x"], ["age=0.2"], ["yaw=0", "yaw=1"], ["yaw=nan"]):
         with pytest.raises(UserInputError, match="mode"):
             parse_mode_settings(bad, names)
+
+
+def test_a_layout_spells_both_forms_its_settings_and_its_coordinates():
+    layout = ModeLayout(["smile", "yaw"])
+    assert layout.k == 2 and layout.num_modes == num_modes(2) == 7
+    t = torch.tensor([[0.25, 1.0]])
+    assert layout.generator_vector(t).tolist() == [[1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0]]
+    assert layout.target_vector(t).tolist() == [[1.0, 0.5, 0.5, 0.0, 0.0, 0.0, 1.0]]
+    assert torch.equal(layout.generator_vector(t), mode_vector(t, True))  # the one formula
+    assert torch.equal(layout.coordinates(layout.target_vector(t)), t)
+    at_yaw = layout.setting_vector(layout.parse(["yaw=1"]))
+    assert torch.equal(at_yaw, layout.generator_vector(torch.tensor([[0.5, 1.0]])))
+    with pytest.raises(UserInputError, match=r"\[N, 2\]"):
+        layout.generator_vector(torch.zeros(1, 3))
+    with pytest.raises(UserInputError, match=r"\[N, 7\]"):
+        layout.coordinates(torch.zeros(1, 10))
+    with pytest.raises(UserInputError, match="mode attributes among"):
+        layout.targets(layout.neutral(1), {"age": 1.0})
+
+
+def test_a_width_is_a_layout_only_when_it_is_one_plus_three_k():
+    assert [attribute_count(m) for m in (0, 1, 2, 4, 7, 8)] == [None, 0, None, 1, 2, None]
+    assert ModeLayout.of_width(10).attributes == ("attribute_1", "attribute_2", "attribute_3")
+    with pytest.raises(UserInputError, match="1 \\+ 3k"):
+        ModeLayout.of_width(5)
+    with pytest.raises(UserInputError, match="1 \\+ 3k"):
+        coordinates(torch.zeros(2, 6))

@@ -336,16 +336,15 @@ def save_gif(
 def mode_sweep_grid(source, per_attribute: int, seed: int, t_grid=(0.0, 0.25, 0.5, 0.75, 1.0)):
     """uint8 image grid [H, W, 3]: per mode attribute, `per_attribute` faces (z of seed) in a
     row each, across `t_grid` for that attribute with the others neutral."""
-    from ganedit.models.modes import NEUTRAL, mode_vector
     from ganedit.utils.images import grid, to_uint8
 
-    attributes = source.mode_attributes
+    layout = source.require_modes()
     w = source.to_w(source.sample_z(per_attribute, seed))
     rows = []
-    for k in range(len(attributes)):
-        coords = torch.full((len(t_grid), len(attributes)), NEUTRAL)
+    for k in range(layout.k):
+        coords = layout.neutral(len(t_grid))
         coords[:, k] = torch.as_tensor(t_grid, dtype=torch.float32)
-        modes = mode_vector(coords, for_generator=True)
+        modes = layout.generator_vector(coords)
         for i in range(per_attribute):
             latents = w[i : i + 1].expand(len(t_grid), -1)
             rows.append(source.synthesize(latents, "w", modes=modes))

@@ -143,12 +143,11 @@ def start_coordinates(source, origin: dict, n: int) -> torch.Tensor | None:
     """The anchor coordinates [n, k] the codes start from on a self-conditioned generator:
     the samples' own (a bank's modes, or inverted images' modes read by the generator's mode
     reader), neutral for attributes they do not record; None for a generator without modes."""
-    from ganedit.models.modes import NEUTRAL
-
-    attributes = source.mode_attributes
-    if not attributes:
+    layout = source.mode_layout
+    if layout is None:
         return None
-    t = torch.full((n, len(attributes)), NEUTRAL)
+    attributes = source.mode_attributes
+    t = layout.neutral(n)
     record = origin.get("modes")
     if not isinstance(record, dict):
         return t
@@ -328,17 +327,16 @@ def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
     return max(abs(s) for s in sweep)
 
 
-def _column_modes(modes: dict | None, start, share: float) -> torch.Tensor | None:
-    """Mode vectors [n, M] a share of the way from the codes' own coordinates `start` [n, k]
-    to the targets; at `start` without a mode edit; None for a generator without modes."""
+def _column_modes(layout, modes: dict | None, start, share: float) -> torch.Tensor | None:
+    """Mode vectors [n, M] of `layout` a share of the way from the codes' own coordinates
+    `start` [n, k] to the targets; at `start` without a mode edit; None for a generator
+    without modes."""
     if start is None:
         return None
-    from ganedit.models.modes import mode_targets, mode_vector
-
     if modes is None:
-        return mode_vector(start, for_generator=True)
-    end = mode_targets(start, modes["targets"], modes["attributes"])
-    return mode_vector(start + share * (end - start), for_generator=True)
+        return layout.generator_vector(start)
+    end = layout.targets(start, modes["targets"])
+    return layout.generator_vector(start + share * (end - start))
 
 
 def _render(
@@ -349,7 +347,7 @@ def _render(
     shares = np.linspace(0.0, 1.0, len(sweep)) if len(sweep) > 1 else [1.0]
     with progress_bar(len(sweep), "edit", progress) as bar:
         for strength, share in zip(sweep, shares, strict=True):
-            column_modes = _column_modes(modes, start, float(share))
+            column_modes = _column_modes(source.mode_layout, modes, start, float(share))
             if not loaded:
                 moved = latents
             elif len(loaded) == 1:

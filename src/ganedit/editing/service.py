@@ -420,8 +420,6 @@ class EditingService:
         """Keep a face: a code [1, ...] in the editing space of `generator` (rendered by
         `source`, e.g. a tuned copy, when given), its mode coordinates [1, k] (neutral when
         None, on a self-conditioned generator) and, for an upload, the image it came from."""
-        from ganedit.models.modes import NEUTRAL
-
         base = self.source(generator)
         render_with = source if source is not None else base
         space = self.editing_space(base)
@@ -432,16 +430,18 @@ class EditingService:
                 f"expected one code of shape {[1, *expected]} ({space}), received "
                 f"{list(latents.shape)}"
             )
-        attributes = base.mode_attributes
-        if attributes and start_t is None:
-            start_t = torch.full((1, len(attributes)), NEUTRAL)
+        layout = base.mode_layout
+        if layout is None:
+            start_t = None
+        elif start_t is None:
+            start_t = layout.neutral(1)
         face = Face(
             id=f"f{next(self._ids)}",
             generator=generator,
             source=render_with,
             latents=latents,
             space=space,
-            start_t=start_t if attributes else None,
+            start_t=start_t,
             origin=dict(origin or {}),
             target=target,
         )
@@ -501,24 +501,15 @@ class EditingService:
                     f"{face.generator} (it has no modes)"
                 )
             return None
-        from ganedit.models.modes import mode_targets
-
-        attributes = face.source.mode_attributes
-        settings = dict(state.modes)
-        unknown = sorted(set(settings) - set(attributes))
-        if unknown:
-            raise UserInputError(f"expected mode attributes among {attributes}, received {unknown}")
-        return mode_targets(face.start_t, settings, attributes)
+        return face.source.mode_layout.targets(face.start_t, dict(state.modes))
 
     def _render_batch(self, face: Face, states: list[EditState]) -> torch.Tensor:
-        from ganedit.models.modes import mode_vector
-
         codes = torch.cat([self.edited_latents(face, s) for s in states])
         coords = [self.mode_coordinates(face, s) for s in states]
         with self._lock, torch.inference_mode():
             if coords[0] is None:
                 return face.source.synthesize(codes, face.space)
-            modes = mode_vector(torch.cat(coords), for_generator=True)
+            modes = face.source.mode_layout.generator_vector(torch.cat(coords))
             return face.source.synthesize(codes, face.space, modes=modes)
 
     def render(self, face_id: str, states: list[EditState]) -> list[Rendered]:

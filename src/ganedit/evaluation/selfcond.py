@@ -76,8 +76,6 @@ def generated_readings(
 ) -> tuple[dict, np.ndarray]:  # fmt: skip
     """The evaluator's table and features of n faces drawn from z (seed); for a
     self-conditioned source, at anchor coordinates t [n, k] (None: the source's default)."""
-    from ganedit.models.modes import mode_vector
-
     tables, feats = [], []
     with progress_bar(n, "generate + read", progress) as bar:
         for start in range(0, n, batch_size):
@@ -86,7 +84,7 @@ def generated_readings(
             modes = None
             if t is not None:
                 chunk = torch.as_tensor(t[start : start + count], dtype=torch.float32)
-                modes = mode_vector(chunk, for_generator=True)
+                modes = source.require_modes().generator_vector(chunk)
             images = source.synthesize(z, "z", batch_size=batch_size, modes=modes)
             table, features = evaluator_table(evaluator, images, batch_size)
             tables.append(table)
@@ -218,19 +216,17 @@ def mode_edits(
     to each t of `t_grid` (the others kept). For a binary attribute only the moves toward
     the face's opposite class are kept (up for a face without the attribute, down for one
     with it)."""
-    from ganedit.models.modes import NEUTRAL, mode_vector
-
-    attributes = source.mode_attributes
-    k = attributes.index(attribute)
+    layout = source.require_modes()
+    k = layout.attributes.index(attribute)
     n = len(latents)
-    t0 = torch.full((n, len(attributes)), NEUTRAL) if start is None else torch.as_tensor(start)
+    t0 = layout.neutral(n) if start is None else torch.as_tensor(start)
     t0 = t0.float()
 
     def modes_at(t: float | None) -> torch.Tensor:
         coords = t0.clone()
         if t is not None:
             coords[:, k] = t
-        return mode_vector(coords, for_generator=True)
+        return layout.generator_vector(coords)
 
     base = _reading(source, latents, space, evaluator, identity, batch_size, modes_at(None))
     faces = np.arange(n)

@@ -206,10 +206,9 @@ def _modes_record(source) -> dict | None:
     modes = getattr(source, "modes", None)
     if modes is None:
         return None
-    from ganedit.models.modes import coordinates
-
-    t = coordinates(modes.cpu())[0].tolist()
-    return dict(zip(source.mode_attributes, t, strict=True))
+    layout = source.mode_layout
+    t = layout.coordinates(modes.cpu())[0].tolist()
+    return dict(zip(layout.attributes, t, strict=True))
 
 
 def _identity(source, cfg: GenerateConfig) -> dict:

@@ -31,6 +31,7 @@ from ganedit.choices import (  # noqa: F401 (re-exported: the registry's names)
 from ganedit.errors import UserInputError
 from ganedit.models import io
 from ganedit.models.encoder.networks import Encoder4Editing
+from ganedit.models.modes import ModeLayout, num_modes
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.models.stylegan2.networks import MODCONV_IMPLS, Discriminator, Generator
 from ganedit.utils.device import resolve_device
@@ -57,6 +58,7 @@ _CHANNELS = OrNone(ListOf(Integer(1, 4096), 1, 9))
 _SIZE = Integer(8, 1024, power_of_two=True)
 _ARCH = OneOf(("plain", "residual"))
 _CLAMP = OrNone(Real(1e-6, 1e9))  # StyleGAN2-ADA's activation clamp (256), or none
+MAX_MODE_ATTRIBUTES = 16  # a self-conditioned generator's modes: at most 1 + 3 * 16 slots
 
 MODELS: dict[str, ModelSpec] = {}
 
@@ -85,7 +87,7 @@ register(
             "blur_kernel": _BLUR,
             "modconv_impl": OneOf(tuple(MODCONV_IMPLS)),
             "channels": _CHANNELS,
-            "mode_attributes": OrNone(ListOf(Name(), 1, 16, unique=True)),
+            "mode_attributes": OrNone(ListOf(Name(), 1, MAX_MODE_ATTRIBUTES, unique=True)),
             "c_dim": Integer(0, 100_000),  # class-conditional (StyleGAN2-ADA's labels)
             "conv_clamp": _CLAMP,
         },
@@ -103,7 +105,7 @@ register(
             "blur_kernel": _BLUR,
             "channels": _CHANNELS,
             "stddev_group": Integer(1, 4096),
-            "num_modes": Integer(0, 1 + 3 * 16),
+            "num_modes": Integer(0, num_modes(MAX_MODE_ATTRIBUTES)),
             "conv_clamp": _CLAMP,
         },
         legacy_names=("Discriminator",),
@@ -302,7 +304,8 @@ def load_mode_reader(generator: str | Path, attributes: list[str], device="cpu")
         )
     d = load_pretrained(reader, device, expect=("stylegan2-discriminator",))
     recorded = (io.read_config(reader).get("selfcond") or {}).get("attributes")
-    if d.config.get("num_modes") != 1 + 3 * len(attributes) or recorded != list(attributes):
+    wanted = ModeLayout(attributes)
+    if d.config.get("num_modes") != wanted.num_modes or recorded != list(wanted.attributes):
         raise UserInputError(
             f"expected a mode reader for the modes {list(attributes)}, received one for "
             f"{recorded} ({d.config.get('num_modes')} mode logits) in {reader}"

@@ -30,6 +30,7 @@ import torch
 from ganedit.errors import UserInputError
 from ganedit.models import registry
 from ganedit.models.formats import format_of, generator_forms
+from ganedit.models.modes import ModeLayout
 from ganedit.utils import rng
 from ganedit.utils.bounded import describe_keys
 from ganedit.utils.device import resolve_device
@@ -124,17 +125,25 @@ class _BatchedSource:
         """A self-conditioned generator's mode attributes; [] for any other."""
         return list(getattr(self.generator, "mode_attributes", None) or [])
 
-    def mode_settings(self, values) -> dict[str, float]:
-        """{"smile": 0.9, ...} from ["smile=0.9", ...], checked against this generator's
-        mode attributes (refused for a generator without modes)."""
-        from ganedit.models.modes import parse_mode_settings
+    @property
+    def mode_layout(self) -> ModeLayout | None:
+        """A self-conditioned generator's mode layout; None for any other."""
+        attributes = self.mode_attributes
+        return ModeLayout(attributes) if attributes else None
 
-        if not self.mode_attributes:
+    def require_modes(self, what: str = "modes") -> ModeLayout:
+        """The mode layout, refused (naming `what` needed it) for a generator without modes."""
+        layout = self.mode_layout
+        if layout is None:
             raise UserInputError(
-                f"expected a self-conditioned generator for --mode, received {self.name} "
+                f"expected a self-conditioned generator for {what}, received {self.name} "
                 "(it has no modes)"
             )
-        return parse_mode_settings(values, self.mode_attributes)
+        return layout
+
+    def mode_settings(self, values) -> dict[str, float]:
+        """{"smile": 0.9, ...} from ["smile=0.9", ...]: `ModeLayout.parse` of this generator."""
+        return self.require_modes("--mode").parse(values)
 
     @torch.no_grad()
     def synthesize(
@@ -189,14 +198,8 @@ class _BatchedSource:
         generator without modes."""
         if modes is None:
             return None
-        attributes = self.mode_attributes
-        if not attributes:
-            raise UserInputError(
-                f"expected a self-conditioned generator for modes, received {self.name} "
-                "(it has none)"
-            )
+        m = self.require_modes().num_modes
         modes = torch.as_tensor(modes, dtype=torch.float32)
-        m = 1 + 3 * len(attributes)
         if modes.ndim != 2 or modes.shape[1] != m or modes.shape[0] not in (1, n):
             raise UserInputError(
                 f"expected mode vectors of shape [1 or {n}, {m}] for {self.name}, received "
@@ -270,16 +273,7 @@ class StyleGANSource(_BatchedSource):
     def with_modes(self, settings: dict[str, float]) -> StyleGANSource:
         """This source rendering every sample at the given modes ({"smile": 0.9, ...}; the
         other attributes neutral) unless a call passes its own."""
-        from ganedit.models.modes import NEUTRAL, mode_targets, mode_vector
-
-        attributes = self.mode_attributes
-        if not attributes:
-            raise UserInputError(
-                f"expected a self-conditioned generator for modes, received {self.name} "
-                "(it has none)"
-            )
-        t = mode_targets(torch.full((1, len(attributes)), NEUTRAL), settings, attributes)
-        return dataclasses.replace(self, modes=mode_vector(t, for_generator=True))
+        return dataclasses.replace(self, modes=self.require_modes().setting_vector(settings))
 
     def at_modes(self, modes: torch.Tensor) -> StyleGANSource:
         """This source rendering at the given mode vectors [1 or N, M] (generator form) unless

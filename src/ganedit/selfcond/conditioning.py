@@ -15,16 +15,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ganedit.models.modes import mode_vector
+from ganedit.models.modes import ModeLayout
 
 
 def mode_kl(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """KL(target || softmax(logits)) per attribute triple, summed over attributes, averaged
     over the batch: logits and targets [N, 1 + 3k] -> a scalar."""
-    n, m = logits.shape
-    k = (m - 1) // 3
-    log_q = F.log_softmax(logits[:, 1:].reshape(n, k, 3), dim=-1)
-    p = targets[:, 1:].reshape(n, k, 3)
+    layout = ModeLayout.of_width(logits.shape[1])
+    log_q = F.log_softmax(layout.triples(logits), dim=-1)
+    p = layout.triples(targets)
     return (torch.xlogy(p, p) - p * log_q).sum((1, 2)).mean()
 
 
@@ -37,8 +36,9 @@ class ModeConditioning:
     g_weight: float = 0.5
 
     def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+        layout = ModeLayout.unnamed(self.k)
         t = torch.rand(n, self.k, generator=gen)
-        return mode_vector(t, True).to(device), mode_vector(t, False).to(device)
+        return layout.generator_vector(t).to(device), layout.target_vector(t).to(device)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return mode_kl(logits, targets)

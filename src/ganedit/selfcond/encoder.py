@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ganedit.errors import UserInputError
+from ganedit.models.modes import normalise
 from ganedit.selfcond.labels import load_labels
-from ganedit.selfcond.modes import normalise
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ganedit.errors import DamagedInputError, UserInputError
-from ganedit.selfcond.modes import PERCENTILES, label_ranges
+from ganedit.models.modes import PERCENTILES, label_ranges
 from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.params import Integer, check_params
 
@@ -395,7 +395,7 @@ def anchor_coordinates(
 ) -> tuple[np.ndarray, list[str], np.ndarray]:
     """The chosen attributes' (default: all) labels as anchor coordinates t [N, k] in
     [0, 1], normalised by the store's ranges; with the names and those ranges [k, 2]."""
-    from ganedit.selfcond.modes import normalise
+    from ganedit.models.modes import normalise
 
     names = record["attributes"]
     chosen = list(attributes) if attributes else list(names)

@@ -1,7 +1,7 @@
 """Re-sampling a labelled data set toward a uniform joint distribution of its attributes.
 
 Two schemes over anchor coordinates u [N, k] in [0, 1] (labels clipped to their
-0.5/99.5 percentiles, `modes.normalise`):
+0.5/99.5 percentiles, `ganedit.models.modes.normalise`):
 
 - `knn_indices`: SC-GAN's scheme. Draw Q query points uniformly in [0, 1]^k; for each,
   take one of its `neighbours` nearest images at random. The index list is the new

@@ -30,7 +30,7 @@ from PIL import Image
 
 from ganedit.choices import SELFCOND_INITS
 from ganedit.errors import DamagedInputError, UserInputError
-from ganedit.models.modes import mode_vector
+from ganedit.models.modes import ModeLayout
 from ganedit.models.registry import MODE_READER, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
@@ -193,7 +193,8 @@ def label_mode_vectors(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor
             f"{len(labels)} in {cfg.labels!r}"
         )
     t, chosen, ranges = anchor_coordinates(labels, record, cfg.attributes)
-    return mode_vector(t, for_generator=False), chosen, {**record, "chosen_ranges": ranges}
+    vectors = ModeLayout(chosen).target_vector(t)
+    return vectors, chosen, {**record, "chosen_ranges": ranges}
 
 
 def train_selfcond(
@@ -216,7 +217,7 @@ def train_selfcond(
     pretrained, identity = start.generator, start.identity
     gcfg = gan_config(cfg, pretrained, start.train, start.discriminator)
     device = init_process(gcfg, device)  # torchrun-capable, as train-gan
-    k = len(attributes)
+    layout = ModeLayout(attributes)
     base_kwargs = {key: v for key, v in pretrained.config.items() if key != "mode_attributes"}
 
     def build_g(c: GanConfig) -> Generator:
@@ -227,12 +228,14 @@ def train_selfcond(
     def build_d(c: GanConfig) -> Discriminator:
         return Discriminator(
             c.size, channel_multiplier=c.channel_multiplier, channel_max=c.channel_max,
-            channels=c.channels, stddev_group=c.mbstd_group, num_modes=1 + 3 * k,
+            channels=c.channels, stddev_group=c.mbstd_group, num_modes=layout.num_modes,
             blur_kernel=d_config.get("blur_kernel", (1, 3, 3, 1)),
             conv_clamp=d_config.get("conv_clamp"),
         )  # fmt: skip
 
-    state = setup_gan(gcfg, device, build_g, build_d, ModeConditioning(k, cfg.md_d, cfg.md_g))
+    state = setup_gan(
+        gcfg, device, build_g, build_d, ModeConditioning(layout.k, cfg.md_d, cfg.md_g)
+    )
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)
     if start.discriminator is not None:

@@ -23,6 +23,7 @@ import torch
 
 from ganedit.errors import UserInputError, expect
 from ganedit.models.io import safe_torch_load
+from ganedit.models.modes import ModeLayout, attribute_count
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
@@ -85,9 +86,9 @@ def _native_mode_input(state: dict) -> dict:
     if MULTI_INPUT not in state:
         return state
     multi = state[MULTI_INPUT]
-    m = multi.shape[-1] if multi.ndim == 5 else 0
+    k = attribute_count(multi.shape[-1]) if multi.ndim == 5 else None
     expect(
-        multi.ndim == 5 and multi.shape[0] == 1 and m >= 4 and (m - 1) % 3 == 0,
+        multi.ndim == 5 and multi.shape[0] == 1 and bool(k),
         "input.multiinput of shape [1, C, 4, 4, 1 + 3k]",
         tuple(multi.shape),
     )
@@ -134,11 +135,9 @@ def infer_generator_config(
         **_channel_kwargs(channels, size, channel_multiplier),
     }
     if "input.mode_offsets" in state:
-        k = state["input.mode_offsets"].shape[0] // 3
-        names = (
-            list(mode_attributes) if mode_attributes else [f"attribute_{i + 1}" for i in range(k)]
-        )
-        expect(len(names) == k, f"{k} mode attribute names", names)
+        unnamed = ModeLayout.of_width(state["input.mode_offsets"].shape[0] + 1)
+        names = list(mode_attributes) if mode_attributes else list(unnamed.attributes)
+        expect(len(names) == unnamed.k, f"{unnamed.k} mode attribute names", names)
         config["mode_attributes"] = names
     return config
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganedit.errors import expect
+from ganedit.models.modes import ModeLayout
 
 SQRT2 = math.sqrt(2.0)
 MODCONV_IMPLS = ("auto", "grouped", "input")
@@ -705,7 +706,7 @@ class Generator(nn.Module):
     low-resolution layers and a narrow top for cheap small models (`[96, 96, 96, 48, 32]`).
 
     `mode_attributes` (k names) makes it self-conditioned (SC-GAN): its input is a
-    `ModeInput` of M = 1 + 3k constants mixed by a mode vector (`ganedit.selfcond.modes`),
+    `ModeInput` of M = 1 + 3k constants mixed by a mode vector (`ganedit.models.modes`),
     which `synthesis` and `forward` take as `modes` [N, M] (None: the neutral mode).
 
     `c_dim` > 0 makes it class-conditional as StyleGAN2-ADA's generators are: `embed`
@@ -770,7 +771,7 @@ class Generator(nn.Module):
         if conv_clamp is not None:
             self.config["conv_clamp"] = conv_clamp
         self.c_dim, self.conv_clamp = c_dim, conv_clamp
-        self.num_modes = 1 + 3 * len(self.mode_attributes) if self.mode_attributes else 0
+        self.num_modes = ModeLayout(self.mode_attributes).num_modes if self.mode_attributes else 0
         self.size = self.img_resolution = size
         self.style_dim = self.z_dim = self.w_dim = style_dim
         self.num_layers = (self.log_size - 2) * 2 + 1
