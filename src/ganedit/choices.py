@@ -29,9 +29,12 @@ MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
 RESAMPLE_SCHEMES = ("knn", "density")
 SELFCOND_INITS = ("offset", "copy")
 
+# The face world's binary attributes, in the order the shipped attribute predictors output
+# them (ganedit.world.config draws them; ganedit.models.predictors names its logits by them).
+BINARY_ATTRIBUTES = ("smile", "gender", "glasses", "age")
+
 # Shipped networks and generators, by name (ganedit.models.registry loads them).
 PREDICTORS = ("labeler", "evaluator", "identity")
-ATTRIBUTE_PREDICTORS = ("labeler", "evaluator")
 EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc")
 OPTIONAL_GENERATORS = ("dcgan-digiface",)
 GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS

@@ -37,7 +37,6 @@ import typer
 from ganedit.choices import (
     DEFAULT_GENERATOR,
     DIRECTION_METHODS,
-    EDIT_MODES,
     GENERATOR_NAMES,
     IMAGE_FORMATS,
     INVERT_METHODS,
@@ -67,7 +66,6 @@ Method = _choices("Method", [*DIRECTION_METHODS, "conditional"])
 Quota = _choices("Quota", QUOTAS)
 Solver = _choices("Solver", SOLVERS)
 SplitMode = _choices("SplitMode", SPLIT_MODES)
-Mode = _choices("Mode", EDIT_MODES)
 Kind = _choices("Kind", PREDICTORS)  # the measuring networks train-predictor trains
 ImageFormat = _choices("ImageFormat", IMAGE_FORMATS)
 InvertMethod = _choices("InvertMethod", INVERT_METHODS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ganedit.models.predictors import AttributeNet, IdentityNet
 from ganedit.utils.progress import progress_bar
@@ -113,9 +112,3 @@ def evaluate_identity_net(
         "mean_cos_different": float(different.mean()),
         "share_of_labels_changed_between_views": float(changed),
     }
-
-
-def evaluate_predictor(model: torch.nn.Module, **kwargs) -> dict:
-    if isinstance(model, IdentityNet):
-        return evaluate_identity_net(model, **kwargs)
-    return evaluate_attribute_net(model, **kwargs)

@@ -8,8 +8,8 @@ names (`world64`, `dcgan-digiface`) are not paths: `ganedit.choices` lists them.
 is imported here, so the CLI's help reads this table without loading torch.
 
 Adding a format: write its loader `(path, device, truncation_psi, mode_names) -> source` (in
-`ganedit.models.sources` or its own module) and add one row below, before any row whose test
-would also take its files.
+`ganedit.models.sources`, `ganedit.models.foreign_generators` or its own module) and add one
+row below, before any row whose test would also take its files.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ class GeneratorFormat:
 
 
 _SOURCES = "ganedit.models.sources"
+_FOREIGN = "ganedit.models.foreign_generators"
 
 GENERATOR_FORMATS: tuple[GeneratorFormat, ...] = (
     GeneratorFormat(
@@ -85,7 +86,7 @@ GENERATOR_FORMATS: tuple[GeneratorFormat, ...] = (
         "tensorflow-pkl",
         "an NVIDIA TensorFlow PGGAN/StyleGAN/StyleGAN2 .pkl",
         _tf_pickle,
-        f"{_SOURCES}:load_tf_file",
+        f"{_FOREIGN}:load_tf_file",
         _file_itself,
         "TensorFlow `.pkl` (PGGAN, StyleGAN, StyleGAN2)",
     ),
@@ -101,7 +102,7 @@ GENERATOR_FORMATS: tuple[GeneratorFormat, ...] = (
         "interfacegan-pth",
         "an InterFaceGAN PGGAN/StyleGAN .pth",
         _suffix(".pth"),
-        f"{_SOURCES}:load_interfacegan_file",
+        f"{_FOREIGN}:load_interfacegan_file",
         _file_itself,
         "InterFaceGAN `.pth`",
     ),

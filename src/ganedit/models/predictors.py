@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganedit.choices import BINARY_ATTRIBUTES
 from ganedit.errors import UserInputError
 from ganedit.models.kinds import KINDS, PROBABILITY, VALUE
 from ganedit.utils.images import as_image_batch
-from ganedit.world.config import BINARY_ATTRIBUTES
 
 YAW_SCALE = 30.0  # degrees per unit of the yaw output
 

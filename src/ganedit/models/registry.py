@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 
 from ganedit.choices import (  # noqa: F401 (re-exported: the registry's names)
-    ATTRIBUTE_PREDICTORS,
     DEFAULT_GENERATOR,
     EMBEDDED_GENERATORS,
     GENERATOR_NAMES,
@@ -233,8 +232,8 @@ def _build(spec: ModelSpec, kwargs: dict) -> torch.nn.Module:
 # ------------------------------------------------------------------------------------------
 # Shipped networks and generators by name
 
-# PREDICTORS, ATTRIBUTE_PREDICTORS, EMBEDDED_GENERATORS, OPTIONAL_GENERATORS, GENERATOR_NAMES
-# and DEFAULT_GENERATOR come from ganedit.choices (imported above).
+# PREDICTORS, EMBEDDED_GENERATORS, OPTIONAL_GENERATORS, GENERATOR_NAMES and DEFAULT_GENERATOR
+# come from ganedit.choices (imported above).
 
 
 def weights_dir(name: str) -> Path:

@@ -122,9 +122,3 @@ def check_finite(array, what: str) -> None:
                 f"expected finite values in {what}, received {bad} NaN or inf value(s) "
                 f"(first near element {start + int(np.flatnonzero(~np.isfinite(block))[0])})"
             )
-
-
-def check_numeric(array: np.ndarray, what: str, kinds: str = "f") -> None:
-    """UserInputError unless the array's dtype kind is one of `kinds` ("f" float, "i" int...)."""
-    if array.dtype.kind not in kinds:
-        raise UserInputError(f"expected {what} of numbers, received dtype {array.dtype}")

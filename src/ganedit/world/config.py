@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from ganedit.choices import BINARY_ATTRIBUTES
 from ganedit.errors import UserInputError
 from ganedit.utils.bounded import load_toml_bounded
 
-BINARY_ATTRIBUTES = ("smile", "gender", "glasses", "age")
 PRESETS = ("celeba", "independent", "balanced")
 
 

@@ -91,16 +91,6 @@ class Factors:
     def subset(self, index: np.ndarray | slice) -> Factors:
         return Factors({k: v[index] for k, v in self.columns.items()})
 
-    def with_identity_of(self, other: Factors) -> Factors:
-        """These attributes and pose on the identities of `other` (same length)."""
-        cols = dict(self.columns)
-        cols.update({k: other.columns[k] for k in IDENTITY_FACTORS})
-        return Factors(cols)
-
-    @staticmethod
-    def concat(parts: list[Factors]) -> Factors:
-        return Factors({k: np.concatenate([p[k] for p in parts]) for k in parts[0].columns})
-
 
 def sample_identity(seed: int, index: np.ndarray) -> dict[str, np.ndarray]:
     """Identity factors for the given sample indices."""
