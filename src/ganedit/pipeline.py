@@ -13,12 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganedit.directions.estimators import METHODS
-from ganedit.directions.fit import (
-    BoundaryConfig,
-    fit_boundary,
-    load_training_data,
-    method_options,
-)
+from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data, method_options
 from ganedit.directions.io import load_boundary, method_label
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.directions.sampling import ContingencyTable
