@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data
+from ganedit.directions.estimators import METHODS
+from ganedit.directions.fit import BoundaryConfig, fit_boundary, load_training_data, method_options
 from ganedit.directions.io import load_boundary, method_label
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.directions.sampling import ContingencyTable
@@ -24,14 +25,32 @@ from ganedit.utils.files import atomic_dir, check_output, open_run_folder, outpu
 log = logging.getLogger(__name__)
 
 ATTRIBUTES = ("smile", "gender", "glasses", "age")
-METHOD_LABELS = (
-    "interfacegan",
-    "interfacegan+conditional",
-    "mab",
-    "mab-exact",
-    "stratified",
-    "regression",
-)
+CONDITIONED = "interfacegan"  # the run whose directions the study projects off each other
+
+
+def _study_labels() -> tuple[str, ...]:
+    """Every run of the study in report order: the estimators' `study_runs` in the order of
+    the method table, the conditional run after the run it projects."""
+    labels: list[str] = []
+    for cls in METHODS.values():
+        for label in cls.study_runs:
+            labels += [label, f"{label}+conditional"] if label == CONDITIONED else [label]
+    return tuple(labels)
+
+
+METHOD_LABELS = _study_labels()
+
+
+def _study_plans(settings: dict) -> dict[str, dict]:
+    """Label -> BoundaryConfig options of each run: the study's `settings` (subset size,
+    threshold) that its method takes, under the options the run fixes."""
+    plans = {}
+    for method, cls in METHODS.items():
+        takes = method_options(method)
+        for label, fixed in cls.study_runs.items():
+            given = {k: v for k, v in settings.items() if k in takes}
+            plans[label] = {"method": method, **given, **fixed}
+    return plans
 
 
 def load_directions(paths: list[str]) -> list[Direction]:
@@ -162,13 +181,7 @@ def _fit_all(
     data = load_training_data(BoundaryConfig(method="", attribute="", **common))
     table = ContingencyTable.from_scores(data[1], attributes, cfg.threshold)
     mab_n = cfg.mab_n or table.max_balanced_size
-    plans = {
-        "interfacegan": dict(method="interfacegan"),
-        "mab": dict(method="mab", n=mab_n, threshold=cfg.threshold),
-        "mab-exact": dict(method="mab", n=mab_n, threshold=cfg.threshold, quota="exact"),
-        "stratified": dict(method="stratified", threshold=cfg.threshold),
-        "regression": dict(method="regression"),
-    }
+    plans = _study_plans({"n": mab_n, "threshold": cfg.threshold})
     paths, seconds, skipped = [], {}, {}
     for label, plan in plans.items():
         for attribute in attributes:
@@ -179,15 +192,16 @@ def _fit_all(
                 seconds[f"{label}:{attribute}"] = time.perf_counter() - started
                 paths.append(str(path))
     for attribute in attributes:
-        others = [folder / f"interfacegan_{a}.npy" for a in attributes if a != attribute]
+        others = [folder / f"{CONDITIONED}_{a}.npy" for a in attributes if a != attribute]
         conditions = tuple(str(p) for p in others if p.exists())
-        path = folder / f"interfacegan+conditional_{attribute}.npy"
+        path = folder / f"{CONDITIONED}+conditional_{attribute}.npy"
         if not conditions:  # one attribute studied, or the others' boundaries were skipped
-            skipped[path.stem] = "no other attribute's interfacegan boundary to condition on"
+            skipped[path.stem] = f"no other attribute's {CONDITIONED} boundary to condition on"
             continue
         plan = BoundaryConfig(
-            method="conditional", attribute=attribute, conditions=conditions, **common
-        )
+            method="conditional", attribute=attribute, base=CONDITIONED, conditions=conditions,
+            **common,
+        )  # fmt: skip
         if _fit_or_skip(plan, path, skipped, data):
             paths.append(str(path))
     ordered = sorted(paths, key=lambda p: _order(Path(p).stem))

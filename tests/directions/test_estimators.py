@@ -310,13 +310,16 @@ def test_parameter_and_input_mistakes_stay_user_input_errors():
         (Stratified("smile", attributes=["age"]), x, scores, "target among"),
         (Regression("smile"), x[:40], scores, "one per latent"),
         (Regression("smile"), x[:, 0], scores, "latents of shape"),
-        (MAB("smile", threshold=0.4), x, scores, "threshold"),
-        (MAB("smile", n=0), x, scores, "n >= 1"),
+        (MAB("smile", threshold=0.4), x, scores, r"'threshold' as null or .* \(0.5, 1.0\)"),
+        (MAB("smile", n=0), x, scores, r"mab parameter 'n' as an integer in \[1, "),
         (Stratified("smile", weighting="median"), x, scores, "weighting"),
         (InterFaceGAN("smile", solver="sgd"), x, scores, "solver"),
-        (InterFaceGAN("smile", split_mode="paper"), x, scores, "split mode"),
-        (InterFaceGAN("smile", ratio=0), x, scores, "positive ratio"),
-        (InterFaceGAN("smile", split=1.0), x, scores, "train split"),
+        (InterFaceGAN("smile", split_mode="paper"), x, scores, "'split_mode' as one of"),
+        (InterFaceGAN("smile", ratio=0), x, scores, r"'ratio' as a finite number in \(0.0, "),
+        (InterFaceGAN("smile", split=1.0), x, scores, r"'split' as .* \(0.0, 1.0\), received 1.0"),
+        (Regression("smile", clip=0.5), x, scores, "'clip'"),
+        (Fisher("smile", shrinkage="oas"), x, scores, "'shrinkage' as one of \\['auto'\\] or"),
+        (Conditional("smile", np.eye(4)[:1]), x, scores, "'base_estimator' as a direction"),
     ]
     for estimator, latents, given, message in cases:
         with pytest.raises(UserInputError, match=message):

@@ -11,6 +11,13 @@ fitting) and a score mapping (see `sampling`), and learns:
   on a held-out split where the method has one, else on the rows used);
 * `sample_indices_` / `sample_labels_`: the rows the direction was computed from.
 
+Parameters follow scikit-learn's contract: the constructor stores each argument unchanged
+(so `get_params`, `set_params` and `sklearn.base.clone` work), and each class declares what
+every parameter accepts once, in `_param_checks` (ganedit.utils.params), checked when `fit`
+starts. `METHODS` is the table of methods: `ganedit boundary`'s per-method options and the
+direction study's runs are read from it (a new method is one class and one row there, and
+its name in ganedit.choices).
+
 Errors: parameter mistakes and malformed input raise `UserInputError` (non-finite latents or
 scores: `DamagedInputError`); data that cannot serve the method (one class absent, no
 confident sample, no usable cell, a singular design) raises `FitError`.
@@ -38,13 +45,12 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from ganedit.choices import DIRECTION_METHODS, SOLVERS, SPLIT_MODES
+from ganedit.choices import QUOTAS, SOLVERS, SPLIT_MODES
 from ganedit.directions.sampling import (
     VALUE,
     ContingencyTable,
     balanced_subset,
     cell_key,
-    check_threshold,
     describe_cell,
     describe_cells,
     probability_names,
@@ -53,6 +59,18 @@ from ganedit.directions.sampling import (
     score_matrix,
 )
 from ganedit.errors import DamagedInputError, FitError, UserInputError, expect
+from ganedit.utils.params import (
+    AnyOf,
+    Constraint,
+    InstanceOf,
+    Integer,
+    ListOf,
+    OneOf,
+    OrNone,
+    Real,
+    Text,
+    check_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +79,13 @@ _BLOCK_ELEMENTS = 1 << 22  # values per block of rows in products (16 MB as floa
 _CAST_ELEMENTS = 1 << 19  # values per block cast to float64 for a projection (stays in cache)
 _ONE_HOT_GROUPS = 64  # up to this many groups, group sums are one product per block
 _DEPENDENT_TOL = 1e-6  # smallest/largest singular value of the conditions below this: dependent
+
+# Parameter checks most estimators share.
+_ATTRIBUTE = Text()
+_ATTRIBUTES = OrNone(AnyOf((Text(), ListOf(Text(), 1, 1_000_000))))
+_THRESHOLD = OrNone(Real(0.5, 1.0, open_low=True, open_high=True))
+_SEED = OrNone(Integer(0, 2**32 - 1))  # what numpy's RandomState and scikit-learn accept
+_POSITIVE = Real(0.0, math.inf, open_low=True)
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -230,7 +255,6 @@ def _confident_probabilities(
             f"expected the target among attributes {names}, received {attribute!r}"
         )
     probs = score_matrix(scores, names, use=f"method {method}")  # [N, K]
-    check_threshold(threshold)
     if threshold is None:
         rows = np.arange(len(probs))
     else:
@@ -252,19 +276,29 @@ def _number(value) -> float | int | None:
     return None if math.isnan(value) else value
 
 
-def _check_choice(value, choices: Sequence, what: str) -> None:
-    expect(value in choices, f"{what} among {tuple(choices)}", value)
-
-
 # ---------------------------------------------------------------- base class
 
 
 class DirectionEstimator(BaseEstimator):
-    """Common fitted state and the decision function; subclasses implement `fit`."""
+    """Common fitted state and the decision function; subclasses implement `_fit`.
+
+    A subclass's `__init__` only stores its arguments; `_param_checks` names what each of
+    them accepts (every constructor parameter, no other), checked by `fit` before `_fit`.
+    """
 
     method: ClassVar[str] = ""
+    _param_checks: ClassVar[dict[str, Constraint]] = {}
+    # The direction study's runs of this method: label -> options that run fixes. The study
+    # gives its subset size `n` and confidence `threshold` to every run whose method takes
+    # them and does not fix them. No entry: the study does not run the method.
+    study_runs: ClassVar[dict[str, dict]] = {}
 
     def fit(self, latents, scores: Mapping) -> DirectionEstimator:
+        """Learn the direction from latents [N, D] or [N, L, D] and a score mapping; self."""
+        check_params(self.get_params(deep=False), self._param_checks, self.method)
+        return self._fit(latents, scores)
+
+    def _fit(self, latents, scores: Mapping) -> DirectionEstimator:
         raise NotImplementedError
 
     def decision_function(self, latents) -> np.ndarray:
@@ -373,6 +407,16 @@ class InterFaceGAN(DirectionEstimator):
     """
 
     method = "interfacegan"
+    _param_checks = {
+        "attribute": _ATTRIBUTE,
+        "ratio": _POSITIVE,
+        "split": Real(0.0, 1.0, open_low=True, open_high=True),
+        "solver": OneOf(SOLVERS),
+        "C": _POSITIVE,
+        "split_mode": OneOf(SPLIT_MODES),
+        "random_state": _SEED,
+    }
+    study_runs = {"interfacegan": {}}
 
     def __init__(
         self,
@@ -392,11 +436,7 @@ class InterFaceGAN(DirectionEstimator):
         self.split_mode = split_mode
         self.random_state = random_state
 
-    def fit(self, latents, scores: Mapping) -> InterFaceGAN:
-        _check_choice(self.solver, SOLVERS, "a solver")
-        _check_choice(self.split_mode, SPLIT_MODES, "a split mode")
-        expect(0 < self.split < 1, "a train split in (0, 1)", self.split)
-        expect(self.C > 0, "C > 0", self.C)
+    def _fit(self, latents, scores: Mapping) -> InterFaceGAN:
         flat, shape = _as_latents(latents)
         score = score_matrix(scores, [self.attribute], probabilities=False)[:, 0]  # [N]
         _check_rows(flat, score)
@@ -455,7 +495,6 @@ class InterFaceGAN(DirectionEstimator):
         self.remaining_accuracy_ = self._accuracy(None, middle, positive, projections)
 
     def _k(self, n: int) -> int:
-        expect(self.ratio > 0, "a positive ratio or sample count", self.ratio)
         k = int(n * self.ratio) if self.ratio <= 1 else int(self.ratio)
         k = min(k, n // 2)
         if k < 2:
@@ -551,6 +590,10 @@ class Conditional(DirectionEstimator):
     """
 
     method = "conditional"
+    _param_checks = {
+        "base_estimator": InstanceOf(DirectionEstimator, "a direction estimator"),
+        "conditions": InstanceOf((list, tuple, np.ndarray), "an array of condition directions"),
+    }
 
     def __init__(self, base_estimator: DirectionEstimator, conditions):
         self.base_estimator = base_estimator
@@ -560,9 +603,7 @@ class Conditional(DirectionEstimator):
     def attribute(self) -> str:
         return self.base_estimator.attribute
 
-    def fit(self, latents, scores: Mapping) -> Conditional:
-        ok = isinstance(self.base_estimator, DirectionEstimator)
-        expect(ok, "a direction estimator as base", type(self.base_estimator).__name__)
+    def _fit(self, latents, scores: Mapping) -> Conditional:
         base = clone(self.base_estimator).fit(latents, scores)
         flat, shape = _as_latents(latents)
         vector = project_orthogonal(base.direction_.ravel(), self.conditions)
@@ -601,6 +642,15 @@ class MAB(DirectionEstimator):
     """
 
     method = "mab"
+    _param_checks = {
+        "attribute": _ATTRIBUTE,
+        "n": Integer(1, 10**12),
+        "threshold": _THRESHOLD,
+        "quota": OneOf(QUOTAS),
+        "attributes": _ATTRIBUTES,
+        "random_state": _SEED,
+    }
+    study_runs = {"mab": {}, "mab-exact": {"quota": "exact"}}
 
     def __init__(
         self,
@@ -618,7 +668,7 @@ class MAB(DirectionEstimator):
         self.attributes = attributes
         self.random_state = random_state
 
-    def fit(self, latents, scores: Mapping) -> MAB:
+    def _fit(self, latents, scores: Mapping) -> MAB:
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
             scores, self.attribute, self.attributes, self.threshold, self.method
@@ -676,6 +726,15 @@ class Stratified(DirectionEstimator):
     """
 
     method = "stratified"
+    _param_checks = {
+        "attribute": _ATTRIBUTE,
+        "threshold": _THRESHOLD,
+        "weighting": OneOf(WEIGHTINGS),
+        "min_per_class": Integer(1, 10**12),
+        "attributes": _ATTRIBUTES,
+        "random_state": _SEED,
+    }
+    study_runs = {"stratified": {}}
 
     def __init__(
         self,
@@ -693,9 +752,7 @@ class Stratified(DirectionEstimator):
         self.attributes = attributes
         self.random_state = random_state
 
-    def fit(self, latents, scores: Mapping) -> Stratified:
-        _check_choice(self.weighting, WEIGHTINGS, "a weighting")
-        expect(int(self.min_per_class) >= 1, "min_per_class >= 1", self.min_per_class)
+    def _fit(self, latents, scores: Mapping) -> Stratified:
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
             scores, self.attribute, self.attributes, self.threshold, self.method
@@ -809,6 +866,15 @@ class Regression(DirectionEstimator):
     """
 
     method = "regression"
+    _param_checks = {
+        "attribute": _ATTRIBUTE,
+        "threshold": _THRESHOLD,
+        "ridge": Real(0.0, math.inf),
+        "attributes": _ATTRIBUTES,
+        "clip": Real(0.0, 0.5, open_low=True, open_high=True),
+        "random_state": _SEED,
+    }
+    study_runs = {"regression": {"threshold": None}}  # every row, the method's default
 
     def __init__(
         self,
@@ -826,9 +892,7 @@ class Regression(DirectionEstimator):
         self.clip = clip
         self.random_state = random_state
 
-    def fit(self, latents, scores: Mapping) -> Regression:
-        expect(self.ridge >= 0, "ridge >= 0", self.ridge)
-        expect(0 < self.clip < 0.5, "clip in (0, 0.5)", self.clip)
+    def _fit(self, latents, scores: Mapping) -> Regression:
         flat, shape = _as_latents(latents)
         names, values, rows, continuous = self._inputs(scores)
         _check_rows(flat, values)
@@ -872,7 +936,6 @@ class Regression(DirectionEstimator):
              for n, c in zip(names, continuous, strict=True)],
             axis=1,
         )  # fmt: skip
-        check_threshold(self.threshold)
         binary = values[:, ~np.asarray(continuous)]
         rows = np.arange(len(values))
         if self.threshold is not None and binary.size:
@@ -952,6 +1015,15 @@ class Fisher(DirectionEstimator):
     """
 
     method = "fisher"
+    _param_checks = {
+        "attribute": _ATTRIBUTE,
+        "threshold": _THRESHOLD,
+        "shrinkage": AnyOf((OneOf(("auto",)), Real(0.0, 1.0))),
+        "attributes": _ATTRIBUTES,
+        "random_state": _SEED,
+    }
+    # Not in the direction study: its committed report predates the method (a run here,
+    # e.g. {"fisher": {}}, adds it to the next study).
 
     def __init__(
         self,
@@ -967,10 +1039,7 @@ class Fisher(DirectionEstimator):
         self.attributes = attributes
         self.random_state = random_state
 
-    def fit(self, latents, scores: Mapping) -> Fisher:
-        auto = isinstance(self.shrinkage, str)
-        ok = self.shrinkage == "auto" if auto else 0 <= float(self.shrinkage) <= 1
-        expect(ok, 'shrinkage "auto" or a fraction in [0, 1]', self.shrinkage)
+    def _fit(self, latents, scores: Mapping) -> Fisher:
         flat, shape = _as_latents(latents)
         names, probs, rows = _confident_probabilities(
             scores, self.attribute, self.attributes, self.threshold, self.method
@@ -1019,10 +1088,11 @@ class Fisher(DirectionEstimator):
 
 # ---------------------------------------------------------------- registry
 
-# Keyed by the names the command line offers (ganedit.choices), each class's own `method`.
-METHODS: dict[str, type[DirectionEstimator]] = dict(
-    zip(DIRECTION_METHODS, (InterFaceGAN, MAB, Stratified, Regression, Fisher), strict=True)
-)
+# The table of methods, keyed by each class's own `method`: the names the command line
+# offers (ganedit.choices.DIRECTION_METHODS, in this order; tests/test_startup.py checks).
+METHODS: dict[str, type[DirectionEstimator]] = {
+    cls.method: cls for cls in (InterFaceGAN, MAB, Stratified, Regression, Fisher)
+}
 
 
 def make_estimator(method: str, attribute: str, **params) -> DirectionEstimator:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganedit.directions.estimators import Conditional, DirectionEstimator, make_estimator
+from ganedit.directions.estimators import METHODS, Conditional, DirectionEstimator, make_estimator
 from ganedit.directions.io import load_boundary, save_boundary, sidecar_path
 from ganedit.directions.sampling import Scores, check_kinds, score_kinds
 from ganedit.errors import DamagedInputError, UserInputError
@@ -22,9 +22,20 @@ log = logging.getLogger(__name__)
 SPACES = ("z", "w", "ws")
 
 
+def _option():
+    """A method option: an estimator parameter of the same name, passed to every method whose
+    estimator takes it (its meaning and default are the estimator's), refused for the rest."""
+    return field(default=None, metadata={"method_option": True})
+
+
 @dataclass(frozen=True)
 class BoundaryConfig:
-    """One direction to learn. Unset method options keep the estimator's defaults."""
+    """One direction to learn. Unset method options keep the estimator's defaults.
+
+    The method options are `ganedit boundary`'s flags for estimator parameters; which
+    methods take each is read from the estimators (`method_options`). The field order is the
+    order the boundary sidecar records them in.
+    """
 
     method: str
     attribute: str
@@ -32,26 +43,35 @@ class BoundaryConfig:
     scores: str | None = None  # None: the bank's scores
     space: str | None = None  # a bank's space to fit (None: w); for .npy codes, what they are
     generator: str | None = None  # .npy codes: the generator they came from (recorded)
-    n: int | None = None  # mab: subset size
-    threshold: float | None = None  # confidence threshold (mab, stratified, regression, fisher)
+    n: int | None = _option()
+    threshold: float | None = _option()
     threshold_given: bool = False  # True: use `threshold` even when None (no filter)
-    ratio: float | None = None  # interfacegan: share (or count) of top and bottom samples
-    quota: str | None = None  # mab: random | exact
-    solver: str | None = None  # interfacegan: fast | kernel
-    split_mode: str | None = None  # interfacegan: ganedit | reference (InterFaceGAN's split)
+    ratio: float | None = _option()
+    quota: str | None = _option()
+    solver: str | None = _option()
+    split_mode: str | None = _option()
     base: str = "interfacegan"  # conditional: the method whose direction is projected
     conditions: tuple[str, ...] = field(default_factory=tuple)  # boundary .npy files
     seed: int = 0
 
+    def given_options(self) -> dict:
+        """The method options set (threshold also when given as None: no filter)."""
+        return {
+            name: getattr(self, name)
+            for name in OPTION_FIELDS
+            if getattr(self, name) is not None or (name == "threshold" and self.threshold_given)
+        }
 
-# Which options each method takes, with the name its estimator uses.
-_OPTIONS = {
-    "interfacegan": {"ratio": "ratio", "solver": "solver", "split_mode": "split_mode"},
-    "mab": {"n": "n", "threshold": "threshold", "quota": "quota"},
-    "stratified": {"threshold": "threshold"},
-    "regression": {"threshold": "threshold"},
-    "fisher": {"threshold": "threshold"},
-}
+
+OPTION_FIELDS = tuple(
+    f.name for f in dataclasses.fields(BoundaryConfig) if f.metadata.get("method_option")
+)
+
+
+def method_options(method: str) -> tuple[str, ...]:
+    """The method options `method`'s estimator takes, from its constructor's parameters."""
+    params = METHODS[method]._get_param_names()
+    return tuple(name for name in OPTION_FIELDS if name in params)
 
 
 def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.ndarray, dict]:
@@ -170,31 +190,18 @@ def build_estimator(cfg: BoundaryConfig) -> DirectionEstimator:
         return Conditional(
             base, np.stack([load_boundary(c)[0].reshape(-1) for c in cfg.conditions])
         )
-    if cfg.method not in _OPTIONS:
+    if cfg.method not in METHODS:
         raise UserInputError(
-            f"expected a method among {sorted([*_OPTIONS, 'conditional'])}, received {cfg.method!r}"
+            f"expected a method among {sorted([*METHODS, 'conditional'])}, received {cfg.method!r}"
         )
-    params = {
-        name: getattr(cfg, key)
-        for key, name in _OPTIONS[cfg.method].items()
-        if getattr(cfg, key) is not None or (key == "threshold" and cfg.threshold_given)
-    }
-    _refuse_foreign_options(cfg)
-    return make_estimator(cfg.method, cfg.attribute, random_state=cfg.seed, **params)
-
-
-def _refuse_foreign_options(cfg: BoundaryConfig) -> None:
-    given = [
-        k
-        for k in ("n", "threshold", "ratio", "quota", "solver", "split_mode")
-        if getattr(cfg, k) is not None or (k == "threshold" and cfg.threshold_given)
-    ]
-    foreign = [k for k in given if k not in _OPTIONS[cfg.method]]
+    given, takes = cfg.given_options(), method_options(cfg.method)
+    foreign = [name for name in given if name not in takes]
     if foreign:
         raise UserInputError(
-            f"expected options of {cfg.method} among {sorted(_OPTIONS[cfg.method])}, "
+            f"expected options of {cfg.method} among {sorted(takes)}, "
             f"received {', '.join('--' + k.replace('_', '-') for k in foreign)}"
         )
+    return make_estimator(cfg.method, cfg.attribute, random_state=cfg.seed, **given)
 
 
 def load_training_data(cfg: BoundaryConfig) -> tuple[np.ndarray, Scores, dict]:

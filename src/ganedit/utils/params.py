@@ -5,10 +5,16 @@ whole mapping, so a config read from a file is refused before anything is built 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ganedit.errors import UserInputError
+
+
+def _integral(value) -> bool:
+    """An int or a numpy integer; bools are not integers here."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -20,11 +26,7 @@ class Integer:
     power_of_two: bool = False
 
     def accepts(self, value) -> bool:
-        ok = (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and self.low <= value <= self.high
-        )
+        ok = _integral(value) and self.low <= value <= self.high
         return ok and (not self.power_of_two or value & (value - 1) == 0)
 
     def describe(self) -> str:
@@ -34,21 +36,24 @@ class Integer:
 
 @dataclass(frozen=True)
 class Real:
-    """A finite number in [low, high]."""
+    """A finite number in [low, high]; `open_low` / `open_high` leave a bound out."""
 
     low: float
     high: float
+    open_low: bool = False
+    open_high: bool = False
 
     def accepts(self, value) -> bool:
-        return (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and self.low <= value <= self.high
-        )
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            return False
+        above = self.low < value if self.open_low else self.low <= value
+        below = value < self.high if self.open_high else value <= self.high
+        return math.isfinite(value) and above and below
 
     def describe(self) -> str:
-        return f"a finite number in [{self.low}, {self.high}]"
+        left = "(" if self.open_low else "["
+        right = ")" if self.open_high or math.isinf(self.high) else "]"
+        return f"a finite number in {left}{self.low}, {self.high}{right}"
 
 
 @dataclass(frozen=True)
@@ -82,10 +87,35 @@ class Name:
 
 
 @dataclass(frozen=True)
+class Text:
+    """Any non-empty string (names chosen elsewhere, such as an attribute's)."""
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, str) and len(value) > 0
+
+    def describe(self) -> str:
+        return "a non-empty string"
+
+
+@dataclass(frozen=True)
+class InstanceOf:
+    """An instance of `kinds` (a type or a tuple of types), described as `what`."""
+
+    kinds: type | tuple[type, ...]
+    what: str
+
+    def accepts(self, value) -> bool:
+        return isinstance(value, self.kinds)
+
+    def describe(self) -> str:
+        return self.what
+
+
+@dataclass(frozen=True)
 class ListOf:
     """A list of values each accepted by `item`, of length in [min_len, max_len]."""
 
-    item: Integer | Real | Name
+    item: Integer | Real | Name | Text
     min_len: int
     max_len: int
     unique: bool = False
@@ -105,8 +135,21 @@ class ListOf:
 
 
 @dataclass(frozen=True)
+class AnyOf:
+    """A value that one of `options` accepts."""
+
+    options: tuple
+
+    def accepts(self, value) -> bool:
+        return any(option.accepts(value) for option in self.options)
+
+    def describe(self) -> str:
+        return " or ".join(option.describe() for option in self.options)
+
+
+@dataclass(frozen=True)
 class OrNone:
-    inner: Integer | Real | OneOf | ListOf
+    inner: Integer | Real | OneOf | ListOf | AnyOf | Text
 
     def accepts(self, value) -> bool:
         return value is None or self.inner.accepts(value)
@@ -115,7 +158,7 @@ class OrNone:
         return f"null or {self.inner.describe()}"
 
 
-Constraint = Integer | Real | OneOf | Name | ListOf | OrNone
+Constraint = Integer | Real | OneOf | Name | Text | InstanceOf | ListOf | AnyOf | OrNone
 
 
 def check_params(values: Mapping, constraints: Mapping[str, Constraint], owner: str) -> None:
