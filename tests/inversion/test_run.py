@@ -73,7 +73,7 @@ def test_pti_writes_a_tuned_generator_that_knows_its_parent(capsys, tmp_path, ti
 
 
 def test_images_are_converted_as_documented(tmp_path):
-    from ganedit.inversion.run import load_image
+    from ganedit.inversion.images import load_image
 
     gray = _png(tmp_path / "gray.png", np.full((16, 16), 0, np.uint8), "L")
     rgba = np.zeros((16, 16, 4), np.uint8)  # fully transparent black: white once composited
