@@ -57,31 +57,26 @@ class Inversion:
 
 
 class Inverter(Protocol):
-    """One inversion method (a row of `INVERTERS`)."""
+    """One inversion method (a row of `INVERTERS`); a method that subclasses it explicitly
+    takes its defaults: no settings to refuse, no encoder, the generator left as it is."""
 
     # Each image gets its own generator (`{i:05d}_generator/`), and is edited in it.
-    tunes_generator: ClassVar[bool]
+    tunes_generator: ClassVar[bool] = False
 
     def check(self, cfg: InvertConfig) -> None:
         """Refuse (UserInputError) settings the method cannot run."""
 
     def uses_encoder(self, cfg: InvertConfig) -> bool:
         """Whether the run loads an encoder (`Context.encoder`) for the method."""
+        return False
 
     def invert(self, ctx: Context, images: torch.Tensor, start: int) -> Inversion:
         """Codes of images [n, 3, R, R] in [-1, 1], numbered from `start` in the run."""
+        ...
 
 
-class Optimize:
+class Optimize(Inverter):
     """The projector: optimise a code (and the noise maps) per image."""
-
-    tunes_generator = False
-
-    def check(self, cfg: InvertConfig) -> None:
-        pass
-
-    def uses_encoder(self, cfg: InvertConfig) -> bool:
-        return False
 
     def invert(self, ctx: Context, images: torch.Tensor, start: int) -> Inversion:
         at = ctx.at(start, len(images))
@@ -93,13 +88,8 @@ class Optimize:
         return Inversion(latents, found.images)
 
 
-class Encoder:
+class Encoder(Inverter):
     """An e4e encoder's codes, in one forward pass."""
-
-    tunes_generator = False
-
-    def check(self, cfg: InvertConfig) -> None:
-        pass
 
     def uses_encoder(self, cfg: InvertConfig) -> bool:
         return True
@@ -108,7 +98,7 @@ class Encoder:
         return Inversion(encode_images(ctx.encoder, images.to(ctx.source.device)))
 
 
-class PivotalTuning:
+class PivotalTuning(Inverter):
     """PTI: a pivot (the projector's or the encoder's code), then the generator tuned around
     it per image; the codes written are the pivots."""
 
