@@ -22,14 +22,15 @@ from ganedit.inversion.pti import Tuning, pivotal_tuning
 
 if TYPE_CHECKING:
     from ganedit.inversion.run import InvertConfig
+    from ganedit.models.sources import GeneratorSource
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
     """What a method works with: the run's settings and the networks loaded for it."""
 
     cfg: InvertConfig
-    source: object  # the generator (StyleGANSource or another GeneratorSource), at no modes
+    source: GeneratorSource  # the generator, at no modes
     loss: ReconstructionLoss | None = None  # None: a method that compares no images
     encoder: torch.nn.Module | None = None  # loaded when `Inverter.uses_encoder`
     modes: torch.Tensor | None = None  # [N, k] each image's anchor coordinates (self-cond.)
@@ -46,7 +47,7 @@ class Context:
         return self.source.at_modes(mode_vector(self.modes[start : start + n], True))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Inversion:
     """One batch inverted."""
 
