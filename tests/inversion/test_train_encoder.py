@@ -17,9 +17,9 @@ from PIL import Image
 
 import ganedit.inversion.train_encoder as te
 from ganedit.errors import UserInputError
+from ganedit.inversion.encode import encode_images
 from ganedit.inversion.train_encoder import (
     EncoderTrainConfig,
-    encode_images,
     encoder_step,
     setup_encoder_training,
     stage_at,

@@ -90,7 +90,7 @@ def test_embedded_generator_loads_by_name_small_and_deterministic(name):
 
 
 def test_shipped_encoder_belongs_to_world64_small_and_reconstructs(celeba):
-    from ganedit.inversion.train_encoder import encode_images
+    from ganedit.inversion.encode import encode_images
     from ganedit.models.registry import load_encoder
     from ganedit.models.sources import load_generator
 

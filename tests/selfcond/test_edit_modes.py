@@ -169,7 +169,7 @@ def test_the_encoder_follows_the_generator_and_sidecar_modes_are_checked(
 
     from ganedit.editing.run import start_coordinates
     from ganedit.errors import DamagedInputError
-    from ganedit.inversion.run import shipped_encoder
+    from ganedit.inversion.encode import shipped_encoder
     from ganedit.utils.images import to_uint8
 
     assert shipped_encoder(load_generator("world64-sc")) == "world64-sc-encoder"

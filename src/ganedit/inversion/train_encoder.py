@@ -78,6 +78,7 @@ from torch import nn
 
 from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
+from ganedit.inversion.encode import encode_images
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, combine, default_loss
 from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.modes import NEUTRAL, mode_vector
@@ -626,34 +627,6 @@ def _check_resumable(run: EncoderTraining, meta: dict, run_dir: Path) -> None:
             f"sha256 {str(saved)[:12]}), received {run.source.name} "
             f"({str(run.source.identity['sha256'])[:12]})"
         )
-
-
-@torch.no_grad()
-def encode_images(
-    encoder: Encoder4Editing, images: torch.Tensor, batch_size: int = 64
-) -> torch.Tensor:
-    """ws [N, num_ws, w_dim] (CPU) of images [N, 3, H, W] in [-1, 1], batch by batch, with the
-    encoder in eval mode (its mode is restored afterwards)."""
-    images = torch.as_tensor(images)
-    if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
-        raise UserInputError(
-            f"expected float images [N, 3, H, W] in [-1, 1], received {tuple(images.shape)} "
-            f"{images.dtype}"
-        )
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise UserInputError(f"expected a batch size >= 1, received {batch_size!r}")
-    device, was_training = encoder.latent_avg.device, encoder.training
-    encoder.eval()
-    try:
-        parts = [
-            encoder(images[i : i + batch_size].to(device)).cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    finally:
-        encoder.train(was_training)
-    if not parts:
-        return torch.zeros(0, encoder.num_ws, encoder.w_dim)
-    return torch.cat(parts)
 
 
 @torch.no_grad()

@@ -144,7 +144,7 @@ class DistanceLabeller:
         return [b.attribute for b in self.boundaries]
 
     def __call__(self, images):
-        from ganedit.inversion.train_encoder import encode_images
+        from ganedit.inversion.encode import encode_images
 
         ws = encode_images(self.encoder, images, self.batch_size)
         return boundary_distances(ws, self.boundaries), ws.numpy()

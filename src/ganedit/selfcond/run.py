@@ -71,7 +71,7 @@ def run_selflabel(
 
 
 def _distance_labeller(generator, boundaries, encoder, config, device, force):
-    from ganedit.inversion.run import load_encoder_for, shipped_encoder
+    from ganedit.inversion.encode import load_encoder_for, shipped_encoder
     from ganedit.models.registry import DEFAULT_GENERATOR
     from ganedit.models.sources import load_generator
 

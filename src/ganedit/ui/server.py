@@ -162,10 +162,10 @@ def create_app(service: EditingService, config: UIConfig):
     from fastapi.staticfiles import StaticFiles
     from starlette.exceptions import HTTPException
 
-    from ganedit.ui.upload import Inverter, check_upload_size
+    from ganedit.ui.upload import Uploads, check_upload_size
 
     app = FastAPI(title="ganedit editor", docs_url=None, redoc_url=None, openapi_url=None)
-    inverter = Inverter(service, int(config.max_upload_mb * 1e6))
+    inverter = Uploads(service, int(config.max_upload_mb * 1e6))
     app.state.service, app.state.inverter = service, inverter
 
     def _refusal(status: int, message: str):

@@ -3,13 +3,14 @@
 An upload is refused with one line (a `UserInputError`, shown in the page) when it is too
 large (the message gives its size), not a PNG or JPEG, damaged, of a pixel mode that is not
 8-bit colour, grey or palette, smaller than 8 px or larger than 40 megapixels (read from its
-header: nothing is decoded before the size is known to be sane). Accepted images are
-converted to RGB (transparent pixels on white), centre-cropped to a square and resized to
-the generator's resolution.
+header: nothing is decoded before the size is known to be sane). Accepted images are decoded
+as `ganedit invert` decodes them (ganedit.inversion.images: RGB, transparent pixels on white,
+centre-cropped to a square and resized, area, to the generator's resolution).
 
-Inversion is the generator's shipped encoder (as `ganedit invert --method encoder`; at the
-image's own modes, read by the mode reader, for a self-conditioned generator), then
-optionally pivotal tuning as a background job whose progress the page polls. Tuning works on
+Inversion is inversion's method table (ganedit.inversion.methods): the generator's shipped
+encoder (as `ganedit invert --method encoder`; at the image's own modes, read as `invert`
+reads them, for a self-conditioned generator), then optionally pivotal tuning (`pti`'s
+tuning step) as a background job whose progress the page polls. Tuning works on
 a copy of the generator; the tuned copy belongs to the new face only.
 """
 
@@ -28,6 +29,9 @@ from PIL import Image, ImageFile
 
 from ganedit.editing.service import EditingService, Face
 from ganedit.errors import UserInputError
+from ganedit.inversion.images import image_modes, mode_reader, rgb_on_white, square
+from ganedit.inversion.methods import INVERTERS, Context
+from ganedit.inversion.run import InvertConfig
 from ganedit.utils.params import Integer, check_params
 
 log = logging.getLogger(__name__)
@@ -59,7 +63,7 @@ def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
     try:
         with _header(data) as pil:
             _check_header(pil)
-            rgb = _on_white(pil)  # decodes
+            rgb = rgb_on_white(pil)  # decodes
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
         if isinstance(err, UserInputError):
             raise
@@ -67,7 +71,7 @@ def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
             f"expected a PNG or JPEG image, received a file that is not one or is damaged "
             f"({type(err).__name__})"
         ) from None
-    return _square(rgb, resolution)
+    return square(rgb, resolution)
 
 
 def _header(data: bytes) -> ImageFile.ImageFile:
@@ -107,26 +111,6 @@ def _check_header(pil: ImageFile.ImageFile) -> None:
         )
 
 
-def _on_white(pil: Image.Image) -> Image.Image:
-    has_alpha = pil.mode in ("RGBA", "LA", "PA") or "transparency" in pil.info
-    if not has_alpha:
-        return pil.convert("RGB")
-    rgba = pil.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, rgba).convert("RGB")
-
-
-def _square(pil: Image.Image, resolution: int) -> torch.Tensor:
-    w, h = pil.size
-    side = min(w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    pil = pil.crop((left, top, left + side, top + side))
-    if side != resolution:
-        pil = pil.resize((resolution, resolution), Image.Resampling.BOX)
-    array = np.asarray(pil, np.float32)
-    return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
-
-
 @dataclass
 class Job:
     """A pivotal-tuning job: its progress, and the tuned face when done."""
@@ -153,8 +137,9 @@ class Job:
         }
 
 
-class Inverter:
-    """Encoders, mode readers and the PTI loss, loaded once; PTI jobs by id."""
+class Uploads:
+    """Uploads inverted by inversion's methods (`INVERTERS`: the encoder, then pivotal
+    tuning on request): encoders, mode readers and the PTI loss, loaded once; PTI jobs by id."""
 
     def __init__(self, service: EditingService, max_bytes: int):
         self.service = service
@@ -175,11 +160,11 @@ class Inverter:
                 f"{generator} (z only)"
             )
         image = decode_upload(data, source.resolution, self.max_bytes)
-        encoder = self._encoder(generator, source)
-        from ganedit.inversion.train_encoder import encode_images
-
+        ctx = Context(
+            _settings(generator, "encoder"), source, encoder=self._encoder(generator, source)
+        )
         with torch.inference_mode():
-            ws = encode_images(encoder, image[None].to(source.device)).cpu()
+            ws = INVERTERS["encoder"].invert(ctx, image[None], 0).latents
         t = self._image_modes(generator, source, image)
         origin = {"upload": filename, "inversion": "encoder"}
         face = self.service.add_face(generator, ws, start_t=t, origin=origin, target=image)
@@ -197,7 +182,7 @@ class Inverter:
         return round(float(np.dot(target, face.start_embedding)), 4)
 
     def _encoder(self, generator: str, source) -> torch.nn.Module:
-        from ganedit.inversion.run import load_encoder_for
+        from ganedit.inversion.encode import load_encoder_for
 
         with self._lock:
             if generator not in self._encoders:
@@ -207,19 +192,13 @@ class Inverter:
             return self._encoders[generator]
 
     def _image_modes(self, generator: str, source, image: torch.Tensor) -> torch.Tensor | None:
-        from ganedit.models.modes import read_modes
-        from ganedit.models.registry import load_mode_reader
-
-        attributes = source.mode_attributes
-        if not attributes:
-            return None
+        """The image's anchor coordinates [1, k], read as `ganedit invert` reads them."""
         with self._lock:
             if generator not in self._readers:
-                self._readers[generator] = load_mode_reader(
-                    generator, attributes, self.service.config.device
-                ).eval()
+                device = self.service.config.device
+                self._readers[generator] = mode_reader(generator, source, device)
             reader = self._readers[generator]
-        return read_modes(reader, image[None])
+        return image_modes(source, image[None], "read", reader)
 
     # ------------------------------------------------------------------ pivotal tuning
 
@@ -249,26 +228,17 @@ class Inverter:
     def _tune(self, job: Job, face: Face) -> None:
         import time
 
-        from ganedit.inversion.pti import PTIConfig, pivotal_tuning
-        from ganedit.models.modes import mode_vector
+        from ganedit.inversion.pti import PTIConfig
 
         began = time.perf_counter()
         try:
-            at = face.source
-            if face.start_t is not None:
-                at = at.at_modes(mode_vector(face.start_t, for_generator=True))
 
             def advance(done: int, total: int) -> None:
                 job.done = done
 
-            tuning = pivotal_tuning(
-                at,
-                face.target,
-                face.latents[0],
-                self._pti_loss(),
-                PTIConfig(steps=job.steps),
-                on_step=advance,
-            )
+            cfg = _settings(face.generator, "pti", pivot="encoder", pti=PTIConfig(steps=job.steps))
+            ctx = Context(cfg, face.source, self._pti_loss(), modes=face.start_t, on_step=advance)
+            tuning = INVERTERS["pti"].tune(ctx, face.target, face.latents[0], 0)
             origin = {**face.origin}
             origin.update(inversion="encoder + pti", pti_steps=tuning.steps)
             tuned = self.service.add_face(
@@ -295,3 +265,8 @@ class Inverter:
             if self._loss is None:
                 self._loss = default_loss(self.service.config.device, perceptual="evaluator")
             return self._loss
+
+
+def _settings(generator: str, method: str, **settings) -> InvertConfig:
+    """The `ganedit invert` settings an upload is inverted with."""
+    return InvertConfig(generator=generator, method=method, **settings)
