@@ -42,9 +42,8 @@ class Context:
         """The source rendering images start .. start+n-1 at their own modes."""
         if self.modes is None:
             return self.source
-        from ganedit.models.modes import mode_vector
-
-        return self.source.at_modes(mode_vector(self.modes[start : start + n], True))
+        layout = self.source.require_modes("image modes")
+        return self.source.at_modes(layout.generator_vector(self.modes[start : start + n]))
 
 
 @dataclass(frozen=True)

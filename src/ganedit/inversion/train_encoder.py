@@ -81,7 +81,7 @@ from ganedit.errors import UserInputError
 from ganedit.inversion.encode import encode_images
 from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, combine, default_loss
 from ganedit.models.encoder.networks import Encoder4Editing
-from ganedit.models.modes import NEUTRAL, mode_vector
+from ganedit.models.modes import ModeLayout
 from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
@@ -373,7 +373,7 @@ class TrainingBatches:
 
     def _modes(self, t: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=torch.float32).reshape(-1, self.k)
-        return mode_vector(t, for_generator=True).to(self.device)
+        return ModeLayout.unnamed(self.k).generator_vector(t).to(self.device)
 
     @torch.no_grad()
     def synthetic(self, start: int, n: int):
@@ -413,10 +413,10 @@ def preview_images(config: EncoderTrainConfig, source: StyleGANSource) -> torch.
 
 
 def _neutral_modes(source: StyleGANSource) -> torch.Tensor | None:
-    k = len(source.mode_attributes)
-    if k == 0:
+    layout = source.mode_layout
+    if layout is None:
         return None
-    return mode_vector(torch.full((1, k), NEUTRAL), for_generator=True).to(source.device)
+    return layout.generator_vector(layout.neutral()).to(source.device)
 
 
 # ------------------------------------------------------------------------------------------
