@@ -164,9 +164,9 @@ def stylegan1_synthesis_vars(rnd: Weights, kw: dict) -> dict:
     return out
 
 
-def stylegan1_gs(seed: int = 0, src: str | None = None, name: str = "Gs", **changes) -> Network:
-    """A G_style network (what `Gs` is in NVIDIA's StyleGAN pickles)."""
-    kw = {**SG1_KWARGS, **changes}
+def _style_gs(build: str, synthesis_build: str, synthesis_vars, kw: dict, seed, src, name):
+    """A mapping + synthesis network pair under `build` (G_style or G_main), as both
+    StyleGAN releases pickle their `Gs`: `lod` and `dlatent_avg` its own variables."""
     rnd = Weights(seed)
     num_layers = 2 * int(np.log2(kw["resolution"])) - 2
     layers, width = kw["mapping_layers"], kw["dlatent_size"]
@@ -174,11 +174,15 @@ def stylegan1_gs(seed: int = 0, src: str | None = None, name: str = "Gs", **chan
         "G_mapping", "G_mapping", {**kw, "dlatent_broadcast": num_layers},
         mapping_vars(rnd, kw["latent_size"], kw["mapping_fmaps"], width, layers), src=src,
     )  # fmt: skip
-    synthesis = Network(
-        "G_synthesis", "G_synthesis", kw, stylegan1_synthesis_vars(rnd, kw), src=src
-    )
+    synthesis = Network("G_synthesis", synthesis_build, kw, synthesis_vars(rnd, kw), src=src)
     own = {"lod": np.float32(0), "dlatent_avg": rnd(width, scale=0.5)}
-    return Network(name, "G_style", kw, own, {"synthesis": synthesis, "mapping": mapping}, src)
+    return Network(name, build, kw, own, {"synthesis": synthesis, "mapping": mapping}, src)
+
+
+def stylegan1_gs(seed: int = 0, src: str | None = None, name: str = "Gs", **changes) -> Network:
+    """A G_style network (what `Gs` is in NVIDIA's StyleGAN pickles)."""
+    kw = {**SG1_KWARGS, **changes}
+    return _style_gs("G_style", "G_synthesis", stylegan1_synthesis_vars, kw, seed, src, name)
 
 
 SG2_KWARGS = {
@@ -228,18 +232,8 @@ def stylegan2_gs(seed: int = 0, src: str | None = None, name: str = "Gs", **chan
     """A G_main network with G_synthesis_stylegan2 (configs E and F; F's default fmap_base,
     E's halved one in its static kwargs)."""
     kw = {**SG2_KWARGS, **changes}
-    rnd = Weights(seed)
-    num_layers = 2 * int(np.log2(kw["resolution"])) - 2
-    layers, width = kw["mapping_layers"], kw["dlatent_size"]
-    mapping = Network(
-        "G_mapping", "G_mapping", {**kw, "dlatent_broadcast": num_layers},
-        mapping_vars(rnd, kw["latent_size"], kw["mapping_fmaps"], width, layers), src=src,
-    )  # fmt: skip
-    synthesis = Network(
-        "G_synthesis", "G_synthesis_stylegan2", kw, stylegan2_synthesis_vars(rnd, kw), src=src
-    )
-    own = {"lod": np.float32(0), "dlatent_avg": rnd(width, scale=0.5)}
-    return Network(name, "G_main", kw, own, {"synthesis": synthesis, "mapping": mapping}, src)
+    synthesis = "G_synthesis_stylegan2"
+    return _style_gs("G_main", synthesis, stylegan2_synthesis_vars, kw, seed, src, name)
 
 
 PGGAN_KWARGS = {
