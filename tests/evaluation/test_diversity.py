@@ -175,3 +175,22 @@ def test_a_collapsed_generator_is_seen_and_the_world_is_not(celeba):
     assert w["precision_recall"]["recall"] > 0.7 and w["precision_recall"]["precision"] > 0.7
     assert o["precision_recall"]["recall"] < 0.1
     assert "modes" not in one
+
+
+def test_evaluate_generator_summary_names_each_mode():
+    from ganedit.cli import _diversity_lines
+
+    end = {"identity_cosine": 0.5, "max_gap": 0.25}
+    d = {
+        "identity_cosine": 0.667,
+        "n_identity": 256,
+        "renders_identity_cosine": 0.006,
+        "precision_recall": {"precision": 0.9, "recall": 0.1, "k": 3},
+        "precision_recall_floor": {"precision": 0.8, "recall": 0.8, "k": 3},
+        "modes": {"smile": {"ends_identity": {"mean": 0.4}, "t=0": end, "t=1": end}},
+    }
+    first, mode = _diversity_lines(d)
+    assert "identity cosine 0.667 of 256 samples (world renders 0.006)" in first
+    assert "recall 0.100" in first and "k 3" in first
+    assert mode.startswith("mode smile: identity between its ends 0.400") and "0.250" in mode
+    assert len(_diversity_lines({**d, "precision_recall": None, "modes": {}})) == 1
