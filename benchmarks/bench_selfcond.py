@@ -139,19 +139,23 @@ def _mode_table(lines: list[str], name: str, d: dict) -> None:
               f"Each mode forced to t (the others neutral), {d['n_modes']} faces per end, the "
               "same z at both ends: the evaluator's share of each other binary attribute "
               "(the world's share conditional on the mode's attribute = t in brackets; for "
-              "yaw, the world's marginal), the largest gap, identity diversity at the end and "
-              "the mean identity cosine between the ends.", ""]  # fmt: skip
+              "yaw, the world's marginal), the largest gap, identity diversity at the end, "
+              "precision/recall against the world renders of the same class (binary modes) "
+              "and the mean identity cosine between the ends.", ""]  # fmt: skip
     lines += ["| mode | t | other attributes (world) | largest gap | identity cosine | "
-              "yaw std | ends identity |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+              "yaw std | precision / recall | ends identity |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for a, m in d["modes"].items():
         for t in ("t=0", "t=1"):
             e = m[t]
             others = ", ".join(
                 f"{b} {e['shares'][b]:.3f} ({w:.3f})" for b, w in e["world_shares"].items()
             )
+            pr = e.get("precision_recall")
+            pr = "-" if pr is None else f"{pr['precision']:.3f} / {pr['recall']:.3f}"
             lines.append(
                 f"| {a} | {t[2:]} | {others} | {e['max_gap']:.3f} | {e['identity_cosine']:.3f}"
-                f" | {e['yaw_std']:.1f} | {m['ends_identity']['mean']:.3f} |"
+                f" | {e['yaw_std']:.1f} | {pr} | {m['ends_identity']['mean']:.3f} |"
             )
     lines.append("")
 

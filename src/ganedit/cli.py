@@ -482,6 +482,13 @@ def evaluate_generator_cmd(
     _write_report(report, out)
 
 
+def _end_recalls(ends: list[dict]) -> str:
+    if any("precision_recall" not in e for e in ends):
+        return ""
+    recalls = "/".join(f"{e['precision_recall']['recall']:.3f}" for e in ends)
+    return f"; recall at t=0/1 {recalls} (against the renders of that class)"
+
+
 def _diversity_lines(d: dict) -> list[str]:
     """evaluate-generator's human summary of diversity (and of modes, if any)."""
     line = (
@@ -501,6 +508,7 @@ def _diversity_lines(d: dict) -> list[str]:
             f"mode {a}: identity between its ends {m['ends_identity']['mean']:.3f}; identity "
             f"cosine at t=0/1 {ends[0]['identity_cosine']:.3f}/{ends[1]['identity_cosine']:.3f}"
             f"; largest side effect vs the world {max(e['max_gap'] for e in ends):.3f}"
+            + _end_recalls(ends)
         )
     return lines
 

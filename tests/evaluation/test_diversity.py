@@ -10,6 +10,7 @@ from ganedit.evaluation.diversity import (
     mean_pairwise_cosine,
     mode_side_effects,
     precision_recall,
+    render_labels,
     summary_line,
     world_conditional_shares,
 )
@@ -124,6 +125,22 @@ def test_untrained_modes_keep_the_face_and_gaps_are_the_worlds_shares(sc_source,
         assert end["max_gap"] == pytest.approx(max(end["world_shares"].values()))
         assert end["n_identity"] == 6 and -1 <= end["identity_cosine"] <= 1
     assert set(out["yaw"]["t=0"]["world_shares"]) == set(BINARY_ATTRIBUTES)
+    assert "precision_recall" not in out["smile"]["t=0"]
+    # with renders: a binary mode's end against the renders of its class only
+    labels = {a: np.arange(40) % 2 for a in BINARY_ATTRIBUTES}
+    renders = (np.random.default_rng(0).normal(size=(40, 3)), labels)
+    out = mode_side_effects(
+        sc_source, celeba, MeanReader(), PixelIdentity(), 12, 0, 6, renders=renders
+    )
+    assert out["smile"]["t=1"]["precision_recall"]["n_real"] == 20
+    assert "precision_recall" not in out["yaw"]["t=1"]
+
+
+def test_render_labels_are_the_batched_renders_labels(celeba):
+    whole = render_labels(celeba, 700, 1_000_003)
+    parts = [sample_factors(celeba, 1_000_003, s, c) for s, c in ((0, 512), (512, 188))]
+    for a in BINARY_ATTRIBUTES:
+        np.testing.assert_array_equal(whole[a], np.concatenate([p[f"{a}_label"] for p in parts]))
 
 
 def test_diversity_report_of_a_self_conditioned_source(sc_source, celeba):
@@ -180,7 +197,7 @@ def test_a_collapsed_generator_is_seen_and_the_world_is_not(celeba):
 def test_evaluate_generator_summary_names_each_mode():
     from ganedit.cli import _diversity_lines
 
-    end = {"identity_cosine": 0.5, "max_gap": 0.25}
+    end = {"identity_cosine": 0.5, "max_gap": 0.25, "precision_recall": {"recall": 0.05}}
     d = {
         "identity_cosine": 0.667,
         "n_identity": 256,
@@ -193,4 +210,5 @@ def test_evaluate_generator_summary_names_each_mode():
     assert "identity cosine 0.667 of 256 samples (world renders 0.006)" in first
     assert "recall 0.100" in first and "k 3" in first
     assert mode.startswith("mode smile: identity between its ends 0.400") and "0.250" in mode
+    assert "recall at t=0/1 0.050/0.050" in mode
     assert len(_diversity_lines({**d, "precision_recall": None, "modes": {}})) == 1

@@ -154,14 +154,25 @@ def setting_figures(reading: dict, n_identity: int, real_features=None, k: int =
     return out
 
 
+def render_labels(world: WorldConfig, n: int, seed: int) -> dict[str, np.ndarray]:
+    """Ground-truth binary labels {attribute: [n] 0/1} of the n world renders of `seed`."""
+    from ganedit.world.factors import sample_factors
+
+    factors = sample_factors(world, seed, 0, n)
+    return {a: np.asarray(factors[f"{a}_label"]) for a in BINARY_ATTRIBUTES}
+
+
 def mode_side_effects(
     source, world: WorldConfig, evaluator, identity, n: int, seed: int,
-    n_identity: int = 256, batch_size: int = 256,
+    n_identity: int = 256, batch_size: int = 256, renders=None, k: int = 3,
 ) -> dict:  # fmt: skip
     """Per mode attribute of a self-conditioned source, the other modes neutral: at each end
     t in {0, 1}, the evaluator's shares of the other binary attributes against the world's
     conditional shares (and the largest gap), identity diversity and yaw spread; and the
-    identity cosine between the ends for the same z (mean and median over n faces)."""
+    identity cosine between the ends for the same z (mean and median over n faces).
+    With renders = (features [N, F], truth labels {attribute: [N]}), a binary mode's end
+    also gets precision/recall against the renders whose attribute = t (a forced attribute
+    draws half the world at most; yaw ends get none: no render set matches an extreme)."""
     from ganedit.models.modes import NEUTRAL
 
     attributes = source.mode_attributes
@@ -173,7 +184,11 @@ def mode_side_effects(
             coords = np.full((1, len(attributes)), NEUTRAL)
             coords[0, j] = t
             reading = read_samples(source, n, seed, evaluator, identity, coords, batch_size)
-            figures = setting_figures(reading, n_identity)
+            real = None
+            if renders is not None and a in BINARY_ATTRIBUTES:
+                real = renders[0][renders[1][a] == t]
+                real = real if len(real) > k else None
+            figures = setting_figures(reading, n_identity, real, k)
             if a in BINARY_ATTRIBUTES:
                 world_shares = world_conditional_shares(world, a, int(t))
             else:  # yaw: independent of the labels in the face world
@@ -226,6 +241,7 @@ def diversity_report(
 
     real, real_ids = render_features(world, n_pr, render_seed, source.resolution, evaluator,
                                      identity)  # fmt: skip
+    labels = render_labels(world, n_pr, render_seed)
     out = {
         "n_identity": n_identity,
         "n_pr": n_pr,
@@ -250,6 +266,7 @@ def diversity_report(
     if attributes:
         out["n_modes"] = n_modes
         out["modes"] = mode_side_effects(
-            source, world, evaluator, identity, n_modes, seed, n_identity
-        )
+            source, world, evaluator, identity, n_modes, seed, n_identity,
+            renders=(real, labels), k=k,
+        )  # fmt: skip
     return out

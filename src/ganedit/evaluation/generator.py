@@ -226,6 +226,7 @@ def diversity_figures(
         out["n_modes"] = n_modes
         with torch.no_grad():
             out["modes"] = div.mode_side_effects(
-                source, world, evaluator, identity, n_modes, seed, min(n_identity, n_modes)
-            )
+                source, world, evaluator, identity, n_modes, seed, min(n_identity, n_modes),
+                renders=(real_a, div.render_labels(world, len(real_a), 1_000_003)), k=k,
+            )  # fmt: skip
     return out
