@@ -15,6 +15,11 @@ training and at the neutral mode) against --n-renders world renders (celeba pres
 directions study's held-out seed), each attribute edited by its mode on world64-sc and by
 the latent direction on world64 (--method's boundaries; yaw by the continuous regression
 direction, --yaw-direction), and by the same directions on world64-sc at its neutral mode.
+Diversity (`ganedit.evaluation.diversity`): mean pairwise identity cosine of --n-identity
+faces and improved precision/recall (evaluator features, k=--k) of --n-pr faces against as
+many world renders, for world64 and world64-sc (neutral mode, modes as in training); per
+mode of world64-sc forced to 0 and 1 (--n-modes faces each, same z), the other attributes'
+shares against the world's conditional shares and the identity between the mode's ends.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 
 from ganedit.directions.io import load_boundary
 from ganedit.evaluation.direction_report import json_safe
+from ganedit.evaluation.diversity import diversity_report
 from ganedit.evaluation.selfcond import (
     CELLS,
     edges_for,
@@ -84,6 +90,74 @@ def tails(args, base, sc, evaluator, world) -> dict:
             for c, v in out[name]["cells"].items()
         ))  # fmt: skip
     return out
+
+
+def diversity(args, base, sc, evaluator, identity, world) -> dict:
+    """Diversity figures of the base and of the self-conditioned generator (with its modes'
+    side effects)."""
+    out = {}
+    for name, source in (("world64", base), ("world64-sc", sc)):
+        out[name] = diversity_report(
+            source, world, evaluator, identity, n_identity=args.n_identity, n_pr=args.n_pr,
+            n_modes=args.n_modes, seed=args.seed, k=args.k,
+        )  # fmt: skip
+        for setting, f in out[name]["settings"].items():
+            pr = f["precision_recall"]
+            print(
+                f"diversity {name}, {setting}: identity cosine {f['identity_cosine']:.3f} "
+                f"(renders {out[name]['world renders']['identity_cosine']:.3f}), precision "
+                f"{pr['precision']:.3f}, recall {pr['recall']:.3f}"
+            )
+    return out
+
+
+def _diversity_tables(lines: list[str], report: dict) -> None:
+    """The diversity section of report.md."""
+    div = report["diversity"]
+    first = next(iter(div.values()))
+    lines += ["## Diversity", "", f"Mean pairwise identity cosine of {first['n_identity']} "
+              f"faces (world renders: {first['world renders']['identity_cosine']:.3f}); "
+              f"improved precision/recall (k {first['k']}, {first['features']}) of "
+              f"{first['n_pr']} faces against as many world renders (seed "
+              f"{first['render_seed']}); yaw standard deviation (deg) by the evaluator.", ""]  # fmt: skip
+    lines += ["| generator, setting | identity cosine | precision | recall | yaw std |"]
+    lines.append("|---|---|---|---|---|")
+    for name, d in div.items():
+        for setting, f in d["settings"].items():
+            pr = f["precision_recall"]
+            lines.append(
+                f"| {name}, {setting} | {f['identity_cosine']:.3f} | {pr['precision']:.3f} | "
+                f"{pr['recall']:.3f} | {f['yaw_std']:.1f} |"
+            )
+    for name, d in div.items():
+        if "modes" in d:
+            _mode_table(lines, name, d)
+
+
+def _mode_table(lines: list[str], name: str, d: dict) -> None:
+    lines += ["", f"### Modes of {name}: side effects and identity between the ends", "",
+              f"Each mode forced to t (the others neutral), {d['n_modes']} faces per end, the "
+              "same z at both ends: the evaluator's share of each other binary attribute "
+              "(the world's share conditional on the mode's attribute = t in brackets; for "
+              "yaw, the world's marginal), the largest gap, identity diversity at the end, "
+              "precision/recall against the world renders of the same class (binary modes) "
+              "and the mean identity cosine between the ends.", ""]  # fmt: skip
+    lines += ["| mode | t | other attributes (world) | largest gap | identity cosine | "
+              "yaw std | precision / recall | ends identity |",
+              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for a, m in d["modes"].items():
+        for t in ("t=0", "t=1"):
+            e = m[t]
+            others = ", ".join(
+                f"{b} {e['shares'][b]:.3f} ({w:.3f})" for b, w in e["world_shares"].items()
+            )
+            pr = e.get("precision_recall")
+            pr = "-" if pr is None else f"{pr['precision']:.3f} / {pr['recall']:.3f}"
+            lines.append(
+                f"| {a} | {t[2:]} | {others} | {e['max_gap']:.3f} | {e['identity_cosine']:.3f}"
+                f" | {e['yaw_std']:.1f} | {pr} | {m['ends_identity']['mean']:.3f} |"
+            )
+    lines.append("")
 
 
 def directions(args, attributes, method: str) -> dict[str, np.ndarray]:
@@ -238,6 +312,18 @@ def _edit_tables(lines: list[str], edits: dict) -> None:
 def markdown(report: dict) -> str:
     lines = ["# Self-conditioned world64: tails and edits against the world's truth", ""]
     lines += [f"Produced by `{report['command']}` ({report['date']}). {report['setup']}", ""]
+    if "diversity" in report:
+        _diversity_tables(lines, report)
+    if "tails" in report:
+        _tail_tables(lines, report)
+    if report.get("protocol"):
+        lines += ["## Edits at matched achieved change", ""]
+        _edit_tables(lines, report["protocol"])
+    _real_and_rest(lines, report)
+    return "\n".join(lines)
+
+
+def _tail_tables(lines: list[str], report: dict) -> None:
     lines += ["## Tails", ""]
     settings = list(report["tails"])
     lines.append("| cell | world | " + " | ".join(settings) + " |")
@@ -268,8 +354,10 @@ def markdown(report: dict) -> str:
             f"{report['tails'][s]['labels']['correlations'][pair]:+.2f}" for s in settings
         ]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", "## Edits at matched achieved change", ""]
-    _edit_tables(lines, report["protocol"])
+    lines.append("")
+
+
+def _real_and_rest(lines: list[str], report: dict) -> None:
     if "real" in report:
         real = report["real"]
         lines += [
@@ -294,7 +382,6 @@ def markdown(report: dict) -> str:
         ablations = report["ablations"]
         lines += ["## Ablations", "", ablations["setup"], "", ablation_tables(ablations)]
     lines += ["## Cost", "", *[f"- {k}: {v}" for k, v in report["cost"].items()], ""]
-    return "\n".join(lines)
 
 
 def plot(report: dict, path: Path) -> None:
@@ -358,6 +445,11 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-tails", action="store_true")
+    parser.add_argument("--skip-diversity", action="store_true")
+    parser.add_argument("--n-identity", type=int, default=256, help="faces per identity cosine")
+    parser.add_argument("--n-pr", type=int, default=2048, help="faces for precision/recall")
+    parser.add_argument("--n-modes", type=int, default=1024, help="faces per mode end")
+    parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
     parser.add_argument("--skip-protocol", action="store_true")
     parser.add_argument("--real-n", type=int, default=0, help="held-out renders to invert")
     parser.add_argument("--sc-encoder", default=None, help="world64-sc's encoder (a folder)")
@@ -394,6 +486,10 @@ def main() -> None:
     }
     cost = {}
     start = time.perf_counter()
+    if not args.skip_diversity:
+        report["diversity"] = diversity(args, base, sc, evaluator, identity, world)
+        cost["diversity (s)"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
     if not args.skip_tails:
         report["tails"] = tails(args, base, sc, evaluator, world)
     cost["tails (s)"] = round(time.perf_counter() - start, 1)
@@ -410,7 +506,7 @@ def main() -> None:
         report["ablations"] = json.loads(args.ablations.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(json_safe(report), indent=2) + "\n")
-    if "tails" in report:
+    if "tails" in report or "diversity" in report:
         (args.out / "report.md").write_text(markdown(report))
     if report["protocol"]:
         plot(report, args.out / "identity.png")

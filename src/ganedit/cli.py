@@ -429,13 +429,29 @@ def evaluate_generator_cmd(
     threshold: str = opt.threshold_option(
         "0.9", "Confidence threshold for the confident shares (a number in (0.5, 1))."
     ),
+    n_identity: int = typer.Option(
+        256,
+        "--n-identity",
+        min=2,
+        max=opt.MAX_COUNT,
+        help="Samples (at most -n) and world renders for the mean pairwise identity cosine.",
+    ),
+    n_modes: int = typer.Option(
+        1024,
+        "--n-modes",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="A self-conditioned generator: faces per end of each mode for its side effects "
+        "(0: skip).",
+    ),
     seed: int = opt.seed_option(),
     out: Path | None = opt.optional_out_option("Write the full report as JSON here."),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
-    """Frechet distance, attribute marginals and correlations, confident share of a generator."""
+    """Frechet distance, attribute marginals and correlations, confident share, diversity
+    (identity cosine, precision/recall) and, with modes, each mode's side effects."""
     from ganedit.evaluation.generator import evaluate_generator
     from ganedit.models.sources import load_generator
     from ganedit.world.config import load_world_config
@@ -450,8 +466,9 @@ def evaluate_generator_cmd(
     world = load_world_config(preset)
     source = load_generator(generator, device=device)
     report = evaluate_generator(
-        source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress
-    )
+        source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress,
+        n_identity=n_identity, n_modes=n_modes,
+    )  # fmt: skip
     report["generator"] = source.identity
     typer.echo(
         f"{source.name}: Frechet distance {report['frechet_distance']:.1f} (floor "
@@ -460,7 +477,40 @@ def evaluate_generator_cmd(
         f"{report['max_correlation_gap']:.3f}; confident on all attributes "
         f"{report['share_confident_all']:.3f}"
     )
+    for line in _diversity_lines(report["diversity"]):
+        typer.echo(line)
     _write_report(report, out)
+
+
+def _end_recalls(ends: list[dict]) -> str:
+    if any("precision_recall" not in e for e in ends):
+        return ""
+    recalls = "/".join(f"{e['precision_recall']['recall']:.3f}" for e in ends)
+    return f"; recall at t=0/1 {recalls} (against the renders of that class)"
+
+
+def _diversity_lines(d: dict) -> list[str]:
+    """evaluate-generator's human summary of diversity (and of modes, if any)."""
+    line = (
+        f"diversity: mean pairwise identity cosine {d['identity_cosine']:.3f} of "
+        f"{d['n_identity']} samples (world renders {d['renders_identity_cosine']:.3f})"
+    )
+    pr, floor = d["precision_recall"], d["precision_recall_floor"]
+    if pr is not None:
+        line += (
+            f"; precision {pr['precision']:.3f}, recall {pr['recall']:.3f} against world "
+            f"renders (renders: {floor['precision']:.3f}, {floor['recall']:.3f}; k {pr['k']})"
+        )
+    lines = [line]
+    for a, m in d.get("modes", {}).items():
+        ends = [m[f"t={t:g}"] for t in (0, 1)]
+        lines.append(
+            f"mode {a}: identity between its ends {m['ends_identity']['mean']:.3f}; identity "
+            f"cosine at t=0/1 {ends[0]['identity_cosine']:.3f}/{ends[1]['identity_cosine']:.3f}"
+            f"; largest side effect vs the world {max(e['max_gap'] for e in ends):.3f}"
+            + _end_recalls(ends)
+        )
+    return lines
 
 
 @app.command("score")

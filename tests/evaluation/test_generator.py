@@ -67,7 +67,7 @@ class _RenderSource:
     def sample_z(self, n, seed, start=0):
         return torch.tensor([[seed, start + i] for i in range(n)], dtype=torch.float64)
 
-    def synthesize(self, z, space="z", batch_size=256):
+    def synthesize(self, z, space="z", batch_size=256, modes=None):
         seed, start = int(z[0, 0]), int(z[0, 1])
         assert z[:, 1].tolist() == list(range(start, start + len(z)))  # one run of indices
         return render(sample_factors(self.world, seed, start, len(z)))
@@ -85,3 +85,8 @@ def test_a_generator_that_draws_the_world_meets_the_bars_by_both_networks(celeba
     # Two networks: near, but not the labeler's numbers copied (it errs on a few samples).
     assert report["generated_by_evaluator"] != report["generated"]
     assert report["frechet_distance"] < 5 * report["frechet_distance_floor"] + 1
+    # The world drawn again is as diverse as the renders and as precise and recalled.
+    d = report["diversity"]
+    assert d["identity_cosine"] == pytest.approx(d["renders_identity_cosine"], abs=0.03)
+    for key in ("precision", "recall"):
+        assert d["precision_recall"][key] > d["precision_recall_floor"][key] - 0.1

@@ -111,6 +111,11 @@ def test_evaluate_generator_command(tiny_folder, tmp_path):
     assert report["renders_share_confident"]["all"] > report["share_confident"]["all"]
     assert report["share_confident"]["all"] == report["share_confident_all"]
     assert 0 <= report["labeler_floor_correlation_gap"] <= 2
+    d = report["diversity"]  # identity over at most -n samples; renders are diverse
+    assert d["n_identity"] == 40 and "modes" not in d
+    assert d["renders_identity_cosine"] < 0.2 and -1 <= d["identity_cosine"] <= 1
+    assert 0 <= d["precision_recall"]["recall"] <= d["precision_recall_floor"]["recall"]
+    assert "diversity: mean pairwise identity cosine" in result.output
 
 
 def test_render_is_the_differentiable_unclamped_path(tiny_folder):

@@ -10,7 +10,11 @@
   gaps, since the labeler itself errs;
 - the generated label statistics read a second time by the evaluator, a network trained
   apart from the labeler: renders only show the labeler is right on the world's images,
-  and a gap both networks report on generated images is the generator's, not the labeler's.
+  and a gap both networks report on generated images is the generator's, not the labeler's;
+- diversity (`ganedit.evaluation.diversity`): the mean pairwise identity cosine of samples
+  against that of world renders, and improved precision and recall of the evaluator's
+  features against world renders (two render sets give the floor); for a self-conditioned
+  generator, each mode's side effects and the identity between its ends.
 """
 
 from __future__ import annotations
@@ -136,8 +140,13 @@ def evaluate_generator(
     seed: int = 0,
     threshold: float = 0.9,
     progress: bool = True,
+    n_identity: int = 256,
+    n_modes: int = 1024,
+    k: int = 3,
 ) -> dict:
-    """All generator figures of the model card; sample counts and seeds are in the result."""
+    """All generator figures of the model card; sample counts and seeds are in the result.
+    `n_identity` (at most n) faces for identity diversity, `n_modes` faces per end of each
+    mode of a self-conditioned generator (0: none), `k` neighbours for precision/recall."""
     labeler, evaluator = load_predictor("labeler"), load_predictor("evaluator")
     probs, feats, second = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
     size = source.resolution
@@ -151,6 +160,10 @@ def evaluate_generator(
     by_evaluator = label_stats(second > 0.5)
     evaluator_marginal_gap, evaluator_correlation_gap = stat_gaps(by_evaluator, target)
     shares = confident_shares(probs, threshold)
+    diversity = diversity_figures(
+        source, world, evaluator, (feats[:n_fd], real_a, real_b), min(n_identity, n), n_modes,
+        seed, k,
+    )  # fmt: skip
     return {
         "n": n,
         "n_fd": n_fd,
@@ -177,4 +190,43 @@ def evaluate_generator(
         "share_confident_all": shares["all"],
         "share_confident": shares,
         "renders_share_confident": confident_shares(real_probs, threshold),
+        "diversity": diversity,
     }
+
+
+def diversity_figures(
+    source, world: WorldConfig, evaluator, features, n_identity: int, n_modes: int, seed: int,
+    k: int,
+) -> dict:  # fmt: skip
+    """Identity diversity of the first n_identity samples and of as many world renders;
+    precision/recall of generated features against renders and of renders against renders
+    (the floor), given features = (generated, renders, other renders); None where a set has
+    no more than k rows. Mode side effects of a self-conditioned source."""
+    from ganedit.evaluation import diversity as div
+    from ganedit.models.registry import load_identity_embedder
+
+    identity = load_identity_embedder("identity")
+    generated, real_a, real_b = features
+    with torch.no_grad():
+        reading = div.read_samples(source, n_identity, seed, evaluator, identity)
+        _, render_ids = div.render_features(
+            world, n_identity, 1_000_003, source.resolution, evaluator, identity
+        )
+    enough = min(len(generated), len(real_a)) > k
+    out = {
+        "n_identity": n_identity,
+        "identity_cosine": div.mean_pairwise_cosine(reading["identity"]),
+        "renders_identity_cosine": div.mean_pairwise_cosine(render_ids),
+        "yaw_std": float(np.std(reading["table"]["yaw"])),
+        "features": "evaluator penultimate features",
+        "precision_recall": div.precision_recall(real_a, generated, k) if enough else None,
+        "precision_recall_floor": div.precision_recall(real_a, real_b, k) if enough else None,
+    }
+    if getattr(source, "mode_attributes", None) and n_modes > 0:
+        out["n_modes"] = n_modes
+        with torch.no_grad():
+            out["modes"] = div.mode_side_effects(
+                source, world, evaluator, identity, n_modes, seed, min(n_identity, n_modes),
+                renders=(real_a, div.render_labels(world, len(real_a), 1_000_003)), k=k,
+            )  # fmt: skip
+    return out

@@ -14,6 +14,8 @@ identity embedder compares faces), never with the labeler that may have labelled
   the other attributes, pooled in bins of achieved change so that methods are compared at
   matched change.
 Faces are resampled (bootstrap over faces, fixed seed) for the confidence intervals.
+Diversity at fixed modes and each mode's side effects are `ganedit.evaluation.diversity`'s
+(bench_selfcond.py's Diversity section).
 """
 
 from __future__ import annotations
