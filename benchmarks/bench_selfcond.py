@@ -44,10 +44,10 @@ from ganedit.evaluation.selfcond import (
     label_statistics,
     mode_edits,
     render_readings,
-    sampled_modes,
     tail_figures,
     traversal_edits,
 )
+from ganedit.models.modes import sampled_modes
 from ganedit.models.registry import load_predictor
 from ganedit.models.sources import load_generator
 from ganedit.utils.progress import progress_bar

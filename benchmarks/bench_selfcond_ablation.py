@@ -30,9 +30,8 @@ from ganedit.evaluation.selfcond import (
     evaluator_table,
     generated_readings,
     render_readings,
-    sampled_modes,
 )
-from ganedit.models.modes import NEUTRAL, mode_vector
+from ganedit.models.modes import NEUTRAL, mode_vector, sampled_modes
 from ganedit.models.registry import load_predictor
 from ganedit.models.sources import load_generator
 from ganedit.selfcond.encoder import modes_from_labels

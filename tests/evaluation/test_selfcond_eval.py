@@ -10,10 +10,10 @@ from ganedit.evaluation.selfcond import (
     cell_masks,
     mode_edits,
     reach,
-    sampled_modes,
     tail_figures,
     traversal_edits,
 )
+from ganedit.models.modes import sampled_modes
 from ganedit.models.sources import StyleGANSource
 from ganedit.models.stylegan2 import Generator
 from ganedit.world.config import BINARY_ATTRIBUTES

@@ -236,8 +236,7 @@ def diversity_report(
     """Every diversity figure of one generator: world renders (the floor), the whole model
     (a self-conditioned one at its neutral mode and with modes drawn as in training,
     t ~ U(0, 1)), and for a self-conditioned one each mode's ends (`mode_side_effects`)."""
-    from ganedit.evaluation.selfcond import sampled_modes
-    from ganedit.models.modes import NEUTRAL
+    from ganedit.models.modes import NEUTRAL, sampled_modes
 
     real, real_ids = render_features(world, n_pr, render_seed, source.resolution, evaluator,
                                      identity)  # fmt: skip

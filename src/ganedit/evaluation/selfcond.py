@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ganedit.models.modes import sampled_modes
 from ganedit.utils.progress import progress_bar
 from ganedit.world.config import BINARY_ATTRIBUTES
 
@@ -63,13 +64,6 @@ def truth_table(factors) -> dict[str, np.ndarray]:
     table = {a: np.asarray(factors[f"{a}_label"], np.float64) for a in BINARY_ATTRIBUTES}
     table["yaw"] = np.asarray(factors["yaw"], np.float64)
     return table
-
-
-def sampled_modes(n: int, k: int, seed: int) -> np.ndarray:
-    """Anchor coordinates t [n, k] ~ U(0, 1), as the fine-tune draws them for fakes; for a
-    given k, row i depends only on (seed, i) (NumPy's generator fills rows in order; the
-    committed report was drawn this way)."""
-    return np.random.default_rng(seed).uniform(size=(n, k))
 
 
 def generated_readings(

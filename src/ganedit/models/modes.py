@@ -244,3 +244,10 @@ def normalise(values: np.ndarray, ranges: np.ndarray) -> np.ndarray:
             f"expected {len(ranges)} attribute columns, received {values.shape[-1]}"
         )
     return np.clip((values - ranges[:, 0]) / (ranges[:, 1] - ranges[:, 0]), 0.0, 1.0)
+
+
+def sampled_modes(n: int, k: int, seed: int) -> np.ndarray:
+    """Anchor coordinates t [n, k] ~ U(0, 1), as the self-conditioned fine-tune draws them
+    for fakes; for a given k, row i depends only on (seed, i) (NumPy's generator fills rows
+    in order; the committed reports were drawn this way)."""
+    return np.random.default_rng(seed).uniform(size=(n, k))
