@@ -6,6 +6,7 @@ evaluator-logit units of each boundary's attribute, and two safeguards apply: a 
 that barely moves its attribute is reported instead of amplified, and a step never exceeds
 `bound` times the width of the span the latents cover along the direction (said in the
 output when it applies), so calibration cannot walk the edit off the generator's manifold.
+The units, calibration, bound, moves and render are `editing.core`'s, which the editor shares.
 
 Truncation: codes from a latent bank are rendered at the truncation psi the bank was generated
 (and scored) at, so that a z code (or a StyleGAN v1 w code, truncated when rendered) gives the

@@ -8,7 +8,8 @@
 - the directions given at start (boundary files or folders of them), checked per generator
   against their sidecars (`directions.provenance`, as `ganedit edit` checks them): a
   direction of another generator or latent space is refused, with the reason;
-- calibrations (evaluator-logit units), measured once per generator and direction;
+- calibrations (evaluator-logit units), measured once per generator and direction; a
+  calibrated step is bounded as `ganedit edit` bounds it (`editing.core`, one policy);
 - faces: a code in the generator's editing space (`ws` for StyleGAN2 sources, so a layer
   range applies; `z` for z-only sources), the source that renders it (a generator tuned by
   pivotal tuning for an uploaded image, never the cached base) and, for a self-conditioned
