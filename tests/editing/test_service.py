@@ -287,3 +287,28 @@ def test_a_foreign_evaluator_and_no_identity_embedder(tmp_path, monkeypatch):
     assert plain.readout["brightness"] != moved.readout["brightness"]
     calibration = service.calibration("world64", "regression_age")
     assert calibration is not None and np.isfinite(calibration.slope)
+
+
+def test_calibrated_sliders_are_bounded_as_edit_bounds_them(service):
+    """One bounding policy (`editing.core`): a calibrated slider never steps further than
+    DEFAULT_BOUND x the span, as `ganedit edit --calibrated` does; within it, 1 / slope; a
+    sweep scales as one edit (its largest value at the bound, the others in proportion)."""
+    from ganedit.editing import core
+    from ganedit.editing.edit import DEFAULT_BOUND
+
+    face = service.face_from_seed("world64", YOUNG_SEED)
+    cal = service.calibration("world64", "regression_age")
+    direction = torch.from_numpy(service.direction("world64", "regression_age").vector)
+
+    def step(strength, largest=None):  # the latent step the editor takes along the direction
+        state = EditState.of({"regression_age": strength}, units="calibrated")
+        moved = service.edited_latents(face, state, largest) - face.latents  # [1, L, D]
+        return float((moved[0] @ direction).mean() / direction.dot(direction))
+
+    assert step(1.0) == pytest.approx(1 / cal.slope, rel=1e-4)  # inside the bound
+    far = step(1000.0)
+    assert abs(far) == pytest.approx(DEFAULT_BOUND * cal.width, rel=1e-4)  # bounded
+    assert far == pytest.approx(1000.0 * core.scale(cal, 1000.0).latent_per_unit, rel=1e-4)
+    assert step(-1000.0) == pytest.approx(-far, rel=1e-4)
+    assert step(500.0, {"regression_age": 1000.0}) == pytest.approx(far / 2, rel=1e-4)
+    assert step(500.0) == pytest.approx(far, rel=1e-4)  # alone, 500 is bounded to the same

@@ -6,6 +6,7 @@ evaluator-logit units of each boundary's attribute, and two safeguards apply: a 
 that barely moves its attribute is reported instead of amplified, and a step never exceeds
 `bound` times the width of the span the latents cover along the direction (said in the
 output when it applies), so calibration cannot walk the edit off the generator's manifold.
+The units, calibration, bound, moves and render are `editing.core`'s, which the editor shares.
 
 Truncation: codes from a latent bank are rendered at the truncation psi the bank was generated
 (and scored) at, so that a z code (or a StyleGAN v1 w code, truncated when rendered) gives the
@@ -32,19 +33,17 @@ import torch
 
 from ganedit.directions.io import load_boundary
 from ganedit.directions.provenance import check_boundary_use
+from ganedit.editing import core
+from ganedit.editing.core import start_coordinates
 from ganedit.editing.edit import (
     DEFAULT_BOUND,
     MODES,
-    Calibration,
-    calibrate,
     check_fits,
-    move,
-    move_many,
     sample_latents,
     save_gif,
     save_strip,
 )
-from ganedit.errors import DamagedInputError, UserInputError
+from ganedit.errors import UserInputError
 from ganedit.utils.files import atomic_dir, check_output, write_json
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 from ganedit.utils.progress import progress_bar
@@ -137,47 +136,6 @@ def _input_latents(cfg: EditConfig, source, given) -> tuple[torch.Tensor, dict]:
         where = f"latents {cfg.latents}"
         check_boundary_use(origin, source.identity, cfg.space, where, cfg.force, "latents made")
     return torch.from_numpy(codes), origin
-
-
-def start_coordinates(source, origin: dict, n: int) -> torch.Tensor | None:
-    """The anchor coordinates [n, k] the codes start from on a self-conditioned generator:
-    the samples' own (a bank's modes, or inverted images' modes read by the generator's mode
-    reader), neutral for attributes they do not record; None for a generator without modes."""
-    layout = source.mode_layout
-    if layout is None:
-        return None
-    attributes = source.mode_attributes
-    t = layout.neutral(n)
-    record = origin.get("modes")
-    if not isinstance(record, dict):
-        return t
-    if "t" in record:  # per code: {"attributes": [...], "t": [[...], ...]}
-        names, values = record.get("attributes"), record.get("t")
-        rows = np.asarray(values, np.float64) if isinstance(values, list) else None
-        if (
-            not isinstance(names, list)
-            or rows is None
-            or rows.ndim != 2
-            or rows.shape[1] != len(names)
-            or len(rows) < n
-            or not np.isfinite(rows).all()
-        ):
-            raise DamagedInputError(
-                "expected per-code modes {attributes, t [N, k]} in the codes' sidecar, "
-                f"received {str(record)[:120]}"
-            )
-        columns = {name: rows[:n, j] for j, name in enumerate(names)}
-    else:  # one setting for every sample (a bank): {attribute: t}
-        bad = {k: v for k, v in record.items() if not isinstance(v, (int, float)) or v != v}
-        if bad:
-            raise DamagedInputError(
-                f"expected the bank's modes as {{attribute: t}} numbers, received {bad}"
-            )
-        columns = {name: np.full(n, float(value)) for name, value in record.items()}
-    for j, name in enumerate(attributes):
-        if name in columns:
-            t[:, j] = torch.as_tensor(np.clip(columns[name], 0.0, 1.0), dtype=torch.float32)
-    return t
 
 
 def run_edit(
@@ -281,44 +239,36 @@ def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:
 
 def _latent_units(cfg, source, direction, meta, latents, sweep, progress) -> dict:
     """Latent units per strength unit for one boundary, with its calibration when asked."""
-    record = {"attribute": meta.get("attribute"), "latent_per_unit": 1.0, "bounded": False}
-    if not cfg.calibrated:
-        return record
-    attribute = meta.get("attribute")
-    if attribute is None:
-        raise UserInputError(
-            "expected a boundary with a JSON sidecar naming its attribute for --calibrated, "
-            "received one without"
-        )
-    from ganedit.models.registry import load_attribute_predictor
+    calibration = None
+    if cfg.calibrated:
+        from ganedit.models.registry import load_attribute_predictor
 
-    evaluator = load_attribute_predictor(cfg.evaluator, source.device, foreign=True)
-    cal: Calibration = calibrate(
-        source,
-        direction,
-        cfg.space,
-        evaluator,
-        attribute,
-        layers=cfg.layers,
-        reference=latents,
-        progress=progress,
-    )
+        evaluator = load_attribute_predictor(cfg.evaluator, source.device, foreign=True)
+        calibration = core.measure(
+            source,
+            direction,
+            cfg.space,
+            evaluator,
+            meta.get("attribute"),
+            layers=cfg.layers,
+            reference=latents,
+            progress=progress,
+        )
     largest = _largest_strengths(cfg, sweep)
-    per_unit, bounded = cal.latent_step([largest], cfg.bound)
-    if bounded:
+    scale = core.scale(calibration, largest, cfg.bound)
+    if scale.bounded:
+        unbounded = abs(largest / calibration.slope)
         log.warning(
             "%s: %s calibrated units would move %.3g latent units along the direction, %.2fx "
             "the span its latents cover (%.3g); steps scaled to %.2fx the span (--bound)",
-            attribute,
+            calibration.attribute,
             format(largest, "g"),
-            abs(largest / cal.slope),
-            abs(largest / cal.slope) / cal.width,
-            cal.width,
+            unbounded,
+            unbounded / calibration.width,
+            calibration.width,
             cfg.bound,
         )
-    record.update(latent_per_unit=per_unit, bounded=bounded, calibration=cal.to_dict())
-    record["unbounded_latent_per_unit"] = 1.0 / cal.slope
-    return record
+    return scale.record(meta.get("attribute"))
 
 
 def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
@@ -327,46 +277,31 @@ def _largest_strengths(cfg: EditConfig, sweep: list[float]) -> float:
     return max(abs(s) for s in sweep)
 
 
-def _column_modes(layout, modes: dict | None, start, share: float) -> torch.Tensor | None:
-    """Mode vectors [n, M] of `layout` a share of the way from the codes' own coordinates
-    `start` [n, k] to the targets; at `start` without a mode edit; None for a generator
-    without modes."""
-    if start is None:
-        return None
-    if modes is None:
-        return layout.generator_vector(start)
-    end = layout.targets(start, modes["targets"])
-    return layout.generator_vector(start + share * (end - start))
-
-
 def _render(
     cfg, source, latents, loaded, units, sweep, progress, modes=None, start=None
 ) -> torch.Tensor:
     """Frames [S, N, 3, H, W], one per column strength."""
     frames = []
     shares = np.linspace(0.0, 1.0, len(sweep)) if len(sweep) > 1 else [1.0]
+    directions = [d for d, _ in loaded]
+    intercept = float(loaded[0][1].get("intercept") or 0.0) if len(loaded) == 1 else 0.0
+    targets = None if modes is None else modes["targets"]
     with progress_bar(len(sweep), "edit", progress) as bar:
         for strength, share in zip(sweep, shares, strict=True):
-            column_modes = _column_modes(source.mode_layout, modes, start, float(share))
-            if not loaded:
-                moved = latents
-            elif len(loaded) == 1:
-                direction, meta = loaded[0]
-                step = strength * units[0]["latent_per_unit"]
-                intercept = float(meta.get("intercept") or 0.0)
-                moved = move(latents, direction, step, cfg.mode, intercept, cfg.layers)
-            else:
-                steps = [
-                    strength * s * u["latent_per_unit"]
-                    for s, u in zip(cfg.strengths, units, strict=True)
-                ]
-                moved = move_many(latents, [d for d, _ in loaded], steps, cfg.layers)
-            if column_modes is None:
-                frames.append(source.synthesize(moved, cfg.space))
-            else:
-                frames.append(source.synthesize(moved, cfg.space, modes=column_modes))
+            column_modes = core.mode_vector(source.mode_layout, start, targets, float(share))
+            steps = _steps(cfg, strength, units)
+            moved = core.moved(latents, directions, steps, cfg.mode, intercept, cfg.layers)
+            frames.append(core.render(source, moved, cfg.space, column_modes))
             bar.advance(1)
     return torch.stack(frames)
+
+
+def _steps(cfg: EditConfig, strength: float, units: list[dict]) -> list[float]:
+    """The column's latent steps per boundary: its strength (times each boundary's own
+    strength, with several) in latent units."""
+    if len(units) == 1:
+        return [strength * units[0]["latent_per_unit"]]
+    return [strength * s * u["latent_per_unit"] for s, u in zip(cfg.strengths, units, strict=True)]
 
 
 def _title(cfg: EditConfig, loaded, modes: dict | None = None) -> str:

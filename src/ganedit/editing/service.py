@@ -8,7 +8,8 @@
 - the directions given at start (boundary files or folders of them), checked per generator
   against their sidecars (`directions.provenance`, as `ganedit edit` checks them): a
   direction of another generator or latent space is refused, with the reason;
-- calibrations (evaluator-logit units), measured once per generator and direction;
+- calibrations (evaluator-logit units), measured once per generator and direction; a
+  calibrated step is bounded as `ganedit edit` bounds it (`editing.core`, one policy);
 - faces: a code in the generator's editing space (`ws` for StyleGAN2 sources, so a layer
   range applies; `z` for z-only sources), the source that renders it (a generator tuned by
   pivotal tuning for an uploaded image, never the cached base) and, for a self-conditioned
@@ -38,7 +39,9 @@ from PIL import Image
 
 from ganedit.directions.io import load_boundary, method_label
 from ganedit.directions.provenance import check_boundary_use
-from ganedit.editing.edit import Calibration, calibrate, move, save_gif, save_strip
+from ganedit.editing import core
+from ganedit.editing.core import UNITS
+from ganedit.editing.edit import Calibration, move, save_gif, save_strip
 from ganedit.errors import GaneditError, UserInputError
 from ganedit.utils.files import atomic_path, sidecar_path, write_json
 from ganedit.utils.images import to_uint8
@@ -46,7 +49,6 @@ from ganedit.utils.params import Integer, OneOf, Real, check_params
 
 log = logging.getLogger(__name__)
 
-UNITS = ("latent", "calibrated")
 SWEEP_FORMATS = (".png", ".gif")
 STRENGTH_LIMIT = 1e3  # |strength| a slider may send (latent or calibrated units)
 
@@ -345,7 +347,7 @@ class EditingService:
                 source = self.source(generator)
                 space = "w" if direction.vector.ndim == 1 and "w" in source.spaces else None
                 space = space or self.editing_space(source)
-                self._calibrations[key] = calibrate(
+                self._calibrations[key] = core.measure(
                     source,
                     direction.vector,
                     space,
@@ -356,9 +358,13 @@ class EditingService:
                 )
             return self._calibrations[key]
 
-    def latent_per_unit(self, generator: str, direction_id: str, units: str) -> float:
-        """Latent units per slider unit: 1 in latent units; 1 / slope in calibrated units
-        (refused for a direction too weak to calibrate)."""
+    def latent_per_unit(
+        self, generator: str, direction_id: str, units: str, strength: float = 1.0
+    ) -> float:
+        """Latent units per slider unit for a slider at `strength`: 1 in latent units; in
+        calibrated units 1 / slope, bounded as `ganedit edit` bounds it (`editing.core`; a
+        step of at most DEFAULT_BOUND x the span); refused for a direction too weak to
+        calibrate."""
         if units == "latent":
             return 1.0
         cal = self.calibration(generator, direction_id)
@@ -367,8 +373,7 @@ class EditingService:
                 f"expected a direction whose attribute the evaluator reads for calibrated "
                 f"units, received {direction_id!r}"
             )
-        per_unit, _ = cal.latent_step([1.0], bound=None)
-        return per_unit
+        return core.scale(cal, abs(strength)).latent_per_unit
 
     # -------------------------------------------------------------------- faces
 
@@ -401,9 +406,7 @@ class EditingService:
             codes = source.to_ws(codes, space).cpu()
         start_t = None
         if isinstance(opened.meta.get("modes"), dict):
-            from ganedit.editing.run import start_coordinates
-
-            start_t = start_coordinates(source, {"modes": opened.meta["modes"]}, 1)
+            start_t = core.start_coordinates(source, {"modes": opened.meta["modes"]}, 1)
         return self.add_face(
             generator, codes, start_t=start_t, origin={"bank": str(bank), "row": row}
         )
@@ -473,9 +476,12 @@ class EditingService:
 
     # -------------------------------------------------------------------- rendering
 
-    def edited_latents(self, face: Face, state: EditState) -> torch.Tensor:
-        """The face's code moved by every slider of `state`: [1, ...]."""
-        out = face.latents
+    def edited_latents(
+        self, face: Face, state: EditState, largest: dict[str, float] | None = None
+    ) -> torch.Tensor:
+        """The face's code moved by every slider of `state`: [1, ...]. A calibrated slider is
+        bounded at its own strength, or at `largest[id]` (a sweep's largest |value|, so the
+        sweep scales as one edit, as `ganedit edit`'s columns do)."""
         layers = state.layers if face.space == "ws" else None
         if state.layers is not None and face.space != "ws":
             raise UserInputError(f"expected a layer range only for ws codes, received {face.space}")
@@ -484,13 +490,15 @@ class EditingService:
                 f"expected a layer range within 0..{len(face.latents[0])}, received "
                 f"{layers[0]}:{layers[1]}"
             )
+        vectors, steps = [], []
         for direction_id, strength in state.strengths:
             if strength == 0:
                 continue
-            d = self.direction(face.generator, direction_id)
-            step = strength * self.latent_per_unit(face.generator, direction_id, state.units)
-            out = move(out, d.vector, step, layers=layers)
-        return out
+            vectors.append(self.direction(face.generator, direction_id).vector)
+            at = (largest or {}).get(direction_id, strength)
+            per_unit = self.latent_per_unit(face.generator, direction_id, state.units, at)
+            steps.append(strength * per_unit)
+        return core.moved(face.latents, vectors, steps, layers=layers)
 
     def mode_coordinates(self, face: Face, state: EditState) -> torch.Tensor | None:
         """Anchor coordinates [1, k]: the face's own, with the state's targets set."""
@@ -503,14 +511,14 @@ class EditingService:
             return None
         return face.source.mode_layout.targets(face.start_t, dict(state.modes))
 
-    def _render_batch(self, face: Face, states: list[EditState]) -> torch.Tensor:
-        codes = torch.cat([self.edited_latents(face, s) for s in states])
+    def _render_batch(self, face: Face, states: list[EditState], largest=None) -> torch.Tensor:
+        codes = torch.cat([self.edited_latents(face, s, largest) for s in states])
         coords = [self.mode_coordinates(face, s) for s in states]
         with self._lock, torch.inference_mode():
-            if coords[0] is None:
-                return face.source.synthesize(codes, face.space)
-            modes = face.source.mode_layout.generator_vector(torch.cat(coords))
-            return face.source.synthesize(codes, face.space, modes=modes)
+            modes = None
+            if coords[0] is not None:
+                modes = face.source.mode_layout.generator_vector(torch.cat(coords))
+            return core.render(face.source, codes, face.space, modes)
 
     def render(self, face_id: str, states: list[EditState]) -> list[Rendered]:
         """Each state of one face rendered in one batch, with its read-out: the evaluator's
@@ -602,12 +610,14 @@ class EditingService:
         value with every other slider as in `state`, rendered in one batch."""
         if not values:
             raise UserInputError("expected at least one sweep value, received none")
+        largest = None
         if slider.startswith("mode:"):
             states = [state.with_mode(slider[5:], v) for v in values]
         else:
             self.direction(self.face(face_id).generator, slider)
             states = [state.with_strength(slider, v) for v in values]
-        images = self._render_batch(self.face(face_id), states)
+            largest = {slider: max(abs(float(v)) for v in values)}
+        images = self._render_batch(self.face(face_id), states, largest)
         return images[:, None]
 
     def export_sweep(

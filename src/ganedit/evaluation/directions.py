@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ganedit.editing.edit import calibrate, move, sample_latents
+from ganedit.editing import core
+from ganedit.editing.edit import sample_latents
 from ganedit.errors import UserInputError
 from ganedit.models.predictors import PROBABILITY, VALUE, attributes_of_kind
 from ganedit.utils.progress import progress_bar
@@ -101,7 +102,7 @@ def trace_direction(
     toward = np.where(label, -1.0, 1.0).astype(np.float32)  # [N]
     flipped, change, signed, ident = [], [], [], []
     for alpha in alphas:
-        moved = move(latents, direction.vector, torch.from_numpy(toward * alpha))
+        moved = core.moved(latents, [direction.vector], [torch.from_numpy(toward * alpha)])
         table, embed = _score(source, moved, space, evaluator, identity, batch_size)
         delta = table - base_table
         flipped.append((table[:, k] >= 0.5) != label)
@@ -187,7 +188,7 @@ def cosine_matrix(directions: list[Direction]) -> np.ndarray:  # [M, M]
 
 
 def _step_grid(source, space, direction: Direction, evaluator, cfg: DirectionEvalConfig):
-    cal = calibrate(
+    cal = core.measure(
         source,
         direction.vector,
         space,

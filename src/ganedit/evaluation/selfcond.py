@@ -247,7 +247,7 @@ def traversal_edits(
     """Codes w [N, w_dim] (or ws [N, num_ws, w_dim] with space "ws": every row moves) walked
     along a unit `direction` [w_dim] by each step of `alphas`: as given for yaw (give both
     signs), toward the face's opposite class for a binary attribute (give positive steps)."""
-    from ganedit.editing.edit import move
+    from ganedit.editing import core
 
     vector = np.asarray(direction, np.float32).reshape(-1)
     base = _reading(source, w, space, evaluator, identity, batch_size)
@@ -256,7 +256,7 @@ def traversal_edits(
     faces = np.arange(len(w))
     records = []
     for alpha in alphas:
-        moved = move(w, vector, sign * float(alpha))
+        moved = core.moved(w, [vector], [sign * float(alpha)])
         edited = _reading(source, moved, space, evaluator, identity, batch_size)
         records.append(_record(attribute, faces, np.full(len(w), float(alpha)), base, edited))
         if bar is not None:

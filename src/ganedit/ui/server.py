@@ -263,8 +263,9 @@ def create_app(service: EditingService, config: UIConfig):
         out = {}
         for direction_id in _direction_ids(body, service, name):
             try:
-                cal = service.calibration(name, direction_id)
-                per_unit = None if cal is None else cal.latent_step([1.0], bound=None)[0]
+                per_unit = None
+                if service.calibration(name, direction_id) is not None:
+                    per_unit = service.latent_per_unit(name, direction_id, "calibrated")
                 out[direction_id] = {"latent_per_unit": per_unit, "weak": False}
             except UserInputError as err:
                 out[direction_id] = {"latent_per_unit": None, "weak": True, "why": str(err)}
