@@ -185,17 +185,7 @@ def stylegan1_gs(seed: int = 0, src: str | None = None, name: str = "Gs", **chan
     return _style_gs("G_style", "G_synthesis", stylegan1_synthesis_vars, kw, seed, src, name)
 
 
-SG2_KWARGS = {
-    "num_channels": 3,
-    "resolution": 16,
-    "label_size": 0,
-    "latent_size": 8,
-    "dlatent_size": 8,
-    "mapping_layers": 2,
-    "mapping_fmaps": 8,
-    "fmap_base": 64,
-    "fmap_max": 16,
-}
+SG2_KWARGS = SG1_KWARGS  # the same tiny shape; each release reads what it knows
 
 
 def _modconv(rnd: Weights, scope: str, c_in: int, c_out: int, k: int, w: int, noise: bool) -> dict:
