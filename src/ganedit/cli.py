@@ -23,6 +23,7 @@ from ganedit import cli_options as opt
 from ganedit.choices import DEFAULT_METHOD
 from ganedit.errors import GaneditError, UserInputError
 from ganedit.utils import threads as cpu_threads
+from ganedit.utils.context import RunContext
 
 app = typer.Typer(
     help="ganedit: controllable editing of pretrained GANs.",
@@ -732,7 +733,7 @@ def boundary_cmd(
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Learn one attribute direction (InterFaceGAN-compatible .npy + JSON sidecar)."""
-    from ganedit.directions.fit import BoundaryConfig, fit_boundary
+    from ganedit.directions.fit import BoundaryConfig, fit_boundary, reference_n
 
     _expect_suffix(out, ".npy")
     _expect_suffix(json_out, ".json", "--json")
@@ -740,7 +741,7 @@ def boundary_cmd(
     method_name = opt.value(method)
     threshold_given = threshold is not None
     t = opt.parse_threshold(threshold)
-    ratio, count = _reference_n(
+    ratio, count = reference_n(
         method_name if method_name != "conditional" else opt.value(base), n, ratio
     )
     cfg = BoundaryConfig(
@@ -758,19 +759,6 @@ def boundary_cmd(
         f"{summary['accuracy']:.4f} on {summary['n_samples']} samples"
     )
     _write_report({"boundary": str(out), **summary}, json_out, overwrite=overwrite)
-
-
-def _reference_n(method: str, n: float | None, ratio: float | None):
-    """-n means what it meant in each reference script: IFG's num-or-ratio, MAB's subset size."""
-    if n is None:
-        return ratio, None
-    if method == "interfacegan":
-        if ratio is not None:
-            raise UserInputError("expected one of -n and --ratio for interfacegan, received both")
-        return n, None
-    if n != int(n) or n < 1:
-        raise UserInputError(f"expected a whole subset size for -n, received {n}")
-    return ratio, int(n)
 
 
 @app.command("train-encoder")
@@ -1139,11 +1127,13 @@ def edit_cmd(
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Move latents along directions: a labelled strip (one column per strength) and a GIF."""
+    from ganedit.editing.edit import split_modes
     from ganedit.editing.run import EditConfig, run_edit, summary_lines
     from ganedit.inversion.projector import ProjectorConfig
-    from ganedit.inversion.run import InvertConfig
+    from ganedit.inversion.run import InvertConfig, check_image_edit
 
-    edit_mode, mode_settings = _split_modes(mode)
+    run = RunContext.current(device, progress, overwrite)
+    edit_mode, mode_settings = split_modes(mode)
     cfg = EditConfig(
         boundaries=tuple(str(b) for b in boundary), generator=generator, space=opt.value(space),
         n=n, seed=seed, latents=str(latents) if latents else None, start=start, end=end,
@@ -1154,55 +1144,24 @@ def edit_cmd(
         mode_names=mode_names,
     )  # fmt: skip
     if images:
-        if class_index is not None:
-            raise UserInputError(
-                "expected no --class with --images (inverting images into a class-conditional "
-                f"generator is not supported yet), received --class {class_index}"
-            )
-        if mode_names:
-            raise UserInputError(
-                "expected no --mode-names with --images (inverting images into a renamed "
-                "self-conditioned .pt is not supported yet), received --mode-names "
-                f"{','.join(mode_names)}"
-            )
-        if truncation_psi not in (None, 1.0):
-            raise UserInputError(
-                "expected no --trunc with --images (inverted codes reproduce the images at psi "
-                f"1), received {format(truncation_psi, 'g')}"
-            )
+        check_image_edit(cfg)
         invert = InvertConfig(
             generator=cfg.generator, method=opt.value(invert_method), encoder=encoder,
             modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
         )  # fmt: skip
-        _edit_images(cfg, invert, images, out, device, overwrite, progress)
+        _edit_images(cfg, invert, images, out, run)
         return
-    summary = run_edit(cfg, out, device=device, overwrite=overwrite, progress=progress)
+    summary = run_edit(cfg, out, device=run.device, overwrite=run.overwrite, progress=run.progress)
     for line in summary_lines(summary):
         typer.echo(line)
 
 
-def _split_modes(values: list[str]) -> tuple[str, tuple[str, ...]]:
-    """--mode values: at most one of relative/absolute, and any number of ATTR=T."""
-    from ganedit.editing.edit import MODES
-
-    kinds = [v for v in values if "=" not in v]
-    settings = tuple(v for v in values if "=" in v)
-    for kind in kinds:
-        if kind not in MODES:
-            raise UserInputError(
-                f"expected --mode among {list(MODES)} or ATTR=T, received {kind!r}"
-            )
-    if len(set(kinds)) > 1:
-        raise UserInputError(f"expected one of {list(MODES)} for --mode, received {kinds}")
-    return (kinds[0] if kinds else "relative"), settings
-
-
-def _edit_images(cfg, invert, images, out, device, overwrite, progress) -> None:
+def _edit_images(cfg, invert, images, out, run: RunContext) -> None:
     from ganedit.editing.run import summary_lines
     from ganedit.inversion.run import invert_and_edit
     from ganedit.inversion.run import summary_lines as invert_lines
 
-    result = invert_and_edit(invert, cfg, images, out, device, overwrite, progress)
+    result = invert_and_edit(invert, cfg, images, out, run.device, run.overwrite, run.progress)
     for line in invert_lines(result["inversion"], Path(out) / "inversion"):
         typer.echo(line)
     for summary in result["edits"]:
@@ -1512,31 +1471,6 @@ cli_paths.guard(app)
 # Entry point and the error contract
 
 
-def _expand_conditions(argv: list[str]) -> list[str]:
-    """`--conditions A.npy B.npy` (the reference's spelling) -> `--conditions A.npy --conditions B.npy`."""
-    out, taking, taken = [], False, 0
-    for token in argv:
-        if token == "--conditions":
-            taking, taken = True, 0
-            continue
-        if taking and not token.startswith("-"):
-            out += ["--conditions", token]
-            taken += 1
-            continue
-        _need_conditions(taking, taken)
-        taking = False
-        out.append(token)
-    _need_conditions(taking, taken)
-    return out
-
-
-def _need_conditions(taking: bool, taken: int) -> None:
-    if taking and not taken:
-        raise UserInputError(
-            "expected one or more boundary .npy files after --conditions, received none"
-        )
-
-
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` and return its exit code (the tests call this in-process).
 
@@ -1560,7 +1494,7 @@ def _run(argv: list[str]) -> int:
     from ganedit.cli_errors import usage_line
 
     try:
-        result = app(args=_expand_conditions(argv), prog_name="ganedit", standalone_mode=False)
+        result = app(args=opt.expand_conditions(argv), prog_name="ganedit", standalone_mode=False)
     except GaneditError as err:
         _error(str(err))
         return 2
