@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from cli_run import user_error
-from ganedit.cli import _expand_conditions, run
+from ganedit.cli import run
+from ganedit.cli_options import expand_conditions
+from ganedit.errors import UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Generator
 from planted import write_planted_reference
@@ -41,9 +43,11 @@ def work(tmp_path_factory):
 
 def test_conditions_take_several_paths_like_the_reference():
     argv = ["boundary", "--conditions", "a.npy", "b.npy", "-o", "x.npy"]
-    assert _expand_conditions(argv) == [
+    assert expand_conditions(argv) == [
         "boundary", "--conditions", "a.npy", "--conditions", "b.npy", "-o", "x.npy",
     ]  # fmt: skip
+    with pytest.raises(UserInputError, match="after --conditions, received none"):
+        expand_conditions(["boundary", "--conditions", "-o", "x.npy"])
 
 
 def test_contingency_table_heatmap_and_json(work, capsys):

@@ -389,3 +389,29 @@ def image_modes_option(flag: str = "--modes"):
         help="Self-conditioned generator: invert each image at its own modes, read by the "
         "generator's mode reader (read), or at the neutral mode (neutral).",
     )
+
+
+def expand_conditions(argv: list[str]) -> list[str]:
+    """The reference's spelling `--conditions A.npy B.npy` as the parser reads it:
+    `--conditions A.npy --conditions B.npy` (values run up to the next flag)."""
+    out, taking, taken = [], False, 0
+    for token in argv:
+        if token == "--conditions":
+            taking, taken = True, 0
+            continue
+        if taking and not token.startswith("-"):
+            out += ["--conditions", token]
+            taken += 1
+            continue
+        _need_conditions(taking, taken)
+        taking = False
+        out.append(token)
+    _need_conditions(taking, taken)
+    return out
+
+
+def _need_conditions(taking: bool, taken: int) -> None:
+    if taking and not taken:
+        raise UserInputError(
+            "expected one or more boundary .npy files after --conditions, received none"
+        )

@@ -20,6 +20,7 @@ from ganedit.directions.sampling import ContingencyTable
 from ganedit.errors import FitError, UserInputError, expect
 from ganedit.evaluation.directions import Direction, DirectionEvalConfig, evaluate_directions
 from ganedit.models.predictors import PROBABILITY
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output, open_run_folder, output_lock, write_json
 
 log = logging.getLogger(__name__)
@@ -259,10 +260,11 @@ def run_direction_study(
     out = Path(out)
     with output_lock(out):
         open_run_folder(out, "study", dataclasses.asdict(cfg), overwrite)
-        return _run_study(cfg, attributes, out, device, progress)
+        run = RunContext.current(device, progress, overwrite)
+        return _run_study(cfg, attributes, out, run)
 
 
-def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, device, progress) -> Path:
+def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, run: RunContext) -> Path:
     from ganedit.latents import GenerateConfig, generate_bank
 
     write_json(out / "study.json", {**dataclasses.asdict(cfg), "attributes": attributes})
@@ -275,7 +277,7 @@ def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, device, progr
             generator=cfg.generator, predictor=cfg.predictor, n=cfg.n, seed=cfg.seed,
             truncation_psi=cfg.truncation_psi, chunk_size=cfg.chunk_size,
         )  # fmt: skip
-        generate_bank(gen_cfg, bank, device=device, progress=progress)
+        generate_bank(gen_cfg, bank, device=run.device, progress=run.progress)
     generated = time.perf_counter()
     (out / "boundaries").mkdir(exist_ok=True)
     paths, fitting = _fit_all(cfg, attributes, bank, out / "boundaries")
@@ -288,7 +290,7 @@ def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, device, progr
     )  # fmt: skip
     note = _study_note(cfg, fitting, generated - started, fitted - generated)
     return evaluate_boundary_files(
-        eval_cfg, paths, out / "report", device, progress, note, overwrite=True
+        eval_cfg, paths, out / "report", run.device, run.progress, note, overwrite=True
     )
 
 

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from ganedit.directions.fit import BoundaryConfig, build_estimator, load_latents, load_scores
+from ganedit.directions.fit import (
+    BoundaryConfig,
+    build_estimator,
+    load_latents,
+    load_scores,
+    reference_n,
+)
 from ganedit.errors import UserInputError
 
 
@@ -37,3 +43,15 @@ def test_foreign_options_are_named_as_flags():
     cfg = BoundaryConfig(method="mab", attribute="smile", latents="x", split_mode="reference")
     with pytest.raises(UserInputError, match="received --split-mode"):
         build_estimator(cfg)
+
+
+def test_n_means_what_it_meant_in_each_reference_script():
+    # InterFaceGAN: a count or a ratio of top/bottom samples (the ratio field); MAB: a size.
+    assert reference_n("interfacegan", 0.02, None) == (0.02, None)
+    assert reference_n("interfacegan", 500.0, None) == (500.0, None)
+    assert reference_n("mab", 40.0, None) == (None, 40)
+    assert reference_n("mab", None, 0.3) == (0.3, None)
+    with pytest.raises(UserInputError, match="received both"):
+        reference_n("interfacegan", 0.02, 0.1)
+    with pytest.raises(UserInputError, match="whole subset size"):
+        reference_n("mab", 2.5, None)

@@ -11,6 +11,7 @@ from ganedit.editing.edit import (
     sample_latents,
     save_gif,
     save_strip,
+    split_modes,
 )
 from ganedit.errors import UserInputError
 from ganedit.models.sources import StyleGANSource
@@ -146,3 +147,14 @@ def test_sample_latents_rows_depend_only_on_seed_and_index(source):
     assert a.shape == (6, source.generator.num_ws, 8)
     b = sample_latents(source, 4, seed=3, space="w")
     assert_f32_close(a[:4, 0], b)
+
+
+def test_split_modes_takes_one_kind_and_any_mode_settings():
+    assert split_modes([]) == ("relative", ())
+    assert split_modes(["smile=0.8", "absolute", "age=0", "absolute"]) == (
+        "absolute", ("smile=0.8", "age=0"),
+    )  # fmt: skip
+    with pytest.raises(UserInputError, match="received 'sideways'"):
+        split_modes(["sideways"])
+    with pytest.raises(UserInputError, match=r"received \['relative', 'absolute'\]"):
+        split_modes(["relative", "absolute"])

@@ -14,7 +14,7 @@ from ganedit.inversion import run as inversion_run
 from ganedit.inversion.images import load_image
 from ganedit.inversion.methods import INVERTERS, Context, Inversion
 from ganedit.inversion.projector import ProjectorConfig
-from ganedit.inversion.run import InvertConfig, invert_and_edit, run_invert
+from ganedit.inversion.run import InvertConfig, check_image_edit, invert_and_edit, run_invert
 from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator
 from ganedit.models.stylegan2 import Generator
@@ -314,3 +314,19 @@ def test_an_upload_is_decoded_as_invert_decodes_a_file(tmp_path, resolution):
     data = _rgba_png(tmp_path / "x.png")
     expected, _ = load_image(tmp_path / "x.png", None, resolution)
     assert torch.equal(decode_upload(data, resolution, 10**6), expected)
+
+
+@pytest.mark.parametrize(
+    "setting, refused",
+    [({"class_index": 3}, "--class 3"), ({"mode_names": ("a", "b")}, "--mode-names a,b"),
+     ({"truncation_psi": 0.7}, "--trunc")],
+)  # fmt: skip
+def test_an_image_edit_refuses_what_inverted_codes_cannot_take(tmp_path, setting, refused):
+    # The library refuses these itself, before any output or network exists.
+    edit = EditConfig(boundaries=("b.npy",), generator="world64", **setting)
+    cfg = InvertConfig(generator="world64")
+    with pytest.raises(UserInputError, match=refused):
+        invert_and_edit(cfg, edit, [tmp_path / "x.png"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+    # psi 1 (or unset) is what inverted codes reproduce: accepted
+    check_image_edit(EditConfig(boundaries=("b.npy",), truncation_psi=1.0))

@@ -68,6 +68,20 @@ OPTION_FIELDS = tuple(
 )
 
 
+def reference_n(method: str, n: float | None, ratio: float | None):
+    """`-n` as it meant in each reference script: InterFaceGAN's count-or-ratio of top and
+    bottom samples (returned as the ratio), MAB's whole subset size; returns (ratio, n)."""
+    if n is None:
+        return ratio, None
+    if method == "interfacegan":
+        if ratio is not None:
+            raise UserInputError("expected one of -n and --ratio for interfacegan, received both")
+        return n, None
+    if n != int(n) or n < 1:
+        raise UserInputError(f"expected a whole subset size for -n, received {n}")
+    return ratio, int(n)
+
+
 def method_options(method: str) -> tuple[str, ...]:
     """The method options `method`'s estimator takes, from its constructor's parameters."""
     params = METHODS[method]._get_param_names()

@@ -33,6 +33,21 @@ log = logging.getLogger(__name__)
 MODES = EDIT_MODES
 
 
+def split_modes(values: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """`--mode` values: at most one of relative/absolute (default relative), and any number
+    of ATTR=T settings of a self-conditioned generator's modes, kept in their order."""
+    kinds = [v for v in values if "=" not in v]
+    settings = tuple(v for v in values if "=" in v)
+    for kind in kinds:
+        if kind not in MODES:
+            raise UserInputError(
+                f"expected --mode among {list(MODES)} or ATTR=T, received {kind!r}"
+            )
+    if len(set(kinds)) > 1:
+        raise UserInputError(f"expected one of {list(MODES)} for --mode, received {kinds}")
+    return (kinds[0] if kinds else "relative"), settings
+
+
 def _layer_mask(num_ws: int, layers: tuple[int, int] | None) -> torch.Tensor:  # [L, 1]
     start, stop = layers if layers is not None else (0, num_ws)
     if not 0 <= start < stop <= num_ws:

@@ -44,6 +44,7 @@ from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, defaul
 from ganedit.inversion.projector import ProjectorConfig
 from ganedit.inversion.pti import PTIConfig
 from ganedit.models.encoder.convert import save_latents_pt
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output
 from ganedit.utils.images import encode, labelled_grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, check_params
@@ -95,7 +96,8 @@ def run_invert(
 ) -> dict:
     """Invert every image; returns the summary written to summary.json."""
     out = check_output(out, overwrite=overwrite, kind="dir")
-    ctx, items, targets, digests = _prepare(cfg, images, device, progress)
+    run = RunContext.current(device, progress, overwrite)
+    ctx, items, targets, digests = _prepare(cfg, images, run)
     with atomic_dir(out, overwrite=overwrite, what="inversion") as tmp:
         codes, recon, metrics = _invert_all(ctx, targets, tmp)
         provenance = _write_codes(ctx, codes, len(items), tmp)
@@ -110,11 +112,12 @@ def run_invert(
     return summary
 
 
-def _prepare(cfg: InvertConfig, images: list[str | Path], device, progress: bool):
+def _prepare(cfg: InvertConfig, images: list[str | Path], run: RunContext):
     """The method's context (generator, loss, encoder, the images' modes), the images'
     (label, file, index), the images [N, 3, R, R] and the sha256 of each one's bytes."""
     from ganedit.models.sources import load_generator
 
+    device = run.device
     source = load_generator(cfg.generator, device)
     source.check_space(cfg.projector.space)
     items = image_files(images)
@@ -130,7 +133,7 @@ def _prepare(cfg: InvertConfig, images: list[str | Path], device, progress: bool
     named = [
         {"name": item[0], "sha256": digest} for item, digest in zip(items, digests, strict=True)
     ]
-    ctx = Context(cfg, source, loss, encoder, t, named, progress)
+    ctx = Context(cfg, source, loss, encoder, t, named, run.progress)
     return ctx, items, targets, digests
 
 
@@ -250,6 +253,26 @@ def summary_lines(summary: dict, out: str | Path) -> list[str]:
     ]
 
 
+def check_image_edit(edit: EditConfig) -> None:
+    """Refuse edit settings that images inverted by `invert_and_edit` cannot take."""
+    if edit.class_index is not None:
+        raise UserInputError(
+            "expected no --class with --images (inverting images into a class-conditional "
+            f"generator is not supported yet), received --class {edit.class_index}"
+        )
+    if edit.mode_names:
+        raise UserInputError(
+            "expected no --mode-names with --images (inverting images into a renamed "
+            "self-conditioned .pt is not supported yet), received --mode-names "
+            f"{','.join(edit.mode_names)}"
+        )
+    if edit.truncation_psi not in (None, 1.0):
+        raise UserInputError(
+            "expected no --trunc with --images (inverted codes reproduce the images at psi "
+            f"1), received {format(edit.truncation_psi, 'g')}"
+        )
+
+
 def invert_and_edit(
     cfg: InvertConfig,
     edit: EditConfig,
@@ -265,9 +288,11 @@ def invert_and_edit(
     each edited in its tuned generator)."""
     from ganedit.editing.run import run_edit
 
+    check_image_edit(edit)
     out = check_output(out, overwrite=overwrite, kind="dir")
     if edit.latents is not None:
         raise UserInputError("expected --images or --latents, received both")
+    run = RunContext.current(device, progress, overwrite)
     with atomic_dir(out, overwrite=overwrite, what="inverted edit") as tmp:
         inverted = run_invert(cfg, images, tmp / "inversion", device, progress=progress)
         codes = str(tmp / "inversion" / "latents.npy")
@@ -278,13 +303,13 @@ def invert_and_edit(
                     edit, generator=str(tmp / "inversion" / f"{i:05d}_generator"),
                     latents=str(tmp / "inversion" / f"{i:05d}.npy"), space="ws", n=1,
                 )  # fmt: skip
-                edits.append(_edit_into(run_edit, one, tmp, out, f"edit_{i:05d}", device, progress))
+                edits.append(_edit_into(run_edit, one, tmp, out, f"edit_{i:05d}", run))
         else:
             one = replace(edit, generator=cfg.generator, latents=codes, space="ws", n=inverted["n"])
-            edits.append(_edit_into(run_edit, one, tmp, out, "edit", device, progress))
+            edits.append(_edit_into(run_edit, one, tmp, out, "edit", run))
     return {"out": str(out), "inversion": inverted, "edits": edits}
 
 
-def _edit_into(run_edit, edit, tmp: Path, out: Path, name: str, device, progress) -> dict:
-    summary = run_edit(edit, tmp / name, device, progress=progress)
+def _edit_into(run_edit, edit, tmp: Path, out: Path, name: str, run: RunContext) -> dict:
+    summary = run_edit(edit, tmp / name, run.device, progress=run.progress)
     return {**summary, "out": str(out / name)}  # where it will be, not the temporary folder

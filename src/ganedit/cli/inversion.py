@@ -1,0 +1,167 @@
+"""Inversion: train an encoder, invert images into codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ganedit import cli_options as opt
+from ganedit.cli._app import app
+
+
+@app.command("train-encoder")
+def train_encoder_cmd(
+    out: Path = opt.out_option("Run folder: config, stats.jsonl, samples/, checkpoint/, encoder/."),
+    generator: str = opt.generator_option(),
+    data: Path | None = typer.Option(
+        None,
+        "--images",
+        "-i",
+        "--data",
+        help="Images the generator did not make (LMDB or folder); default: world renders "
+        "made on the fly (celeba preset, --data-seed).",
+    ),
+    data_seed: int = typer.Option(7001, "--data-seed", min=0, max=2**32 - 1),
+    steps: int = typer.Option(24_000, "--steps", min=1, max=10_000_000),
+    batch_size: int = opt.batch_option(8, "Images per training step (all processes)."),
+    lr: float = typer.Option(1e-4, "--lr", callback=opt.finite("--lr", 1e-12, 1.0)),
+    progressive_start: int = typer.Option(
+        4000, "--progressive-start", min=0, help="Step at which the first offset switches on."
+    ),
+    progressive_every: int = typer.Option(
+        1500, "--progressive-every", min=1, help="Steps between further offsets."
+    ),
+    perceptual: opt.Perceptual = opt.perceptual_option(),
+    pixel_weight: float = typer.Option(
+        1.0, "--pixel-weight", callback=opt.finite("--pixel-weight", 0.0, 1e6)
+    ),
+    perceptual_weight: float = typer.Option(
+        0.8, "--perceptual-weight", callback=opt.finite("--perceptual-weight", 0.0, 1e6)
+    ),
+    identity_weight: float = typer.Option(
+        0.5, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
+    ),
+    latent_weight: float = typer.Option(
+        1.0,
+        "--latent-weight",
+        callback=opt.finite("--latent-weight", 0.0, 1e6),
+        help="Code loss on the generator's own samples (their ws are known).",
+    ),
+    delta_reg: float = typer.Option(
+        2e-4, "--delta-reg", callback=opt.finite("--delta-reg", 0.0, 1e6), help="Offset norms."
+    ),
+    adversarial_weight: float = typer.Option(
+        0.1,
+        "--adversarial-weight",
+        callback=opt.finite("--adversarial-weight", 0.0, 1e6),
+        help="Latent discriminator (0: none).",
+    ),
+    synthetic_fraction: float = typer.Option(
+        0.5,
+        "--synthetic-fraction",
+        callback=opt.finite("--synthetic-fraction", 0.0, 1.0),
+        help="Share of each batch made of the generator's own samples.",
+    ),
+    seed: int = opt.seed_option(),
+    checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
+    sample_every: int = typer.Option(1000, "--sample-every", min=1),
+    init_encoder: str | None = typer.Option(
+        None,
+        "--init-encoder",
+        help="Start from this encoder (a shipped name or folder) instead of fresh weights.",
+    ),
+    labels: Path | None = typer.Option(
+        None,
+        "--labels",
+        "-l",
+        help="Self-conditioned generator: a selflabel store of --images; each image is "
+        "decoded at its modes.",
+    ),
+    resume: bool = typer.Option(
+        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
+    ),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Train an e4e-style encoder (image -> ws) for a generator (resumable, torchrun-capable)."""
+    from ganedit.inversion.train_encoder import EncoderTrainConfig, train_encoder
+    from ganedit.selfcond.encoder import train_conditional_encoder
+
+    cfg = EncoderTrainConfig(
+        generator=generator, data=str(data) if data else None, data_seed=data_seed, steps=steps,
+        batch_size=batch_size, lr=lr, progressive_start=progressive_start,
+        progressive_every=progressive_every, perceptual_net=opt.value(perceptual),
+        pixel=pixel_weight, perceptual=perceptual_weight, identity=identity_weight,
+        latent=latent_weight, delta_reg=delta_reg, adversarial=adversarial_weight,
+        synthetic_fraction=synthetic_fraction, seed=seed, checkpoint_every=checkpoint_every,
+        sample_every=sample_every, init_encoder=init_encoder,
+        labels=str(labels) if labels else None,
+    )  # fmt: skip
+    train = train_conditional_encoder if labels is not None else train_encoder
+    folder = train(cfg, out, device=device, resume=resume, overwrite=overwrite, progress=progress)
+    typer.echo(
+        f"{folder}: encoder for {generator} after {steps} steps (stats in {out}/stats.jsonl)"
+    )
+
+
+@app.command("invert")
+def invert_cmd(
+    images: list[Path] = typer.Option(
+        ...,
+        "--images",
+        "-i",
+        help="Images to invert: PNG/JPEG files, a folder or an LMDB (repeat for several).",
+    ),
+    out: Path = opt.out_option(
+        "New folder: latents.npy (+ .json), per-image PNG/JSON, reconstructions.png."
+    ),
+    generator: str = opt.generator_option(),
+    method: opt.InvertMethod = typer.Option(
+        opt.InvertMethod("optimize"),
+        "--method",
+        help="optimize: the projector; encoder: one pass of an e4e-style encoder; pti: a "
+        "pivot (--pivot), then pivotal tuning.",
+    ),
+    encoder: str | None = opt.encoder_option("Encoder for --method encoder or --pivot encoder"),
+    pivot: opt.Pivot = typer.Option(
+        opt.Pivot("optimize"), "--pivot", help="pti's pivot: the projector's w or the encoder's ws."
+    ),
+    modes: opt.ImageModes = opt.image_modes_option(),
+    space: opt.Space = typer.Option(
+        opt.Space("w"), "--space", help="Space the projector optimises (output: ws)."
+    ),
+    steps: int = typer.Option(500, "--steps", min=1, max=1_000_000, help="Projector steps."),
+    pti_steps: int = typer.Option(350, "--pti-steps", min=1, max=1_000_000),
+    lr: float = typer.Option(0.1, "--lr", callback=opt.finite("--lr", 1e-12, 10.0)),
+    noise: bool = typer.Option(
+        True, "--optimize-noise/--no-optimize-noise", help="Optimise the noise maps too."
+    ),
+    perceptual: opt.Perceptual = opt.perceptual_option(),
+    identity_weight: float = typer.Option(
+        0.1, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
+    ),
+    batch_size: int = opt.batch_option(8, "Images optimised together (independent)."),
+    seed: int = opt.seed_option(0, "Image i's random draws depend only on (seed, i)."),
+    device: str = opt.device_option(),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Invert images into a generator's latent space (optimisation, an encoder, pivotal tuning)."""
+    from ganedit.inversion.perceptual import LossWeights
+    from ganedit.inversion.projector import ProjectorConfig
+    from ganedit.inversion.pti import PTIConfig
+    from ganedit.inversion.run import InvertConfig, run_invert, summary_lines
+
+    weights = LossWeights(pixel=1.0, perceptual=1.0, identity=identity_weight)
+    cfg = InvertConfig(
+        generator=generator, method=opt.value(method), perceptual=opt.value(perceptual),
+        batch_size=batch_size, encoder=encoder, pivot=opt.value(pivot), modes=opt.value(modes),
+        projector=ProjectorConfig(space=opt.value(space), steps=steps, lr=lr,
+                                  optimize_noise=noise, weights=weights, seed=seed),
+        pti=PTIConfig(steps=pti_steps, seed=seed),
+    )  # fmt: skip
+    summary = run_invert(cfg, images, out, device=device, overwrite=overwrite, progress=progress)
+    for line in summary_lines(summary, out):
+        typer.echo(line)
