@@ -1,9 +1,10 @@
 """StyleGAN2 training (the rosinality / NVlabs recipe) as small, reusable pieces.
 
-`setup_gan` builds networks and optimizers, `gan_step` runs one iteration (discriminator,
-lazy R1, generator with style mixing, lazy path-length regularisation, EMA), and
-`train_gan` adds the maintenance: JSON-lines stats, fixed-seed sample grids and resumable
-checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
+`setup_gan` builds networks and optimizers, `gan_step` runs one iteration, the phase list
+of `gan_phases` (discriminator, lazy R1, generator with style mixing, lazy path-length
+regularisation, EMA), and `run_training` hands it to the shared loop
+(`ganedit.training.loop`) with its upkeep: JSON-lines stats, fixed-seed sample grids and
+resumable checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
 and the data batch of iteration t is a function of (seed, t) too, so a resumed run continues
 exactly as an uninterrupted one.
 
