@@ -11,10 +11,9 @@ from ganedit.training.loop import (
     Checkpointing,
     Loop,
     Phase,
-    checkpoint_upkeep,
     run_phases,
-    stats_upkeep,
     train_loop,
+    upkeep,
 )
 
 
@@ -48,7 +47,7 @@ class _Toy:
         torch.manual_seed(0)
         self.net = torch.nn.Linear(3, 1)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=0.1, betas=(0.9, 0.999))
-        self.step_count, self.crash_at = 0, crash_at
+        self.step_count, self.crash_at, self.drawn = 0, crash_at, []
         self.checkpoints = Checkpointing(
             {"net": self.net},
             {"optim": self.optim},
@@ -61,10 +60,7 @@ class _Toy:
             step=self.step,
             position=lambda: self.step_count,
             checkpoints=self.checkpoints,
-            upkeep=(
-                stats_upkeep(run_dir / "stats.jsonl", 1),
-                checkpoint_upkeep(self.checkpoints, run_dir / "checkpoint", 3),
-            ),
+            upkeep=upkeep(run_dir, self.checkpoints, self.drawn.append, (1, 0, 3)),
             shown=lambda record: {"loss": record["loss"]},
         )
 
@@ -96,6 +92,7 @@ def test_a_crashed_run_resumes_from_its_checkpoint_as_an_uninterrupted_one(tmp_p
     resumed = _Toy(8, part_dir)
     train_loop(resumed.loop, part_dir, resume=True, progress=False, writes=True)
     assert resumed.step_count == 8
+    assert resumed.drawn == [part_dir / "samples" / "0000008.png"]  # interval 0: the last only
     assert [r["step"] for r in _lines(part_dir)] == list(range(1, 9))  # step 7 logged once
     assert [r["loss"] for r in _lines(part_dir)] == [r["loss"] for r in _lines(full_dir)]
     for key, value in full.net.state_dict().items():

@@ -84,15 +84,8 @@ from ganedit.models.modes import ModeLayout
 from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
 from ganedit.training.checkpoint import same_config
-from ganedit.training.loop import (
-    Checkpointing,
-    Loop,
-    Phase,
-    checkpoint_upkeep,
-    run_phases,
-    stats_upkeep,
-    train_loop,
-)
+from ganedit.training.gan import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from ganedit.training.loop import Checkpointing, Loop, Phase, run_phases, train_loop, upkeep
 from ganedit.utils import rng
 from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
@@ -537,7 +530,7 @@ def d_main(run: EncoderTraining, data: _StepData) -> None:
     with torch.no_grad():
         data.real_codes = g.mapping(z.to(fake.device))[:, 0]  # [n, w_dim]
     d.requires_grad_(True)
-    loss = F.softplus(d(fake)).mean() + F.softplus(-d(data.real_codes)).mean()
+    loss = d_logistic_loss(d(data.real_codes), d(fake))
     update(d, run.d_optim, loss)
     data.stats["d_loss"] = loss.item()
 
@@ -545,9 +538,7 @@ def d_main(run: EncoderTraining, data: _StepData) -> None:
 def d_reg(run: EncoderTraining, data: _StepData) -> None:
     """Lazy R1 on the discriminator's real codes."""
     cfg, d = run.config, run.discriminator
-    real = data.real_codes.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
-    r1 = grad.square().sum(1).mean()
+    r1 = r1_penalty(d, data.real_codes)
     update(d, run.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
     data.stats["r1"] = r1.item()
 
@@ -570,7 +561,7 @@ def e_main(run: EncoderTraining, data: _StepData) -> None:
     loss = loss + cfg.delta_reg * delta
     stats["delta_reg"] = delta.item()
     if run.discriminator is not None:
-        adversarial = F.softplus(-run.discriminator(data.ws[:, : data.stage + 1])).mean()
+        adversarial = g_nonsaturating_loss(run.discriminator(data.ws[:, : data.stage + 1]))
         loss = loss + cfg.adversarial * adversarial
         stats["adversarial"] = adversarial.item()
     update(run.encoder, run.optim, loss)
@@ -737,9 +728,6 @@ def encoder_loop(run: EncoderTraining, out: Path, writes: bool) -> Loop:
     held = preview_images(cfg, run.source) if writes else None
     checkpoints = encoder_checkpoints(run)
 
-    def samples(step: int, record: dict) -> None:
-        save_samples(run, held, out / "samples" / f"{step:07d}.png")
-
     def shown(record: dict) -> dict:
         terms = {k: record[k] for k in ("total", "pixel", "latent") if k in record}
         return {"stage": record["stage"], **terms}
@@ -750,10 +738,11 @@ def encoder_loop(run: EncoderTraining, out: Path, writes: bool) -> Loop:
         step=lambda: encoder_step(run),  # looked up per call (tests replace it)
         position=lambda: run.step,
         checkpoints=checkpoints,
-        upkeep=(
-            stats_upkeep(out / "stats.jsonl", cfg.log_every),
-            Phase("samples", cfg.sample_every, samples),
-            checkpoint_upkeep(checkpoints, out / "checkpoint", cfg.checkpoint_every),
+        upkeep=upkeep(
+            out,
+            checkpoints,
+            lambda path: save_samples(run, held, path),
+            (cfg.log_every, cfg.sample_every, cfg.checkpoint_every),
         ),
         shown=shown,
     )

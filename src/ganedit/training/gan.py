@@ -36,15 +36,7 @@ from ganedit.errors import UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.training.checkpoint import same_config
-from ganedit.training.loop import (
-    Checkpointing,
-    Loop,
-    Phase,
-    checkpoint_upkeep,
-    run_phases,
-    stats_upkeep,
-    train_loop,
-)
+from ganedit.training.loop import Checkpointing, Loop, Phase, run_phases, train_loop, upkeep
 from ganedit.utils import rng
 from ganedit.utils.distributed import barrier, init_distributed, update, world_info
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
@@ -266,7 +258,7 @@ def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_pred).mean()
 
 
-def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(d: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
@@ -541,9 +533,6 @@ def gan_loop(
     checkpoints = gan_checkpoints(state, cfg)
     draw = spec.samples or save_samples
 
-    def samples(step: int, record: dict) -> None:
-        draw(state.g_ema, cfg, run_dir / "samples" / f"{step:07d}.png")
-
     def shown(record: dict) -> dict:
         return {"d": record["d_loss"], "g": record.get("g_loss", float("nan")),
                 "it_s": record["it_s"]}  # fmt: skip
@@ -554,10 +543,11 @@ def gan_loop(
         step=lambda: gan_step(state, cfg, sampler),  # looked up per call (tests replace it)
         position=lambda: state.step,
         checkpoints=checkpoints,
-        upkeep=(
-            stats_upkeep(run_dir / "stats.jsonl", 10),
-            Phase("samples", cfg.sample_every, samples),
-            checkpoint_upkeep(checkpoints, run_dir / "checkpoint", cfg.checkpoint_every),
+        upkeep=upkeep(
+            run_dir,
+            checkpoints,
+            lambda path: draw(state.g_ema, cfg, path),
+            (10, cfg.sample_every, cfg.checkpoint_every),
         ),
         shown=shown,
         record=lambda stats, rate: {"step": state.step, "it_s": rate, **stats},

@@ -123,18 +123,28 @@ def train_loop(
     log.info("trained to step %d (pid %d)", loop.position(), os.getpid())
 
 
-def stats_upkeep(path: Path, every: int) -> Phase:
-    """Append the step's record to the JSON-lines file `path` every `every` steps."""
+def upkeep(
+    run_dir: Path,
+    checkpoints: Checkpointing,
+    draw: Callable[[Path], None],
+    every: tuple[int, int, int],
+) -> tuple[Phase, ...]:
+    """The usual upkeep, at `every` = (stats, samples, checkpoint) intervals: a line of
+    run_dir/stats.jsonl, a sample grid `draw(run_dir/samples/{step:07d}.png)`, run_dir/checkpoint."""
 
-    def write(step: int, record: dict) -> None:
-        with path.open("a") as fh:
+    def stats(step: int, record: dict) -> None:
+        with (run_dir / "stats.jsonl").open("a") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    return Phase("stats", every, write)
+    def samples(step: int, record: dict) -> None:
+        draw(run_dir / "samples" / f"{step:07d}.png")
 
+    def checkpoint(step: int, record: dict) -> None:
+        checkpoints.save(run_dir / "checkpoint")
 
-def checkpoint_upkeep(checkpoints: Checkpointing, directory: Path, every: int) -> Phase:
-    return Phase("checkpoint", every, lambda step, record: checkpoints.save(directory))
+    return tuple(
+        map(Phase, ("stats", "samples", "checkpoint"), every, (stats, samples, checkpoint))
+    )
 
 
 def truncate_stats(path: Path, step: int) -> None:
