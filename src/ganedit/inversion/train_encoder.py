@@ -83,9 +83,16 @@ from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.modes import ModeLayout
 from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
-from ganedit.training.checkpoint import same_config
 from ganedit.training.gan import d_logistic_loss, g_nonsaturating_loss, r1_penalty
-from ganedit.training.loop import Checkpointing, Loop, Phase, run_phases, train_loop, upkeep
+from ganedit.training.loop import (
+    Checkpointing,
+    Loop,
+    Phase,
+    refuse_another_config,
+    run_phases,
+    train_loop,
+    upkeep,
+)  # fmt: skip
 from ganedit.utils import rng
 from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
@@ -629,11 +636,8 @@ def encoder_checkpoints(run: EncoderTraining) -> Checkpointing:
 
 
 def _check_resumable(run: EncoderTraining, meta: dict, run_dir: Path) -> None:
-    if not same_config(meta["config"], run.config, free=RESUMABLE_CHANGES):
-        raise UserInputError(
-            f"expected the config of the run in {str(run_dir)!r} to resume it, received a "
-            "different one (pass --overwrite to start afresh, or choose another folder)"
-        )
+    hint = " (pass --overwrite to start afresh, or choose another folder)"
+    refuse_another_config(meta, run.config, RESUMABLE_CHANGES, run_dir, hint)
     saved = (meta.get("generator") or {}).get("sha256")
     if saved != run.source.identity["sha256"]:
         raise UserInputError(

@@ -35,8 +35,15 @@ from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
-from ganedit.training.checkpoint import same_config
-from ganedit.training.loop import Checkpointing, Loop, Phase, run_phases, train_loop, upkeep
+from ganedit.training.loop import (
+    Checkpointing,
+    Loop,
+    Phase,
+    refuse_another_config,
+    run_phases,
+    train_loop,
+    upkeep,
+)  # fmt: skip
 from ganedit.utils import rng
 from ganedit.utils.distributed import barrier, init_distributed, update, world_info
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
@@ -288,11 +295,6 @@ def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
     )
 
 
-def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 def _fake_modes(state: GanState, n: int, gen: torch.Generator, device):
     """(modes fed to the generator, the mode head's targets), or (None, None)."""
     if state.conditioning is None:
@@ -306,8 +308,8 @@ def _real(state: GanState, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def d_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
-    _set_requires_grad(state.g, False)
-    _set_requires_grad(state.d, True)
+    state.g.requires_grad_(False)
+    state.d.requires_grad_(True)
     cond = state.conditioning
     real, real_targets = _real(state, batch)
     z, z2 = _noise_z(cfg, gen, real.shape[0], real.device)
@@ -333,8 +335,8 @@ def d_reg(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
 
 
 def g_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
-    _set_requires_grad(state.g, True)
-    _set_requires_grad(state.d, False)
+    state.g.requires_grad_(True)
+    state.d.requires_grad_(False)
     device = next(state.g.parameters()).device
     local = cfg.batch // world_info()[1]
     cond = state.conditioning
@@ -510,10 +512,7 @@ def run_training(
 
 def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process, spec) -> Path:
     def check(meta: dict) -> None:
-        if not same_config(meta["config"], cfg, free=RESUMABLE_CHANGES):
-            raise UserInputError(
-                f"expected the config of the run in {str(run_dir)!r}, received a different one"
-            )
+        refuse_another_config(meta, cfg, RESUMABLE_CHANGES, run_dir)
 
     loop = gan_loop(state, cfg, sampler, run_dir, spec)
     train_loop(loop, run_dir, resume, progress and main_process, main_process, check)

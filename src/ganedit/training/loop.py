@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganedit.training.checkpoint import load_checkpoint, save_checkpoint
+from ganedit.errors import UserInputError
+from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
 from ganedit.utils.files import atomic_path
 from ganedit.utils.progress import progress_bar
 
@@ -145,6 +146,14 @@ def upkeep(
     return tuple(
         map(Phase, ("stats", "samples", "checkpoint"), every, (stats, samples, checkpoint))
     )
+
+
+def refuse_another_config(meta: dict, cfg, free: tuple[str, ...], run_dir: Path, hint="") -> None:
+    """A checkpoint's config must be `cfg` (a dataclass) but for the `free` fields."""
+    if not same_config(meta["config"], cfg, free=free):
+        raise UserInputError(
+            f"expected the config of the run in {str(run_dir)!r}, received a different one{hint}"
+        )
 
 
 def truncate_stats(path: Path, step: int) -> None:
