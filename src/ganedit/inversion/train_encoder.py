@@ -92,7 +92,7 @@ from ganedit.training.loop import (
     run_phases,
     train_loop,
     upkeep,
-)  # fmt: skip
+)
 from ganedit.utils import rng
 from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info

@@ -43,7 +43,7 @@ from ganedit.training.loop import (
     run_phases,
     train_loop,
     upkeep,
-)  # fmt: skip
+)
 from ganedit.utils import rng
 from ganedit.utils.distributed import barrier, init_distributed, update, world_info
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
