@@ -64,7 +64,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -84,7 +83,16 @@ from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.modes import ModeLayout
 from ganedit.models.registry import PREDICTORS, save_pretrained, spec_of_class
 from ganedit.models.sources import StyleGANSource, load_generator, sample_z
-from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
+from ganedit.training.gan import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from ganedit.training.loop import (
+    Checkpointing,
+    Loop,
+    Phase,
+    refuse_another_config,
+    run_phases,
+    train_loop,
+    upkeep,
+)
 from ganedit.utils import rng
 from ganedit.utils.bounded import load_json_bounded
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
@@ -97,7 +105,6 @@ from ganedit.utils.files import (
 )
 from ganedit.utils.images import encode, from_uint8, labelled_grid, to_uint8
 from ganedit.utils.params import Integer, OneOf, Real, check_params
-from ganedit.utils.progress import progress_bar
 from ganedit.world.config import load_world_config
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import SIZES, render
@@ -505,60 +512,80 @@ def _average_buffers(module: nn.Module) -> None:
             buffer /= world
 
 
-def discriminator_step(run: EncoderTraining, fake: torch.Tensor) -> dict:
-    """One update of the latent discriminator: mapped w (truncation 1) against the encoder's
-    active rows `fake` [n, stage + 1, w_dim] (detached); lazy R1 on the real codes."""
-    cfg, d, step = run.config, run.discriminator, run.step
-    g = run.source.generator
+@dataclass
+class _StepData:
+    """What the phases of one step share: the batch, the encoder's codes and the stats."""
+
+    images: torch.Tensor  # [n, 3, R, R]
+    true_ws: torch.Tensor  # [n_synthetic, num_ws, w_dim]
+    modes: torch.Tensor | None  # [n, M]: where a self-conditioned generator decodes each code
+    deltas: torch.Tensor  # [n, num_ws - 1, w_dim]
+    ws: torch.Tensor  # [n, num_ws, w_dim]
+    stage: int
+    stats: dict = field(default_factory=dict)
+    real_codes: torch.Tensor | None = None  # the latent discriminator's real w [n, w_dim]
+
+
+def d_main(run: EncoderTraining, data: _StepData) -> None:
+    """The latent discriminator: mapped w (truncation 1) against the encoder's active rows
+    (detached), on this step's codes before the encoder's adversarial term reads it (e4e)."""
+    cfg, d, g = run.config, run.discriminator, run.source.generator
+    fake = data.ws[:, : data.stage + 1].detach()
     rank, world = world_info()
     local = fake.shape[0]
-    z = _normal_rows(cfg.seed, _D_REAL_STREAM, (step * world + rank) * local, local, g.z_dim)
+    z = _normal_rows(cfg.seed, _D_REAL_STREAM, (run.step * world + rank) * local, local, g.z_dim)
     with torch.no_grad():
-        real = g.mapping(z.to(fake.device))[:, 0]  # [n, w_dim]
+        data.real_codes = g.mapping(z.to(fake.device))[:, 0]  # [n, w_dim]
     d.requires_grad_(True)
-    loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
+    loss = d_logistic_loss(d(data.real_codes), d(fake))
     update(d, run.d_optim, loss)
-    stats = {"d_loss": loss.item()}
-    if step % cfg.d_reg_every == 0 and cfg.r1 > 0:
-        real = real.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
-        r1 = grad.square().sum(1).mean()
-        update(d, run.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
-        stats["r1"] = r1.item()
-    d.requires_grad_(False)
-    return stats
+    data.stats["d_loss"] = loss.item()
 
 
-def encoder_losses(
-    run: EncoderTraining, images: torch.Tensor, true_ws: torch.Tensor, modes=None
-) -> tuple[torch.Tensor, dict]:
-    """The encoder's loss on one batch and its terms; trains the discriminator on the way
-    (on this batch's codes, before the encoder's adversarial term reads it, as e4e does).
-    `modes` [n, M]: where a self-conditioned generator decodes each code."""
-    cfg, enc = run.config, run.encoder
-    stage = enc.progressive_stage
-    w0, deltas = enc.w0_and_deltas(images)  # [n, w_dim], [n, num_ws - 1, w_dim]
-    ws = enc.compose(w0, deltas)  # [n, num_ws, w_dim]
-    stats: dict = {}
+def d_reg(run: EncoderTraining, data: _StepData) -> None:
+    """Lazy R1 on the discriminator's real codes."""
+    cfg, d = run.config, run.discriminator
+    r1 = r1_penalty(d, data.real_codes)
+    update(d, run.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
+    data.stats["r1"] = r1.item()
+
+
+def e_main(run: EncoderTraining, data: _StepData) -> None:
+    """The encoder's update: reconstruction, latent, delta and adversarial terms."""
+    cfg, stats = run.config, data.stats
     if run.discriminator is not None:
-        stats.update(discriminator_step(run, ws[:, : stage + 1].detach()))
-    recon = run.source.generator.synthesis(ws, noise_mode="const", modes=modes)
-    terms = run.loss.terms(recon, images, cfg.loss_weights)
+        run.discriminator.requires_grad_(False)
+    recon = run.source.generator.synthesis(data.ws, noise_mode="const", modes=data.modes)
+    terms = run.loss.terms(recon, data.images, cfg.loss_weights)
     loss = combine(terms, cfg.loss_weights).mean()
     stats.update({k: v.mean().item() for k, v in terms.items()})
-    n_syn = true_ws.shape[0]
+    n_syn = data.true_ws.shape[0]
     if n_syn > 0:
-        latent = (ws[:n_syn] - true_ws).square().mean()
+        latent = (data.ws[:n_syn] - data.true_ws).square().mean()
         loss = loss + cfg.latent * latent
         stats["latent"] = latent.item()
-    delta = deltas[:, :stage].norm(dim=2).sum(1).mean()
+    delta = data.deltas[:, : data.stage].norm(dim=2).sum(1).mean()
     loss = loss + cfg.delta_reg * delta
     stats["delta_reg"] = delta.item()
     if run.discriminator is not None:
-        adversarial = F.softplus(-run.discriminator(ws[:, : stage + 1])).mean()
+        adversarial = g_nonsaturating_loss(run.discriminator(data.ws[:, : data.stage + 1]))
         loss = loss + cfg.adversarial * adversarial
         stats["adversarial"] = adversarial.item()
-    return loss, stats
+    update(run.encoder, run.optim, loss)
+    _average_buffers(run.encoder)
+    stats["total"] = loss.item()
+
+
+def encoder_phases(config: EncoderTrainConfig) -> tuple[Phase, ...]:
+    """One step, in order (NVlabs' phase list): the latent discriminator and its lazy R1 when
+    `adversarial` is on, then the encoder."""
+    if config.adversarial == 0:
+        return (Phase("Emain", 1, e_main),)
+    return (
+        Phase("Dmain", 1, d_main),
+        Phase("Dreg", config.d_reg_every if config.r1 > 0 else 0, d_reg),
+        Phase("Emain", 1, e_main),
+    )
 
 
 def encoder_step(run: EncoderTraining) -> dict:
@@ -568,11 +595,11 @@ def encoder_step(run: EncoderTraining) -> dict:
     stage = stage_at(run.config, run.step, run.encoder.num_ws)
     run.encoder.progressive_stage = stage
     images, true_ws, modes = run.batches(run.step)
-    loss, stats = encoder_losses(run, images, true_ws, modes)
-    update(run.encoder, run.optim, loss)
-    _average_buffers(run.encoder)
+    w0, deltas = run.encoder.w0_and_deltas(images)  # [n, w_dim], [n, num_ws - 1, w_dim]
+    data = _StepData(images, true_ws, modes, deltas, run.encoder.compose(w0, deltas), stage)
+    run_phases(encoder_phases(run.config), run.step, run, data)
     run.step += 1
-    stats = _average_stats({**stats, "total": loss.item()}, run.device)
+    stats = _average_stats(data.stats, run.device)
     seconds = time.perf_counter() - started
     return {"step": run.step, "stage": stage, **stats, "seconds": seconds}
 
@@ -591,35 +618,26 @@ def _average_stats(stats: dict, device: torch.device) -> dict:
 # Checkpoints, samples, inference
 
 
-def _modules(run: EncoderTraining) -> tuple[dict, dict]:
+def encoder_checkpoints(run: EncoderTraining) -> Checkpointing:
+    """The encoder, the discriminator (when on), their optimizers, the step, the config and
+    the generator's identity."""
     modules, optims = {"encoder": run.encoder}, {"encoder_optim": run.optim}
     if run.discriminator is not None:
         modules["discriminator"] = run.discriminator
         optims["discriminator_optim"] = run.d_optim
-    return modules, optims
 
+    def meta() -> dict:
+        return {"step": run.step, "config": run.config.to_dict(), "generator": run.source.identity}
 
-def save_training_checkpoint(run: EncoderTraining, directory: Path) -> None:
-    meta = {
-        "step": run.step,
-        "config": run.config.to_dict(),
-        "generator": run.source.identity,
-    }
-    save_checkpoint(directory, *_modules(run), meta)
+    def restore(meta: dict) -> None:
+        run.step = int(meta["step"])
 
-
-def load_training_checkpoint(run: EncoderTraining, directory: Path) -> dict:
-    meta = load_checkpoint(directory, *_modules(run))
-    run.step = int(meta["step"])
-    return meta
+    return Checkpointing(modules, optims, meta, restore)
 
 
 def _check_resumable(run: EncoderTraining, meta: dict, run_dir: Path) -> None:
-    if not same_config(meta["config"], run.config, free=RESUMABLE_CHANGES):
-        raise UserInputError(
-            f"expected the config of the run in {str(run_dir)!r} to resume it, received a "
-            "different one (pass --overwrite to start afresh, or choose another folder)"
-        )
+    hint = " (pass --overwrite to start afresh, or choose another folder)"
+    refuse_another_config(meta, run.config, RESUMABLE_CHANGES, run_dir, hint)
     saved = (meta.get("generator") or {}).get("sha256")
     if saved != run.source.identity["sha256"]:
         raise UserInputError(
@@ -676,11 +694,8 @@ def train_encoder(
     main = rank == 0
     with output_lock(out) if main else contextlib.nullcontext():
         on_rank0(lambda: _open_run(run, out, resume, overwrite), rank, world)
-        ckpt = out / "checkpoint"
-        if resume and not overwrite and (ckpt / "state.json").is_file():
-            load_training_checkpoint(run, ckpt)
-            log.info("resuming %s from step %d", out, run.step)
-        _train_loop(run, out, progress and main, main)
+        loop = encoder_loop(run, out, main)
+        train_loop(loop, out, resume and not overwrite, progress and main, main)
         if main:
             _save_encoder(run, out / "encoder")
         barrier()
@@ -696,12 +711,9 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
         check_output(out, overwrite=False, kind="dir")
     open_run_folder(out, WHAT)
     state = out / "checkpoint" / "state.json"
-    step = 0
-    if resume and state.is_file():
+    if resume and state.is_file():  # refused before config.json is replaced
         meta = load_json_bounded(state, what="an encoder run's checkpoint state")["meta"]
         _check_resumable(run, meta, out)
-        step = int(meta["step"])
-    _truncate_stats(out / "stats.jsonl", step)
     write_json(out / "config.json", run.config.to_dict())
 
 
@@ -713,42 +725,31 @@ def _empty(folder: Path) -> None:
             entry.unlink()
 
 
-def _truncate_stats(path: Path, step: int) -> None:
-    """Keep the lines up to the checkpoint's step: those after it are computed again."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError, TypeError, KeyError):
-            if int(json.loads(line)["step"]) <= step:
-                kept.append(line)
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(f"{line}\n" for line in kept))
-
-
-def _train_loop(run: EncoderTraining, out: Path, progress: bool, writes: bool) -> None:
+def encoder_loop(run: EncoderTraining, out: Path, writes: bool) -> Loop:
+    """The encoder as the shared loop runs it: `encoder_step` to `steps`; stats, samples of
+    the held images and checkpoints at their intervals."""
     cfg = run.config
     held = preview_images(cfg, run.source) if writes else None
-    with progress_bar(cfg.steps, WHAT, progress, completed=min(run.step, cfg.steps)) as bar:
-        while run.step < cfg.steps:
-            stats = encoder_step(run)
-            shown = {k: stats[k] for k in ("total", "pixel", "latent") if k in stats}
-            bar.advance(1, stage=stats["stage"], **shown)
-            if writes:
-                _maintenance(run, out, stats, held)
-    log.info("trained to step %d (pid %d)", run.step, os.getpid())
+    checkpoints = encoder_checkpoints(run)
 
+    def shown(record: dict) -> dict:
+        terms = {k: record[k] for k in ("total", "pixel", "latent") if k in record}
+        return {"stage": record["stage"], **terms}
 
-def _maintenance(run: EncoderTraining, out: Path, stats: dict, held: torch.Tensor) -> None:
-    cfg, step = run.config, run.step
-    last = step == cfg.steps
-    if step % cfg.log_every == 0 or last:
-        with (out / "stats.jsonl").open("a") as fh:
-            fh.write(json.dumps(stats) + "\n")
-    if step % cfg.sample_every == 0 or last:
-        save_samples(run, held, out / "samples" / f"{step:07d}.png")
-    if step % cfg.checkpoint_every == 0 or last:
-        save_training_checkpoint(run, out / "checkpoint")
+    return Loop(
+        what=WHAT,
+        total=cfg.steps,
+        step=lambda: encoder_step(run),  # looked up per call (tests replace it)
+        position=lambda: run.step,
+        checkpoints=checkpoints,
+        upkeep=upkeep(
+            out,
+            checkpoints,
+            lambda path: save_samples(run, held, path),
+            (cfg.log_every, cfg.sample_every, cfg.checkpoint_every),
+        ),
+        shown=shown,
+    )
 
 
 def _save_encoder(run: EncoderTraining, folder: Path) -> None:

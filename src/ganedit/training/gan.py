@@ -1,9 +1,10 @@
 """StyleGAN2 training (the rosinality / NVlabs recipe) as small, reusable pieces.
 
-`setup_gan` builds networks and optimizers, `gan_step` runs one iteration (discriminator,
-lazy R1, generator with style mixing, lazy path-length regularisation, EMA), and
-`train_gan` adds the maintenance: JSON-lines stats, fixed-seed sample grids and resumable
-checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
+`setup_gan` builds networks and optimizers, `gan_step` runs one iteration, the phase list
+of `gan_phases` (discriminator, lazy R1, generator with style mixing, lazy path-length
+regularisation, EMA), and `run_training` hands it to the shared loop
+(`ganedit.training.loop`) with its upkeep: JSON-lines stats, fixed-seed sample grids and
+resumable checkpoints. Every random draw of iteration t comes from generators seeded by (seed, t),
 and the data batch of iteration t is a function of (seed, t) too, so a resumed run continues
 exactly as an uninterrupted one.
 
@@ -17,11 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +35,19 @@ from ganedit.datasets import ImageDataset
 from ganedit.errors import UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
-from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
+from ganedit.training.loop import (
+    Checkpointing,
+    Loop,
+    Phase,
+    refuse_another_config,
+    run_phases,
+    train_loop,
+    upkeep,
+)
 from ganedit.utils import rng
 from ganedit.utils.distributed import barrier, init_distributed, update, world_info
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
 from ganedit.utils.images import from_uint8, grid, to_uint8
-from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +265,7 @@ def g_nonsaturating_loss(fake_pred: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_pred).mean()
 
 
-def r1_penalty(d: Discriminator, real: torch.Tensor) -> torch.Tensor:
+def r1_penalty(d: torch.nn.Module, real: torch.Tensor) -> torch.Tensor:
     real = real.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
@@ -290,11 +295,6 @@ def _step_generator(cfg: GanConfig, step: int, device) -> torch.Generator:
     )
 
 
-def _set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
 def _fake_modes(state: GanState, n: int, gen: torch.Generator, device):
     """(modes fed to the generator, the mode head's targets), or (None, None)."""
     if state.conditioning is None:
@@ -302,12 +302,16 @@ def _fake_modes(state: GanState, n: int, gen: torch.Generator, device):
     return state.conditioning.sample(n, gen, device)
 
 
-def discriminator_step(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+def _real(state: GanState, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     """batch: real images, or (real images, their mode targets) when conditioned."""
-    _set_requires_grad(state.g, False)
-    _set_requires_grad(state.d, True)
+    return batch if state.conditioning is not None else (batch, None)
+
+
+def d_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    state.g.requires_grad_(False)
+    state.d.requires_grad_(True)
     cond = state.conditioning
-    real, real_targets = batch if cond is not None else (batch, None)
+    real, real_targets = _real(state, batch)
     z, z2 = _noise_z(cfg, gen, real.shape[0], real.device)
     modes, _ = _fake_modes(state, real.shape[0], gen, real.device)
     with torch.no_grad():
@@ -321,15 +325,19 @@ def discriminator_step(state: GanState, cfg: GanConfig, batch, gen: torch.Genera
         state.stats["d_mode"] = mode_loss.item()
     update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
-    if step_is(state.step, cfg.d_reg_every):
-        r1 = r1_penalty(state.d, real)
-        update(state.d, state.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
-        state.stats["r1"] = r1.item()
 
 
-def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator) -> None:
-    _set_requires_grad(state.g, True)
-    _set_requires_grad(state.d, False)
+def d_reg(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    """Lazy R1 on the real images (after d_main, whose gradient settings it keeps)."""
+    r1 = r1_penalty(state.d, _real(state, batch)[0])
+    update(state.d, state.d_optim, cfg.r1 / 2 * r1 * cfg.d_reg_every)
+    state.stats["r1"] = r1.item()
+
+
+def g_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    state.g.requires_grad_(True)
+    state.d.requires_grad_(False)
+    device = next(state.g.parameters()).device
     local = cfg.batch // world_info()[1]
     cond = state.conditioning
     z, z2 = _noise_z(cfg, gen, local, device)
@@ -344,22 +352,41 @@ def generator_step(state: GanState, cfg: GanConfig, device, gen: torch.Generator
         state.stats["g_mode"] = mode_loss.item()
     update(state.g, state.g_optim, loss)
     state.stats["g_loss"] = loss.item()
-    if step_is(state.step, cfg.g_reg_every) and cfg.path_regularize > 0:
-        n = max(1, local // cfg.path_batch_shrink)
-        z, z2 = _noise_z(cfg, gen, n, device)
-        modes, _ = _fake_modes(state, n, gen, device)  # its own random modes (SC-GAN)
-        images, ws = generate(state.g, z, z2, gen, modes)
-        penalty, state.mean_path_length = path_length_penalty(
-            images, ws, state.mean_path_length, gen
-        )
-        # The zero-weighted pixel term keeps every synthesis parameter in the graph (as rosinality).
-        update(
-            state.g,
-            state.g_optim,
-            cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0],
-        )
-        state.stats["path"] = penalty.item()
-        state.stats["path_length"] = state.mean_path_length
+
+
+def g_reg(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    """Lazy path-length regularisation (after g_main, whose gradient settings it keeps)."""
+    device = next(state.g.parameters()).device
+    n = max(1, cfg.batch // world_info()[1] // cfg.path_batch_shrink)
+    z, z2 = _noise_z(cfg, gen, n, device)
+    modes, _ = _fake_modes(state, n, gen, device)  # its own random modes (SC-GAN)
+    images, ws = generate(state.g, z, z2, gen, modes)
+    penalty, state.mean_path_length = path_length_penalty(images, ws, state.mean_path_length, gen)
+    # The zero-weighted pixel term keeps every synthesis parameter in the graph (as rosinality).
+    update(
+        state.g,
+        state.g_optim,
+        cfg.path_regularize * cfg.g_reg_every * penalty + 0 * images[0, 0, 0, 0],
+    )
+    state.stats["path"] = penalty.item()
+    state.stats["path_length"] = state.mean_path_length
+
+
+def ema(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None:
+    update_ema(state, ema_decay(cfg, state.step))
+
+
+def gan_phases(cfg: GanConfig) -> tuple[Phase, ...]:
+    """One iteration, in order (NVlabs' phases plus the EMA); the generator's phases start
+    after the `d_warmup` steps in which the discriminator trains alone."""
+    g_reg_every = cfg.g_reg_every if cfg.path_regularize > 0 else 0
+    return (
+        Phase("Dmain", 1, d_main),
+        Phase("Dreg", cfg.d_reg_every, d_reg),
+        Phase("Gmain", 1, g_main, start=cfg.d_warmup),
+        Phase("Greg", g_reg_every, g_reg, start=cfg.d_warmup),
+        Phase("Gema", 1, ema, start=cfg.d_warmup),
+    )
 
 
 def step_is(step: int, every: int) -> bool:
@@ -383,16 +410,26 @@ def update_ema(state: GanState, decay: float) -> None:
 
 
 def gan_step(state: GanState, cfg: GanConfig, sampler: BatchSampler) -> dict:
-    """One training iteration; returns its stats (regularisers: their last values). During
-    the first `cfg.d_warmup` steps only the discriminator trains."""
-    device = next(state.g.parameters()).device
-    gen = _step_generator(cfg, state.step, device)
-    discriminator_step(state, cfg, sampler(state.step), gen)
-    if state.step >= cfg.d_warmup:
-        generator_step(state, cfg, device, gen)
-        update_ema(state, ema_decay(cfg, state.step))
+    """One training iteration (the phases of `gan_phases`); returns its stats
+    (regularisers: their last values)."""
+    gen = _step_generator(cfg, state.step, next(state.g.parameters()).device)
+    run_phases(gan_phases(cfg), state.step, state, cfg, sampler(state.step), gen)
     state.step += 1
     return dict(state.stats)
+
+
+def gan_checkpoints(state: GanState, cfg: GanConfig) -> Checkpointing:
+    """Networks, optimizers, the step, the path-length mean and the config."""
+
+    def meta() -> dict:
+        return {"step": state.step, "mean_path_length": state.mean_path_length,
+                "config": dataclasses.asdict(cfg)}  # fmt: skip
+
+    def restore(meta: dict) -> None:
+        state.step = int(meta["step"])
+        state.mean_path_length = float(meta["mean_path_length"])
+
+    return Checkpointing(_modules(state), _optimizers(state), meta, restore)
 
 
 def _modules(state: GanState) -> dict:
@@ -401,22 +438,6 @@ def _modules(state: GanState) -> dict:
 
 def _optimizers(state: GanState) -> dict:
     return {"g_optim": state.g_optim, "d_optim": state.d_optim}
-
-
-def save_gan_checkpoint(state: GanState, cfg: GanConfig, directory: Path) -> None:
-    meta = {
-        "step": state.step,
-        "mean_path_length": state.mean_path_length,
-        "config": dataclasses.asdict(cfg),
-    }
-    save_checkpoint(directory, _modules(state), _optimizers(state), meta)
-
-
-def load_gan_checkpoint(state: GanState, directory: Path) -> dict:
-    meta = load_checkpoint(directory, _modules(state), _optimizers(state))
-    state.step = int(meta["step"])
-    state.mean_path_length = float(meta["mean_path_length"])
-    return meta
 
 
 @torch.no_grad()
@@ -490,21 +511,46 @@ def run_training(
 
 
 def _train(cfg, run_dir, resume, state, device, sampler, progress, main_process, spec) -> Path:
-    ckpt = run_dir / "checkpoint"
-    if resume and (ckpt / "state.json").is_file():
-        meta = load_gan_checkpoint(state, ckpt)
-        if not same_config(meta["config"], cfg, free=RESUMABLE_CHANGES):
-            raise UserInputError(
-                f"expected the config of the run in {str(run_dir)!r}, received a different one"
-            )
-        log.info("resuming from step %d", state.step)
-    _train_loop(state, cfg, sampler, run_dir, progress and main_process, main_process, spec)
+    def check(meta: dict) -> None:
+        refuse_another_config(meta, cfg, RESUMABLE_CHANGES, run_dir)
+
+    loop = gan_loop(state, cfg, sampler, run_dir, spec)
+    train_loop(loop, run_dir, resume, progress and main_process, main_process, check)
     state.g_ema.update_w_avg(generator=torch.Generator(device=device).manual_seed(cfg.seed))
     extra = {"train_config": dataclasses.asdict(cfg), "iterations": state.step, **spec.extra}
     if main_process:
         save_pretrained(state.g_ema, run_dir / "g_ema", extra=extra, overwrite=True)
     barrier()
     return run_dir / "g_ema"
+
+
+def gan_loop(
+    state: GanState, cfg: GanConfig, sampler: BatchSampler, run_dir: Path, spec: RunSpec
+) -> Loop:
+    """The GAN as the shared loop runs it: `gan_step` to `cfg.iterations`; stats every 10
+    steps, samples and checkpoints at their intervals."""
+    checkpoints = gan_checkpoints(state, cfg)
+    draw = spec.samples or save_samples
+
+    def shown(record: dict) -> dict:
+        return {"d": record["d_loss"], "g": record.get("g_loss", float("nan")),
+                "it_s": record["it_s"]}  # fmt: skip
+
+    return Loop(
+        what=spec.what,
+        total=cfg.iterations,
+        step=lambda: gan_step(state, cfg, sampler),  # looked up per call (tests replace it)
+        position=lambda: state.step,
+        checkpoints=checkpoints,
+        upkeep=upkeep(
+            run_dir,
+            checkpoints,
+            lambda path: draw(state.g_ema, cfg, path),
+            (10, cfg.sample_every, cfg.checkpoint_every),
+        ),
+        shown=shown,
+        record=lambda stats, rate: {"step": state.step, "it_s": rate, **stats},
+    )
 
 
 def init_process(cfg: GanConfig, device: str | torch.device) -> torch.device:
@@ -567,37 +613,3 @@ def _init_from_rosinality(state: GanState, path: Path) -> None:
         _load_into(state.d, loaded["d"].state_dict(), f"d of {str(path)!r}")
     else:
         log.warning("%s has no discriminator: fine-tuning starts from a fresh one", path)
-
-
-def _train_loop(
-    state: GanState,
-    cfg: GanConfig,
-    sampler: BatchSampler,
-    run_dir: Path,
-    progress: bool,
-    writes: bool,
-    spec: RunSpec = RunSpec(),
-) -> None:
-    started, start_step = time.perf_counter(), state.step
-    with progress_bar(cfg.iterations, spec.what, progress, completed=state.step) as bar:
-        while state.step < cfg.iterations:
-            stats = gan_step(state, cfg, sampler)
-            rate = (state.step - start_step) / (time.perf_counter() - started)
-            bar.advance(1, d=stats["d_loss"], g=stats.get("g_loss", float("nan")), it_s=rate)
-            if writes:
-                _maintenance(state, cfg, run_dir, stats, rate, spec)
-    log.info("trained to step %d (pid %d)", state.step, os.getpid())
-
-
-def _maintenance(
-    state: GanState, cfg: GanConfig, run_dir: Path, stats: dict, rate: float, spec: RunSpec
-) -> None:
-    last = state.step == cfg.iterations
-    if step_is(state.step, 10) or last:
-        with (run_dir / "stats.jsonl").open("a") as stats_file:
-            stats_file.write(json.dumps({"step": state.step, "it_s": rate, **stats}) + "\n")
-    if step_is(state.step, cfg.sample_every) or last:
-        draw = spec.samples or save_samples
-        draw(state.g_ema, cfg, run_dir / "samples" / f"{state.step:07d}.png")
-    if step_is(state.step, cfg.checkpoint_every) or last:
-        save_gan_checkpoint(state, cfg, run_dir / "checkpoint")
