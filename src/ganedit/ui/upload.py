@@ -151,6 +151,10 @@ class Uploads:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
+    def check_size(self, size: int | None) -> None:
+        """Refuse an upload whose declared size is over the limit, before reading it."""
+        check_upload_size(size, self.max_bytes)
+
     def invert(self, generator: str, data: bytes, filename: str = "upload") -> Face:
         """The uploaded image as a face: the encoder's code, at the image's own modes."""
         source = self.service.source(generator)
