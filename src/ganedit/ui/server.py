@@ -2,7 +2,8 @@
 
 The page (`static/`: plain HTML, JavaScript and CSS shipped in the package; nothing is
 fetched from elsewhere, and the Content-Security-Policy header forbids it) talks to a small
-JSON API:
+JSON API (its routes: `ui/routes.py`, one router per concern; each JSON body a model in
+`ui/requests.py`):
 
 - `GET /api/info`: generators to pick from, the one loaded, limits;
 - `POST /api/generator`: load a generator; its directions (usable and refused, with why),
@@ -132,7 +133,8 @@ def create_app(service: EditingService, config: UIConfig):
     app = FastAPI(title="ganedit editor", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service, app.state.config = service, config
     app.state.inverter = Uploads(service, int(config.max_upload_mb * 1e6))
-    install_refusals(app, is_loopback(config.host))
+    install_refusals(app)
+    install_checks(app, is_loopback(config.host))
     app.get("/")(lambda: FileResponse(static_dir() / "index.html"))
     app.mount("/static", StaticFiles(directory=static_dir()), name="static")
     for router in ROUTERS:
@@ -140,37 +142,48 @@ def create_app(service: EditingService, config: UIConfig):
     return app
 
 
-def install_refusals(app, loopback_only: bool) -> None:
-    """Every refusal as one JSON line; the host and body-length checks; the headers."""
-    from fastapi import Request
-    from fastapi.exceptions import RequestValidationError
+def refusal(status: int, message: str):
+    """The answer to every request the editor refuses: one JSON line."""
     from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": one_line(message)}, status_code=status)
+
+
+def install_refusals(app) -> None:
+    """Every error, ours, FastAPI's or unforeseen, answered as one JSON line."""
+    from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
     from ganedit.ui.requests import validation_message
 
-    def refusal(status: int, message: str):
-        return JSONResponse({"error": one_line(message)}, status_code=status)
-
-    @app.exception_handler(GaneditError)
-    async def _user_error(request: Request, err: GaneditError):
+    async def user_error(request, err: GaneditError):
         return refusal(400, str(err))
 
-    @app.exception_handler(RequestValidationError)
-    async def _malformed(request: Request, err: RequestValidationError):
+    async def malformed(request, err: RequestValidationError):
         return refusal(400, validation_message(err.errors()))
 
-    @app.exception_handler(HTTPException)
-    async def _http(request: Request, err: HTTPException):
+    async def http(request, err: HTTPException):
         return refusal(err.status_code, http_message(request, err))
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, err: Exception):
+    async def internal(request, err: Exception):
         log.error("internal error on %s", request.url.path, exc_info=err)
         return refusal(500, "internal error (the server's log has the details)")
 
+    handlers = {
+        GaneditError: user_error,
+        RequestValidationError: malformed,
+        HTTPException: http,
+        Exception: internal,
+    }
+    for kind, handler in handlers.items():
+        app.add_exception_handler(kind, handler)
+
+
+def install_checks(app, loopback_only: bool) -> None:
+    """The host and body-length checks before a route runs; the headers on every answer."""
+
     @app.middleware("http")
-    async def _headers(request: Request, call_next):
+    async def _headers(request, call_next):
         name = host_name(request.headers.get("host", ""))
         if loopback_only and name not in LOOPBACK_NAMES:
             # A page elsewhere whose name resolves here (DNS rebinding) gets nothing.
