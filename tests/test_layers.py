@@ -37,11 +37,9 @@ LAYERS = [
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
-# Circles closed by a function-level import, in modules another part of issue 27 is reshaping
-# (the editor's routes); each is the sorted module names of one strongly connected group.
-LAZY_CIRCLES = {
-    ("ganedit.ui.server", "ganedit.ui.upload"),
-}
+# Circles closed by a function-level import that are allowed to stay; each is the sorted module
+# names of one strongly connected group. None today.
+LAZY_CIRCLES: set[tuple[str, ...]] = set()
 
 
 def _package(path: Path) -> str:

@@ -47,7 +47,7 @@ def check_upload_size(size: int | None, max_bytes: int) -> None:
     """An upload of `size` bytes (None: not known yet, checked once read) is refused when
     larger than `max_bytes`, naming both sizes."""
     if size is not None and size > max_bytes:
-        from ganedit.ui.server import megabytes
+        from ganedit.ui.messages import megabytes
 
         raise UserInputError(
             f"expected an image of at most {megabytes(max_bytes)}, received "
