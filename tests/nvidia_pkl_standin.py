@@ -23,13 +23,14 @@ from __future__ import annotations
 import contextlib
 import math
 import pickle
-import sys
 import types
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from importable import importable
 
 SIZE, W_DIM, N_MLP = 16, 8, 2
 CHANNEL_BASE, CHANNEL_MAX = 128, 16
@@ -68,13 +69,8 @@ def nvidia_names():
         "dnnlib": types.ModuleType("dnnlib"),
         "dnnlib.util": util,
     }
-    assert not set(added) & set(sys.modules)
-    sys.modules.update(added)
-    try:
+    with importable(added):
         yield
-    finally:
-        for name in added:
-            sys.modules.pop(name, None)
 
 
 class NvModule(torch.nn.Module):

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import sys
 import types
 from pathlib import Path
 
 import numpy as np
+
+from importable import importable
 
 HARMLESS_SOURCE = "# the source of NVIDIA's networks module travels here\n"
 
@@ -76,13 +77,10 @@ def tf_names():
         "dnnlib.tflib.network": network,
         "tfutil": tfutil,
     }
-    assert not set(added) & set(sys.modules)
-    sys.modules.update(added)
     try:
-        yield
+        with importable(added):
+            yield
     finally:
-        for name in added:
-            sys.modules.pop(name, None)
         for cls, module, qualname in saved:
             cls.__module__, cls.__qualname__ = module, qualname
 
