@@ -12,7 +12,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ui,ui-test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,ui,ui-test,faces,faces-test]"
 	# Optional source `dcgan-digiface`: only its weights are used; --no-deps keeps its
 	# declared torchvision/wandb requirements (and a CUDA torch) out.
 	$(BIN)/python -m pip install -q --no-deps gan-face-generate==1.1.1
