@@ -54,7 +54,7 @@ def framed_astronaut(shift: tuple[int, int] = (0, 0), scale: float = 1.0) -> np.
     left = x0 - fx0 * side + shift[0] * side / 256
     top = y0 - fy0 * side + shift[1] * side / 256
     crop = Image.fromarray(photo).crop((left, top, left + side, top + side))
-    return np.asarray(crop.resize((256, 256), Image.Resampling.BICUBIC))
+    return np.array(crop.resize((256, 256), Image.Resampling.BICUBIC))
 
 
 def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
@@ -62,7 +62,7 @@ def rotated(image: np.ndarray, degrees: float) -> np.ndarray:
     from PIL import Image
 
     pil = Image.fromarray(image).rotate(-degrees, Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
-    return np.asarray(pil)
+    return np.array(pil)
 
 
 def _errors(pred: np.ndarray, true: np.ndarray) -> dict:
@@ -91,6 +91,7 @@ def bench_pose(factors, images) -> dict:
         "yaw_all": _errors(out["yaw"], yaw),
         "yaw_detected": _errors(out["yaw"][found], yaw[found]),
         "yaw_fallback": _errors(out["yaw"][~found], yaw[~found]),
+        "yaw_mae_of_answering_0": round(float(np.abs(yaw).mean()), 2),
         "pitch_mean_sd": _mean_sd(out["pitch"]),
         "roll_mean_sd": _mean_sd(out["roll"]),
     }

@@ -160,11 +160,12 @@ def fallback_box(width: int, height: int) -> tuple[float, float, float, float]:
 
 # A generic adult face, millimetres, in the camera's axes when it faces the camera (x to the
 # image's right, y down, z away from the camera), origin at the subnasale. Widths and heights
-# are Farkas's adult norms (sexes averaged, rounded): biocular width ex-ex 90, intercanthal
-# en-en 32, mouth width ch-ch 52, subnasale-to-menton 68, subnasale-to-stomion 21, with the
-# eye corners 42 above the subnasale (nasal height n-sn 52 less ~10 from nasion to canthi)
-# and the nasal tip protruding 20 (sn-prn). Depths behind the subnasale of the canthi, mouth
-# corners and menton are rounded estimates of an average profile (docs/models.md).
+# are of the order of Farkas's adult norms (sexes averaged, rounded): biocular width ex-ex
+# 90, intercanthal en-en 32, mouth width ch-ch 52, subnasale-to-menton 68, subnasale-to-
+# stomion 21, the eye corners 42 above the subnasale (nasal height n-sn 52 less ~10 from the
+# nasion down to the canthi), the nasal tip 20 in front (sn-prn). The depths of the canthi,
+# mouth corners and menton behind the subnasale are rounded estimates of an average profile
+# (docs/models.md says how much they matter).
 FACE_MODEL = {
     36: (-45.0, -42.0, 14.0),  # exocanthion on the image's left
     39: (-16.0, -42.0, 2.0),  # endocanthion
