@@ -262,3 +262,11 @@ def test_without_the_extra_the_cli_answers_one_line(monkeypatch, capsys, tmp_pat
     monkeypatch.setitem(sys.modules, "dlib", None)
     line = user_error(capsys, ["generate", "-n", "4", "-p", "dlib-pose", "-o", tmp_path / "b"])
     assert "ganedit[faces]" in line
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "says"), [({"input_size": 32}, "input size"), ({"upsample": 5}, "upsample")]
+)
+def test_a_bad_setting_is_one_line(kwargs, says):
+    with pytest.raises(UserInputError, match=says):
+        fm.HeadPose(**kwargs)

@@ -71,6 +71,8 @@ class _DlibNetwork:
             raise UserInputError(
                 f"expected an input size in 64..{MAX_INPUT_SIZE} pixels, received {input_size!r}"
             )
+        if upsample not in (0, 1, 2):
+            raise UserInputError(f"expected upsample 0, 1 or 2 doublings, received {upsample!r}")
         fl.require_dlib()
         self._input_size = input_size
         self.upsample = int(upsample)
