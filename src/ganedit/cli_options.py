@@ -37,6 +37,7 @@ import typer
 from ganedit.choices import (
     DEFAULT_GENERATOR,
     DIRECTION_METHODS,
+    FACE_NETWORKS,
     GENERATOR_NAMES,
     IMAGE_FORMATS,
     INVERT_METHODS,
@@ -151,9 +152,10 @@ GENERATOR_HELP = f"Generator: {generator_forms(GENERATOR_NAMES)} (docs/models.md
 PREDICTOR_HELP = f"Predictor: {', '.join(PREDICTORS)}, or a model folder."
 # The forms an attribute predictor may also take (ganedit.models.foreign_predictors).
 FOREIGN_PREDICTORS_HELP = (
-    "Also a .pth/.pth.tar ResNet checkpoint (the balanced-sampling CelebA layout), an ONNX "
-    "manifest .json (ganedit[onnx]), or py:module:callable, which imports and runs that "
-    "Python code (see docs/models.md)."
+    f"Also {' or '.join(FACE_NETWORKS[:2])} (real faces, ganedit[faces]), a .pth/.pth.tar "
+    "ResNet checkpoint (the balanced-sampling CelebA layout), an ONNX manifest .json "
+    "(ganedit[onnx]), or py:module:callable, which imports and runs that Python code (see "
+    "docs/models.md)."
 )
 PRESET_HELP = f"World config: a preset ({', '.join(PRESETS)}) or a TOML file."
 
@@ -344,12 +346,14 @@ def mode_names_option():
 
 
 EVALUATOR_HELP = (
-    "The evaluator that measures edits: `evaluator` (shipped), a model folder, a .pth/.pth.tar "
-    "ResNet checkpoint, an ONNX manifest .json or py:module:callable (runs that code)."
+    "The evaluator that measures edits: `evaluator` (shipped), `dlib-pose` or `dlib-mouth` "
+    "(real faces, ganedit[faces]), a model folder, a .pth/.pth.tar ResNet checkpoint, an ONNX "
+    "manifest .json or py:module:callable (runs that code)."
 )
 IDENTITY_HELP = (
-    "The identity embedder: `identity` (shipped, the face world's), an identity-net folder, "
-    "py:module:callable (runs that code), or `none` (identity not measured)."
+    "The identity embedder: `identity` (shipped, the face world's), `dlib-identity` (real "
+    "faces, ganedit[faces]), an identity-net folder, py:module:callable (runs that code), or "
+    "`none` (identity not measured)."
 )
 
 

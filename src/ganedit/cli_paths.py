@@ -110,9 +110,11 @@ def _input_paths(name: str, value) -> list[Path]:
 def _registered_names() -> frozenset[str]:
     from ganedit.models.registry import (
         EMBEDDED_ENCODERS,
+        FACE_NETWORKS,
         GENERATOR_NAMES,
         PREDICTORS,
     )
     from ganedit.world.config import PRESETS
 
-    return frozenset((*GENERATOR_NAMES, *PREDICTORS, *EMBEDDED_ENCODERS, *PRESETS, "none"))
+    names = (*GENERATOR_NAMES, *PREDICTORS, *FACE_NETWORKS, *EMBEDDED_ENCODERS, *PRESETS)
+    return frozenset((*names, "none"))

@@ -7,6 +7,8 @@
   model or a memory-bomb config are refused with one line.
 - The shipped measuring networks (`labeler`, `evaluator`, `identity`) and the embedded
   generators (`world64`, `world64-v1`) by name, and the optional `dcgan-digiface`.
+- The real-face networks on dlib (`dlib-pose`, `dlib-mouth`, `dlib-identity`; the optional
+  extra ganedit[faces]), by name.
 
 Model modules do not import this module: dependencies point from the registry to the models.
 """
@@ -23,6 +25,7 @@ import torch
 from ganedit.choices import (  # noqa: F401 (re-exported: the registry's names)
     DEFAULT_GENERATOR,
     EMBEDDED_GENERATORS,
+    FACE_NETWORKS,
     GENERATOR_NAMES,
     OPTIONAL_GENERATORS,
     PREDICTORS,
@@ -245,6 +248,7 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu"):
     """A measuring network or attribute predictor (`AttributePredictor`), by one of:
 
     - `labeler`, `evaluator` or `identity` (shipped), or a ganedit model folder;
+    - `dlib-pose`, `dlib-mouth` or `dlib-identity` (real faces; needs `ganedit[faces]`);
     - a `.pth` / `.pth.tar` ResNet checkpoint of the balanced-sampling reference's layout;
     - an ONNX predictor manifest `.json` (needs `ganedit[onnx]`);
     - `py:package.module:callable`, which imports and runs that user code.
@@ -252,6 +256,10 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu"):
     Foreign forms live in `ganedit.models.foreign_predictors`, imported only when used."""
     text = str(name_or_dir)
     predictors = ("attribute-net", "identity-net")
+    if text in FACE_NETWORKS:
+        from ganedit.models.face_measures import load_face_network
+
+        return load_face_network(text, device)
     if text in PREDICTORS:
         folder = weights_dir(text)
         if not (folder / io.WEIGHTS).is_file():
@@ -271,7 +279,7 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu"):
     if text.lower().endswith(".json"):
         return foreign.load_onnx_predictor(text, device)
     raise UserInputError(
-        f"expected a predictor name {PREDICTORS}, a model folder, a .pth/.pth.tar checkpoint, "
+        f"expected a predictor name {PREDICTORS + FACE_NETWORKS}, a model folder, a .pth/.pth.tar checkpoint, "
         f"an ONNX manifest .json or py:module:callable, received {text!r}"
     )
 
@@ -344,11 +352,13 @@ def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") ->
 
 
 IDENTITY = "identity"
+DLIB_IDENTITY = FACE_NETWORKS[2]  # dlib-identity
 
 
 def load_identity_embedder(name_or_dir: str | Path, device: str | torch.device = "cpu"):
     """An identity embedder (`embed(images, batch_size)` -> unit vectors [N, E]): `identity`
-    (shipped, the face world's), an identity-net folder, or `py:package.module:callable`
+    (shipped, the face world's), `dlib-identity` (dlib's face-recognition network, for real
+    faces; needs `ganedit[faces]`), an identity-net folder, or `py:package.module:callable`
     (user code, e.g. an ArcFace wrapper; its outputs are checked and made unit length)."""
     from ganedit.models import foreign_predictors as foreign
     from ganedit.models.predictors import IdentityNet
@@ -356,11 +366,15 @@ def load_identity_embedder(name_or_dir: str | Path, device: str | torch.device =
     text = str(name_or_dir)
     if foreign.is_entry_point(text):
         return foreign.load_identity_entry_point(text, device)
+    if text == DLIB_IDENTITY:
+        from ganedit.models.face_measures import load_face_network
+
+        return load_face_network(text, device)
     model = load_predictor(text, device)
     if not isinstance(model, IdentityNet):
         raise UserInputError(
-            f"expected an identity embedder ({IDENTITY!r}, an identity-net folder or "
-            f"py:module:callable), received {type(model).__name__} from {text!r}"
+            f"expected an identity embedder ({IDENTITY!r}, {DLIB_IDENTITY!r}, an identity-net "
+            f"folder or py:module:callable), received {type(model).__name__} from {text!r}"
         )
     return model
 
