@@ -250,8 +250,9 @@ def align_photo(
 
     A photo without a face, or without the face asked for, is refused with one line naming
     `where` (a file name)."""
-    from ganedit.models.face_landmarks import find_faces
+    from ganedit.models.face_landmarks import find_faces, require_dlib
 
+    require_dlib()  # asked each time: the detectors, once loaded, are cached
     choice = parse_face(face)
     faces = find_faces(_rgb(image), upsample=upsample, detector=detector)
     if not faces:
