@@ -121,8 +121,9 @@ def warp_quad(
 ) -> np.ndarray:
     """The square `quad` [4, 2] of `image` [H, W, 3] uint8 as a `size` px image [size, size, 3]
     uint8, by upstream's shrink, crop, blurred padding, transform and resize."""
-    if not (isinstance(size, int) and 1 <= size <= 16384):
+    if not (isinstance(size, int | np.integer) and 1 <= size <= 16384):
         raise UserInputError(f"expected an output size from 1 to 16384 px, received {size!r}")
+    size = int(size)
     quad = np.asarray(quad, dtype=np.float64).copy()
     side = np.hypot(*(quad[3] - quad[0]))
     img = Image.fromarray(_rgb(image))
@@ -304,7 +305,11 @@ class AlignConfig:
         from ganedit.utils.params import Integer, OneOf, check_params
 
         parse_face(self.face)
-        limits = {"size": Integer(1, 16384), "upsample": Integer(0, 4), "detector": OneOf(DETECTORS)}
+        limits = {
+            "size": Integer(1, 16384),
+            "upsample": Integer(0, 4),
+            "detector": OneOf(DETECTORS),
+        }
         check_params({k: getattr(self, k) for k in limits}, limits, "align")
 
 
