@@ -118,6 +118,10 @@ class Fx:
     def cases(self) -> Path:
         return self.root / "cases"
 
+    @property
+    def photo(self) -> Path:  # a photograph with a face (the astronaut, 256 px; `_photo`)
+        return self.root / "fx" / "photo.png"
+
 
 TRAIN_GAN_ARCH = ["--size", "16", "--style-dim", "8", "--n-mlp", "2", "--channel-max", "8"]
 
@@ -167,6 +171,7 @@ def build_fixtures(root: Path) -> Fx:
                 "--no-progress"])  # fmt: skip
     _quiet_run(["selflabel", "-i", fx_dir / "images", "-o", fx_dir / "labels", "--from-table",
                 fx_dir / "images" / "labels.npz", "--columns", "smile,age"])  # fmt: skip
+    _photo(fx_dir / "photo.png")
     return Fx(
         root=root,
         tiny=fx_dir / "tiny",
@@ -187,6 +192,19 @@ def build_fixtures(root: Path) -> Fx:
         trunc_bank=fx_dir / "trunc.zarr",
         pggan_pth=fx_dir / "pggan.pth",
     )
+
+
+def _photo(path: Path) -> None:
+    """The astronaut (ganedit[faces-test]); without scikit-image a faceless stand-in, which
+    only `align`'s baseline (a slow test) would notice."""
+    from PIL import Image
+
+    try:
+        from skimage.data import astronaut
+    except ImportError:
+        Image.new("RGB", (256, 256), (90, 90, 90)).save(path)
+        return
+    Image.fromarray(astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(path)
 
 
 @pytest.fixture(scope="module")
@@ -243,6 +261,7 @@ def baseline(command: str, fx: Fx, d: Path) -> list:
                            "-o", d / "sc", "--iter", 1, "--d-warmup", 0, "--batch-size", 2,
                            "--no-progress"],
         "convert": ["convert", "-g", fx.tiny_pkl, "-o", d / "g.pt"],
+        "align": ["align", fx.photo, "-o", d / "aligned", "--size", 16, "--no-progress"],
         "ui": ["ui", "-g", fx.tiny, "-b", fx.boundary, "--dry-run"],  # --dry-run: never serves
     }[command]  # fmt: skip
 
@@ -251,7 +270,7 @@ COMMANDS = (
     "world render", "world sheet", "train-predictor", "evaluate-predictor", "train-gan",
     "sample", "evaluate-generator", "score", "generate", "bank export", "bank import",
     "contingency", "boundary", "edit", "evaluate", "study", "demo", "invert",
-    "train-encoder", "selflabel", "resample", "train-selfcond", "convert", "ui",
+    "train-encoder", "selflabel", "resample", "train-selfcond", "convert", "ui", "align",
 )  # fmt: skip
 CHEAP_BASELINES = ("world render", "world sheet", "train-predictor", "sample",
                    "score", "generate", "bank export", "bank import", "contingency", "boundary",
@@ -1215,6 +1234,7 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
              "--study-n": ["50", "-1", HUGE], "--study-eval-n": ["9", HUGE],
              "--study-bootstrap": ["-1", HUGE], "--study-steps": ["1", HUGE],
              "--selfcond-n": ["-1", *NOT_INT, HUGE]},
+    "align": {"--size": ["0", "-1", "16385", *NOT_INT, HUGE], "--upsample": ["-1", "5", *NOT_INT]},
     "ui": {"--port": ["-1", "65536", *NOT_INT, HUGE],
            "--max-upload-mb": [*NONFINITE, "0", "-1", "1e4"]},
 }  # fmt: skip
@@ -1273,6 +1293,7 @@ INPUTS = {
     "demo": [("-g", "dir", "tiny")],
     "convert": [("-g", "file", "tiny_pkl")],
     "ui": [("-b", "file", "boundary"), ("-g", "dir", "tiny")],
+    "align": [("#1", "file", "photo")],
 }  # fmt: skip
 
 
@@ -1320,9 +1341,10 @@ OUTPUTS = {
     "boundary": [("-o", "file"), ("--json", "file")], "edit": [("-o", "dir")], "invert": [("-o", "dir")], "train-encoder": [("-o", "dir")],
     "selflabel": [("-o", "dir")], "resample": [("-o", "dir")], "train-selfcond": [("-o", "dir")],
     "evaluate": [("-o", "dir")], "study": [("-o", "dir")], "demo": [("-o", "dir")],
-    "convert": [("-o", "file")],
+    "convert": [("-o", "file")], "align": [("-o", "dir"), ("--json", "file")],
 }  # fmt: skip
-OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json"}
+OUTPUT_DEFAULTS = {("contingency", "--heatmap"): "table.png", ("boundary", "--json"): "fit.json",
+                   ("align", "--json"): "aligned.json"}  # fmt: skip
 SIDECARS = {"world sheet": ".json", "sample": ".json", "score": ".json", "boundary": ".json"}
 
 
@@ -1498,6 +1520,7 @@ NAMES = {
               ("-p", "identity"), ("--evaluator", "labeler.pth"), ("--identity", "labeler"),
               ("-a", "beard"), ("-a", "yaw")],
     "demo": [("-g", "nope")],
+    "align": [("--face", "biggest"), ("--face", "-1"), ("-g", "nope")],
     "train-gan": [("--device", "cuda:7")],
     "convert": [("--network", "D"), ("--network", "g_ema")],
     "ui": [("-g", "nope"), ("--device", "cuda:7"), ("--host", "example.com"), ("--host", ""),

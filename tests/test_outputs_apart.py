@@ -126,6 +126,7 @@ COMMANDS = {
     "study": ("tiny", lambda i, o, f: ["study", "-g", i, "-o", o, "-n", 100, "--no-progress"]),
     "demo": ("tiny", lambda i, o, f: ["demo", "-g", i, "-o", o, "-n", 2, "--no-progress"]),
     "convert": ("pkl", lambda i, o, f: ["convert", "-g", i, "-o", o]),
+    "align": ("images", lambda i, o, f: ["align", i, "-o", o, "--size", 16, "--no-progress"]),
 }  # fmt: skip
 # A command without a path input (its renders are made on the fly): only `-o ''` applies.
 NO_INPUT = {"train-predictor": ["train-predictor", "--kind", "labeler", "--steps", 1]}

@@ -281,6 +281,18 @@ def json_option(help: str = "Also write the full JSON report here."):
     return typer.Option(None, "--json", help=help)
 
 
+ALIGN_HELP = (
+    "align each photo's largest face as FFHQ was made (dlib landmarks, ganedit[faces]; "
+    "docs/inversion.md) instead of centre-cropping it."
+)
+
+
+def align_option(prefix: str = ""):
+    """--align: photos' faces FFHQ-aligned before inversion."""
+    text = f"{prefix}{ALIGN_HELP}" if prefix else ALIGN_HELP[:1].upper() + ALIGN_HELP[1:]
+    return typer.Option(False, "--align", help=text)
+
+
 def scale_option(default: int = 2):
     return typer.Option(default, "--scale", min=1, max=16, help="Pixel upscaling of images.")
 

@@ -244,6 +244,33 @@ def test_grey_palette_and_jpeg_uploads_are_accepted(client):
         assert r.json()["origin"]["upload"] == name
 
 
+def test_an_upload_with_align_inverts_the_photos_aligned_face(client):
+    pytest.importorskip("dlib", reason="needs the ganedit[faces] extra")
+    data = pytest.importorskip("skimage.data", reason="needs ganedit[faces-test]")
+    from ganedit.inversion.align import align_photo
+    from ganedit.utils.images import from_uint8
+
+    photo = Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS)
+    jpeg = _png(photo, "jpeg")  # under the 0.05 MB limit
+    files = {"file": ("astronaut.jpg", jpeg, "image/jpeg")}
+    r = client.post("/api/upload", data={"generator": "world64", "align": "true"}, files=files)
+    assert r.status_code == 200, r.text
+    assert r.json()["origin"]["aligned"] == "ffhq"
+    decoded = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    target = client.app.state.inverter.service.face(r.json()["face"]).target
+    expected = from_uint8(align_photo(decoded, 64)[0].image[None])[0]
+    assert torch_equal(target, expected)  # the same crop `ganedit align` makes
+    files = {"file": ("plain.png", world_png(), "image/png")}  # a cartoon: no face for dlib
+    r = client.post("/api/upload", data={"generator": "world64", "align": "true"}, files=files)
+    assert r.status_code == 400 and r.json()["error"].startswith("expected a face in plain.png")
+    r = client.post("/api/upload", data={"generator": "world64", "align": "maybe"}, files=files)
+    assert r.status_code == 400 and "\n" not in r.json()["error"]
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a.cpu() == b.cpu()).all())
+
+
 def test_upload_inverts_then_pivotal_tuning_reports_progress(client):
     rgba = Image.open(io.BytesIO(world_png(seed=5, size=128))).convert("RGBA")
     files = {"file": ("world.png", _png(rgba), "image/png")}  # resized, alpha dropped

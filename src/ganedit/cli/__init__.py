@@ -37,8 +37,8 @@ from ganedit.errors import GaneditError
 # The order `ganedit --help` lists the commands in (the modules register them by concept).
 COMMANDS = (
     "train-predictor", "evaluate-predictor", "train-gan", "sample", "evaluate-generator",
-    "score", "generate", "contingency", "boundary", "train-encoder", "invert", "selflabel",
-    "resample", "train-selfcond", "edit", "evaluate", "study", "demo", "convert", "ui",
+    "score", "generate", "contingency", "boundary", "train-encoder", "align", "invert",
+    "selflabel", "resample", "train-selfcond", "edit", "evaluate", "study", "demo", "convert", "ui",
 )  # fmt: skip
 app.registered_commands.sort(
     key=lambda c: COMMANDS.index(c.name) if c.name in COMMANDS else len(COMMANDS)

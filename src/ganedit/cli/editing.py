@@ -75,6 +75,7 @@ def edit_cmd(
         "With --images and --invert-method encoder, the encoder"
     ),
     image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
+    align: bool = opt.align_option("With --images: "),
     truncation_psi: float | None = opt.trunc_option(
         None,
         "Truncation psi in [0, 1] to render at (default 1). Codes from a bank render at the "
@@ -109,6 +110,7 @@ def edit_cmd(
         invert = InvertConfig(
             generator=cfg.generator, method=opt.value(invert_method), encoder=encoder,
             modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
+            align=align,
         )  # fmt: skip
         _edit_images(cfg, invert, images, out, run)
         return

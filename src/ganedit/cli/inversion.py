@@ -129,6 +129,7 @@ def invert_cmd(
         opt.Pivot("optimize"), "--pivot", help="pti's pivot: the projector's w or the encoder's ws."
     ),
     modes: opt.ImageModes = opt.image_modes_option(),
+    align: bool = opt.align_option(),
     space: opt.Space = typer.Option(
         opt.Space("w"), "--space", help="Space the projector optimises (output: ws)."
     ),
@@ -158,10 +159,65 @@ def invert_cmd(
     cfg = InvertConfig(
         generator=generator, method=opt.value(method), perceptual=opt.value(perceptual),
         batch_size=batch_size, encoder=encoder, pivot=opt.value(pivot), modes=opt.value(modes),
-        projector=ProjectorConfig(space=opt.value(space), steps=steps, lr=lr,
+        align=align, projector=ProjectorConfig(space=opt.value(space), steps=steps, lr=lr,
                                   optimize_noise=noise, weights=weights, seed=seed),
         pti=PTIConfig(steps=pti_steps, seed=seed),
     )  # fmt: skip
     summary = run_invert(cfg, images, out, device=device, overwrite=overwrite, progress=progress)
     for line in summary_lines(summary, out):
         typer.echo(line)
+
+
+@app.command("align")
+def align_cmd(
+    images: list[Path] = typer.Argument(
+        ..., help="Photos: PNG/JPEG files, folders or LMDBs.", show_default=False
+    ),
+    out: Path = opt.out_option(
+        "New folder: one PNG per image ({i:05d}.png; {i:05d}_{k}.png with --face all) and "
+        "alignment.json."
+    ),
+    size: int | None = typer.Option(
+        None, "--size", min=1, max=16384, help="Output size in px (default 1024, FFHQ's)."
+    ),
+    generator: str | None = opt.generator_option(
+        None, "Align at this generator's resolution instead of --size."
+    ),
+    face: str = typer.Option(
+        "largest",
+        "--face",
+        help="Which face of a photo: largest, all, or an index (0: the largest).",
+        metavar="largest|all|N",
+    ),
+    upsample: int = typer.Option(
+        1, "--upsample", min=0, max=4, help="Double the photo this often to find small faces."
+    ),
+    json_out: Path | None = opt.json_option("Also write alignment.json's summary here."),
+    progress: bool = opt.progress_option(),
+    overwrite: bool = opt.overwrite_option(),
+) -> None:
+    """Align faces in photos as FFHQ was made (dlib landmarks; needs ganedit[faces])."""
+    from ganedit.cli._common import _expect_suffix, _outputs, _write_report
+    from ganedit.errors import UserInputError
+    from ganedit.inversion.align import AlignConfig, parse_face, run_align
+    from ganedit.models.face_landmarks import require_dlib
+
+    require_dlib()
+    if size is not None and generator is not None:
+        raise UserInputError(
+            f"expected --size or -g, received both (--size {size}, -g {generator})"
+        )
+    _expect_suffix(json_out, ".json", "--json")
+    _outputs(json_out, overwrite=overwrite)
+    if generator is not None:
+        from ganedit.models.sources import load_generator
+
+        size = load_generator(generator, "cpu").resolution
+    cfg = AlignConfig(size=size or 1024, face=parse_face(face), upsample=upsample)
+    summary = run_align(cfg, images, out, overwrite=overwrite, progress=progress)
+    found = sum(r["faces"][0]["faces_found"] for r in summary["images"])
+    typer.echo(
+        f"{out}: {summary['n']} faces aligned at {cfg.size} px from {len(summary['images'])} "
+        f"images ({found} faces found; alignment.json)"
+    )
+    _write_report(summary, json_out, overwrite=overwrite)

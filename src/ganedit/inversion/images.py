@@ -3,7 +3,9 @@
 
 Decoding rules, one place: grey and palette images become RGB, transparent pixels are
 composited on white, non-square images are centre-cropped to a square and resized (area) to
-the generator's resolution; the result is float [3, R, R] in [-1, 1]. A self-conditioned
+the generator's resolution; the result is float [3, R, R] in [-1, 1]. With `align` (the
+front-ends' `--align`), the largest face is instead cropped as FFHQ was made, at the
+generator's resolution (ganedit.inversion.align; needs `ganedit[faces]`). A self-conditioned
 generator's images are also read for their modes (`image_modes`).
 """
 
@@ -49,43 +51,71 @@ def image_files(paths: list[str | Path]) -> list[tuple[str, Path | None, int | N
 
 
 def load_images(
-    items: list[tuple[str, Path | None, int | None]], resolution: int
+    items: list[tuple[str, Path | None, int | None]], resolution: int, align: bool = False
 ) -> tuple[torch.Tensor, list[str]]:
-    """Images [N, 3, R, R] in [-1, 1] (see `load_image`) and the sha256 of each one's bytes."""
-    from ganedit.datasets import ImageDataset
+    """Images [N, 3, R, R] in [-1, 1] and the sha256 of each one's bytes.
 
-    datasets: dict[Path, ImageDataset] = {}  # one reader per LMDB: it checks sizes agree
+    Converted as documented: grayscale and palette images to RGB, RGBA composited on white,
+    non-square images centre-cropped to a square, then resized (area) to R; or, with
+    `align`, each one's largest face FFHQ-aligned at R (`to_target`)."""
     images, digests = [], []
-    for _, path, index in items:
-        if index is not None and path not in datasets:
-            datasets[path] = ImageDataset(path)
-        image, data = load_image(path, index, resolution, datasets.get(path))
-        images.append(image)
+    for array, data, where in read_images(items):
+        images.append(to_target(array, resolution, align, where))
         digests.append(hashlib.sha256(data).hexdigest())
     return torch.stack(images), digests
 
 
-def load_image(
-    path: Path, index: int | None, resolution: int, dataset=None
-) -> tuple[torch.Tensor, bytes]:
-    """One image as float [3, R, R] in [-1, 1] and the bytes it came from (for its sha256).
-
-    Converted as documented: grayscale and palette images to RGB, RGBA composited on white,
-    non-square images centre-cropped to a square, then resized (area) to R."""
+def read_images(items: list[tuple[str, Path | None, int | None]]):
+    """Each image of `image_files` decoded: (RGB uint8 [H, W, 3], the bytes it came from,
+    where it came from, for messages)."""
     from ganedit.datasets import ImageDataset
 
-    if index is None:
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise UserInputError(
-                f"expected a readable image file, received {str(path)!r} ({err.strerror})"
-            ) from None
-        array = decode_file(data, str(path))
-    else:
+    datasets: dict[Path, ImageDataset] = {}  # one reader per LMDB: it checks sizes agree
+    for _, path, index in items:
+        if index is not None and path not in datasets:
+            datasets[path] = ImageDataset(path)
+        array, data = read_image(path, index, datasets.get(path))
+        yield array, data, str(path) if index is None else f"{path}[{index}]"
+
+
+def load_image(
+    path: Path, index: int | None, resolution: int, dataset=None, align: bool = False
+) -> tuple[torch.Tensor, bytes]:
+    """One image as float [3, R, R] in [-1, 1] (as `load_images` converts it) and the bytes
+    it came from (for its sha256)."""
+    array, data = read_image(path, index, dataset)
+    where = str(path) if index is None else f"{path}[{index}]"
+    return to_target(array, resolution, align, where), data
+
+
+def to_target(
+    array: np.ndarray, resolution: int, align: bool = False, where: str = ""
+) -> torch.Tensor:
+    """A decoded RGB uint8 image [H, W, 3] as the generator's target, float [3, R, R] in
+    [-1, 1]: its centre square resized (`square`), or with `align` its largest face
+    FFHQ-aligned at R (a photo without a face is refused with one line naming `where`)."""
+    if align:
+        from ganedit.inversion.align import aligned_square
+
+        array = aligned_square(array, resolution, where or "the image")
+    return square(array, resolution)
+
+
+def read_image(path: Path, index: int | None, dataset=None) -> tuple[np.ndarray, bytes]:
+    """One image of `image_files` as RGB uint8 [H, W, 3] and the bytes it came from: a file
+    (decoded by `decode_file`) or row `index` of an LMDB (`dataset`, its open reader)."""
+    from ganedit.datasets import ImageDataset
+
+    if index is not None:
         array = (dataset or ImageDataset(path))[index]
-        data = array.tobytes()
-    return square(array, resolution), data
+        return array, array.tobytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserInputError(
+            f"expected a readable image file, received {str(path)!r} ({err.strerror})"
+        ) from None
+    return decode_file(data, str(path)), data
 
 
 def decode_file(data: bytes, where: str) -> np.ndarray:

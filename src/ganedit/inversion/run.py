@@ -17,6 +17,9 @@ read from the image by the generator's mode reader (`--modes read`, the fine-tun
 discriminator) or neutral (`--modes neutral`). The projector optimises the code, the
 encoder's code is decoded, and PTI tunes, at those modes; `modes.npy` [N, k] holds the
 anchor coordinates, and latents.json records them, so `edit` starts from them.
+
+With `align` (`--align`), each photo's largest face is FFHQ-aligned at the generator's
+resolution before anything else (ganedit.inversion.align); config.json records it.
 """
 
 from __future__ import annotations
@@ -74,12 +77,17 @@ class InvertConfig:
     encoder: str | None = None  # method encoder, pti's encoder pivot (None: the generator's)
     pivot: str = "optimize"  # pti's pivot: the projector's w, or the encoder's ws
     modes: str = "read"  # self-conditioned generators: the images' modes, read or neutral
+    align: bool = False  # photos: each one's largest face FFHQ-aligned first (ganedit[faces])
     projector: ProjectorConfig = field(default_factory=ProjectorConfig)
     pti: PTIConfig = field(default_factory=PTIConfig)
 
     def __post_init__(self):
         check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, "invert")
         INVERTERS[self.method].check(self)
+        if self.align:  # refused in one line before any work when the extra is missing
+            from ganedit.models.face_landmarks import require_dlib
+
+            require_dlib()
 
 
 # ------------------------------------------------------------------------------------------
@@ -122,7 +130,7 @@ def _prepare(cfg: InvertConfig, images: list[str | Path], run: RunContext):
     source.check_space(cfg.projector.space)
     items = image_files(images)
     loss = default_loss(device, perceptual=cfg.perceptual)
-    targets, digests = load_images(items, source.resolution)
+    targets, digests = load_images(items, source.resolution, cfg.align)
     encoder = None
     if INVERTERS[cfg.method].uses_encoder(cfg):
         if cfg.encoder is None:  # recorded in config.json as resolved

@@ -125,11 +125,12 @@ async def upload(
     inverter: Inverter,
     generator: Annotated[str, Form(min_length=1, max_length=rq.MAX_TEXT)],
     file: Annotated[UploadFile, File()],
+    align: Annotated[bool, Form()] = False,  # the photo's face FFHQ-aligned first (--align)
 ):
     name = rq.check_path(generator, "generator")
     inverter.check_size(file.size)
     data = await file.read(inverter.max_bytes + 1)
-    return face_record(inverter.invert(name, data, _shown_name(file.filename)))
+    return face_record(inverter.invert(name, data, _shown_name(file.filename), align=align))
 
 
 @uploads.post("/tune")

@@ -5,7 +5,8 @@ large (the message gives its size), not a PNG or JPEG, damaged, of a pixel mode 
 8-bit colour, grey or palette, smaller than 8 px or larger than 40 megapixels (read from its
 header: nothing is decoded before the size is known to be sane). Accepted images are decoded
 as `ganedit invert` decodes them (ganedit.inversion.images: RGB, transparent pixels on white,
-centre-cropped to a square and resized, area, to the generator's resolution).
+centre-cropped to a square and resized, area, to the generator's resolution; or, with the
+upload's `align` field, its largest face FFHQ-aligned at that resolution, as `--align` does).
 
 Inversion is inversion's method table (ganedit.inversion.methods): the generator's shipped
 encoder (as `ganedit invert --method encoder`; at the image's own modes, read as `invert`
@@ -29,7 +30,7 @@ from PIL import Image, ImageFile
 
 from ganedit.editing.service import EditingService, Face
 from ganedit.errors import UserInputError
-from ganedit.inversion.images import image_modes, mode_reader, rgb_on_white, square
+from ganedit.inversion.images import image_modes, mode_reader, rgb_on_white, to_target
 from ganedit.inversion.methods import INVERTERS, Context
 from ganedit.inversion.run import InvertConfig
 from ganedit.utils.params import Integer, check_params
@@ -55,7 +56,9 @@ def check_upload_size(size: int | None, max_bytes: int) -> None:
         )
 
 
-def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
+def decode_upload(
+    data: bytes, resolution: int, max_bytes: int, align: bool = False, where: str = "the upload"
+) -> torch.Tensor:
     """An uploaded file's bytes as float [3, R, R] in [-1, 1] (see the module's rules)."""
     if not data:
         raise UserInputError("expected a PNG or JPEG image, received an empty file")
@@ -71,7 +74,7 @@ def decode_upload(data: bytes, resolution: int, max_bytes: int) -> torch.Tensor:
             f"expected a PNG or JPEG image, received a file that is not one or is damaged "
             f"({type(err).__name__})"
         ) from None
-    return square(rgb, resolution)
+    return to_target(rgb, resolution, align, where)
 
 
 def _header(data: bytes) -> ImageFile.ImageFile:
@@ -155,22 +158,29 @@ class Uploads:
         """Refuse an upload whose declared size is over the limit, before reading it."""
         check_upload_size(size, self.max_bytes)
 
-    def invert(self, generator: str, data: bytes, filename: str = "upload") -> Face:
-        """The uploaded image as a face: the encoder's code, at the image's own modes."""
+    def invert(
+        self, generator: str, data: bytes, filename: str = "upload", align: bool = False
+    ) -> Face:
+        """The uploaded image as a face: the encoder's code, at the image's own modes (its
+        face FFHQ-aligned first with `align`)."""
         source = self.service.source(generator)
         if "ws" not in source.spaces:
             raise UserInputError(
                 f"expected a StyleGAN2 generator (with an encoder) to invert uploads, received "
                 f"{generator} (z only)"
             )
-        image = decode_upload(data, source.resolution, self.max_bytes)
+        image = decode_upload(data, source.resolution, self.max_bytes, align, filename)
         ctx = Context(
             _settings(generator, "encoder"), source, encoder=self._encoder(generator, source)
         )
         with torch.inference_mode():
             ws = INVERTERS["encoder"].invert(ctx, image[None], 0).latents
         t = self._image_modes(generator, source, image)
-        origin = {"upload": filename, "inversion": "encoder"}
+        origin = {
+            "upload": filename,
+            "inversion": "encoder",
+            **({"aligned": "ffhq"} if align else {}),
+        }
         face = self.service.add_face(generator, ws, start_t=t, origin=origin, target=image)
         face.origin["identity_cosine_to_upload"] = self._match(face)
         return face

@@ -372,3 +372,24 @@ def _paint_glasses(cv: _Canvas, face: _Face, eyes) -> None:
 def _apply_light(cv: _Canvas, f: Factors) -> None:
     shade = _t(f["ambient"]) + _t(f["light_amp"] * f["light_x"]) * cv.x
     cv.img.mul_(shade).clamp_(0.0, 1.0)
+
+
+def feature_points(factors: Factors, size: int) -> np.ndarray:
+    """Where the renderer draws each face's eye centres and mouth corners, in pixels of a
+    `size` px render: [N, 4, 2] (x, y) as left eye, right eye, mouth left, mouth right (as
+    the image shows them). Pixel i's centre is at i, as landmark detectors count.
+
+    The same geometry `_paint_eyes` and `_paint_mouth` draw with: the eyes at longitudes
+    -/+ eye_gap on the turned head, the mouth corners at the mouth's half width (a smile's
+    bend leaves its ends in place)."""
+    check_size(size)
+    face = _Face(factors)
+    eye_y = face.cy - face.eye_height * face.h
+    (left, _), (right, _) = face.longitude_x(-face.eye_gap), face.longitude_x(face.eye_gap)
+    mouth_x, c = face.longitude_x(0.0)
+    half_w = (face.mouth_w + 0.05 * face.smile) * np.clip(c, 0.25, 1.0)
+    mouth_y = face.cy + 0.45 * face.h
+    xs = np.stack([left, right, mouth_x - half_w, mouth_x + half_w], 1)
+    ys = np.stack([eye_y, eye_y, mouth_y, mouth_y], 1)
+    world = np.stack([xs, ys], 2)  # [-1, 1] coordinates
+    return (world + 1.0) * (size / 2.0) - 0.5

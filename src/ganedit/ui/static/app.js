@@ -458,6 +458,7 @@ async function upload() {
   const form = new FormData();
   form.append("generator", app.generator.generator);
   form.append("file", file);
+  form.append("align", $("upload-align").checked ? "true" : "false");
   const preview = URL.createObjectURL(file);
   $("upload").disabled = true;
   $("progress-row").hidden = false;
