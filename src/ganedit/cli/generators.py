@@ -76,6 +76,16 @@ def train_gan_cmd(
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(500, "--sample-every", min=1),
+    probe_every: int = typer.Option(
+        0,
+        "--probe-every",
+        min=0,
+        help="Every N steps (0: never), measure whether g_ema's edits keep the person (the "
+        "face world's labeler, evaluator and identity net; probe.jsonl). For world data only.",
+    ),
+    probe_n: int = typer.Option(
+        200, "--probe-n", min=16, max=100_000, help="Held-out faces the probe edits."
+    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
@@ -96,10 +106,15 @@ def train_gan_cmd(
         path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, d_warmup=d_warmup,
+        probe_every=probe_every,
     )  # fmt: skip
-    typer.echo(
-        str(train_gan(cfg, out, resume=resume, init_from=ckpt, device=device, progress=progress))
-    )
+    probe = None
+    if probe_every:
+        from ganedit.evaluation.edit_probe import EditProbeConfig, generator_probe
+
+        probe = generator_probe(EditProbeConfig(n=probe_n), device)
+    folder = train_gan(cfg, out, resume, ckpt, device, progress, probe)
+    typer.echo(str(folder))
 
 
 @app.command("sample")
