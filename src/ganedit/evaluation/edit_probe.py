@@ -38,7 +38,7 @@ class EditProbeConfig:
     seed: int = 616161  # fit latents; held-out ones use seed + 1 (no bank in the docs uses them)
     attributes: tuple[str, ...] = ("smile", "gender", "age")
     method: str = "interfacegan"
-    yaw_steps: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # in units of the yaw
+    yaw_steps: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0)  # in units of the yaw
     # direction's latent step per 10 degrees (measured on the fit latents)
     yaw_degrees: float = 20.0
     identity_floor: float = 0.8
