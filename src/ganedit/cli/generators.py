@@ -198,6 +198,14 @@ def evaluate_generator_cmd(
         help="A self-conditioned generator: faces per end of each mode for its side effects "
         "(0: skip).",
     ),
+    n_edit: int = typer.Option(
+        0,
+        "--n-edit",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="Held-out faces edited to see whether edits keep the person: identity at 50%% "
+        "flips per attribute, yaw reach (0: skip).",
+    ),
     seed: int = opt.seed_option(),
     out: Path | None = opt.optional_out_option("Write the full report as JSON here."),
     device: str = opt.device_option(),
@@ -221,7 +229,7 @@ def evaluate_generator_cmd(
     source = load_generator(generator, device=device)
     report = evaluate_generator(
         source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress,
-        n_identity=n_identity, n_modes=n_modes,
+        n_identity=n_identity, n_modes=n_modes, n_edit=n_edit,
     )  # fmt: skip
     report["generator"] = source.identity
     typer.echo(
@@ -233,6 +241,10 @@ def evaluate_generator_cmd(
     )
     for line in _diversity_lines(report["diversity"]):
         typer.echo(line)
+    if "edit_identity" in report:
+        from ganedit.evaluation.edit_probe import summary_line
+
+        typer.echo(f"edits ({n_edit} faces): {summary_line(report['edit_identity'])}")
     _write_report(report, out)
 
 
