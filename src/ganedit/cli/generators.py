@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -16,6 +17,8 @@ from ganedit.cli._common import (
     _write_report,
 )
 from ganedit.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 
 @app.command("train-gan")
@@ -129,6 +132,7 @@ def sample_cmd(
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
     mode: list[str] = opt.mode_settings_option(),
+    modes: opt.SampleModes | None = opt.sample_modes_option(),
     device: str = opt.device_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
@@ -147,9 +151,8 @@ def sample_cmd(
     _outputs(out, _sidecar(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.mode_settings(mode) if mode else {}
-    if settings:
-        source = source.with_modes(settings)
-    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
+    how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
+    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size, modes=vectors)
     cols = math.ceil(math.sqrt(n))
     picture = labelled_grid(to_uint8(images), cols, scale=scale)
     with atomic_path(out) as tmp:
@@ -162,12 +165,36 @@ def sample_cmd(
             "seed": seed,
             "truncation_psi": truncation_psi,
             "modes": settings or None,
+            "modes_drawn": how,
             "order": "row-major, sample i at row i // cols, column i % cols",
             "cols": cols,
         },
     )
     of_class = "" if class_index is None else f", class {class_index}"
+    of_class += "" if how is None else f", modes {how}"
     typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi}{of_class})")
+
+
+def _sample_modes(source, generator: str, modes, settings: dict, n: int, seed: int):
+    """How a sample grid's modes are drawn ("data", "neutral", "uniform"; None without
+    modes) and the generator's mode vectors [n, M] (None: the source's default)."""
+    from ganedit.models.modes import MODE_PRIOR, draw_coordinates, load_mode_prior
+    from ganedit.models.registry import generator_folder
+
+    layout = source.mode_layout
+    if layout is None:
+        if modes is not None:
+            raise UserInputError(
+                f"expected a self-conditioned generator for --modes, received {source.name} "
+                "(it has no modes)"
+            )
+        return None, None
+    prior = load_mode_prior(generator_folder(generator), layout)
+    how = modes.value if modes is not None else "neutral" if settings or prior is None else "data"
+    if modes is None and prior is None and not settings:
+        log.info("%s ships no %s: its samples are drawn at the neutral mode", generator, MODE_PRIOR)
+    t = draw_coordinates(how, n, seed + 1, layout, prior)
+    return how, layout.generator_vector(layout.targets(t, settings))
 
 
 @app.command("evaluate-generator")
