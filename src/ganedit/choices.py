@@ -25,6 +25,9 @@ INVERT_METHODS = ("optimize", "pti", "encoder")
 PIVOTS = ("optimize", "encoder")
 PERCEPTUAL_NETWORKS = ("evaluator", "labeler", "identity")
 MODE_SOURCES = ("read", "neutral")  # a self-conditioned generator's image modes
+# Where the modes of a self-conditioned generator's samples come from: the data's mode
+# distribution shipped with the model, every attribute neutral, or uniform as in training.
+SAMPLE_MODES = ("data", "neutral", "uniform")
 
 RESAMPLE_SCHEMES = ("knn", "density")
 SELFCOND_INITS = ("offset", "copy")

@@ -47,6 +47,7 @@ from ganedit.choices import (
     PREDICTORS,
     QUOTAS,
     RESAMPLE_SCHEMES,
+    SAMPLE_MODES,
     SELFCOND_INITS,
     SOLVERS,
     SPLIT_MODES,
@@ -73,6 +74,7 @@ InvertMethod = _choices("InvertMethod", INVERT_METHODS)
 Perceptual = _choices("Perceptual", PERCEPTUAL_NETWORKS)
 Pivot = _choices("Pivot", PIVOTS)
 ImageModes = _choices("ImageModes", MODE_SOURCES)
+SampleModes = _choices("SampleModes", SAMPLE_MODES)
 ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
 SelfCondInit = _choices("SelfCondInit", SELFCOND_INITS)
 
@@ -395,6 +397,17 @@ def bootstrap_option(default: int = 200):
 def grid_steps_option(default: int = 12):
     return typer.Option(
         default, "--steps", min=2, max=1000, help="Grid steps of each edit sweep after 0."
+    )
+
+
+def sample_modes_option():
+    return typer.Option(
+        None,
+        "--modes",
+        help="Self-conditioned generator: draw each sample's modes from the data's mode "
+        "distribution shipped with the model (data; the default where it ships one, else "
+        "neutral), all neutral (neutral), or uniform as in training (uniform). --mode ATTR=T "
+        "fixes an attribute on top (the others neutral unless --modes is given).",
     )
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ganedit.errors import UserInputError
-from ganedit.models.modes import mode_vector
+from ganedit.models.modes import ModeLayout, load_mode_prior, mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Generator
 from ganedit.selfcond.train import SelfCondConfig, train_selfcond
@@ -47,6 +47,10 @@ def test_fine_tune_writes_a_self_conditioned_generator(setting, tmp_path):
     assert record["attributes"] == ["smile", "yaw"] and record["init"] == "offset"
     assert record["base"]["name"] == "base"
     assert (tmp_path / "run" / "samples" / "0000012.png").is_file()
+    # The data's modes ship with the model: every image's coordinates, from the labels.
+    prior = load_mode_prior(out, ModeLayout(["smile", "yaw"]))
+    assert prior is not None and prior.shape[1] == 2 and len(prior) >= 8
+    assert prior.min() >= 0.0 and prior.max() <= 1.0 and prior.std(0).min() > 0.05
     stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert "g_mode" in stats[-1] and np.isfinite(stats[-1]["d_mode"])
     modes = mode_vector(torch.tensor([[0.0, 1.0], [1.0, 0.0]]), True)

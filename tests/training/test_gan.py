@@ -207,3 +207,42 @@ def test_discriminator_warm_up_leaves_the_generator_alone(data16):
     assert any(not torch.equal(a, b) for a, b in zip(d_before, state.d.parameters(), strict=True))
     assert "g_loss" in gan_step(state, cfg, sampler)  # step 2: the generator trains
     assert any(not torch.equal(v, state.g.state_dict()[k]) for k, v in g_before.items())
+
+
+def test_probe_runs_at_its_interval_and_at_the_end_and_a_resume_logs_each_step_once(
+    data16, tmp_path, monkeypatch
+):
+    from interrupt import run_killed_at
+
+    seen = []
+
+    def probe(g):
+        seen.append(g.training)
+        return {"mean": float(g(torch.zeros(1, 32)).mean())}
+
+    def train():
+        return train_gan(
+            _cfg(data16, iterations=25, probe_every=5), tmp_path / "run", progress=False,
+            probe=probe,
+        )  # fmt: skip
+
+    run_killed_at(monkeypatch, 17, train)  # probed at 15, resumed from the checkpoint at 10
+    assert (tmp_path / "run" / "probe.jsonl").read_text().count('"step": 15') == 1
+    train()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "probe.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 10, 15, 20, 25]
+    assert seen and not any(seen)  # g_ema is measured in eval mode
+    assert all(isinstance(x["mean"], float) for x in lines)
+
+
+def test_a_failing_probe_is_recorded_and_training_goes_on(data16, tmp_path):
+    from ganedit.errors import FitError
+
+    def probe(g):
+        raise FitError("expected both classes of smile, received one")
+
+    train_gan(_cfg(data16, iterations=10, probe_every=5), tmp_path / "run", progress=False,
+              probe=probe)  # fmt: skip
+    lines = (tmp_path / "run" / "probe.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "both classes" in json.loads(lines[0])["error"]
+    assert (tmp_path / "run" / "g_ema").is_dir()

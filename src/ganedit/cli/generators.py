@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -16,6 +17,8 @@ from ganedit.cli._common import (
     _write_report,
 )
 from ganedit.errors import UserInputError
+
+log = logging.getLogger(__name__)
 
 
 @app.command("train-gan")
@@ -76,6 +79,16 @@ def train_gan_cmd(
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1),
     sample_every: int = typer.Option(500, "--sample-every", min=1),
+    probe_every: int = typer.Option(
+        0,
+        "--probe-every",
+        min=0,
+        help="Every N steps (0: never), measure whether g_ema's edits keep the person (the "
+        "face world's labeler, evaluator and identity net; probe.jsonl). For world data only.",
+    ),
+    probe_n: int = typer.Option(
+        200, "--probe-n", min=16, max=100_000, help="Held-out faces the probe edits."
+    ),
     resume: bool = typer.Option(
         True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
     ),
@@ -96,10 +109,15 @@ def train_gan_cmd(
         path_regularize=path_regularize, mixing=mixing, mbstd_group=mbstd_group,
         ema_kimg=ema_kimg, ema_rampup=ema_rampup, flip=flip, seed=seed,
         checkpoint_every=checkpoint_every, sample_every=sample_every, d_warmup=d_warmup,
+        probe_every=probe_every,
     )  # fmt: skip
-    typer.echo(
-        str(train_gan(cfg, out, resume=resume, init_from=ckpt, device=device, progress=progress))
-    )
+    probe = None
+    if probe_every:
+        from ganedit.evaluation.edit_probe import EditProbeConfig, generator_probe
+
+        probe = generator_probe(EditProbeConfig(n=probe_n), device)
+    folder = train_gan(cfg, out, resume, ckpt, device, progress, probe)
+    typer.echo(str(folder))
 
 
 @app.command("sample")
@@ -114,6 +132,7 @@ def sample_cmd(
     batch_size: int = opt.batch_option(64),
     scale: int = opt.scale_option(1),
     mode: list[str] = opt.mode_settings_option(),
+    modes: opt.SampleModes | None = opt.sample_modes_option(),
     device: str = opt.device_option(),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
@@ -132,9 +151,8 @@ def sample_cmd(
     _outputs(out, _sidecar(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.mode_settings(mode) if mode else {}
-    if settings:
-        source = source.with_modes(settings)
-    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
+    how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
+    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size, modes=vectors)
     cols = math.ceil(math.sqrt(n))
     picture = labelled_grid(to_uint8(images), cols, scale=scale)
     with atomic_path(out) as tmp:
@@ -147,12 +165,36 @@ def sample_cmd(
             "seed": seed,
             "truncation_psi": truncation_psi,
             "modes": settings or None,
+            "modes_drawn": how,
             "order": "row-major, sample i at row i // cols, column i % cols",
             "cols": cols,
         },
     )
     of_class = "" if class_index is None else f", class {class_index}"
+    of_class += "" if how is None else f", modes {how}"
     typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi}{of_class})")
+
+
+def _sample_modes(source, generator: str, modes, settings: dict, n: int, seed: int):
+    """How a sample grid's modes are drawn ("data", "neutral", "uniform"; None without
+    modes) and the generator's mode vectors [n, M] (None: the source's default)."""
+    from ganedit.models.modes import MODE_PRIOR, draw_coordinates, load_mode_prior
+    from ganedit.models.registry import generator_folder
+
+    layout = source.mode_layout
+    if layout is None:
+        if modes is not None:
+            raise UserInputError(
+                f"expected a self-conditioned generator for --modes, received {source.name} "
+                "(it has no modes)"
+            )
+        return None, None
+    prior = load_mode_prior(generator_folder(generator), layout)
+    how = modes.value if modes is not None else "neutral" if settings or prior is None else "data"
+    if modes is None and prior is None and not settings:
+        log.info("%s ships no %s: its samples are drawn at the neutral mode", generator, MODE_PRIOR)
+    t = draw_coordinates(how, n, seed + 1, layout, prior)
+    return how, layout.generator_vector(layout.targets(t, settings))
 
 
 @app.command("evaluate-generator")
@@ -183,6 +225,14 @@ def evaluate_generator_cmd(
         help="A self-conditioned generator: faces per end of each mode for its side effects "
         "(0: skip).",
     ),
+    n_edit: int = typer.Option(
+        0,
+        "--n-edit",
+        min=0,
+        max=opt.MAX_COUNT,
+        help="Held-out faces edited to see whether edits keep the person: identity at 50%% "
+        "flips per attribute, yaw reach (0: skip).",
+    ),
     seed: int = opt.seed_option(),
     out: Path | None = opt.optional_out_option("Write the full report as JSON here."),
     device: str = opt.device_option(),
@@ -206,7 +256,7 @@ def evaluate_generator_cmd(
     source = load_generator(generator, device=device)
     report = evaluate_generator(
         source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress,
-        n_identity=n_identity, n_modes=n_modes,
+        n_identity=n_identity, n_modes=n_modes, n_edit=n_edit,
     )  # fmt: skip
     report["generator"] = source.identity
     typer.echo(
@@ -218,6 +268,10 @@ def evaluate_generator_cmd(
     )
     for line in _diversity_lines(report["diversity"]):
         typer.echo(line)
+    if "edit_identity" in report:
+        from ganedit.evaluation.edit_probe import summary_line
+
+        typer.echo(f"edits ({n_edit} faces): {summary_line(report['edit_identity'])}")
     _write_report(report, out)
 
 

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from ganedit.errors import UserInputError
+from ganedit.errors import DamagedInputError, UserInputError, expect
 
 NEUTRAL = 0.5
 ANCHORS = ("low", "middle", "high")  # an attribute's slots, in order
@@ -251,3 +252,84 @@ def sampled_modes(n: int, k: int, seed: int) -> np.ndarray:
     for fakes; for a given k, row i depends only on (seed, i) (NumPy's generator fills rows
     in order; the committed reports were drawn this way)."""
     return np.random.default_rng(seed).uniform(size=(n, k))
+
+
+# The data's mode distribution, shipped in a self-conditioned model folder: anchor
+# coordinates of the training data, drawn from when samples should look like the data.
+MODE_PRIOR = "mode-prior.json"
+_PRIOR_ROWS = (1, 100_000)
+
+
+def save_mode_prior(folder: str | Path, layout: ModeLayout, t, origin: str) -> Path:
+    """Write coordinates t [N, k] (the data's modes) as `folder`/mode-prior.json, with the
+    attribute order and where they come from."""
+    import json
+
+    from ganedit.utils.files import atomic_path
+
+    coords = layout._check(t).numpy().astype(np.float64)
+    expect(_PRIOR_ROWS[0] <= len(coords) <= _PRIOR_ROWS[1], "1 to 100,000 rows", len(coords))
+    record = {"attributes": list(layout.attributes), "origin": origin,
+              "t": np.round(coords, 4).tolist()}  # fmt: skip
+    path = Path(folder) / MODE_PRIOR
+    with atomic_path(path, overwrite=True) as tmp:  # compact: one row of numbers per line
+        tmp.write_text(json.dumps(record, separators=(",", ":")).replace("],[", "],\n[") + "\n")
+    return path
+
+
+def load_mode_prior(folder: str | Path | None, layout: ModeLayout) -> np.ndarray | None:
+    """The coordinates [N, k] of `folder`/mode-prior.json (None: no such file); refused
+    when its attributes are not the layout's or its values are not coordinates."""
+    from ganedit.utils.bounded import load_json_bounded
+
+    path = None if folder is None else Path(folder) / MODE_PRIOR
+    if path is None or not path.is_file():
+        return None
+    record = load_json_bounded(path, what="a mode prior")
+    where = f"{str(path)!r}"
+    if not isinstance(record, dict) or record.get("attributes") != list(layout.attributes):
+        got = record.get("attributes") if isinstance(record, dict) else type(record).__name__
+        raise DamagedInputError(
+            f"expected a mode prior for the modes {list(layout.attributes)} in {where}, "
+            f"received one for {got}"
+        )
+    try:
+        t = np.asarray(record.get("t"), dtype=np.float64)
+    except (TypeError, ValueError):
+        t = np.zeros(0)
+    ok = t.ndim == 2 and t.shape[1] == layout.k and _PRIOR_ROWS[0] <= len(t) <= _PRIOR_ROWS[1]
+    if not ok or not np.isfinite(t).all() or t.min() < 0.0 or t.max() > 1.0:
+        raise DamagedInputError(
+            f"expected {_PRIOR_ROWS[0]} to {_PRIOR_ROWS[1]} rows of {layout.k} coordinates in "
+            f"[0, 1] in {where}, received an array of shape {t.shape} (or values outside)"
+        )
+    return t
+
+
+def draw_coordinates(
+    how: str, n: int, seed: int, layout: ModeLayout, prior: np.ndarray | None = None
+) -> torch.Tensor:
+    """Anchor coordinates [n, k] for n samples: rows of the data's `prior` ("data"),
+    every attribute neutral ("neutral"), or U(0, 1) as the fine-tune draws fakes
+    ("uniform"). Row i depends only on (seed, i)."""
+    from ganedit.utils import rng
+
+    if how == "neutral":
+        return layout.neutral(n)
+    if how == "uniform":
+        index = np.arange(n)
+        cols = [rng.uniform(seed, index, _UNIFORM_STREAM + a) for a in range(layout.k)]
+        return torch.from_numpy(np.stack(cols, axis=1).astype(np.float32).reshape(n, layout.k))
+    if how != "data":
+        raise UserInputError(f"expected modes in ('data', 'neutral', 'uniform'), received {how!r}")
+    if prior is None:
+        raise UserInputError(
+            "expected a generator that ships its data's mode distribution (mode-prior.json) "
+            "for --modes data, received one without it (use --modes neutral or uniform)"
+        )
+    pick = np.floor(rng.uniform(seed, np.arange(n), _PRIOR_STREAM) * len(prior)).astype(int)
+    return torch.from_numpy(prior[np.minimum(pick, len(prior) - 1)].astype(np.float32))
+
+
+_PRIOR_STREAM = 7000
+_UNIFORM_STREAM = 7100

@@ -30,7 +30,7 @@ from PIL import Image
 
 from ganedit.choices import SELFCOND_INITS
 from ganedit.errors import DamagedInputError, UserInputError
-from ganedit.models.modes import ModeLayout
+from ganedit.models.modes import ModeLayout, save_mode_prior
 from ganedit.models.registry import MODE_READER, save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.selfcond.conditioning import ModeConditioning
@@ -261,7 +261,21 @@ def train_selfcond(
     if world_info()[0] == 0:  # its mode head reads the modes of images the model did not make
         extra = {"selfcond": provenance, "iterations": state.step}
         save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)
+        save_data_modes(out, layout, targets, cfg.labels)
     return out
+
+
+PRIOR_ROWS = 4096  # rows of the data's modes shipped with the model (evenly spaced images)
+
+
+def save_data_modes(folder: Path, layout: ModeLayout, targets: torch.Tensor, labels) -> None:
+    """The data's mode distribution beside the model (`sample` draws from it): the anchor
+    coordinates of every image of the fine-tune's data, before re-sampling, thinned to
+    PRIOR_ROWS evenly spaced images."""
+    t = layout.coordinates(targets)
+    rows = torch.linspace(0, len(t) - 1, min(PRIOR_ROWS, len(t))).round().long()
+    origin = f"the labels of the fine-tune's data ({labels}), {len(rows)} of {len(t)} images"
+    save_mode_prior(folder, layout, t[rows], origin)
 
 
 @torch.no_grad()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ganedit.datasets import ImageDataset
-from ganedit.errors import UserInputError
+from ganedit.errors import GaneditError, UserInputError
 from ganedit.models.registry import save_pretrained
 from ganedit.models.stylegan2 import Discriminator, Generator
 from ganedit.training.loop import (
@@ -42,6 +43,7 @@ from ganedit.training.loop import (
     refuse_another_config,
     run_phases,
     train_loop,
+    truncate_stats,
     upkeep,
 )
 from ganedit.utils import rng
@@ -87,10 +89,13 @@ class GanConfig:
     checkpoint_every: int = 500
     sample_every: int = 500
     n_sample: int = 16
+    # Steps between runs of the run's probe of g_ema (RunSpec.probe; 0: never), e.g. the
+    # edit-identity probe of a face-world generator (ganedit.evaluation.edit_probe).
+    probe_every: int = 0
 
 
 # Fields a resumed run may change: none alters what an iteration computes.
-RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "sample_every", "n_sample")
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every", "sample_every", "n_sample", "probe_every")
 
 
 class Conditioning(Protocol):
@@ -457,8 +462,10 @@ def train_gan(
     init_from: str | Path | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    probe: Callable[[Generator], dict] | None = None,
 ) -> Path:
     """Train (or continue, or fine-tune from `init_from`) and return the final g_ema folder.
+    `probe(g_ema)` runs every `cfg.probe_every` steps and at the end, into probe.jsonl.
 
     Launched through torchrun (WORLD_SIZE > 1), every process trains on its slice of each
     batch and gradients are averaged; process 0 alone writes stats, samples and checkpoints.
@@ -471,8 +478,8 @@ def train_gan(
     state = setup_gan(cfg, device)
     if init_from is not None:
         _init_weights(state, Path(init_from))  # replaced below when resuming a checkpoint
-    return run_training(cfg, run_dir, state, sampler, resume=resume, device=device,
-                        progress=progress)  # fmt: skip
+    spec = RunSpec(probe=probe)
+    return run_training(cfg, run_dir, state, sampler, spec, resume, device, progress)
 
 
 @dataclass(frozen=True)
@@ -485,6 +492,8 @@ class RunSpec:
     config: dict | None = None  # default: the GanConfig
     extra: dict = field(default_factory=dict)
     samples: Callable[[Generator, GanConfig, Path], None] | None = None  # default: save_samples
+    # Measures g_ema every cfg.probe_every steps: figures (a JSON-ready dict) for probe.jsonl.
+    probe: Callable[[Generator], dict] | None = None
     adopt: tuple[str, ...] = ("config.json", "checkpoint")
 
 
@@ -536,21 +545,43 @@ def gan_loop(
         return {"d": record["d_loss"], "g": record.get("g_loss", float("nan")),
                 "it_s": record["it_s"]}  # fmt: skip
 
+    tasks = upkeep(
+        run_dir,
+        checkpoints,
+        lambda path: draw(state.g_ema, cfg, path),
+        (10, cfg.sample_every, cfg.checkpoint_every),
+    )
+    if spec.probe is not None and cfg.probe_every > 0:
+        tasks += (Phase("probe", cfg.probe_every, _probe_writer(state, spec.probe, run_dir)),)
     return Loop(
         what=spec.what,
         total=cfg.iterations,
         step=lambda: gan_step(state, cfg, sampler),  # looked up per call (tests replace it)
         position=lambda: state.step,
         checkpoints=checkpoints,
-        upkeep=upkeep(
-            run_dir,
-            checkpoints,
-            lambda path: draw(state.g_ema, cfg, path),
-            (10, cfg.sample_every, cfg.checkpoint_every),
-        ),
+        upkeep=tasks,
         shown=shown,
         record=lambda stats, rate: {"step": state.step, "it_s": rate, **stats},
     )
+
+
+def _probe_writer(state: GanState, probe: Callable[[Generator], dict], run_dir: Path):
+    """The probe phase: measure g_ema and append {"step", **figures} to run_dir/probe.jsonl
+    (lines of later steps, left by a run that stopped after them, are dropped first)."""
+    path = run_dir / "probe.jsonl"
+
+    def run(step: int, record: dict) -> None:
+        try:
+            with torch.no_grad():
+                figures = probe(state.g_ema)
+        except GaneditError as exc:  # an early generator may draw one class only: not fatal
+            log.warning("probe at step %d: %s", step, exc)
+            figures = {"error": str(exc)}
+        truncate_stats(path, step - 1)
+        with path.open("a") as fh:
+            fh.write(json.dumps({"step": step, **figures}) + "\n")
+
+    return run
 
 
 def init_process(cfg: GanConfig, device: str | torch.device) -> torch.device:
