@@ -256,8 +256,12 @@ def evaluate_generator_cmd(
     source = load_generator(generator, device=device)
     report = evaluate_generator(
         source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress,
-        n_identity=n_identity, n_modes=n_modes, n_edit=n_edit,
+        n_identity=n_identity, n_modes=n_modes,
     )  # fmt: skip
+    if n_edit:
+        from ganedit.evaluation.edit_probe import world_probe
+
+        report["edit_identity"] = world_probe(source, n_edit, device)
     report["generator"] = source.identity
     typer.echo(
         f"{source.name}: Frechet distance {report['frechet_distance']:.1f} (floor "

@@ -199,7 +199,8 @@ def align_cmd(
     """Align faces in photos as FFHQ was made (dlib landmarks; needs ganedit[faces])."""
     from ganedit.cli._common import _expect_suffix, _outputs, _write_report
     from ganedit.errors import UserInputError
-    from ganedit.inversion.align import AlignConfig, parse_face, run_align
+    from ganedit.inversion.align import parse_face
+    from ganedit.inversion.align_run import AlignConfig, run_align
     from ganedit.models.face_landmarks import require_dlib
 
     require_dlib()

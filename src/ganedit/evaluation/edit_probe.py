@@ -110,15 +110,27 @@ def edit_probe(source, labeler, evaluator, identity, cfg: EditProbeConfig | None
     return out
 
 
+def world_networks(device="cpu") -> tuple:
+    """The face world's shipped labeler, evaluator and identity net, as the probe takes them."""
+    from ganedit.models.registry import load_identity_embedder, load_predictor
+
+    return (load_predictor("labeler", device), load_predictor("evaluator", device),
+            load_identity_embedder("identity", device))  # fmt: skip
+
+
+def world_probe(source, n: int, device="cpu") -> dict:
+    """The probe of `source` with n held-out faces and the face world's shipped networks
+    (what `evaluate-generator --n-edit` adds to its report)."""
+    return edit_probe(source, *world_networks(device), EditProbeConfig(n=n))
+
+
 def generator_probe(cfg: EditProbeConfig, device="cpu"):
     """`probe(generator) -> figures` for a training run (train_gan's `probe`): the face
     world's shipped labeler, evaluator and identity net, loaded once, measuring a bare
     StyleGAN2 module as a source; logs the summary line."""
-    from ganedit.models.registry import load_identity_embedder, load_predictor
     from ganedit.models.sources import StyleGANSource
 
-    nets = (load_predictor("labeler", device), load_predictor("evaluator", device),
-            load_identity_embedder("identity", device))  # fmt: skip
+    nets = world_networks(device)
 
     def probe(generator) -> dict:
         figures = edit_probe(StyleGANSource(generator, "training"), *nets, cfg)

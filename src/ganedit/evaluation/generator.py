@@ -143,12 +143,11 @@ def evaluate_generator(
     n_identity: int = 256,
     n_modes: int = 1024,
     k: int = 3,
-    n_edit: int = 0,
 ) -> dict:
     """All generator figures of the model card; sample counts and seeds are in the result.
     `n_identity` (at most n) faces for identity diversity, `n_modes` faces per end of each
-    mode of a self-conditioned generator (0: none), `k` neighbours for precision/recall,
-    `n_edit` held-out faces for the edit-identity probe (0: not run; `edit_probe`)."""
+    mode of a self-conditioned generator (0: none), `k` neighbours for precision/recall
+    (the edit-identity probe is `ganedit.evaluation.edit_probe`, run beside this)."""
     labeler, evaluator = load_predictor("labeler"), load_predictor("evaluator")
     probs, feats, second = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
     size = source.resolution
@@ -166,7 +165,7 @@ def evaluate_generator(
         source, world, evaluator, (feats[:n_fd], real_a, real_b), min(n_identity, n), n_modes,
         seed, k,
     )  # fmt: skip
-    report = {
+    return {
         "n": n,
         "n_fd": n_fd,
         "seed": seed,
@@ -194,15 +193,6 @@ def evaluate_generator(
         "renders_share_confident": confident_shares(real_probs, threshold),
         "diversity": diversity,
     }
-    if n_edit > 0:
-        from ganedit.evaluation.edit_probe import EditProbeConfig, edit_probe
-        from ganedit.models.registry import load_identity_embedder
-
-        identity = load_identity_embedder("identity")
-        report["edit_identity"] = edit_probe(
-            source, labeler, evaluator, identity, EditProbeConfig(n=n_edit)
-        )
-    return report
 
 
 def diversity_figures(
