@@ -45,6 +45,7 @@ from ganedit.latents.bank import (
     partial_path,
     write_chunk,
 )
+from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import init_distributed, on_rank0
 from ganedit.utils.files import made_by_ganedit, output_lock, output_target, write_json
 from ganedit.utils.images import encode, to_uint8
@@ -104,23 +105,22 @@ def generate_bank(
     out: str | Path,
     source=None,
     predictor=None,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
+    *,
     resume: bool = True,
-    overwrite: bool = False,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Write the bank `cfg` describes to `out` and return `out`.
 
     `source` (a `ganedit.models.sources` source) and `predictor` (an object with
     `predict(images, batch_size) -> {name: [N]}`, in eval mode) replace loading
     `cfg.generator` / `cfg.predictor` by name. `resume`: continue `<out>.partial` when it holds
-    the same config (else start over). `overwrite`: replace an existing bank at `out`.
+    the same config (else start over). `ctx.overwrite`: replace an existing bank at `out`.
     """
     out = Path(out)
-    check_target(out, overwrite)
+    check_target(out, ctx.overwrite)
     out = output_target(out)  # a symlinked bank: written where the link points
     partial = partial_path(out)
-    device, rank, world = init_distributed(device)
+    device, rank, world = init_distributed(ctx.device)
     # One writer per bank: a second `generate` of the same output is refused while this one
     # runs, and a lock left by a killed run is taken over when it is resumed.
     lock = output_lock(out) if rank == 0 else contextlib.nullcontext()
@@ -131,8 +131,8 @@ def generate_bank(
         ranges = chunk_ranges(cfg.n, cfg.chunk_size)
         chunks = [(k, *ranges[k]) for k in assign_chunks(len(ranges), rank, world)]
         image_dir = partial / "images" if cfg.save_images else None
-        _write_chunks(group, cfg, source, predictor, chunks, image_dir, progress and rank == 0)
-        on_rank0(lambda: finalize(partial, out, overwrite), rank, world)
+        _write_chunks(group, cfg, source, predictor, chunks, image_dir, ctx.progress and rank == 0)
+        on_rank0(lambda: finalize(partial, out, ctx.overwrite), rank, world)
     log.info("wrote latent bank %s (%d samples)", out, cfg.n)
     return out
 
