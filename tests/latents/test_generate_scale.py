@@ -35,8 +35,8 @@ class Tracker:
 def tracker(monkeypatch):
     tracker, real = Tracker(), gen_mod.render_batch
 
-    def spy(source, latents, space):
-        images = real(source, latents, space)
+    def spy(source, latents, space, modes=None):
+        images = real(source, latents, space, modes)
         tracker.rendered.append(weakref.ref(images))
         return images
 

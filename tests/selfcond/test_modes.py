@@ -13,7 +13,6 @@ from ganedit.models.modes import (
     mode_vector,
     normalise,
     num_modes,
-    parse_mode_settings,
 )
 
 
@@ -72,13 +71,13 @@ def test_bad_labels_are_refused():
 
 def test_mode_settings_parse_and_replace_columns():
     names = ["smile", "yaw"]
-    settings = parse_mode_settings(["yaw=1", "smile=0.25"], names)
+    settings = ModeLayout(names).parse(["yaw=1", "smile=0.25"])
     assert settings == {"yaw": 1.0, "smile": 0.25}
     t = mode_targets(torch.full((2, 2), 0.5), {"yaw": 0.75}, names)  # exact in float32
     assert t.tolist() == [[0.5, 0.75], [0.5, 0.75]]
     for bad in (["yaw"], ["yaw=1.5"], ["yaw=x"], ["age=0.2"], ["yaw=0", "yaw=1"], ["yaw=nan"]):
         with pytest.raises(UserInputError, match="mode"):
-            parse_mode_settings(bad, names)
+            ModeLayout(names).parse(bad)
 
 
 def test_a_layout_spells_both_forms_its_settings_and_its_coordinates():

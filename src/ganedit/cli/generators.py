@@ -131,10 +131,13 @@ def sample_cmd(
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, _sidecar(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
-    settings = source.mode_settings(mode) if mode else {}
-    if settings:
-        source = source.with_modes(settings)
-    images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size)
+    settings, modes = {}, None
+    if mode:
+        layout = source.require_modes("--mode")
+        settings = layout.parse(mode)
+        modes = layout.setting_vector(settings)
+    z = source.sample_z(n, seed)
+    images = source.synthesize(z, "z", batch_size=batch_size, modes=modes)
     cols = math.ceil(math.sqrt(n))
     picture = labelled_grid(to_uint8(images), cols, scale=scale)
     with atomic_path(out) as tmp:

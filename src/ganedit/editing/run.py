@@ -211,7 +211,8 @@ def _mode_edit(cfg: EditConfig, source) -> dict | None:
     """{"attributes", "targets"} of a mode edit, checked against the generator; or None."""
     if not cfg.modes:
         return None
-    return {"attributes": source.mode_attributes, "targets": source.mode_settings(cfg.modes)}
+    targets = source.require_modes("--mode").parse(cfg.modes)
+    return {"attributes": source.mode_attributes, "targets": targets}
 
 
 def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:

@@ -148,8 +148,9 @@ def _invert_all(job: Context, targets: torch.Tensor, tmp: Path):
             found = inverter.invert(job, batch, start)
             recon = found.images
             if recon is None:  # the codes rendered at the images' own modes
-                recon = job.at(start, len(batch)).synthesize(
-                    found.latents, "ws", batch_size=len(batch)
+                modes = job.modes_at(start, len(batch))
+                recon = job.source.synthesize(
+                    found.latents, "ws", batch_size=len(batch), modes=modes
                 )
             for k, (generator, record) in enumerate(found.tuned):
                 save_pretrained(generator, tmp / f"{start + k:05d}_generator", extra=record)

@@ -189,11 +189,6 @@ def coordinates(modes: torch.Tensor) -> torch.Tensor:
     return ModeLayout.of_width(modes.shape[1]).coordinates(modes)
 
 
-def parse_mode_settings(settings, attributes: list[str]) -> dict[str, float]:
-    """`ModeLayout(attributes).parse(settings)`."""
-    return ModeLayout(attributes).parse(settings)
-
-
 def mode_targets(
     t0: torch.Tensor, settings: dict[str, float], attributes: list[str]
 ) -> torch.Tensor:
