@@ -219,8 +219,37 @@ class _BatchedSource:
         raise NotImplementedError
 
 
+class _MappedSource(_BatchedSource):
+    """What the sources of style-based generators share (StyleGAN2 here, StyleGAN v1 in
+    `ganedit.models.stylegan1`): a generator with a mapping to ws (`_to_ws`, differentiable),
+    its average w and per-layer noise maps."""
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.img_resolution
+
+    @property
+    def w_avg(self) -> torch.Tensor:  # [w_dim]
+        return self.generator.w_avg
+
+    @torch.no_grad()
+    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
+        return self._to_ws(latents, space)
+
+    def make_noise(
+        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Per-layer noise maps [n, 1, r, r]: the stored ones ("const"), fresh ("random",
+        from `generator`) or zeros ("none")."""
+        return self.generator.make_noise(n, mode, generator)
+
+
 @dataclass(eq=False)
-class StyleGANSource(_BatchedSource):
+class StyleGANSource(_MappedSource):
     """A StyleGAN2 generator: spaces z, w and ws.
 
     A class-conditional generator (`generator.c_dim` > 0, e.g. a conditional StyleGAN2-ADA
@@ -265,22 +294,10 @@ class StyleGANSource(_BatchedSource):
         check_class(self, class_index)
         return self if class_index is None else dataclasses.replace(self, class_index=class_index)
 
-    @property
-    def z_dim(self) -> int:
-        return self.generator.z_dim
-
-    @property
-    def resolution(self) -> int:
-        return self.generator.img_resolution
-
     @torch.no_grad()
     def to_w(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, w_dim]
         """The w that synthesis from `z` uses (truncated like it), so `w` reproduces the image."""
         return self.to_ws(z, "z")[:, 0]
-
-    @torch.no_grad()
-    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
-        return self._to_ws(latents, space)
 
     def _to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
         # With autograd as the caller has it: `render` differentiates through the mapping.
@@ -293,17 +310,6 @@ class StyleGANSource(_BatchedSource):
         if space == "w":
             return latents[:, None, :].expand(-1, g.num_ws, -1)
         return latents
-
-    @property
-    def w_avg(self) -> torch.Tensor:  # [w_dim]
-        return self.generator.w_avg
-
-    def make_noise(
-        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
-    ) -> list[torch.Tensor]:
-        """Per-layer noise maps [n, 1, r, r]: the stored ones ("const"), fresh ("random",
-        from `generator`) or zeros ("none")."""
-        return self.generator.make_noise(n, mode, generator)
 
     def _render(
         self,
