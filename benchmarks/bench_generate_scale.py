@@ -41,6 +41,7 @@ def worker(args: argparse.Namespace) -> dict:
     from ganedit.models.registry import load_predictor
     from ganedit.models.sources import StyleGANSource
     from ganedit.models.stylegan2 import Generator
+    from ganedit.utils.context import RunContext
 
     torch.manual_seed(0)
     g = Generator(args.resolution, style_dim=512, n_mlp=8, channel_multiplier=2,
@@ -53,7 +54,7 @@ def worker(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         generate_bank(cfg, Path(tmp) / "bank.zarr", source=source, predictor=predictor,
-                      device=args.device, progress=False)  # fmt: skip
+                      ctx=RunContext(args.device, progress=False))  # fmt: skip
         seconds = time.perf_counter() - start
     channels = [g.channels[2**k] for k in range(2, g.log_size + 1)]
     return {

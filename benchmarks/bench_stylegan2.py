@@ -29,6 +29,7 @@ from torch.utils.flop_counter import flop_registry
 from ganedit.datasets import ImageDataset
 from ganedit.models.stylegan2 import Generator, networks
 from ganedit.training.gan import BatchSampler, GanConfig, gan_step, setup_gan
+from ganedit.utils.context import RunContext
 from ganedit.world.config import load_world_config
 from ganedit.world.dataset import RenderJob, write_world_dataset
 
@@ -141,7 +142,7 @@ def training_table(args) -> None:
             load_world_config("celeba"),
             RenderJob(n=256, size=args.size),
             Path(tmp) / "d.lmdb",
-            progress=False,
+            ctx=RunContext(progress=False),
         )
         cfg = GanConfig(
             data=str(data),
@@ -197,7 +198,7 @@ def generate(n: int, synthesis: str) -> None:
 
         def run():
             config = GenerateConfig(generator="world64", n=n, seed=0)
-            generate_bank(config, Path(tmp) / "bank.zarr", progress=False)
+            generate_bank(config, Path(tmp) / "bank.zarr", ctx=RunContext(progress=False))
 
         if synthesis == "reference":
             run = _with_synthesis_impl(lambda: "reference", run)

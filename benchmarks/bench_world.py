@@ -16,10 +16,13 @@ from pathlib import Path
 
 import torch
 
+from ganedit.utils.context import RunContext
 from ganedit.world.config import load_world_config
 from ganedit.world.dataset import RenderJob, write_world_dataset
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import render
+
+QUIET = RunContext(progress=False)
 
 
 def _median_rate(fn, n: int, repeats: int) -> float:
@@ -34,8 +37,10 @@ def _median_rate(fn, n: int, repeats: int) -> float:
 _PEAK_RSS = """
 import sys
 from ganedit.world.config import load_world_config
+from ganedit.utils.context import RunContext
 from ganedit.world.dataset import RenderJob, write_world_dataset
-write_world_dataset(load_world_config("celeba"), RenderJob(n=int(sys.argv[1])), sys.argv[2], progress=False)
+write_world_dataset(load_world_config("celeba"), RenderJob(n=int(sys.argv[1])), sys.argv[2],
+                    ctx=RunContext(progress=False))
 # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak across exec.
 print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024)
 """
@@ -81,7 +86,7 @@ def main() -> None:
         job = RenderJob(n=args.n, size=64)
         for layout in ("w.lmdb", "folder"):
             rate = _median_rate(
-                lambda lay=layout: write_world_dataset(world, job, Path(tmp) / lay, progress=False),
+                lambda lay=layout: write_world_dataset(world, job, Path(tmp) / lay, ctx=QUIET),
                 args.n,
                 3,
             )

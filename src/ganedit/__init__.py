@@ -42,6 +42,7 @@ _EXPORTS = {
     "evaluate_boundary_files": "ganedit.pipeline",
     "StudyConfig": "ganedit.pipeline",
     "run_direction_study": "ganedit.pipeline",
+    "RunContext": "ganedit.utils.context",
 }
 __all__ = ["__version__", *_EXPORTS]
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ganedit.choices import DEFAULT_METHOD
 from ganedit.evaluation.predictors import evaluate_attribute_net, evaluate_identity_net
 from ganedit.models.registry import load_predictor
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_path, open_run_folder, output_lock, write_json
 from ganedit.world.config import load_world_config
 from ganedit.world.dataset import RenderJob, write_world_dataset
@@ -37,13 +38,11 @@ class DemoConfig:
     selfcond_n: int = 300  # faces per measurement of that look (0: skip it)
 
 
-def run_demo(
-    cfg: DemoConfig, out: str | Path, progress: bool = True, overwrite: bool = False
-) -> Path:
+def run_demo(cfg: DemoConfig, out: str | Path, *, ctx: RunContext = RunContext()) -> Path:
     """Write world.lmdb, sheet.png and report.{json,md} under `out`; returns the report path.
 
     `out` is the demo's own folder: running the same demo again resumes it (the study's bank
-    is reused); another configuration needs `overwrite`; a folder the demo did not make is
+    is reused); another configuration needs `ctx.overwrite`; a folder the demo did not make is
     refused."""
     from ganedit.models.sources import generator_identity, load_generator
 
@@ -54,15 +53,15 @@ def run_demo(
         _self_conditioned(cfg.selfcond_generator)
     out = Path(out)
     with output_lock(out):
-        open_run_folder(out, "demo", dataclasses.asdict(cfg), overwrite)
-        return _run(cfg, out, progress)
+        open_run_folder(out, "demo", dataclasses.asdict(cfg), ctx.overwrite)
+        return _run(cfg, out, replace(ctx, overwrite=True))  # its parts: the demo's own
 
 
-def _run(cfg: DemoConfig, out: Path, progress: bool) -> Path:
+def _run(cfg: DemoConfig, out: Path, ctx: RunContext) -> Path:
     write_json(out / "demo_config.json", dataclasses.asdict(cfg))
     world = load_world_config(cfg.preset)
     job = RenderJob(n=cfg.n_render, size=cfg.size, seed=cfg.seed)
-    write_world_dataset(world, job, out / "world.lmdb", progress, overwrite=True)
+    write_world_dataset(world, job, out / "world.lmdb", ctx=ctx)
     with atomic_path(out / "sheet.png") as tmp:
         make_sheet(world, seed=cfg.seed).save(tmp, format="png")
     report = {
@@ -74,7 +73,7 @@ def _run(cfg: DemoConfig, out: Path, progress: bool) -> Path:
     report["identity_face_only"] = evaluate_identity_net(
         identity, n_identities=cfg.n_eval, preset=cfg.preset, resample_scene=True
     )
-    directions = _direction_study(cfg, out, progress) if cfg.study_n > 0 else None
+    directions = _direction_study(cfg, out, ctx) if cfg.study_n > 0 else None
     if cfg.selfcond_n > 0:
         report["selfcond"] = _selfcond_look(cfg, out, identity)
     write_json(out / "report.json", report)
@@ -85,14 +84,14 @@ def _run(cfg: DemoConfig, out: Path, progress: bool) -> Path:
     return out / "report.md"
 
 
-def _direction_study(cfg: DemoConfig, out: Path, progress: bool) -> Path:
+def _direction_study(cfg: DemoConfig, out: Path, ctx: RunContext) -> Path:
     from ganedit.pipeline import StudyConfig, run_direction_study
 
     study = StudyConfig(
         generator=cfg.generator, n=cfg.study_n, seed=cfg.seed, eval_n=cfg.study_eval_n,
         bootstrap=cfg.study_bootstrap, steps=cfg.study_steps,
     )  # fmt: skip
-    return run_direction_study(study, out / "directions", progress=progress, overwrite=True)
+    return run_direction_study(study, out / "directions", ctx=ctx)
 
 
 def _self_conditioned(name: str):

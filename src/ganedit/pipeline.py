@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ganedit.directions.estimators import METHODS
@@ -92,31 +92,32 @@ def evaluate_boundary_files(
     cfg: DirectionEvalConfig,
     paths: list[str],
     out: str | Path,
-    device: str = "cpu",
-    progress: bool = True,
+    *,
     extra_markdown: str = "",
     force: bool = False,
-    overwrite: bool = False,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Evaluate boundary files on held-out latents and write the report folder `out`.
 
     Each boundary's record must match the generator and space (else ProvenanceError, unless
-    `force`, which is recorded in the report). `out` must be new, or with `overwrite` a
+    `force`, which is recorded in the report). `out` must be new, or with `ctx.overwrite` a
     report folder ganedit wrote."""
     from ganedit.evaluation.direction_report import write_direction_report
 
-    out = check_output(out, overwrite=overwrite, kind="dir")
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
     directions, sidecars = load_directions(paths), [load_boundary(p)[1] for p in paths]
-    source, evaluator, identity = _networks(cfg, device)
+    source, evaluator, identity = _networks(cfg, ctx.device)
     checks = [
         check_boundary_use(side, source.identity, cfg.space, f"boundary {path}", force)
         for path, side in zip(paths, sidecars, strict=True)
     ]
-    report = evaluate_directions(cfg, directions, source, evaluator, identity, progress=progress)
+    report = evaluate_directions(
+        cfg, directions, source, evaluator, identity, progress=ctx.progress
+    )
     report["boundaries"] = list(paths)
     report["generator_identity"] = source.identity
     report["provenance"] = checks
-    with atomic_dir(out, overwrite=overwrite, what="direction report") as tmp:
+    with atomic_dir(out, overwrite=ctx.overwrite, what="direction report") as tmp:
         write_direction_report(
             report,
             tmp,
@@ -231,40 +232,35 @@ def _order(stem: str) -> tuple[int, int]:
 
 
 def run_direction_study(
-    cfg: StudyConfig,
-    out: str | Path,
-    device: str = "cpu",
-    progress: bool = True,
-    overwrite: bool = False,
+    cfg: StudyConfig, out: str | Path, *, ctx: RunContext = RunContext()
 ) -> Path:
     """Bank -> boundaries -> evaluation report; returns the report's markdown path.
 
     `out` is a study folder: new, or one this study wrote with the same configuration (then
-    it resumes: a finished bank is reused, an interrupted one continued), or with `overwrite`
-    a study folder of another configuration, started afresh. One process at a time."""
+    it resumes: a finished bank is reused, an interrupted one continued), or with
+    `ctx.overwrite` a study folder of another configuration, started afresh. One process at a time."""
     # The study's bank keeps z and w only; fail before the long generation, not after it.
     expect(cfg.space in ("z", "w"), "a study space of z or w", cfg.space)
     from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.sources import load_generator
 
     # An unknown or damaged generator or network fails now, before the study folder is made.
-    source = load_generator(cfg.generator, device, truncation_psi=cfg.truncation_psi)
+    source = load_generator(cfg.generator, ctx.device, truncation_psi=cfg.truncation_psi)
     expect(
         cfg.space in source.spaces,
         f"a space of the generator {list(source.spaces)} for the study",
         cfg.space,
     )
-    predictor = load_attribute_predictor(cfg.predictor, device, foreign=True)
-    evaluator, _ = measuring_networks(cfg.evaluator, cfg.identity, device)
+    predictor = load_attribute_predictor(cfg.predictor, ctx.device, foreign=True)
+    evaluator, _ = measuring_networks(cfg.evaluator, cfg.identity, ctx.device)
     attributes = study_attributes(cfg, predictor.attribute_kinds, evaluator.attribute_kinds)
     out = Path(out)
     with output_lock(out):
-        open_run_folder(out, "study", dataclasses.asdict(cfg), overwrite)
-        run = RunContext.current(device, progress, overwrite)
-        return _run_study(cfg, attributes, out, run)
+        open_run_folder(out, "study", dataclasses.asdict(cfg), ctx.overwrite)
+        return _run_study(cfg, attributes, out, ctx)
 
 
-def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, run: RunContext) -> Path:
+def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, ctx: RunContext) -> Path:
     from ganedit.latents import GenerateConfig, generate_bank
 
     write_json(out / "study.json", {**dataclasses.asdict(cfg), "attributes": attributes})
@@ -277,7 +273,7 @@ def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, run: RunConte
             generator=cfg.generator, predictor=cfg.predictor, n=cfg.n, seed=cfg.seed,
             truncation_psi=cfg.truncation_psi, chunk_size=cfg.chunk_size,
         )  # fmt: skip
-        generate_bank(gen_cfg, bank, device=run.device, progress=run.progress)
+        generate_bank(gen_cfg, bank, ctx=replace(ctx, overwrite=False))
     generated = time.perf_counter()
     (out / "boundaries").mkdir(exist_ok=True)
     paths, fitting = _fit_all(cfg, attributes, bank, out / "boundaries")
@@ -289,9 +285,8 @@ def _run_study(cfg: StudyConfig, attributes: list[str], out: Path, run: RunConte
         evaluator=cfg.evaluator, identity=cfg.identity,
     )  # fmt: skip
     note = _study_note(cfg, fitting, generated - started, fitted - generated)
-    return evaluate_boundary_files(
-        eval_cfg, paths, out / "report", run.device, run.progress, note, overwrite=True
-    )
+    report = replace(ctx, overwrite=True)  # the study's own report folder, made anew
+    return evaluate_boundary_files(eval_cfg, paths, out / "report", extra_markdown=note, ctx=report)
 
 
 def _check_reusable(bank: Path, cfg: StudyConfig) -> None:

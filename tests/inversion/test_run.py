@@ -19,7 +19,10 @@ from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator
 from ganedit.models.stylegan2 import Generator
 from ganedit.ui.upload import decode_upload
+from ganedit.utils.context import RunContext
 from ganedit.utils.params import OneOf
+
+QUIET = RunContext(progress=False)
 
 FAST = ["--steps", 3, "--no-progress", "--identity-weight", 0]
 
@@ -279,7 +282,7 @@ def test_a_new_method_is_one_class_and_one_row(average, tmp_path, tiny, photos):
     with pytest.raises(UserInputError, match="batch size <= 2 for average"):
         InvertConfig(generator=str(tiny), method="average", batch_size=3)
     cfg = InvertConfig(generator=str(tiny), method="average", batch_size=1)
-    summary = run_invert(cfg, photos, tmp_path / "inv", progress=False)
+    summary = run_invert(cfg, photos, tmp_path / "inv", ctx=QUIET)
     assert summary["method"] == "average" and summary["n"] == 2
     source = load_generator(tiny)
     codes = np.load(tmp_path / "inv" / "latents.npy")
@@ -295,7 +298,7 @@ def test_a_new_method_is_one_class_and_one_row(average, tmp_path, tiny, photos):
     boundary = tmp_path / "b.npy"
     np.save(boundary, np.eye(1, 16, dtype=np.float32))
     edit = EditConfig(boundaries=(str(boundary),), generator=str(tiny), steps=2)
-    result = invert_and_edit(cfg, edit, photos, tmp_path / "edited", progress=False)
+    result = invert_and_edit(cfg, edit, photos, tmp_path / "edited", ctx=QUIET)
     assert [e["out"] for e in result["edits"]] == [str(tmp_path / "edited" / "edit")]
     assert (tmp_path / "edited" / "edit" / "strip.png").is_file()
 
@@ -326,7 +329,7 @@ def test_an_image_edit_refuses_what_inverted_codes_cannot_take(tmp_path, setting
     edit = EditConfig(boundaries=("b.npy",), generator="world64", **setting)
     cfg = InvertConfig(generator="world64")
     with pytest.raises(UserInputError, match=refused):
-        invert_and_edit(cfg, edit, [tmp_path / "x.png"], tmp_path / "out", progress=False)
+        invert_and_edit(cfg, edit, [tmp_path / "x.png"], tmp_path / "out", ctx=QUIET)
     assert not (tmp_path / "out").exists()
     # psi 1 (or unset) is what inverted codes reproduce: accepted
     check_image_edit(EditConfig(boundaries=("b.npy",), truncation_psi=1.0))

@@ -30,9 +30,12 @@ from ganedit.models.encoder.networks import Encoder4Editing
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.sources import generator_identity
 from ganedit.models.stylegan2 import Generator
+from ganedit.utils.context import RunContext
 from ganedit.utils.images import to_uint8
 from tiny_encoder import TINY_ENCODER
 from tolerance import assert_f32_close
+
+QUIET = RunContext(progress=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,7 +93,7 @@ def test_the_loss_falls_on_a_fixed_set_of_images(gen, faces, tmp_path):
         progressive_start=10,
         progressive_every=5,
     )
-    train_encoder(cfg, tmp_path / "run", progress=False)
+    train_encoder(cfg, tmp_path / "run", ctx=QUIET)
     stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats] == list(range(1, 31))
     for record in stats:
@@ -126,11 +129,11 @@ def test_offsets_start_at_zero_and_switch_on_with_the_schedule(gen):
 
 def test_resume_continues_exactly_as_an_uninterrupted_run(gen, tmp_path, monkeypatch):
     cfg = _cfg(gen, checkpoint_every=3)
-    full = train_encoder(cfg, tmp_path / "full", progress=False)
+    full = train_encoder(cfg, tmp_path / "full", ctx=QUIET)
     # N/2 steps, then the same command extended to N.
     half = EncoderTrainConfig(**{**cfg.to_dict(), "steps": 4})
-    train_encoder(half, tmp_path / "halves", progress=False)
-    halves = train_encoder(cfg, tmp_path / "halves", progress=False)
+    train_encoder(half, tmp_path / "halves", ctx=QUIET)
+    halves = train_encoder(cfg, tmp_path / "halves", ctx=QUIET)
     # A crash after the step-6 checkpoint: the rerun continues from step 6.
     original = te.encoder_step
 
@@ -141,9 +144,9 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(gen, tmp_path, monkeyp
 
     monkeypatch.setattr(te, "encoder_step", crash_at_7)
     with pytest.raises(KeyboardInterrupt):
-        train_encoder(cfg, tmp_path / "crashed", progress=False)
+        train_encoder(cfg, tmp_path / "crashed", ctx=QUIET)
     monkeypatch.setattr(te, "encoder_step", original)
-    crashed = train_encoder(cfg, tmp_path / "crashed", progress=False)
+    crashed = train_encoder(cfg, tmp_path / "crashed", ctx=QUIET)
     reference = _state(full)
     for other in (halves, crashed):
         state = _state(other)
@@ -159,14 +162,14 @@ def test_resume_continues_exactly_as_an_uninterrupted_run(gen, tmp_path, monkeyp
 
 def test_a_changed_config_or_generator_is_refused_on_resume(gen, tmp_path):
     cfg = _cfg(gen, steps=2)
-    train_encoder(cfg, tmp_path / "run", progress=False)
+    train_encoder(cfg, tmp_path / "run", ctx=QUIET)
     written = (tmp_path / "run" / "config.json").read_text()
     changed = EncoderTrainConfig(**{**cfg.to_dict(), "lr": 2e-3, "steps": 3})
     with pytest.raises(UserInputError, match="config of the run"):
-        train_encoder(changed, tmp_path / "run", progress=False)
+        train_encoder(changed, tmp_path / "run", ctx=QUIET)
     other = _tiny_generator(tmp_path / "other", seed=1)
     with pytest.raises(UserInputError, match="generator the run"):
-        train_encoder(_cfg(other, steps=3), tmp_path / "run", progress=False)
+        train_encoder(_cfg(other, steps=3), tmp_path / "run", ctx=QUIET)
     assert (tmp_path / "run" / "config.json").read_text() == written  # nothing rewritten
 
 
@@ -177,13 +180,13 @@ def test_run_folder_conventions_and_the_encoder_folder(gen, tmp_path):
     cfg = _cfg(gen, steps=2, checkpoint_every=2, sample_every=2)
     for overwrite in (False, True):
         with pytest.raises(UserInputError, match="ganedit"):
-            train_encoder(cfg, foreign, overwrite=overwrite, progress=False)
+            train_encoder(cfg, foreign, ctx=RunContext(progress=False, overwrite=overwrite))
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
 
-    out = train_encoder(cfg, tmp_path / "run", progress=False)
+    out = train_encoder(cfg, tmp_path / "run", ctx=QUIET)
     with pytest.raises(UserInputError, match="--overwrite"):
-        train_encoder(cfg, tmp_path / "run", resume=False, progress=False)
-    train_encoder(cfg, tmp_path / "run", overwrite=True, progress=False)  # afresh
+        train_encoder(cfg, tmp_path / "run", resume=False, ctx=QUIET)
+    train_encoder(cfg, tmp_path / "run", ctx=RunContext(progress=False, overwrite=True))  # afresh
     assert [s["step"] for s in _stats(tmp_path / "run")] == [1, 2]
     assert (tmp_path / "run" / "samples" / "0000002.png").is_file()
 
@@ -201,8 +204,8 @@ def test_run_folder_conventions_and_the_encoder_folder(gen, tmp_path):
 def test_discriminator_on_and_off_and_seeded_determinism(gen, tmp_path):
     before = torch.random.get_rng_state()
     cfg = _cfg(gen, steps=4, checkpoint_every=4)
-    first = train_encoder(cfg, tmp_path / "a", progress=False)
-    second = train_encoder(cfg, tmp_path / "b", progress=False)
+    first = train_encoder(cfg, tmp_path / "a", ctx=QUIET)
+    second = train_encoder(cfg, tmp_path / "b", ctx=QUIET)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG untouched
     a, b = _state(first), _state(second)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -211,14 +214,14 @@ def test_discriminator_on_and_off_and_seeded_determinism(gen, tmp_path):
     assert sum("r1" in s for s in stats) == 2  # steps 0 and 2 (d_reg_every 2)
     assert (tmp_path / "a" / "checkpoint" / "discriminator.safetensors").is_file()
 
-    train_encoder(_cfg(gen, steps=2, adversarial=0.0), tmp_path / "off", progress=False)
+    train_encoder(_cfg(gen, steps=2, adversarial=0.0), tmp_path / "off", ctx=QUIET)
     assert not any("d_loss" in s or "adversarial" in s for s in _stats(tmp_path / "off"))
     assert not (tmp_path / "off" / "checkpoint" / "discriminator.safetensors").exists()
 
 
 def test_perceptual_and_identity_terms_through_the_shipped_networks(gen, tmp_path):
     cfg = _cfg(gen, steps=2, perceptual=0.8, identity=0.5, adversarial=0.0)
-    train_encoder(cfg, tmp_path / "run", progress=False)
+    train_encoder(cfg, tmp_path / "run", ctx=QUIET)
     for record in _stats(tmp_path / "run"):
         assert record["perceptual"] > 0 and record["identity"] >= 0
         assert np.isfinite(record["perceptual"]) and np.isfinite(record["identity"])
@@ -266,12 +269,13 @@ def test_two_processes_through_torchrun_keep_identical_weights(gen, tmp_path):
     script.write_text(
         "import json, sys\n"
         "import ganedit.inversion.train_encoder as te\n"
+        "from ganedit.utils.context import RunContext\n"
         "from ganedit.utils.distributed import world_info\n"
         "runs = []\n"
         "step = te.encoder_step\n"
         "te.encoder_step = lambda run: runs.append(run) or step(run)\n"
         "te.train_encoder(te.EncoderTrainConfig(**json.loads(sys.argv[1])), sys.argv[2],"
-        " progress=False)\n"
+        " ctx=RunContext(progress=False))\n"
         "total = sum(v.double().sum().item() for v in runs[-1].encoder.state_dict().values())\n"
         "open(f'{sys.argv[3]}/checksum.{world_info()[0]}', 'w').write(repr(total))\n"
     )

@@ -11,8 +11,11 @@ from ganedit.latents import GenerateConfig, LatentBank, assign_chunks, generate_
 from ganedit.models.predictors import AttributeNet
 from ganedit.models.sources import StyleGANSource, ZOnlySource
 from ganedit.models.stylegan2 import Generator
+from ganedit.utils.context import RunContext
 from ganedit.utils.images import decode, to_uint8
 from tolerance import assert_f32_close
+
+QUIET = RunContext(progress=False)
 
 LABELER_NAMES = {"smile", "gender", "glasses", "age", "yaw"}
 
@@ -36,8 +39,9 @@ def _cfg(**kw):
     return GenerateConfig(**{**base, **kw})
 
 
-def _generate(cfg, out, source, predictor, **kw):
-    return generate_bank(cfg, out, source=source, predictor=predictor, progress=False, **kw)
+def _generate(cfg, out, source, predictor, overwrite=False, **kw):
+    ctx = RunContext(progress=False, overwrite=overwrite)
+    return generate_bank(cfg, out, source=source, predictor=predictor, ctx=ctx, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +199,7 @@ def test_a_z_only_generator_without_predictor(tmp_path):
     net = nn.Sequential(nn.Linear(8, 3 * 4 * 4), nn.Unflatten(1, (3, 4, 4)), nn.Tanh())
     zonly = ZOnlySource(net, "lin", z_dim=8, resolution=4)
     cfg = GenerateConfig(generator="lin", predictor="none", n=9, chunk_size=4)
-    bank = LatentBank.open(generate_bank(cfg, tmp_path / "b.zarr", source=zonly, progress=False))
+    bank = LatentBank.open(generate_bank(cfg, tmp_path / "b.zarr", source=zonly, ctx=QUIET))
     assert bank.spaces == ("z",) and bank.score_names == () and bank.scores() == {}
     np.testing.assert_array_equal(bank.latents("z"), zonly.sample_z(9, seed=0).numpy())
     with pytest.raises(UserInputError, match="ws space"):
@@ -230,7 +234,7 @@ def test_generator_and_predictor_load_by_path(source, predictor, tmp_path):
     save_pretrained(source.generator, tmp_path / "g")
     save_pretrained(predictor, tmp_path / "p")
     cfg = _cfg(generator=str(tmp_path / "g"), predictor=str(tmp_path / "p"), n=6)
-    by_path = LatentBank.open(generate_bank(cfg, tmp_path / "a.zarr", progress=False))
+    by_path = LatentBank.open(generate_bank(cfg, tmp_path / "a.zarr", ctx=QUIET))
     given = LatentBank.open(_generate(cfg, tmp_path / "b.zarr", source, predictor))
     np.testing.assert_array_equal(by_path.latents("w"), given.latents("w"))
     for name, values in given.scores().items():

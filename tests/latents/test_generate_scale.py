@@ -14,6 +14,9 @@ from ganedit.models.foreign_predictors import CheckedPredictor
 from ganedit.models.predictors import AttributeNet
 from ganedit.models.sources import StyleGANSource
 from ganedit.models.stylegan2 import Generator
+from ganedit.utils.context import RunContext
+
+QUIET = RunContext(progress=False)
 
 RESOLUTION = 256
 
@@ -32,8 +35,8 @@ class Tracker:
 def tracker(monkeypatch):
     tracker, real = Tracker(), gen_mod.render_batch
 
-    def spy(source, latents, space):
-        images = real(source, latents, space)
+    def spy(source, latents, space, modes=None):
+        images = real(source, latents, space, modes)
         tracker.rendered.append(weakref.ref(images))
         return images
 
@@ -80,7 +83,7 @@ def generator():
 def _run(generator, tmp_path, n, predictor, batch_size=4, name="b.zarr"):
     source = StyleGANSource(generator, "tiny256")
     cfg = GenerateConfig(generator="tiny256", n=n, seed=1, chunk_size=8, batch_size=batch_size)
-    out = generate_bank(cfg, tmp_path / name, source=source, predictor=predictor, progress=False)
+    out = generate_bank(cfg, tmp_path / name, source=source, predictor=predictor, ctx=QUIET)
     return LatentBank.open(out)
 
 

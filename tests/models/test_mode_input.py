@@ -218,11 +218,12 @@ def test_a_source_hands_out_its_mode_layout():
     plain, conditional = _pretrained_and_conditional(["smile", "yaw"])
     sc = StyleGANSource(conditional, "sc")
     assert sc.mode_layout == ModeLayout(("smile", "yaw"))
-    at_yaw = sc.with_modes(sc.mode_settings(["yaw=1"])).modes
+    layout = sc.require_modes("--mode")
+    at_yaw = layout.setting_vector(layout.parse(["yaw=1"]))
     assert torch.equal(at_yaw, sc.mode_layout.generator_vector(torch.tensor([[0.5, 1.0]])))
     other = StyleGANSource(plain, "plain")
     assert other.mode_layout is None
     with pytest.raises(UserInputError, match="generator for --mode, received plain"):
-        other.mode_settings(["yaw=1"])
+        other.require_modes("--mode")
     with pytest.raises(UserInputError, match="generator for modes, received plain"):
         other.synthesize(torch.zeros(1, 16), "w", modes=at_yaw)

@@ -20,8 +20,11 @@ from ganedit.models.registry import load_encoder, save_pretrained
 from ganedit.models.stylegan2 import Generator
 from ganedit.selfcond.encoder import modes_from_labels, train_conditional_encoder
 from ganedit.selfcond.labels import write_labels
+from ganedit.utils.context import RunContext
 from ganedit.utils.images import to_uint8
 from tiny_encoder import TINY_ENCODER
+
+QUIET = RunContext(progress=False)
 
 RANGES = [[0.0, 1.0], [-40.0, 40.0]]  # smile, yaw
 
@@ -111,10 +114,10 @@ def test_modes_are_required_for_and_refused_without_a_self_conditioned_generator
 
 def test_fine_tune_from_an_encoder_and_the_cli(setting, tmp_path, capsys):
     first = tmp_path / "first"
-    train_conditional_encoder(_cfg(setting), first, progress=False)
+    train_conditional_encoder(_cfg(setting), first, ctx=QUIET)
     start = dict(load_encoder(first / "encoder")["encoder"].named_parameters())
     cfg = _cfg(setting, init_encoder=str(first / "encoder"), steps=1, lr=1e-12)
-    train_conditional_encoder(cfg, tmp_path / "tuned", progress=False)
+    train_conditional_encoder(cfg, tmp_path / "tuned", ctx=QUIET)
     tuned = dict(load_encoder(tmp_path / "tuned" / "encoder")["encoder"].named_parameters())
     for key, value in start.items():  # a vanishing learning rate: the starting weights
         assert torch.allclose(value, tuned[key], atol=1e-5), key

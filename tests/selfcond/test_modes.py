@@ -7,13 +7,10 @@ from ganedit.models.modes import (
     ModeLayout,
     anchor_weights,
     attribute_count,
-    coordinates,
     label_ranges,
-    mode_targets,
     mode_vector,
     normalise,
     num_modes,
-    parse_mode_settings,
 )
 
 
@@ -47,7 +44,7 @@ def test_mode_vector_zeroes_the_middle_for_the_generator_and_keeps_it_for_the_ta
 def test_coordinates_invert_either_form():
     t = torch.rand(50, 4, generator=torch.Generator().manual_seed(0))
     for form in (True, False):
-        back = coordinates(mode_vector(t, form))
+        back = ModeLayout.of_width(13).coordinates(mode_vector(t, form))
         assert torch.allclose(back, t, atol=1e-6)
 
 
@@ -72,13 +69,13 @@ def test_bad_labels_are_refused():
 
 def test_mode_settings_parse_and_replace_columns():
     names = ["smile", "yaw"]
-    settings = parse_mode_settings(["yaw=1", "smile=0.25"], names)
+    settings = ModeLayout(names).parse(["yaw=1", "smile=0.25"])
     assert settings == {"yaw": 1.0, "smile": 0.25}
-    t = mode_targets(torch.full((2, 2), 0.5), {"yaw": 0.75}, names)  # exact in float32
+    t = ModeLayout(names).targets(torch.full((2, 2), 0.5), {"yaw": 0.75})  # exact in float32
     assert t.tolist() == [[0.5, 0.75], [0.5, 0.75]]
     for bad in (["yaw"], ["yaw=1.5"], ["yaw=x"], ["age=0.2"], ["yaw=0", "yaw=1"], ["yaw=nan"]):
         with pytest.raises(UserInputError, match="mode"):
-            parse_mode_settings(bad, names)
+            ModeLayout(names).parse(bad)
 
 
 def test_a_layout_spells_both_forms_its_settings_and_its_coordinates():
@@ -105,4 +102,4 @@ def test_a_width_is_a_layout_only_when_it_is_one_plus_three_k():
     with pytest.raises(UserInputError, match="1 \\+ 3k"):
         ModeLayout.of_width(5)
     with pytest.raises(UserInputError, match="1 \\+ 3k"):
-        coordinates(torch.zeros(2, 6))
+        ModeLayout.of_width(6)

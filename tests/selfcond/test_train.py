@@ -11,6 +11,9 @@ from ganedit.models.modes import ModeLayout, load_mode_prior, mode_vector
 from ganedit.models.registry import load_pretrained, save_pretrained
 from ganedit.models.stylegan2 import Generator
 from ganedit.selfcond.train import SelfCondConfig, train_selfcond
+from ganedit.utils.context import RunContext
+
+QUIET = RunContext(progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +43,7 @@ def _cfg(root, **kw):
 
 
 def test_fine_tune_writes_a_self_conditioned_generator(setting, tmp_path):
-    out = train_selfcond(_cfg(setting), tmp_path / "run", progress=False)
+    out = train_selfcond(_cfg(setting), tmp_path / "run", ctx=QUIET)
     g = load_pretrained(out)
     assert g.mode_attributes == ["smile", "yaw"] and g.num_modes == 7
     record = json.loads((out / "config.json").read_text())["selfcond"]
@@ -61,16 +64,16 @@ def test_fine_tune_writes_a_self_conditioned_generator(setting, tmp_path):
 def test_resume_continues_exactly(setting, tmp_path, monkeypatch):
     from interrupt import run_killed_at
 
-    full = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "full", progress=False))
+    full = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "full", ctx=QUIET))
     part = tmp_path / "part"
-    run_killed_at(monkeypatch, 8, lambda: train_selfcond(_cfg(setting), part, progress=False))
-    resumed = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "part", progress=False))
+    run_killed_at(monkeypatch, 8, lambda: train_selfcond(_cfg(setting), part, ctx=QUIET))
+    resumed = load_pretrained(train_selfcond(_cfg(setting), tmp_path / "part", ctx=QUIET))
     assert all(torch.equal(v, resumed.state_dict()[k]) for k, v in full.state_dict().items())
 
 
 def test_before_any_generator_step_it_renders_as_the_pretrained_one(setting, tmp_path):
     # d_warmup covers every step: the generator never moves, for any modes (offset start)
-    out = train_selfcond(_cfg(setting, iterations=3, d_warmup=3), tmp_path / "w", progress=False)
+    out = train_selfcond(_cfg(setting, iterations=3, d_warmup=3), tmp_path / "w", ctx=QUIET)
     g, base = load_pretrained(out), load_pretrained(setting / "base")
     ws = base.mapping(torch.randn(3, 16))
     modes = mode_vector(torch.rand(3, 2, generator=torch.Generator().manual_seed(0)), True)
@@ -82,7 +85,7 @@ def test_mismatched_inputs_are_refused(setting, tmp_path):
     from ganedit.errors import UserInputError
 
     with pytest.raises(UserInputError, match="attributes among"):
-        train_selfcond(_cfg(setting, attributes=("age",)), tmp_path / "x", progress=False)
+        train_selfcond(_cfg(setting, attributes=("age",)), tmp_path / "x", ctx=QUIET)
     with pytest.raises(UserInputError, match="init"):
         _cfg(setting, init="clone")
     assert not (tmp_path / "x").exists()
@@ -105,7 +108,7 @@ def test_the_saved_discriminator_reads_modes(setting, tmp_path):
     from ganedit.models.modes import read_modes
     from ganedit.models.registry import load_mode_reader
 
-    g = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "r", progress=False)
+    g = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "r", ctx=QUIET)
     attributes = load_pretrained(g).mode_attributes
     d = load_mode_reader(g, attributes)
     assert d.num_modes == 7 == 1 + 3 * len(attributes)
@@ -133,7 +136,7 @@ def test_a_pickle_starts_the_discriminator_from_its_own(setting, tmp_path):
 
     pkl = write_tiny_nvidia_pkl(tmp_path / "net.pkl")
     cfg = _cfg(setting, generator=str(pkl), iterations=1, d_warmup=0, lr=1e-12)
-    out = train_selfcond(cfg, tmp_path / "run", progress=False)
+    out = train_selfcond(cfg, tmp_path / "run", ctx=QUIET)
     reader = load_pretrained(out / MODE_READER)
     expected = load_nvidia_discriminator(pkl).state_dict()
     assert reader.config["conv_clamp"] == 256 and reader.stddev_group == 4
@@ -153,5 +156,5 @@ def test_a_conditional_pickle_is_refused(setting, tmp_path):
 
     pkl = write_tiny_nvidia_pkl(tmp_path / "cond.pkl", c_dim=4)
     with pytest.raises(UserInputError, match="class-conditional"):
-        train_selfcond(_cfg(setting, generator=str(pkl)), tmp_path / "x", progress=False)
+        train_selfcond(_cfg(setting, generator=str(pkl)), tmp_path / "x", ctx=QUIET)
     assert not (tmp_path / "x").exists()

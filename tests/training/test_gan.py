@@ -8,17 +8,18 @@ import ganedit.training.gan as gan_mod
 from ganedit.errors import UserInputError
 from ganedit.models.registry import load_pretrained
 from ganedit.training.gan import GanConfig, train_gan
+from ganedit.utils.context import RunContext
 from ganedit.world.config import load_world_config
 from ganedit.world.dataset import RenderJob, write_world_dataset
+
+QUIET = RunContext(progress=False)
 
 
 @pytest.fixture(scope="module")
 def data16(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "faces16.lmdb"
     return str(
-        write_world_dataset(
-            load_world_config("celeba"), RenderJob(n=48, size=16), path, progress=False
-        )
+        write_world_dataset(load_world_config("celeba"), RenderJob(n=48, size=16), path, ctx=QUIET)
     )
 
 

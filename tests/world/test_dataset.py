@@ -4,10 +4,13 @@ import pytest
 
 from ganedit.datasets import ImageDataset, lmdb_key
 from ganedit.errors import DamagedInputError, UserInputError
+from ganedit.utils.context import RunContext
 from ganedit.utils.images import to_uint8
 from ganedit.world.dataset import RenderJob, write_world_dataset
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import render
+
+QUIET = RunContext(progress=False)
 
 
 def _no_temp_left(folder):
@@ -16,7 +19,7 @@ def _no_temp_left(folder):
 
 def test_lmdb_round_trip_is_lossless_and_in_stylegan2_pytorch_layout(celeba, tmp_path):
     out = write_world_dataset(
-        celeba, RenderJob(n=37, size=32, seed=4, batch_size=16), tmp_path / "w.lmdb", progress=False
+        celeba, RenderJob(n=37, size=32, seed=4, batch_size=16), tmp_path / "w.lmdb", ctx=QUIET
     )
     env = lmdb.open(str(out), readonly=True, lock=False)
     with env.begin() as txn:
@@ -35,7 +38,7 @@ def test_lmdb_round_trip_is_lossless_and_in_stylegan2_pytorch_layout(celeba, tmp
 
 
 def test_image_folder_round_trip(celeba, tmp_path):
-    out = write_world_dataset(celeba, RenderJob(n=5, size=16), tmp_path / "faces", progress=False)
+    out = write_world_dataset(celeba, RenderJob(n=5, size=16), tmp_path / "faces", ctx=QUIET)
     data = ImageDataset(out)
     assert len(data) == 5 and data[4].shape == (16, 16, 3)
     np.testing.assert_array_equal(data[2], to_uint8(render(sample_factors(celeba, 0, 0, 5), 16))[2])
@@ -55,9 +58,7 @@ def test_bad_inputs_are_user_errors(celeba, tmp_path):
     with pytest.raises(UserInputError, match="length"):
         ImageDataset(empty)
     with pytest.raises(UserInputError, match="image format"):
-        write_world_dataset(
-            celeba, RenderJob(n=2, image_format="gif"), tmp_path / "x", progress=False
-        )
+        write_world_dataset(celeba, RenderJob(n=2, image_format="gif"), tmp_path / "x", ctx=QUIET)
 
 
 def test_interrupted_write_leaves_nothing_that_looks_complete(celeba, tmp_path, monkeypatch):
@@ -68,22 +69,23 @@ def test_interrupted_write_leaves_nothing_that_looks_complete(celeba, tmp_path, 
 
     monkeypatch.setattr(dataset, "encode", fail)
     with pytest.raises(KeyboardInterrupt):
-        write_world_dataset(celeba, RenderJob(n=4, size=16), tmp_path / "w.lmdb", progress=False)
+        write_world_dataset(celeba, RenderJob(n=4, size=16), tmp_path / "w.lmdb", ctx=QUIET)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_two_readers_of_one_lmdb_in_one_process(celeba, tmp_path):
-    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", progress=False)
+    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", ctx=QUIET)
     a, b = ImageDataset(out), ImageDataset(out)
     np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_rewritten_lmdb_is_read_afresh(celeba, tmp_path):
     out = write_world_dataset(
-        celeba, RenderJob(n=3, size=16, seed=0), tmp_path / "w.lmdb", progress=False
+        celeba, RenderJob(n=3, size=16, seed=0), tmp_path / "w.lmdb", ctx=QUIET
     )
     first = ImageDataset(out)[0]
-    write_world_dataset(celeba, RenderJob(n=3, size=16, seed=1), out, False, overwrite=True)
+    again = RunContext(progress=False, overwrite=True)
+    write_world_dataset(celeba, RenderJob(n=3, size=16, seed=1), out, ctx=again)
     assert not np.array_equal(first, ImageDataset(out)[0])
 
 
@@ -93,20 +95,20 @@ def test_existing_outputs_are_refused_and_only_ganedit_folders_replaced(celeba, 
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     with pytest.raises(UserInputError, match="--overwrite"):
-        write_world_dataset(celeba, job, mine, progress=False)
+        write_world_dataset(celeba, job, mine, ctx=QUIET)
     with pytest.raises(UserInputError, match="only its own outputs"):
-        write_world_dataset(celeba, job, mine, progress=False, overwrite=True)
+        write_world_dataset(celeba, job, mine, ctx=RunContext(progress=False, overwrite=True))
     assert (mine / "notes.txt").read_text() == "keep me"
     a_file = tmp_path / "file.lmdb"
     a_file.write_text("x")
     with pytest.raises(UserInputError, match="existing file"):
-        write_world_dataset(celeba, job, a_file, progress=False, overwrite=True)
+        write_world_dataset(celeba, job, a_file, ctx=RunContext(progress=False, overwrite=True))
     with pytest.raises(UserInputError, match="a file"):
-        write_world_dataset(celeba, job, a_file / "inside", progress=False)
+        write_world_dataset(celeba, job, a_file / "inside", ctx=QUIET)
 
 
 def test_damaged_images_are_reported_not_read(celeba, tmp_path):
-    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "f", progress=False)
+    out = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "f", ctx=QUIET)
     (out / "000001.png").write_bytes((out / "000001.png").read_bytes()[:40])
     data = ImageDataset(out)
     assert data[0].shape == (16, 16, 3)
@@ -115,7 +117,7 @@ def test_damaged_images_are_reported_not_read(celeba, tmp_path):
     (out / "000002.png").write_bytes(b"")
     with pytest.raises(DamagedInputError, match="000002.png"):
         data[2]
-    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", progress=False)
+    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "w.lmdb", ctx=QUIET)
     env = lmdb.open(str(lm))
     with env.begin(write=True) as txn:
         txn.put(lmdb_key(16, 1), b"\x89PNG garbage")
@@ -127,7 +129,7 @@ def test_damaged_images_are_reported_not_read(celeba, tmp_path):
 
 def test_truncated_lmdb_is_damaged_input_not_a_crash(celeba, tmp_path):
     """LMDB maps data.mdb: a page past the end of a truncated file was SIGBUS, not an error."""
-    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "t.lmdb", progress=False)
+    lm = write_world_dataset(celeba, RenderJob(n=3, size=16), tmp_path / "t.lmdb", ctx=QUIET)
     data_mdb = lm / "data.mdb"
     data_mdb.write_bytes(data_mdb.read_bytes()[: 2 * 4096 + 100])
     with pytest.raises(DamagedInputError, match="truncated"):

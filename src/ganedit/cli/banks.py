@@ -8,6 +8,7 @@ import typer
 
 from ganedit import cli_options as opt
 from ganedit.cli._app import app, bank_app
+from ganedit.utils.context import RunContext
 
 
 @app.command("generate")
@@ -42,9 +43,8 @@ def generate_cmd(
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
         modes=tuple(mode), class_index=class_index, mode_names=mode_names,
     )  # fmt: skip
-    path = generate_bank(
-        cfg, out, device=device, progress=progress, resume=resume, overwrite=overwrite
-    )
+    ctx = RunContext.current(device, progress, overwrite)
+    path = generate_bank(cfg, out, resume=resume, ctx=ctx)
     bank = LatentBank.open(path, verify=False)
     typer.echo(
         f"{path}: {bank.n} samples of {generator} (spaces {', '.join(bank.spaces)}; scores "

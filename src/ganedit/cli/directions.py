@@ -15,6 +15,7 @@ from ganedit.cli._common import (
     _write_report,
 )
 from ganedit.errors import UserInputError
+from ganedit.utils.context import RunContext
 
 
 @app.command("contingency")
@@ -175,9 +176,8 @@ def evaluate_cmd(
         steps=steps, truncation_psi=truncation_psi, evaluator=evaluator,
         identity=opt.identity_value(identity),
     )  # fmt: skip
-    path = evaluate_boundary_files(
-        cfg, [str(b) for b in boundary], out, device, progress, force=force, overwrite=overwrite
-    )
+    ctx = RunContext.current(device, progress, overwrite)
+    path = evaluate_boundary_files(cfg, [str(b) for b in boundary], out, force=force, ctx=ctx)
     _print_ranking(path)
 
 
@@ -244,5 +244,5 @@ def study_cmd(
         truncation_psi=truncation_psi, predictor=predictor, evaluator=evaluator,
         identity=opt.identity_value(identity), attributes=tuple(attribute or ()),
     )  # fmt: skip
-    path = run_direction_study(cfg, out, device=device, progress=progress, overwrite=overwrite)
+    path = run_direction_study(cfg, out, ctx=RunContext.current(device, progress, overwrite))
     _print_ranking(path)

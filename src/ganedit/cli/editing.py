@@ -94,7 +94,7 @@ def edit_cmd(
     from ganedit.inversion.projector import ProjectorConfig
     from ganedit.inversion.run import InvertConfig, check_image_edit
 
-    run = RunContext.current(device, progress, overwrite)
+    ctx = RunContext.current(device, progress, overwrite)
     edit_mode, mode_settings = split_modes(mode)
     cfg = EditConfig(
         boundaries=tuple(str(b) for b in boundary), generator=generator, space=opt.value(space),
@@ -112,19 +112,19 @@ def edit_cmd(
             modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
             align=align,
         )  # fmt: skip
-        _edit_images(cfg, invert, images, out, run)
+        _edit_images(cfg, invert, images, out, ctx)
         return
-    summary = run_edit(cfg, out, device=run.device, overwrite=run.overwrite, progress=run.progress)
+    summary = run_edit(cfg, out, ctx=ctx)
     for line in summary_lines(summary):
         typer.echo(line)
 
 
-def _edit_images(cfg, invert, images, out, run: RunContext) -> None:
+def _edit_images(cfg, invert, images, out, ctx: RunContext) -> None:
     from ganedit.editing.run import summary_lines
     from ganedit.inversion.run import invert_and_edit
     from ganedit.inversion.run import summary_lines as invert_lines
 
-    result = invert_and_edit(invert, cfg, images, out, run.device, run.overwrite, run.progress)
+    result = invert_and_edit(invert, cfg, images, out, ctx=ctx)
     for line in invert_lines(result["inversion"], Path(out) / "inversion"):
         typer.echo(line)
     for summary in result["edits"]:
@@ -173,7 +173,7 @@ def demo_cmd(
         study_eval_n=study_eval_n, study_bootstrap=study_bootstrap, study_steps=study_steps,
         selfcond_generator=selfcond_generator, selfcond_n=selfcond_n,
     )  # fmt: skip
-    report = run_demo(cfg, out, progress=progress, overwrite=overwrite)
+    report = run_demo(cfg, out, ctx=RunContext.current(progress=progress, overwrite=overwrite))
     typer.echo(report.read_text())
     typer.echo(f"report: {report}")
 

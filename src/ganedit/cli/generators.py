@@ -150,7 +150,7 @@ def sample_cmd(
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
     _outputs(out, _sidecar(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
-    settings = source.mode_settings(mode) if mode else {}
+    settings = source.require_modes("--mode").parse(mode) if mode else {}
     how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
     images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size, modes=vectors)
     cols = math.ceil(math.sqrt(n))

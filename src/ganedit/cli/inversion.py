@@ -8,6 +8,7 @@ import typer
 
 from ganedit import cli_options as opt
 from ganedit.cli._app import app
+from ganedit.utils.context import RunContext
 
 
 @app.command("train-encoder")
@@ -100,7 +101,7 @@ def train_encoder_cmd(
         labels=str(labels) if labels else None,
     )  # fmt: skip
     train = train_conditional_encoder if labels is not None else train_encoder
-    folder = train(cfg, out, device=device, resume=resume, overwrite=overwrite, progress=progress)
+    folder = train(cfg, out, resume, ctx=RunContext.current(device, progress, overwrite))
     typer.echo(
         f"{folder}: encoder for {generator} after {steps} steps (stats in {out}/stats.jsonl)"
     )
@@ -163,7 +164,7 @@ def invert_cmd(
                                   optimize_noise=noise, weights=weights, seed=seed),
         pti=PTIConfig(steps=pti_steps, seed=seed),
     )  # fmt: skip
-    summary = run_invert(cfg, images, out, device=device, overwrite=overwrite, progress=progress)
+    summary = run_invert(cfg, images, out, ctx=RunContext.current(device, progress, overwrite))
     for line in summary_lines(summary, out):
         typer.echo(line)
 
@@ -215,7 +216,9 @@ def align_cmd(
 
         size = load_generator(generator, "cpu").resolution
     cfg = AlignConfig(size=size or 1024, face=parse_face(face), upsample=upsample)
-    summary = run_align(cfg, images, out, overwrite=overwrite, progress=progress)
+    summary = run_align(
+        cfg, images, out, ctx=RunContext.current(progress=progress, overwrite=overwrite)
+    )
     found = sum(r["faces"][0]["faces_found"] for r in summary["images"])
     typer.echo(
         f"{out}: {summary['n']} faces aligned at {cfg.size} px from {len(summary['images'])} "

@@ -14,6 +14,7 @@ from ganedit.cli._common import (
     _write_report,
 )
 from ganedit.errors import UserInputError
+from ganedit.utils.context import RunContext
 
 
 @app.command("train-predictor")
@@ -36,7 +37,8 @@ def train_predictor_cmd(
         k: v for k, v in {"steps": steps, "batch_size": batch_size}.items() if v is not None
     }
     cfg = PredictorTrainConfig.for_kind(opt.value(kind), **overrides)
-    typer.echo(str(train_predictor(cfg, out, resume=resume, progress=progress)))
+    ctx = RunContext.current(progress=progress)
+    typer.echo(str(train_predictor(cfg, out, resume=resume, ctx=ctx)))
 
 
 @app.command("evaluate-predictor")

@@ -8,6 +8,7 @@ import typer
 
 from ganedit import cli_options as opt
 from ganedit.cli._app import app
+from ganedit.utils.context import RunContext
 
 
 @app.command("selflabel")
@@ -53,7 +54,7 @@ def selflabel_cmd(
         images, out, generator=generator, boundaries=boundary, encoder=encoder,
         predictor=predictor, table=table, columns=names, merge=merge,
         config=SelfLabelConfig(batch_size=batch_size, chunk=chunk, save_codes=save_codes),
-        device=device, force=force, overwrite=overwrite, progress=progress,
+        force=force, ctx=RunContext.current(device, progress, overwrite),
     )  # fmt: skip
     for line in selflabel_summary(record, out):
         typer.echo(line)
@@ -90,7 +91,7 @@ def resample_cmd(
         scheme=opt.value(scheme), n=n, neighbours=neighbours, max_repeat=max_repeat, seed=seed
     )
     names = [a.strip() for a in attributes.split(",") if a.strip()] if attributes else None
-    report = run_resample(labels, out, config, names, overwrite=overwrite)
+    report = run_resample(labels, out, config, names, ctx=RunContext.current(overwrite=overwrite))
     for line in resample_summary(report, out):
         typer.echo(line)
 
@@ -144,4 +145,5 @@ def train_selfcond_cmd(
         batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,
         sample_every=sample_every,
     )  # fmt: skip
-    typer.echo(str(train_selfcond(cfg, out, device=device, resume=resume, progress=progress)))
+    ctx = RunContext.current(device, progress)
+    typer.echo(str(train_selfcond(cfg, out, resume, ctx=ctx)))

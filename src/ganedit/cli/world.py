@@ -13,6 +13,7 @@ from ganedit.cli._common import (
     _outputs,
     _sidecar,
 )
+from ganedit.utils.context import RunContext
 
 
 @world_app.command("render")
@@ -37,7 +38,8 @@ def world_render(
         n=n, size=size, seed=seed, image_format=opt.value(image_format), batch_size=batch_size
     )
     world = load_world_config(preset)
-    path = write_world_dataset(world, job, out, progress=progress, overwrite=overwrite)
+    ctx = RunContext.current(progress=progress, overwrite=overwrite)
+    path = write_world_dataset(world, job, out, ctx=ctx)
     typer.echo(f"{path}: {n} renders of the {world.name} world at {size} px (labels.npz beside)")
 
 

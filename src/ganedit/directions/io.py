@@ -28,19 +28,13 @@ from ganedit.errors import DamagedInputError, UserInputError, expect
 from ganedit.utils import files
 from ganedit.utils.arrays import load_npy
 from ganedit.utils.bounded import describe, load_json_bounded
-from ganedit.utils.files import atomic_path, write_json
+from ganedit.utils.files import atomic_path, sidecar_path, write_json
 
 log = logging.getLogger(__name__)
 
 FORMAT = "ganedit.boundary"
 FORMAT_VERSION = 1
 UNIT_TOLERANCE = 1e-4  # |norm - 1| beyond this is re-normalised with a warning
-
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON sidecar written next to a boundary: `x_boundary.npy` -> `x_boundary.npy.json`
-    (boundaries written before this naming have `x_boundary.json`, which is still read)."""
-    return files.sidecar_path(path)
 
 
 def save_boundary(

@@ -44,6 +44,7 @@ from ganedit.editing.edit import (
     save_strip,
 )
 from ganedit.errors import UserInputError
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output, write_json
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
 from ganedit.utils.progress import progress_bar
@@ -138,13 +139,7 @@ def _input_latents(cfg: EditConfig, source, given) -> tuple[torch.Tensor, dict]:
     return torch.from_numpy(codes), origin
 
 
-def run_edit(
-    cfg: EditConfig,
-    out: str | Path,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> dict:
+def run_edit(cfg: EditConfig, out: str | Path, *, ctx: RunContext = RunContext()) -> dict:
     """Write strip.png, edit.gif, latents.npy (unedited) and config.json into `out`.
 
     Returns a summary: the output files, the strengths, the truncation psi rendered at, and
@@ -152,11 +147,11 @@ def run_edit(
     bound applied."""
     from ganedit.models.sources import load_generator
 
-    out = check_output(out, overwrite=overwrite, kind="dir")
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
     given = _given_latents(cfg)
     psi, psi_from = truncation(cfg, given[1] if given is not None else {})
     source = load_generator(
-        cfg.generator, device, psi, class_index=cfg.class_index, mode_names=cfg.mode_names
+        cfg.generator, ctx.device, psi, class_index=cfg.class_index, mode_names=cfg.mode_names
     )
     modes = _mode_edit(cfg, source)
     loaded = [load_boundary(b) for b in cfg.boundaries]
@@ -172,12 +167,12 @@ def run_edit(
         modes["start"] = start.tolist()
     sweep = _sweep(cfg, len(loaded))
     units = [
-        _latent_units(cfg, source, direction, meta, latents, sweep, progress)
+        _latent_units(cfg, source, direction, meta, latents, sweep, ctx.progress)
         for direction, meta in loaded
     ]
     title = _title(cfg, loaded, modes)
-    with atomic_dir(out, overwrite=overwrite, what="edit") as tmp:
-        frames = _render(cfg, source, latents, loaded, units, sweep, progress, modes, start)
+    with atomic_dir(out, overwrite=ctx.overwrite, what="edit") as tmp:
+        frames = _render(cfg, source, latents, loaded, units, sweep, ctx.progress, modes, start)
         save_strip(frames, tmp / "strip.png", sweep, title, cfg.scale)
         save_gif(frames, tmp / "edit.gif", sweep, title, cfg.scale)
         np.save(tmp / "latents.npy", latents.numpy())
@@ -216,7 +211,8 @@ def _mode_edit(cfg: EditConfig, source) -> dict | None:
     """{"attributes", "targets"} of a mode edit, checked against the generator; or None."""
     if not cfg.modes:
         return None
-    return {"attributes": source.mode_attributes, "targets": source.mode_settings(cfg.modes)}
+    targets = source.require_modes("--mode").parse(cfg.modes)
+    return {"attributes": source.mode_attributes, "targets": targets}
 
 
 def _sweep(cfg: EditConfig, n_boundaries: int) -> list[float]:

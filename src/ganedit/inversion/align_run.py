@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from PIL import Image
 
 from ganedit.inversion.align import UPSTREAM, align_photo, parse_face
+from ganedit.utils.context import RunContext
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ def run_align(
     cfg: AlignConfig,
     images: list,
     out,
-    overwrite: bool = False,
-    progress: bool = True,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> dict:
     """Align the faces of every image (files, folders, LMDBs) into a new folder `out`:
     `{i:05d}.png` per image (`{i:05d}_{k}.png` per face k with `all`) and alignment.json
@@ -55,12 +56,12 @@ def run_align(
     from ganedit.utils.progress import progress_bar
 
     require_dlib()
-    out = check_output(out, overwrite=overwrite, kind="dir")
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
     items = image_files(images)
     records = []
     with (
-        atomic_dir(out, overwrite=overwrite, what="alignment") as tmp,
-        progress_bar(len(items), "align", progress) as bar,
+        atomic_dir(out, overwrite=ctx.overwrite, what="alignment") as tmp,
+        progress_bar(len(items), "align", ctx.progress) as bar,
     ):  # a refused photo leaves nothing behind: the folder appears only when all are done
         for i, (array, data, where) in enumerate(read_images(items)):
             faces = align_photo(array, cfg.size, cfg.face, cfg.upsample, cfg.detector, where)

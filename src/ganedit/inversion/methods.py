@@ -38,12 +38,13 @@ class Context:
     progress: bool = False
     on_step: Callable[[int, int], None] | None = None  # (done, total) of a tuning
 
-    def at(self, start: int, n: int):
-        """The source rendering images start .. start+n-1 at their own modes."""
+    def modes_at(self, start: int, n: int) -> torch.Tensor | None:
+        """The mode vectors [n, M] images start .. start+n-1 render at (their own); None
+        for a generator without modes."""
         if self.modes is None:
-            return self.source
+            return None
         layout = self.source.require_modes("image modes")
-        return self.source.at_modes(layout.generator_vector(self.modes[start : start + n]))
+        return layout.generator_vector(self.modes[start : start + n])
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,10 @@ class Optimize(Inverter):
     """The projector: optimise a code (and the noise maps) per image."""
 
     def invert(self, ctx: Context, images: torch.Tensor, start: int) -> Inversion:
-        at = ctx.at(start, len(images))
-        found = project(at, images, ctx.loss, ctx.cfg.projector, start=start, progress=ctx.progress)
+        found = project(
+            ctx.source, images, ctx.loss, ctx.cfg.projector, start=start,
+            modes=ctx.modes_at(start, len(images)), progress=ctx.progress,
+        )  # fmt: skip
         # Every StyleGAN2 result is written as ws, the space edits of inverted codes use.
         latents = found.latents
         if found.space != "z":
@@ -116,18 +119,17 @@ class PivotalTuning(Inverter):
         recon, tuned = [], []
         for k in range(len(images)):
             tuning = self.tune(ctx, images[k], pivots[k], start + k)
-            with torch.no_grad():
-                recon.append(tuning.source.synthesize(tuning.pivot[None], "ws")[0])
+            modes = ctx.modes_at(start + k, 1)
+            recon.append(tuning.source.synthesize(tuning.pivot[None], "ws", modes=modes)[0])
             tuned.append((tuning.source.generator, self._record(ctx, tuning, start + k)))
         return Inversion(pivots, torch.stack(recon), tuned)
 
     def tune(self, ctx: Context, image: torch.Tensor, pivot: torch.Tensor, index: int) -> Tuning:
         """A copy of the generator tuned so that pivot [num_ws, w_dim] renders image
         [3, R, R] (run image `index`, at its modes)."""
-        at = ctx.at(index, 1)
         return pivotal_tuning(
-            at, image, pivot, ctx.loss, ctx.cfg.pti,
-            index=index, progress=ctx.progress, on_step=ctx.on_step,
+            ctx.source, image, pivot, ctx.loss, ctx.cfg.pti, index=index,
+            modes=ctx.modes_at(index, 1), progress=ctx.progress, on_step=ctx.on_step,
         )  # fmt: skip
 
     def _record(self, ctx: Context, tuning: Tuning, index: int) -> dict:

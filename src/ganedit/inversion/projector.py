@@ -168,13 +168,15 @@ def project(
     *,
     start: int = 0,
     init: torch.Tensor | None = None,
+    modes: torch.Tensor | None = None,
     progress: bool = False,
 ) -> Projection:
     """Invert `images` [N, 3, H, W] in [-1, 1] (resized to the source's resolution).
 
     `start`: the index of the first image in the caller's numbering; image i's random
     draws depend only on (config.seed, start + i). `init`: a starting code per image in
-    `config.space` instead of the mean (e.g. an encoder's ws).
+    `config.space` instead of the mean (e.g. an encoder's ws). `modes`: a self-conditioned
+    generator's mode vectors [1 or N, M] to render at (the images' own).
     """
     space = config.space
     source.check_space(space)
@@ -197,7 +199,7 @@ def project(
                 group["lr"] = lr_at(t, config)
             strength = spread * config.latent_noise * max(0.0, 1 - t / config.latent_noise_ramp)
             shaken = latents + strength * _latent_noise(generators, latents).to(device)
-            rendered = source.render(shaken, space, noise=noise or None)
+            rendered = source.render(shaken, space, noise=noise or None, modes=modes)
             per_image = loss.weighted(rendered, target, config.weights)
             if noise and config.noise_regularize > 0:
                 per_image = per_image + config.noise_regularize * noise_regularization(noise)
@@ -209,7 +211,7 @@ def project(
             bar.advance(1)
     seconds = time.perf_counter() - began
     with torch.no_grad():
-        final = source.render(latents, space, noise=noise or None)
+        final = source.render(latents, space, noise=noise or None, modes=modes)
         terms = {k: v.cpu() for k, v in loss.terms(final, target).items()}
         terms["loss"] = combine({k: v for k, v in terms.items() if k != "loss"}, config.weights)
     log.info("projected %d images in %s in %.1f s", n, space, seconds)

@@ -106,13 +106,14 @@ def pivotal_tuning(
     config: PTIConfig = PTIConfig(),
     *,
     index: int = 0,
+    modes: torch.Tensor | None = None,
     progress: bool = False,
     on_step: Callable[[int, int], None] | None = None,
 ) -> Tuning:
     """Tune a copy of `source`'s generator so that pivot [num_ws, w_dim] (or [w_dim])
     renders `image` [3, H, W] (or [1, 3, H, W]) in [-1, 1]. `source` is left unchanged.
-    A self-conditioned source tunes at its modes (`StyleGANSource.at_modes`: the image's
-    own, SC-GAN's conditional PTI), and the tuned source keeps them.
+    A self-conditioned source tunes at `modes` [1, M] (generator form: the image's own,
+    SC-GAN's conditional PTI); render the tuned source at them too.
 
     `index`: the image's number in the caller's run; the locality samples depend only on
     (config.seed, index). `on_step(done, total)`: called after every step (a progress bar
@@ -139,7 +140,7 @@ def pivotal_tuning(
     radius = config.locality_radius * spread
     gen = rng.torch_generator(config.seed, index, _STREAM)
     noise = original.make_noise(1, "const")
-    modes = None if source.modes is None else source.modes.to(device)  # the image's (SC-GAN B9)
+    modes = source.check_modes(modes, 1)  # the image's (SC-GAN B9), on the device
 
     history: list[dict[str, float]] = []
     began = time.perf_counter()
@@ -179,7 +180,6 @@ def pivotal_tuning(
         noise_mode="const",
         weights_sha256=None,
         parent={"name": source.identity["name"], "sha256": source.identity["sha256"]},
-        modes=None if modes is None else modes.cpu(),
     )
     return Tuning(tuned_source, pivot.cpu(), len(history), history, seconds, config)
 

@@ -98,20 +98,18 @@ def run_invert(
     cfg: InvertConfig,
     images: list[str | Path],
     out: str | Path,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> dict:
     """Invert every image; returns the summary written to summary.json."""
-    out = check_output(out, overwrite=overwrite, kind="dir")
-    run = RunContext.current(device, progress, overwrite)
-    ctx, items, targets, digests = _prepare(cfg, images, run)
-    with atomic_dir(out, overwrite=overwrite, what="inversion") as tmp:
-        codes, recon, metrics = _invert_all(ctx, targets, tmp)
-        provenance = _write_codes(ctx, codes, len(items), tmp)
-        _write_records(ctx, items, digests, provenance, metrics, tmp)
-        _write_images(ctx.cfg.method, targets, recon, tmp)
-        (tmp / "config.json").write_text(json.dumps(asdict(ctx.cfg), indent=2) + "\n")
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
+    job, items, targets, digests = _prepare(cfg, images, ctx)
+    with atomic_dir(out, overwrite=ctx.overwrite, what="inversion") as tmp:
+        codes, recon, metrics = _invert_all(job, targets, tmp)
+        provenance = _write_codes(job, codes, len(items), tmp)
+        _write_records(job, items, digests, provenance, metrics, tmp)
+        _write_images(job.cfg.method, targets, recon, tmp)
+        (tmp / "config.json").write_text(json.dumps(asdict(job.cfg), indent=2) + "\n")
         summary = {**provenance, "images": [r[0] for r in items], "metrics": metrics}
         summary["median"] = {
             k: float(np.median([m[k] for m in metrics])) for k in metrics[0] if k != "method"
@@ -120,12 +118,12 @@ def run_invert(
     return summary
 
 
-def _prepare(cfg: InvertConfig, images: list[str | Path], run: RunContext):
+def _prepare(cfg: InvertConfig, images: list[str | Path], ctx: RunContext):
     """The method's context (generator, loss, encoder, the images' modes), the images'
     (label, file, index), the images [N, 3, R, R] and the sha256 of each one's bytes."""
     from ganedit.models.sources import load_generator
 
-    device = run.device
+    device = ctx.device
     source = load_generator(cfg.generator, device)
     source.check_space(cfg.projector.space)
     items = image_files(images)
@@ -141,44 +139,45 @@ def _prepare(cfg: InvertConfig, images: list[str | Path], run: RunContext):
     named = [
         {"name": item[0], "sha256": digest} for item, digest in zip(items, digests, strict=True)
     ]
-    ctx = Context(cfg, source, loss, encoder, t, named, run.progress)
-    return ctx, items, targets, digests
+    job = Context(cfg, source, loss, encoder, t, named, ctx.progress)
+    return job, items, targets, digests
 
 
-def _invert_all(ctx: Context, targets: torch.Tensor, tmp: Path):
+def _invert_all(job: Context, targets: torch.Tensor, tmp: Path):
     """Codes [N, ...] (float32 numpy), reconstructions [N, 3, R, R] and metrics per image,
     batch by batch; a method's tuned generators are saved as they come."""
     from ganedit.models.registry import save_pretrained
 
-    cfg, inverter = ctx.cfg, INVERTERS[ctx.cfg.method]
+    cfg, inverter = job.cfg, INVERTERS[job.cfg.method]
     codes, reconstructions, metrics = [], [], []
-    with progress_bar(len(targets), f"invert ({cfg.method})", ctx.progress) as bar:
+    with progress_bar(len(targets), f"invert ({cfg.method})", job.progress) as bar:
         for start in range(0, len(targets), cfg.batch_size):
             batch = targets[start : start + cfg.batch_size]
-            found = inverter.invert(ctx, batch, start)
+            found = inverter.invert(job, batch, start)
             recon = found.images
             if recon is None:  # the codes rendered at the images' own modes
-                recon = ctx.at(start, len(batch)).synthesize(
-                    found.latents, "ws", batch_size=len(batch)
+                modes = job.modes_at(start, len(batch))
+                recon = job.source.synthesize(
+                    found.latents, "ws", batch_size=len(batch), modes=modes
                 )
             for k, (generator, record) in enumerate(found.tuned):
                 save_pretrained(generator, tmp / f"{start + k:05d}_generator", extra=record)
             codes.append(found.latents)
             reconstructions.append(recon)
-            metrics += _metrics(ctx.loss, recon, batch, cfg.method)
+            metrics += _metrics(job.loss, recon, batch, cfg.method)
             bar.advance(len(batch))
     return torch.cat(codes).numpy().astype(np.float32), torch.cat(reconstructions), metrics
 
 
-def _write_codes(ctx: Context, codes: np.ndarray, n: int, tmp: Path) -> dict:
+def _write_codes(job: Context, codes: np.ndarray, n: int, tmp: Path) -> dict:
     """latents.npy (and .pt), one .npy per image, modes.npy and latents.json; returns the
     provenance every record repeats."""
-    space = "z" if ctx.cfg.projector.space == "z" else "ws"
-    provenance = {**_origin(ctx.source, space), "method": ctx.cfg.method, "n": n}
-    t = ctx.modes
+    space = "z" if job.cfg.projector.space == "z" else "ws"
+    provenance = {**_origin(job.source, space), "method": job.cfg.method, "n": n}
+    t = job.modes
     if t is not None:
-        names = ctx.source.mode_attributes
-        provenance["modes"] = {"attributes": names, "how": ctx.cfg.modes, "t": t.tolist()}
+        names = job.source.mode_attributes
+        provenance["modes"] = {"attributes": names, "how": job.cfg.modes, "t": t.tolist()}
         np.save(tmp / "modes.npy", t.numpy().astype(np.float32))
     np.save(tmp / "latents.npy", codes)
     if codes.ndim == 3:  # the tensor file e4e's inference script writes
@@ -189,8 +188,8 @@ def _write_codes(ctx: Context, codes: np.ndarray, n: int, tmp: Path) -> dict:
     return provenance
 
 
-def _write_records(ctx: Context, items, digests, provenance: dict, metrics, tmp: Path) -> None:
-    t = ctx.modes
+def _write_records(job: Context, items, digests, provenance: dict, metrics, tmp: Path) -> None:
+    t = job.modes
     for i, ((label, path, index), m) in enumerate(zip(items, metrics, strict=True)):
         record = {
             "image": label,
@@ -286,9 +285,8 @@ def invert_and_edit(
     edit: EditConfig,
     images: list[str | Path],
     out: str | Path,
-    device: str = "cpu",
-    overwrite: bool = False,
-    progress: bool = True,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> dict:
     """`ganedit edit --images`: invert the images, then edit their codes, into one folder:
     `out/inversion/` (as `ganedit invert` writes it) and `out/edit/` (as `ganedit edit`
@@ -297,12 +295,12 @@ def invert_and_edit(
     from ganedit.editing.run import run_edit
 
     check_image_edit(edit)
-    out = check_output(out, overwrite=overwrite, kind="dir")
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
     if edit.latents is not None:
         raise UserInputError("expected --images or --latents, received both")
-    run = RunContext.current(device, progress, overwrite)
-    with atomic_dir(out, overwrite=overwrite, what="inverted edit") as tmp:
-        inverted = run_invert(cfg, images, tmp / "inversion", device, progress=progress)
+    fresh = replace(ctx, overwrite=False)  # the parts go into a new temporary folder
+    with atomic_dir(out, overwrite=ctx.overwrite, what="inverted edit") as tmp:
+        inverted = run_invert(cfg, images, tmp / "inversion", ctx=fresh)
         codes = str(tmp / "inversion" / "latents.npy")
         edits = []
         if INVERTERS[cfg.method].tunes_generator:  # each image in its own generator
@@ -311,13 +309,13 @@ def invert_and_edit(
                     edit, generator=str(tmp / "inversion" / f"{i:05d}_generator"),
                     latents=str(tmp / "inversion" / f"{i:05d}.npy"), space="ws", n=1,
                 )  # fmt: skip
-                edits.append(_edit_into(run_edit, one, tmp, out, f"edit_{i:05d}", run))
+                edits.append(_edit_into(run_edit, one, tmp, out, f"edit_{i:05d}", fresh))
         else:
             one = replace(edit, generator=cfg.generator, latents=codes, space="ws", n=inverted["n"])
-            edits.append(_edit_into(run_edit, one, tmp, out, "edit", run))
+            edits.append(_edit_into(run_edit, one, tmp, out, "edit", fresh))
     return {"out": str(out), "inversion": inverted, "edits": edits}
 
 
-def _edit_into(run_edit, edit, tmp: Path, out: Path, name: str, run: RunContext) -> dict:
-    summary = run_edit(edit, tmp / name, run.device, progress=run.progress)
+def _edit_into(run_edit, edit, tmp: Path, out: Path, name: str, ctx: RunContext) -> dict:
+    summary = run_edit(edit, tmp / name, ctx=ctx)
     return {**summary, "out": str(out / name)}  # where it will be, not the temporary folder

@@ -95,6 +95,7 @@ from ganedit.training.loop import (
 )
 from ganedit.utils import rng
 from ganedit.utils.bounded import load_json_bounded
+from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import barrier, init_distributed, on_rank0, update, world_info
 from ganedit.utils.files import (
     atomic_path,
@@ -675,27 +676,26 @@ def save_samples(run: EncoderTraining, held: torch.Tensor, path: Path) -> None:
 def train_encoder(
     config: EncoderTrainConfig,
     out: str | Path,
-    device: str | torch.device = "cpu",
     resume: bool = True,
-    overwrite: bool = False,
-    progress: bool = True,
     real_modes=None,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Train (or continue) an encoder for `config.generator`; returns the `encoder/` folder.
 
     `resume`: continue the run in `out` from its checkpoint (a config that differs in more
     than the free fields `RESUMABLE_CHANGES`, or another generator, is refused); without it,
-    an existing non-empty `out` is refused. `overwrite`: empty `out` (a folder ganedit made)
+    an existing non-empty `out` is refused. `ctx.overwrite`: empty `out` (a folder ganedit made)
     and start afresh. A folder ganedit did not make is never written into.
     """
     out = Path(out)
-    device, rank, world = init_distributed(device)
+    device, rank, world = init_distributed(ctx.device)
     run = setup_encoder_training(config, device, real_modes)  # checked before any folder
     main = rank == 0
     with output_lock(out) if main else contextlib.nullcontext():
-        on_rank0(lambda: _open_run(run, out, resume, overwrite), rank, world)
+        on_rank0(lambda: _open_run(run, out, resume, ctx.overwrite), rank, world)
         loop = encoder_loop(run, out, main)
-        train_loop(loop, out, resume and not overwrite, progress and main, main)
+        train_loop(loop, out, resume and not ctx.overwrite, ctx.progress and main, main)
         if main:
             _save_encoder(run, out / "encoder")
         barrier()

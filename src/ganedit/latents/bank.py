@@ -129,7 +129,7 @@ class LatentBank:
             raise UserInputError(
                 f"expected a latent bank at {str(path)!r}, received no such path{hint}"
             )
-        group = _open_group(path, mode="r")
+        group = open_store(path, mode="r")
         meta = dict(group.attrs)
         if not meta.get("complete"):
             raise UserInputError(
@@ -358,11 +358,6 @@ def _rows_array(group: zarr.Group, name: str, shape: tuple, chunk_size: int, dty
     )
 
 
-def open_store(path: Path, mode: str = "r+") -> zarr.Group:
-    """Open a bank's group for writing (complete or not)."""
-    return _open_group(path, mode)
-
-
 def write_chunk(group: zarr.Group, k: int, arrays: dict[str, np.ndarray]) -> None:
     """Write chunk k: `arrays` maps `z`/`w`/`ws`/`index`/`scores/<name>` to its rows; then
     mark it done. Every stored array must be given, with exactly the chunk's row count."""
@@ -391,7 +386,7 @@ def done_chunks(group: zarr.Group) -> np.ndarray:
 
 def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
     """Check every chunk is done and whole, mark the bank complete and move `partial` to `out`."""
-    group = _open_group(partial, mode="r+")
+    group = open_store(partial, mode="r+")
     done = done_chunks(group)
     if not done.all():
         missing = np.flatnonzero(~done)
@@ -414,7 +409,9 @@ def check_target(out: Path, overwrite: bool) -> None:
     check_output(out, overwrite=overwrite, kind="dir")
 
 
-def _open_group(path: Path, mode: str) -> zarr.Group:
+def open_store(path: Path, mode: str = "r+") -> zarr.Group:
+    """Open a bank's group (complete or not; for writing unless `mode` "r"), its format,
+    version and attributes checked."""
     if not (path / "zarr.json").is_file():
         raise UserInputError(
             f"expected a latent bank (a zarr folder) at {str(path)!r}, received no zarr.json"

@@ -45,6 +45,7 @@ from ganedit.latents.bank import (
     partial_path,
     write_chunk,
 )
+from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import init_distributed, on_rank0
 from ganedit.utils.files import made_by_ganedit, output_lock, output_target, write_json
 from ganedit.utils.images import encode, to_uint8
@@ -104,35 +105,35 @@ def generate_bank(
     out: str | Path,
     source=None,
     predictor=None,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
+    *,
     resume: bool = True,
-    overwrite: bool = False,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Write the bank `cfg` describes to `out` and return `out`.
 
     `source` (a `ganedit.models.sources` source) and `predictor` (an object with
     `predict(images, batch_size) -> {name: [N]}`, in eval mode) replace loading
     `cfg.generator` / `cfg.predictor` by name. `resume`: continue `<out>.partial` when it holds
-    the same config (else start over). `overwrite`: replace an existing bank at `out`.
+    the same config (else start over). `ctx.overwrite`: replace an existing bank at `out`.
     """
     out = Path(out)
-    check_target(out, overwrite)
+    check_target(out, ctx.overwrite)
     out = output_target(out)  # a symlinked bank: written where the link points
     partial = partial_path(out)
-    device, rank, world = init_distributed(device)
+    device, rank, world = init_distributed(ctx.device)
     # One writer per bank: a second `generate` of the same output is refused while this one
     # runs, and a lock left by a killed run is taken over when it is resumed.
     lock = output_lock(out) if rank == 0 else contextlib.nullcontext()
     with lock:
-        source, predictor = _models(cfg, source, predictor, device)
-        on_rank0(lambda: _prepare(cfg, partial, source, predictor, resume), rank, world)
+        source, predictor, modes = _models(cfg, source, predictor, device)
+        on_rank0(lambda: _prepare(cfg, partial, source, predictor, modes, resume), rank, world)
         group = open_store(partial)
         ranges = chunk_ranges(cfg.n, cfg.chunk_size)
         chunks = [(k, *ranges[k]) for k in assign_chunks(len(ranges), rank, world)]
         image_dir = partial / "images" if cfg.save_images else None
-        _write_chunks(group, cfg, source, predictor, chunks, image_dir, progress and rank == 0)
-        on_rank0(lambda: finalize(partial, out, overwrite), rank, world)
+        bar = ctx.progress and rank == 0
+        _write_chunks(group, cfg, source, predictor, modes, chunks, image_dir, bar)
+        on_rank0(lambda: finalize(partial, out, ctx.overwrite), rank, world)
     log.info("wrote latent bank %s (%d samples)", out, cfg.n)
     return out
 
@@ -142,6 +143,8 @@ def generate_bank(
 
 
 def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
+    """The source, the predictor (None: no scores) and the mode vector [1, M] every sample
+    renders at (`cfg.modes`; None: the generator's own, or no modes)."""
     if source is None:
         from ganedit.models.sources import load_generator
 
@@ -153,8 +156,10 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
         given = getattr(source, "class_index", None)
         expect(given == cfg.class_index, f"a source of class {cfg.class_index}", given)
+    modes = None
     if cfg.modes:
-        source = source.with_modes(source.mode_settings(cfg.modes))
+        layout = source.require_modes("--mode")
+        modes = layout.setting_vector(layout.parse(cfg.modes))
     if cfg.store_ws and "ws" not in source.spaces:
         raise UserInputError(
             f"expected a generator with a ws space to store ws, received {cfg.generator!r} "
@@ -164,10 +169,10 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
         from ganedit.models.registry import load_predictor
 
         predictor = load_predictor(cfg.predictor, device)
-    return source, predictor
+    return source, predictor, modes
 
 
-def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool) -> None:
+def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, modes, resume: bool) -> None:
     """Rank 0: validate `partial` for resuming, or create it afresh."""
     identity = _identity(source, cfg)
     if partial.exists():
@@ -180,7 +185,7 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
                 "folder ganedit did not write (move it away)"
             )
         shutil.rmtree(partial)
-    dims, names, resolution = _probe(source, predictor, cfg)
+    dims, names, resolution = _probe(source, predictor, modes, cfg)
     meta = {
         "generator": cfg.generator,
         "generator_identity": identity,
@@ -192,7 +197,7 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
         "truncation_psi": cfg.truncation_psi,
         "seed": cfg.seed,
         "resolution": resolution,
-        "modes": _modes_record(source),
+        "modes": _modes_record(source, modes),
         "config": cfg.to_dict(),
     }
     create_store(
@@ -201,9 +206,8 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, resume: bool
     write_json(partial / "config.json", cfg.to_dict())
 
 
-def _modes_record(source) -> dict | None:
+def _modes_record(source, modes: torch.Tensor | None) -> dict | None:
     """The anchor coordinates every sample was rendered at, by attribute (None: no modes)."""
-    modes = getattr(source, "modes", None)
     if modes is None:
         return None
     layout = source.mode_layout
@@ -264,7 +268,7 @@ def _check_resumable(partial: Path, cfg: GenerateConfig, identity: dict) -> None
         )
 
 
-def _probe(source, predictor, cfg: GenerateConfig):
+def _probe(source, predictor, modes, cfg: GenerateConfig):
     """Latent shapes, score names and image size, from sample 0."""
     z = source.sample_z(1, cfg.seed, 0)
     dims = {"z": tuple(z.shape[1:])}
@@ -273,9 +277,9 @@ def _probe(source, predictor, cfg: GenerateConfig):
         dims["w"] = tuple(w.shape[1:])
         if cfg.store_ws:
             dims["ws"] = tuple(source.to_ws(w, "w").shape[1:])
-        images = render_batch(source, w, "w")
+        images = render_batch(source, w, "w", modes)
     else:
-        images = render_batch(source, z, "z")
+        images = render_batch(source, z, "z", modes)
     resolution = int(images.shape[-1])
     if predictor is None:
         return dims, [], resolution
@@ -295,6 +299,7 @@ def _write_chunks(
     cfg: GenerateConfig,
     source,
     predictor,
+    modes: torch.Tensor | None,
     chunks: list[tuple[int, int, int]],
     image_dir: Path | None,
     bar: bool,
@@ -313,7 +318,9 @@ def _write_chunks(
     with progress_bar(total, "generate", enabled=bar, completed=total - left) as progress:
         began, written = time.perf_counter(), 0
         for k, start, stop in todo:
-            arrays = _compute_chunk(source, predictor, cfg, start, stop, dims, names, image_dir)
+            arrays = _compute_chunk(
+                source, predictor, cfg, start, stop, dims, names, image_dir, modes
+            )
             write_chunk(group, k, arrays)
             written += stop - start
             rate = written / max(time.perf_counter() - began, 1e-9)
@@ -329,6 +336,7 @@ def _compute_chunk(
     dims: dict[str, tuple[int, ...]],
     names: list[str],
     image_dir: Path | None,
+    modes: torch.Tensor | None,
 ) -> dict[str, np.ndarray]:
     """Every stored array for rows [start, stop), synthesising and scoring batch by batch."""
     rows = stop - start
@@ -341,13 +349,14 @@ def _compute_chunk(
     for a in range(0, rows, cfg.batch_size):
         b = min(a + cfg.batch_size, rows)
         batch = {key: array[a:b] for key, array in arrays.items() if key != "index"}
-        _compute_batch(source, predictor, side, z[a:b], batch, image_dir, start + a)
+        _compute_batch(source, predictor, modes, side, z[a:b], batch, image_dir, start + a)
     return arrays
 
 
 def _compute_batch(
     source,
     predictor,
+    modes: torch.Tensor | None,
     side: int | None,
     z: torch.Tensor,
     out: dict[str, np.ndarray],
@@ -363,9 +372,9 @@ def _compute_batch(
         out["w"][:] = w.numpy()
         if "ws" in out:
             out["ws"][:] = source.to_ws(w, "w").float().cpu().numpy()
-        images = render_batch(source, w, "w")  # [B, 3, H, W] on the generator's device
+        images = render_batch(source, w, "w", modes)  # [B, 3, H, W] on the generator's device
     else:
-        images = render_batch(source, z, "z")
+        images = render_batch(source, z, "z", modes)
     if image_dir is not None:
         _save_images(images, image_dir, first)
     if predictor is not None:
@@ -376,11 +385,12 @@ def _compute_batch(
             out[f"scores/{name}"][:] = values
 
 
-def render_batch(source, latents: torch.Tensor, space: str) -> torch.Tensor:
+def render_batch(source, latents: torch.Tensor, space: str, modes=None) -> torch.Tensor:
     """One batch of images [B, 3, H, W] in [-1, 1], left on the generator's device: the
-    operations of `source.synthesize` for one batch, without its copy to the CPU."""
+    operations of `source.synthesize` for one batch (at mode vectors `modes` [1, M] when
+    given), without its copy to the CPU."""
     with torch.no_grad():
-        return source.render(latents, space).clamp(-1, 1)
+        return source.render(latents, space, modes=modes).clamp(-1, 1)
 
 
 def predictor_resize(predictor) -> int | None:

@@ -185,23 +185,6 @@ def mode_vector(t, for_generator: bool) -> torch.Tensor:
     return layout.generator_vector(t) if for_generator else layout.target_vector(t)
 
 
-def coordinates(modes: torch.Tensor) -> torch.Tensor:
-    """Anchor coordinates t [N, k] back from mode vectors [N, 1 + 3k] of either form."""
-    return ModeLayout.of_width(modes.shape[1]).coordinates(modes)
-
-
-def parse_mode_settings(settings, attributes: list[str]) -> dict[str, float]:
-    """`ModeLayout(attributes).parse(settings)`."""
-    return ModeLayout(attributes).parse(settings)
-
-
-def mode_targets(
-    t0: torch.Tensor, settings: dict[str, float], attributes: list[str]
-) -> torch.Tensor:
-    """`ModeLayout(attributes).targets(t0, settings)`."""
-    return ModeLayout(attributes).targets(t0, settings)
-
-
 @torch.no_grad()
 def read_modes(d, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """Anchor coordinates t [N, k] of images [N, 3, H, W] in [-1, 1], read by a

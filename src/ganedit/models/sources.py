@@ -140,10 +140,6 @@ class _BatchedSource:
             )
         return layout
 
-    def mode_settings(self, values) -> dict[str, float]:
-        """{"smile": 0.9, ...} from ["smile=0.9", ...]: `ModeLayout.parse` of this generator."""
-        return self.require_modes("--mode").parse(values)
-
     @torch.no_grad()
     def synthesize(
         self,
@@ -154,11 +150,12 @@ class _BatchedSource:
         modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Images [N, 3, H, W] in [-1, 1] on the CPU from latents in `space`, batch by batch.
-        `modes`: a self-conditioned generator's mode vectors, [1, M] for all or [N, M]."""
+        `modes`: a self-conditioned generator's mode vectors (generator form, `ModeLayout`),
+        [1, M] for all or [N, M] one per latent; the one way a source takes modes."""
         self.check_space(space)
         if batch_size < 1:
             raise UserInputError(f"expected a batch size >= 1, received {batch_size}")
-        modes = self._check_modes(modes, len(latents))
+        modes = self.check_modes(modes, len(latents))
         parts = []
         with progress_bar(len(latents), "synthesise", progress) as bar:
             for i in range(0, len(latents), batch_size):
@@ -189,10 +186,10 @@ class _BatchedSource:
         `make_noise` (sources without noise inputs take none); default: the source's
         noise mode. `modes` as in `synthesize`."""
         self.check_space(space)
-        modes = self._check_modes(modes, len(latents))
+        modes = self.check_modes(modes, len(latents))
         return self._render(latents.to(self.device), space, noise, modes)
 
-    def _check_modes(self, modes, n: int) -> torch.Tensor | None:
+    def check_modes(self, modes, n: int) -> torch.Tensor | None:
         """Mode vectors [1 or n, M] on the source's device, or None; refused for a
         generator without modes."""
         if modes is None:
@@ -222,8 +219,37 @@ class _BatchedSource:
         raise NotImplementedError
 
 
+class _MappedSource(_BatchedSource):
+    """What the sources of style-based generators share (StyleGAN2 here, StyleGAN v1 in
+    `ganedit.models.stylegan1`): a generator with a mapping to ws (`_to_ws`, differentiable),
+    its average w and per-layer noise maps."""
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.img_resolution
+
+    @property
+    def w_avg(self) -> torch.Tensor:  # [w_dim]
+        return self.generator.w_avg
+
+    @torch.no_grad()
+    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
+        return self._to_ws(latents, space)
+
+    def make_noise(
+        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """Per-layer noise maps [n, 1, r, r]: the stored ones ("const"), fresh ("random",
+        from `generator`) or zeros ("none")."""
+        return self.generator.make_noise(n, mode, generator)
+
+
 @dataclass(eq=False)
-class StyleGANSource(_BatchedSource):
+class StyleGANSource(_MappedSource):
     """A StyleGAN2 generator: spaces z, w and ws.
 
     A class-conditional generator (`generator.c_dim` > 0, e.g. a conditional StyleGAN2-ADA
@@ -240,7 +266,6 @@ class StyleGANSource(_BatchedSource):
     spaces: tuple[str, ...] = ("z", "w", "ws")
     weights_sha256: str | None = None
     parent: dict | None = None  # the generator this one was tuned from (its identity)
-    modes: torch.Tensor | None = None  # a self-conditioned generator's default modes [1, M]
     class_index: int | None = None  # the class a class-conditional generator renders
     named_modes: bool = False  # the user named a .pt's modes (load_generator's mode_names)
 
@@ -269,34 +294,10 @@ class StyleGANSource(_BatchedSource):
         check_class(self, class_index)
         return self if class_index is None else dataclasses.replace(self, class_index=class_index)
 
-    def with_modes(self, settings: dict[str, float]) -> StyleGANSource:
-        """This source rendering every sample at the given modes ({"smile": 0.9, ...}; the
-        other attributes neutral) unless a call passes its own."""
-        return dataclasses.replace(self, modes=self.require_modes().setting_vector(settings))
-
-    def at_modes(self, modes: torch.Tensor) -> StyleGANSource:
-        """This source rendering at the given mode vectors [1 or N, M] (generator form) unless
-        a call passes its own: [N, M] pairs row i with latent i of every call (one batch of N
-        images, as an inversion of N images renders them)."""
-        checked = self._check_modes(modes, len(modes))
-        return dataclasses.replace(self, modes=checked)
-
-    @property
-    def z_dim(self) -> int:
-        return self.generator.z_dim
-
-    @property
-    def resolution(self) -> int:
-        return self.generator.img_resolution
-
     @torch.no_grad()
     def to_w(self, z: torch.Tensor) -> torch.Tensor:  # [N, z_dim] -> [N, w_dim]
         """The w that synthesis from `z` uses (truncated like it), so `w` reproduces the image."""
         return self.to_ws(z, "z")[:, 0]
-
-    @torch.no_grad()
-    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, num_ws, w_dim]
-        return self._to_ws(latents, space)
 
     def _to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
         # With autograd as the caller has it: `render` differentiates through the mapping.
@@ -310,17 +311,6 @@ class StyleGANSource(_BatchedSource):
             return latents[:, None, :].expand(-1, g.num_ws, -1)
         return latents
 
-    @property
-    def w_avg(self) -> torch.Tensor:  # [w_dim]
-        return self.generator.w_avg
-
-    def make_noise(
-        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
-    ) -> list[torch.Tensor]:
-        """Per-layer noise maps [n, 1, r, r]: the stored ones ("const"), fresh ("random",
-        from `generator`) or zeros ("none")."""
-        return self.generator.make_noise(n, mode, generator)
-
     def _render(
         self,
         latents: torch.Tensor,
@@ -329,8 +319,6 @@ class StyleGANSource(_BatchedSource):
         modes: torch.Tensor | None = None,
     ) -> torch.Tensor:
         ws = self._to_ws(latents, space)
-        if modes is None and self.modes is not None:
-            modes = self.modes.to(ws.device)
         return self.generator.synthesis(ws, noise_mode=self.noise_mode, noise=noise, modes=modes)
 
 

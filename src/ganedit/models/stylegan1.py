@@ -38,7 +38,7 @@ from torch import nn
 
 from ganedit.errors import UserInputError, expect
 from ganedit.models.pggan import load_strict, pixel_norm, sphere_z
-from ganedit.models.sources import _BatchedSource, check_truncation
+from ganedit.models.sources import _MappedSource, check_truncation
 
 SQRT2 = math.sqrt(2.0)
 MAPPING_LR = 0.01
@@ -377,7 +377,7 @@ def stylegan1_from_state(state: dict) -> StyleGAN1Generator:
 
 
 @dataclass(eq=False)
-class StyleGAN1Source(_BatchedSource):
+class StyleGAN1Source(_MappedSource):
     """InterFaceGAN's StyleGAN as a source: spaces z, w (before truncation, InterFaceGAN's
     `w.npy`) and ws (after it, InterFaceGAN's `wp.npy`); `synthesize(to_w(z), "w")` renders
     what `synthesize(z, "z")` does."""
@@ -395,20 +395,8 @@ class StyleGAN1Source(_BatchedSource):
         expect(self.noise_mode in NOISE_MODES, f"a noise mode in {NOISE_MODES}", self.noise_mode)
 
     @property
-    def z_dim(self) -> int:
-        return self.generator.z_dim
-
-    @property
-    def resolution(self) -> int:
-        return self.generator.img_resolution
-
-    @property
     def num_ws(self) -> int:
         return self.generator.num_ws
-
-    @property
-    def w_avg(self) -> torch.Tensor:  # [w_dim]
-        return self.generator.w_avg
 
     def sample_z(self, n: int, seed: int, start: int = 0) -> torch.Tensor:
         return sphere_z(n, self.z_dim, seed, start)
@@ -420,10 +408,6 @@ class StyleGAN1Source(_BatchedSource):
         self.check_space("z")
         return self.generator.mapping(torch.as_tensor(z).to(self.device))
 
-    @torch.no_grad()
-    def to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:  # -> [N, L, w_dim]
-        return self._to_ws(latents, space)
-
     def _to_ws(self, latents: torch.Tensor, space: str) -> torch.Tensor:
         # With autograd as the caller has it: `render` differentiates through it.
         self.check_space(space)
@@ -432,11 +416,6 @@ class StyleGAN1Source(_BatchedSource):
             return latents
         w = self.generator.mapping(latents) if space == "z" else latents
         return self.generator.truncate(w, self.truncation_psi, self.truncation_cutoff)
-
-    def make_noise(
-        self, n: int = 1, mode: str = "const", generator: torch.Generator | None = None
-    ) -> list[torch.Tensor]:
-        return self.generator.make_noise(n, mode, generator)
 
     def _render(
         self,

@@ -17,6 +17,7 @@ import numpy as np
 from ganedit.errors import UserInputError
 from ganedit.models.modes import normalise
 from ganedit.selfcond.labels import load_labels
+from ganedit.utils.context import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,7 @@ def modes_from_labels(labels: str | Path, generator: str) -> np.ndarray:
     return normalise(values[:, columns], ranges).astype(np.float32)
 
 
-def train_conditional_encoder(
-    config, out, device="cpu", resume=True, overwrite=False, progress=True
-):
+def train_conditional_encoder(config, out, resume=True, *, ctx: RunContext = RunContext()):
     """`train_encoder` for a self-conditioned generator: the real images (config.data) are
     decoded at their modes from config.labels. Returns the encoder folder."""
     from ganedit.inversion.train_encoder import train_encoder
@@ -70,4 +69,4 @@ def train_conditional_encoder(
             "for a self-conditioned generator"
         )
     t = modes_from_labels(config.labels, config.generator)
-    return train_encoder(config, out, device, resume, overwrite, progress, real_modes=t)
+    return train_encoder(config, out, resume, real_modes=t, ctx=ctx)

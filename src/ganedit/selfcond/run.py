@@ -21,6 +21,7 @@ from ganedit.selfcond.labels import (
     write_labels,
 )
 from ganedit.selfcond.resample import ResampleConfig, balance_report, resample
+from ganedit.utils.context import RunContext
 from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,8 @@ def run_selflabel(
     columns: list[str] = (),
     merge: list[str] = (),
     config: SelfLabelConfig = SelfLabelConfig(),
-    device: str = "cpu",
     force: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
+    ctx: RunContext = RunContext(),
 ) -> dict:
     """Label a data set by one of four sources: distances of its encoded codes to
     `boundaries` (the default, SC-GAN's self-labels), a `predictor`'s outputs for `columns`,
@@ -58,16 +57,18 @@ def run_selflabel(
     data = ImageDataset(images)
     dataset = {"path": str(images), "count": len(data), "lmdb": data.is_lmdb}
     if table is not None:
-        return _from_table(data, dataset, table, columns, out, overwrite)
+        return _from_table(data, dataset, table, columns, out, ctx.overwrite)
     if merge:
-        return _from_stores(dataset, merge, out, overwrite)
+        return _from_stores(dataset, merge, out, ctx.overwrite)
     if predictor is not None:
-        labeller, record = _predictor_labeller(predictor, columns, device)
+        labeller, record = _predictor_labeller(predictor, columns, ctx.device)
     else:
-        labeller, record = _distance_labeller(generator, boundaries, encoder, config, device, force)
+        labeller, record = _distance_labeller(
+            generator, boundaries, encoder, config, ctx.device, force
+        )
     record = {**record, "data": dataset}
-    with progress_bar(len(data), f"selflabel ({record['source']})", progress) as bar:
-        return label_dataset(data, labeller, out, config, record, overwrite, bar)
+    with progress_bar(len(data), f"selflabel ({record['source']})", ctx.progress) as bar:
+        return label_dataset(data, labeller, out, config, record, ctx.overwrite, bar)
 
 
 def _distance_labeller(generator, boundaries, encoder, config, device, force):
@@ -158,7 +159,8 @@ def run_resample(
     out: str | Path,
     config: ResampleConfig,
     attributes: list[str] | None = None,
-    overwrite: bool = False,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> dict:
     """Re-sample a labels store toward balance over `attributes` (default: all of them);
     writes indices.npy, report.json, histograms.png and config.json. Returns the report."""
@@ -171,8 +173,8 @@ def run_resample(
     report["labels"] = {"path": str(labels), "source": record.get("source")}
     report["attributes"] = chosen
     report["ranges"] = ranges.tolist()
-    check_output(out, overwrite=overwrite, kind="dir")
-    with atomic_dir(out, overwrite=overwrite, what="resample") as tmp:
+    check_output(out, overwrite=ctx.overwrite, kind="dir")
+    with atomic_dir(out, overwrite=ctx.overwrite, what="resample") as tmp:
         np.save(tmp / "indices.npy", indices.astype(np.int64))
         (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         settings = {**config.to_dict(), "labels": str(labels), "attributes": chosen}

@@ -43,6 +43,7 @@ from ganedit.training.gan import (
     run_training,
     setup_gan,
 )
+from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import world_info
 from ganedit.utils.files import atomic_path
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
@@ -200,9 +201,9 @@ def label_mode_vectors(cfg: SelfCondConfig, n_images: int) -> tuple[torch.Tensor
 def train_selfcond(
     cfg: SelfCondConfig,
     run_dir: str | Path,
-    device: str = "cpu",
     resume: bool = True,
-    progress: bool = True,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Fine-tune `cfg.generator` into a self-conditioned generator; returns its folder
     (run_dir/g_ema; the discriminator, whose mode head reads images' modes, goes inside it,
@@ -216,7 +217,7 @@ def train_selfcond(
     start = _pretrained(cfg.generator, "cpu")
     pretrained, identity = start.generator, start.identity
     gcfg = gan_config(cfg, pretrained, start.train, start.discriminator)
-    device = init_process(gcfg, device)  # torchrun-capable, as train-gan
+    device = init_process(gcfg, ctx.device)  # torchrun-capable, as train-gan
     layout = ModeLayout(attributes)
     base_kwargs = {key: v for key, v in pretrained.config.items() if key != "mode_attributes"}
 
@@ -257,7 +258,7 @@ def train_selfcond(
         samples=save_mode_samples,
         adopt=(),
     )
-    out = run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, progress)
+    out = run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, ctx.progress)
     if world_info()[0] == 0:  # its mode head reads the modes of images the model did not make
         extra = {"selfcond": provenance, "iterations": state.step}
         save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)

@@ -24,6 +24,7 @@ from ganedit.errors import UserInputError
 from ganedit.models.predictors import YAW_SCALE, AttributeNet, IdentityNet
 from ganedit.models.registry import save_pretrained
 from ganedit.training.checkpoint import load_checkpoint, same_config, save_checkpoint
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import open_run_folder, output_lock, write_json
 from ganedit.utils.progress import progress_bar
 from ganedit.world.config import BINARY_ATTRIBUTES, load_world_config
@@ -159,7 +160,11 @@ def train_step(model, opt, cfg: PredictorTrainConfig, step: int) -> dict:
 
 
 def train_predictor(
-    cfg: PredictorTrainConfig, run_dir: str | Path, resume: bool = True, progress: bool = True
+    cfg: PredictorTrainConfig,
+    run_dir: str | Path,
+    resume: bool = True,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Train one measuring network in `run_dir`; returns the folder of the final model.
 
@@ -169,7 +174,7 @@ def train_predictor(
     run_dir = Path(run_dir)
     with output_lock(run_dir):
         open_run_folder(run_dir, "train-predictor", adopt=("train_config.json",))
-        return _train(cfg, run_dir, resume, progress)
+        return _train(cfg, run_dir, resume, ctx.progress)
 
 
 def _train(cfg: PredictorTrainConfig, run_dir: Path, resume: bool, progress: bool) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 from ganedit.choices import IMAGE_FORMATS
 from ganedit.datasets.images import image_writer, is_lmdb_path
 from ganedit.errors import UserInputError
+from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output
 from ganedit.utils.images import encode, to_uint8
 from ganedit.utils.progress import progress_bar
@@ -70,8 +71,8 @@ def write_world_dataset(
     config: WorldConfig,
     job: RenderJob,
     out: str | Path,
-    progress: bool = True,
-    overwrite: bool = False,
+    *,
+    ctx: RunContext = RunContext(),
 ) -> Path:
     """Render samples 0..n-1 of `config` with `job.seed` into `out` (LMDB if it ends in .lmdb)."""
     check_size(job.size)
@@ -81,11 +82,11 @@ def write_world_dataset(
         )
     if job.n < 1:
         raise UserInputError(f"expected at least 1 image, received n={job.n}")
-    out = check_output(out, overwrite=overwrite, kind="dir")
-    with atomic_dir(out, overwrite=overwrite, what="world render") as tmp:
+    out = check_output(out, overwrite=ctx.overwrite, kind="dir")
+    with atomic_dir(out, overwrite=ctx.overwrite, what="world render") as tmp:
         images = image_writer(tmp, out, job.size, job.image_format)
         labels = _ColumnSink(tmp, job.n)
-        with progress_bar(job.n, f"render {out.name}", progress) as bar:
+        with progress_bar(job.n, f"render {out.name}", ctx.progress) as bar:
             for start in range(0, job.n, job.batch_size):
                 count = min(job.batch_size, job.n - start)
                 factors = sample_factors(config, job.seed, start, count)
