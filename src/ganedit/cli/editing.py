@@ -186,7 +186,9 @@ def ui_cmd(
         "--boundaries",
         "-b",
         "--boundary",
-        help="Boundary .npy files or folders of them: one slider each (repeat for several).",
+        help="Boundary .npy files or folders of them: one slider each (repeat for several). "
+        "Default: the directions ganedit ships for the generator (dcgan-digiface's; none for "
+        "world64).",
     ),
     port: int = typer.Option(7860, "--port", min=0, max=65535, help="Port (0: a free one)."),
     host: str = typer.Option(

@@ -58,6 +58,9 @@ class ServiceConfig:
     """Settings of an `EditingService`."""
 
     boundaries: tuple[str, ...] = ()  # boundary .npy files, or folders of them
+    # With no boundaries given, offer each generator the directions ganedit ships for it
+    # (`directions.shipped`: today dcgan-digiface's); given boundaries replace them.
+    shipped: bool = True
     device: str = "cpu"
     evaluator: str = "evaluator"  # attribute read-out and calibration: any attribute predictor
     identity: str | None = "identity"  # identity cosine to the unedited face; None: not shown
@@ -283,12 +286,20 @@ class EditingService:
         with self._lock:
             if generator not in self._checked:
                 source = self.source(generator)
-                self._checked[generator] = self._check_all(source)
+                self._checked[generator] = self._check_all(source, self._offered(generator))
             return self._checked[generator]
 
-    def _check_all(self, source) -> tuple[list[Direction], list[Refusal]]:
+    def _offered(self, generator: str) -> list[tuple[str, np.ndarray, dict]]:
+        """The given boundaries, or (none given) the ones shipped for `generator`."""
+        if self._loaded or not self.config.shipped:
+            return self._loaded
+        from ganedit.directions.shipped import shipped_directions
+
+        return [(str(p), *load_boundary(p)) for p in shipped_directions(generator)]
+
+    def _check_all(self, source, loaded) -> tuple[list[Direction], list[Refusal]]:
         usable, refused, taken = [], [], set()
-        for path, vector, meta in self._loaded:
+        for path, vector, meta in loaded:
             try:
                 direction = self._check(source, path, vector, meta, taken)
             except GaneditError as err:  # the CLI's line, without its advice to force
