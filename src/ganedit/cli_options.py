@@ -111,6 +111,11 @@ def finite(flag: str, low: float | None = None, high: float | None = None):
     return check
 
 
+def finite_option(default, flag: str, low=None, high=None, *, aliases: tuple[str, ...] = (), **kw):
+    """A number option that must be finite and in [low, high], its flag spelled once."""
+    return typer.Option(default, flag, *aliases, callback=finite(flag, low, high), **kw)
+
+
 def finite_list(flag: str):
     inner = finite(flag)
 
@@ -308,13 +313,7 @@ def force_option():
 
 
 def trunc_option(default: float | None = 1.0, help: str = "Truncation psi in [0, 1]."):
-    return typer.Option(
-        default,
-        "--trunc",
-        "--truncation-psi",
-        callback=finite("--trunc", 0.0, 1.0),
-        help=help,
-    )
+    return finite_option(default, "--trunc", 0.0, 1.0, aliases=("--truncation-psi",), help=help)
 
 
 # The widest label a generator config may declare (`c_dim`, ganedit.models.registry).

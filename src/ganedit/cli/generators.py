@@ -40,31 +40,21 @@ def train_gan_cmd(
         help="Channels per resolution from 4 px up, e.g. 96,96,96,48,32 (overrides the "
         "multiplier and cap).",
     ),
-    lr: float = typer.Option(0.002, "--lr", callback=opt.finite("--lr", 0.0, 10.0)),
-    r1: float = typer.Option(
-        10.0, "--r1", callback=opt.finite("--r1", 0.0, 1e6), help="R1 weight (gamma)."
-    ),
-    path_regularize: float = typer.Option(
-        2.0, "--path-regularize", callback=opt.finite("--path-regularize", 0.0, 1e6)
-    ),
-    mixing: float = typer.Option(0.9, "--mixing", callback=opt.finite("--mixing", 0.0, 1.0)),
+    lr: float = opt.finite_option(0.002, "--lr", 0.0, 10.0),
+    r1: float = opt.finite_option(10.0, "--r1", 0.0, 1e6, help="R1 weight (gamma)."),
+    path_regularize: float = opt.finite_option(2.0, "--path-regularize", 0.0, 1e6),
+    mixing: float = opt.finite_option(0.9, "--mixing", 0.0, 1.0),
     mbstd_group: int = typer.Option(
         4,
         "--mbstd-group",
         min=1,
         help="Discriminator's minibatch-stddev group (divides the batch).",
     ),
-    ema_kimg: float = typer.Option(
-        10.0,
-        "--ema-kimg",
-        callback=opt.finite("--ema-kimg", 0.0, 1e6),
-        help="EMA half-life in thousands of images.",
+    ema_kimg: float = opt.finite_option(
+        10.0, "--ema-kimg", 0.0, 1e6, help="EMA half-life in thousands of images."
     ),
-    ema_rampup: float | None = typer.Option(
-        None,
-        "--ema-rampup",
-        callback=opt.finite("--ema-rampup", 0.0, 1e6),
-        help="Cap the EMA half-life at this share of images seen.",
+    ema_rampup: float | None = opt.finite_option(
+        None, "--ema-rampup", 0.0, 1e6, help="Cap the EMA half-life at this share of images seen."
     ),
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
