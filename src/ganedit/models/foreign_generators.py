@@ -20,16 +20,8 @@ from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
 
 
-def load_interfacegan_file(path: Path, device, truncation_psi: float, mode_names=None):
-    return _interfacegan_from_file(path, device, truncation_psi)
-
-
-def load_tf_file(path: Path, device, truncation_psi: float, mode_names=None):
-    return _tf_source(path, device, truncation_psi)
-
-
-def _interfacegan_from_file(
-    path: Path, device: torch.device, truncation_psi: float
+def load_interfacegan_file(
+    path: Path, device: torch.device, truncation_psi: float, mode_names=None
 ) -> ZOnlySource | stylegan1.StyleGAN1Source:
     """An InterFaceGAN `.pth` (a plain state dict), told apart by its keys: PGGAN in either of
     its layouts (z only, so truncation does not apply) or StyleGAN v1 (psi on its first 8
@@ -59,8 +51,8 @@ def _pggan_source(g: torch.nn.Module, path: Path, truncation_psi: float) -> ZOnl
     return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
 
 
-def _tf_source(
-    path: Path, device: torch.device, truncation_psi: float
+def load_tf_file(
+    path: Path, device: torch.device, truncation_psi: float, mode_names=None
 ) -> StyleGANSource | ZOnlySource | stylegan1.StyleGAN1Source:
     """A TensorFlow pickle's Gs as the source of its kind (PGGAN z only; StyleGAN truncated
     up to the pickle's own cutoff; StyleGAN2 on every layer, as ganedit's sources do)."""
