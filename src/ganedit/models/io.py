@@ -190,6 +190,16 @@ def check_state_shapes(
         )
 
 
+def construct(cls: type, kwargs: dict, expected: str):
+    """`cls(**kwargs)`; a constructor's refusal of its arguments is one line naming `expected`."""
+    try:
+        return cls(**kwargs)
+    except UserInputError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        raise UserInputError(f"expected {expected}, received {kwargs} ({err})") from None
+
+
 def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 

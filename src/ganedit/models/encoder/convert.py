@@ -29,7 +29,7 @@ import torch
 
 from ganedit.errors import UserInputError, expect
 from ganedit.models.encoder.networks import Encoder4Editing
-from ganedit.models.io import check_state_shapes, safe_torch_load
+from ganedit.models.io import check_state_shapes, construct, safe_torch_load
 from ganedit.models.stylegan2.convert import infer_generator_config
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
@@ -321,7 +321,7 @@ def _build_encoder(
     The tensors are assigned instead of copied into freshly initialised ones, so nothing is
     allocated twice and the global RNG is not drawn from."""
     with torch.device("meta"):
-        encoder = _construct(config, path)
+        encoder = construct(Encoder4Editing, config, f"an Encoder4Editing config in {str(path)!r}")
     expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items() if k != "latent_avg"}
     found = {k: (str(v.dtype), tuple(v.shape)) for k, v in state.items()}
     check_state_shapes(expected, found, f"the encoder of {str(path)!r}")
@@ -336,17 +336,6 @@ def _build_encoder(
     )
     encoder.load_state_dict(tensors, strict=True, assign=True)
     return encoder
-
-
-def _construct(config: dict, path: Path) -> Encoder4Editing:
-    try:
-        return Encoder4Editing(**config)
-    except UserInputError:
-        raise
-    except (TypeError, ValueError, KeyError, IndexError) as err:
-        raise UserInputError(
-            f"expected an Encoder4Editing config in {str(path)!r}, received {config} ({err})"
-        ) from None
 
 
 def _build_decoder(state: dict, latent_avg: torch.Tensor | None) -> Generator | None:
