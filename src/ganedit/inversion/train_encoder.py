@@ -64,7 +64,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +99,7 @@ from ganedit.utils.distributed import barrier, init_distributed, on_rank0, updat
 from ganedit.utils.files import (
     atomic_path,
     check_output,
+    empty_folder,
     open_run_folder,
     output_lock,
     write_json,
@@ -706,7 +706,7 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
     """Make, adopt or empty the run folder and write config.json (process 0)."""
     if overwrite and out.is_dir() and any(out.iterdir()):
         check_output(out, overwrite=True, kind="dir")  # only a folder ganedit made
-        _empty(out)
+        empty_folder(out)
     elif not resume:
         check_output(out, overwrite=False, kind="dir")
     open_run_folder(out, WHAT)
@@ -715,14 +715,6 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
         meta = load_json_bounded(state, what="an encoder run's checkpoint state")["meta"]
         _check_resumable(run, meta, out)
     write_json(out / "config.json", run.config.to_dict())
-
-
-def _empty(folder: Path) -> None:
-    for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def encoder_loop(run: EncoderTraining, out: Path, writes: bool) -> Loop:
