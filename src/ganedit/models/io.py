@@ -200,6 +200,12 @@ def construct(cls: type, kwargs: dict, expected: str):
         raise UserInputError(f"expected {expected}, received {kwargs} ({err})") from None
 
 
+def key_indices(state, pattern: str) -> list[int]:
+    """The distinct numbers that group 1 of `pattern` takes among the state's keys, sorted."""
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for key in state if (m := regex.match(key))})
+
+
 def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 
 from ganedit.errors import UserInputError, expect
 from ganedit.models.encoder.networks import Encoder4Editing
-from ganedit.models.io import check_state_shapes, construct, safe_torch_load
+from ganedit.models.io import check_state_shapes, construct, key_indices, safe_torch_load
 from ganedit.models.stylegan2.convert import infer_generator_config
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
@@ -161,11 +160,6 @@ def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _indices(state: Mapping, pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for key in state if (m := regex.match(key))})
-
-
 def infer_encoder_config(
     state: Mapping[str, torch.Tensor], opts: Mapping | None = None, has_latent_avg: bool = True
 ) -> dict:
@@ -183,8 +177,8 @@ def infer_encoder_config(
     """
     opts = dict(opts or {})
     stored = opts.get(CONFIG_KEY) if isinstance(opts.get(CONFIG_KEY), dict) else {}
-    styles = _indices(state, r"^styles\.(\d+)\.linear\.weight$")
-    units = _indices(state, r"^body\.(\d+)\.res_layer\.3\.weight$")
+    styles = key_indices(state, r"^styles\.(\d+)\.linear\.weight$")
+    units = key_indices(state, r"^body\.(\d+)\.res_layer\.3\.weight$")
     expect(
         bool(styles)
         and styles == list(range(len(styles)))
@@ -203,7 +197,9 @@ def infer_encoder_config(
 
 
 def _head_layout(state: Mapping[str, torch.Tensor], num_ws: int) -> dict:
-    convs = [len(_indices(state, rf"^styles\.{i}\.convs\.(\d+)\.weight$")) for i in range(num_ws)]
+    convs = [
+        len(key_indices(state, rf"^styles\.{i}\.convs\.(\d+)\.weight$")) for i in range(num_ws)
+    ]
     n = convs[0]
     coarse = sum(c == n for c in convs)
     middle = coarse + sum(c == n + 1 for c in convs)
