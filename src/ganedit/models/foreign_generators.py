@@ -18,6 +18,7 @@ from ganedit.models.io import safe_torch_load
 from ganedit.models.sources import StyleGANSource, ZOnlySource, _stylegan_from_file, file_sha256
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
+from ganedit.utils.files import require_file
 
 
 def load_interfacegan_file(
@@ -80,9 +81,7 @@ def load_tf_file(
 def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     """A `.pth` holding one flat dict of finite tensors, read with weights_only (one line on
     anything else: a missing file, pickled objects, damage, NaN weights)."""
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected {what}, received {str(path)!r} ({kind})")
+    require_file(path, what)
     state = safe_torch_load(path, what)
     ok = isinstance(state, dict) and bool(state)
     ok = ok and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())

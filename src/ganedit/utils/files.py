@@ -137,6 +137,14 @@ def refuse_foreign_files(path: Path, target: Path | None = None) -> None:
         )
 
 
+def require_file(path: Path, expected: str) -> None:
+    """UserInputError `expected <expected>, received '<path>' (a folder | no such file)` unless
+    `path` is a file."""
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "no such file"
+        raise UserInputError(f"expected {expected}, received {str(path)!r} ({kind})")
+
+
 def check_named(path: Path, flag: str = "the output") -> None:
     """Refuse an output path that names no file or folder: '' (which is '.'), '.', '..', '/'.
     Writing there would mean replacing the current folder or one of its parents."""

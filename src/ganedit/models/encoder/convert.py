@@ -34,7 +34,7 @@ from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe, describe_keys
 from ganedit.utils.device import resolve_device
-from ganedit.utils.files import atomic_path
+from ganedit.utils.files import atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ def load_e4e_checkpoint(
 
 
 def _read_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected {_WHAT} file, received {str(path)!r} ({kind})")
+    require_file(path, f"{_WHAT} file")
     ckpt = safe_torch_load(path, _WHAT)
     if not isinstance(ckpt, dict):
         raise UserInputError(f"expected {_WHAT} in {str(path)!r}, received a {_kind(ckpt)}")

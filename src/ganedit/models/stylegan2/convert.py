@@ -26,7 +26,7 @@ from ganedit.models.modes import ModeLayout, attribute_count
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
-from ganedit.utils.files import atomic_path
+from ganedit.utils.files import atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ DEFAULT_CHANNEL_MULTIPLIER = 2
 
 
 def _read_file(path: Path) -> object:
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected a checkpoint file, received {str(path)!r} ({kind})")
+    require_file(path, "a checkpoint file")
     return safe_torch_load(path, "a plain state-dict checkpoint (StyleGAN2-pytorch layout)")
 
 
