@@ -19,7 +19,7 @@ One meaning per flag across all subcommands (docs/cli.md has the table):
     --space         a latent space: z, w or ws (no short form: -s is scores)
     --class         the class a class-conditional generator renders (sample, generate, edit)
     --json          the full JSON report, where -o is an artefact
-    --seed, --device, --batch-size, --scale, --force, --progress/--no-progress
+    --seed, --device, --batch-size, --scale, --force, --progress/--no-progress, --resume
 
 Choices come from the registries (`--help` lists them); numbers are checked to be finite and
 in range here, before any work starts.
@@ -276,6 +276,10 @@ def batch_option(default: int, help: str = "Samples per batch."):
 
 def progress_option():
     return typer.Option(True, "--progress/--no-progress", help="Show a progress bar (stderr).")
+
+
+def resume_option(help: str = "Continue from the run folder's checkpoint."):
+    return typer.Option(True, "--resume/--no-resume", help=help)
 
 
 def overwrite_option():

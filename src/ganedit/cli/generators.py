@@ -79,9 +79,7 @@ def train_gan_cmd(
     probe_n: int = typer.Option(
         200, "--probe-n", min=16, max=100_000, help="Held-out faces the probe edits."
     ),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     ckpt: Path | None = typer.Option(
         None, "--ckpt", help="Fine-tune: start from a run's checkpoint folder or a .pt file."
     ),

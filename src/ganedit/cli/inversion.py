@@ -70,9 +70,7 @@ def train_encoder_cmd(
         help="Self-conditioned generator: a selflabel store of --images; each image is "
         "decoded at its modes.",
     ),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),

@@ -126,9 +126,7 @@ def train_selfcond_cmd(
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, max=100_000_000),
     sample_every: int = typer.Option(500, "--sample-every", min=1, max=100_000_000),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
 ) -> None:
