@@ -105,7 +105,7 @@ from ganedit.utils.files import (
     write_json,
 )
 from ganedit.utils.images import encode, from_uint8, labelled_grid, to_uint8
-from ganedit.utils.params import Integer, OneOf, Real, check_params
+from ganedit.utils.params import Integer, OneOf, Real, check_fields, check_params
 from ganedit.world.config import load_world_config
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import SIZES, render
@@ -190,7 +190,7 @@ class EncoderTrainConfig:
     labels: str | None = None  # where the real images' modes came from (self-conditioned G)
 
     def __post_init__(self):
-        check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, WHAT)
+        check_fields(self, _CONSTRAINTS, WHAT)
         if not isinstance(self.generator, str) or not self.generator:
             raise UserInputError(f"expected a generator name or path, received {self.generator!r}")
         for key in ("data", "init_encoder", "labels"):
