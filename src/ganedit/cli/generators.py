@@ -13,7 +13,6 @@ from ganedit.cli._common import (
     _expect_suffix,
     _int_list,
     _outputs,
-    _sidecar,
     _write_report,
 )
 from ganedit.errors import UserInputError
@@ -130,13 +129,13 @@ def sample_cmd(
     from PIL import Image
 
     from ganedit.models.sources import load_generator
-    from ganedit.utils.files import atomic_path, write_json
+    from ganedit.utils.files import atomic_path, sidecar_path, write_json
     from ganedit.utils.images import labelled_grid, to_uint8
 
     _expect_suffix(out, ".png")
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
-    _outputs(out, _sidecar(out), overwrite=overwrite)
+    _outputs(out, sidecar_path(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.require_modes("--mode").parse(mode) if mode else {}
     how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
@@ -146,7 +145,7 @@ def sample_cmd(
     with atomic_path(out) as tmp:
         Image.fromarray(picture).save(tmp, format="png")
     write_json(
-        _sidecar(out),
+        sidecar_path(out),
         {
             "generator": source.identity,
             "n": n,
@@ -314,17 +313,17 @@ def score_cmd(
     from ganedit.datasets import ImageDataset
     from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.scoring import save_scores, score_dataset
-    from ganedit.utils.files import write_json
+    from ganedit.utils.files import sidecar_path, write_json
 
     _expect_suffix(out, ".npz")
-    _outputs(out, _sidecar(out), overwrite=overwrite)
+    _outputs(out, sidecar_path(out), overwrite=overwrite)
     data = ImageDataset(images)
     model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
     kinds = dict(model.attribute_kinds)  # the predictor's outputs, name by name
     save_scores(scores, out, kinds)
     write_json(
-        _sidecar(out),
+        sidecar_path(out),
         {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores),
          "kinds": kinds},
     )  # fmt: skip
