@@ -19,7 +19,7 @@ One meaning per flag across all subcommands (docs/cli.md has the table):
     --space         a latent space: z, w or ws (no short form: -s is scores)
     --class         the class a class-conditional generator renders (sample, generate, edit)
     --json          the full JSON report, where -o is an artefact
-    --seed, --device, --batch-size, --scale, --force, --progress/--no-progress
+    --seed, --device, --batch-size, --scale, --force, --progress/--no-progress, --resume
 
 Choices come from the registries (`--help` lists them); numbers are checked to be finite and
 in range here, before any work starts.
@@ -109,6 +109,11 @@ def finite(flag: str, low: float | None = None, high: float | None = None):
         return number
 
     return check
+
+
+def finite_option(default, flag: str, low=None, high=None, *, aliases: tuple[str, ...] = (), **kw):
+    """A number option that must be finite and in [low, high], its flag spelled once."""
+    return typer.Option(default, flag, *aliases, callback=finite(flag, low, high), **kw)
 
 
 def finite_list(flag: str):
@@ -273,6 +278,10 @@ def progress_option():
     return typer.Option(True, "--progress/--no-progress", help="Show a progress bar (stderr).")
 
 
+def resume_option(help: str = "Continue from the run folder's checkpoint."):
+    return typer.Option(True, "--resume/--no-resume", help=help)
+
+
 def overwrite_option():
     return typer.Option(
         False, "--overwrite", help="Replace existing outputs (folders only if ganedit wrote them)."
@@ -308,13 +317,7 @@ def force_option():
 
 
 def trunc_option(default: float | None = 1.0, help: str = "Truncation psi in [0, 1]."):
-    return typer.Option(
-        default,
-        "--trunc",
-        "--truncation-psi",
-        callback=finite("--trunc", 0.0, 1.0),
-        help=help,
-    )
+    return finite_option(default, "--trunc", 0.0, 1.0, aliases=("--truncation-psi",), help=help)
 
 
 # The widest label a generator config may declare (`c_dim`, ganedit.models.registry).

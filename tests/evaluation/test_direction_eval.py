@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from ganedit.editing.edit import target_logit
 from ganedit.errors import UserInputError
 from ganedit.evaluation.directions import (
     Direction,
@@ -16,6 +15,7 @@ from ganedit.evaluation.directions import (
     evaluate_directions,
     matched,
 )
+from ganedit.models.predictors import attribute_logit
 from linear_world import GAIN, LinearEvaluator, LinearIdentity, LinearSource
 from linear_world import unit as _unit
 
@@ -162,4 +162,4 @@ def test_a_value_attribute_is_no_flip_target():
             LinearSource(), _ForeignEvaluator(), None, progress=False,
         )  # fmt: skip
     with pytest.raises(UserInputError, match="probability attribute of the evaluator"):
-        target_logit(_ForeignEvaluator(), torch.zeros(2, 1, 1, 6), "size")
+        attribute_logit(_ForeignEvaluator(), torch.zeros(2, 1, 1, 6), "size")

@@ -18,12 +18,6 @@ def _outputs(*paths: Path | None, overwrite: bool) -> None:
             check_output(path, overwrite=overwrite)
 
 
-def _sidecar(out: Path) -> Path:
-    from ganedit.utils.files import sidecar_path
-
-    return sidecar_path(out)
-
-
 def _expect_suffix(path: Path | None, suffix: str, flag: str = "--out") -> None:
     if path is not None and path.suffix.lower() != suffix:
         raise UserInputError(f"expected a {suffix} path for {flag}, received {str(path)!r}")

@@ -30,7 +30,7 @@ def generate_cmd(
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
     save_images: bool = typer.Option(False, "--save-images", help="Also write one PNG per sample."),
     mode: list[str] = opt.mode_settings_option(),
-    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    resume: bool = opt.resume_option("Continue an interrupted run."),
     overwrite: bool = opt.overwrite_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),

@@ -96,11 +96,8 @@ def boundary_cmd(
     threshold: str | None = opt.threshold_option(
         None, "Confidence threshold in (0.5, 1), or none for no filter (method default if unset)."
     ),
-    ratio: float | None = typer.Option(
-        None,
-        "--ratio",
-        callback=opt.finite("--ratio", 0.0, 1e12),
-        help="interfacegan: share (or count) of top and bottom samples.",
+    ratio: float | None = opt.finite_option(
+        None, "--ratio", 0.0, 1e12, help="interfacegan: share (or count) of top and bottom samples."
     ),
     quota: opt.Quota | None = typer.Option(None, "--quota", help="mab: how cells are filled."),
     solver: opt.Solver | None = typer.Option(None, "--solver", help="interfacegan: SVM solver."),

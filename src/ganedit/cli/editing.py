@@ -27,10 +27,8 @@ def edit_cmd(
     n: int = opt.n_option(4, "Samples to edit (the first n rows of --latents, if given)."),
     seed: int = opt.seed_option(),
     latents: Path | None = opt.latents_option(None, "Bank or .npy of codes to edit."),
-    start: float = typer.Option(
-        -3.0, "--start", "--start-distance", callback=opt.finite("--start")
-    ),
-    end: float = typer.Option(3.0, "--end", "--end-distance", callback=opt.finite("--end")),
+    start: float = opt.finite_option(-3.0, "--start", aliases=("--start-distance",)),
+    end: float = opt.finite_option(3.0, "--end", aliases=("--end-distance",)),
     steps: int = typer.Option(7, "--steps", min=1, max=1024),
     strength: list[float] | None = typer.Option(
         None,
@@ -50,10 +48,11 @@ def edit_cmd(
         False, "--calibrated", help="Strengths in evaluator-logit units of each target."
     ),
     evaluator: str = opt.evaluator_option(),
-    bound: float = typer.Option(
+    bound: float = opt.finite_option(
         0.5,
         "--bound",
-        callback=opt.finite("--bound", 1e-6, 1e6),
+        1e-6,
+        1e6,
         help="Calibrated: largest step as a share of the span the latents cover along the "
         "direction.",
     ),
@@ -196,11 +195,8 @@ def ui_cmd(
         "--host",
         help="Address to listen on; the default, loopback, lets only this machine connect.",
     ),
-    max_upload_mb: float = typer.Option(
-        10.0,
-        "--max-upload-mb",
-        callback=opt.finite("--max-upload-mb", 0.001, 1000.0),
-        help="Largest image upload accepted (MB).",
+    max_upload_mb: float = opt.finite_option(
+        10.0, "--max-upload-mb", 0.001, 1000.0, help="Largest image upload accepted (MB)."
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Load and check the generator and directions, then exit."

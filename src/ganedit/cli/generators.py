@@ -13,7 +13,6 @@ from ganedit.cli._common import (
     _expect_suffix,
     _int_list,
     _outputs,
-    _sidecar,
     _write_report,
 )
 from ganedit.errors import UserInputError
@@ -40,31 +39,21 @@ def train_gan_cmd(
         help="Channels per resolution from 4 px up, e.g. 96,96,96,48,32 (overrides the "
         "multiplier and cap).",
     ),
-    lr: float = typer.Option(0.002, "--lr", callback=opt.finite("--lr", 0.0, 10.0)),
-    r1: float = typer.Option(
-        10.0, "--r1", callback=opt.finite("--r1", 0.0, 1e6), help="R1 weight (gamma)."
-    ),
-    path_regularize: float = typer.Option(
-        2.0, "--path-regularize", callback=opt.finite("--path-regularize", 0.0, 1e6)
-    ),
-    mixing: float = typer.Option(0.9, "--mixing", callback=opt.finite("--mixing", 0.0, 1.0)),
+    lr: float = opt.finite_option(0.002, "--lr", 0.0, 10.0),
+    r1: float = opt.finite_option(10.0, "--r1", 0.0, 1e6, help="R1 weight (gamma)."),
+    path_regularize: float = opt.finite_option(2.0, "--path-regularize", 0.0, 1e6),
+    mixing: float = opt.finite_option(0.9, "--mixing", 0.0, 1.0),
     mbstd_group: int = typer.Option(
         4,
         "--mbstd-group",
         min=1,
         help="Discriminator's minibatch-stddev group (divides the batch).",
     ),
-    ema_kimg: float = typer.Option(
-        10.0,
-        "--ema-kimg",
-        callback=opt.finite("--ema-kimg", 0.0, 1e6),
-        help="EMA half-life in thousands of images.",
+    ema_kimg: float = opt.finite_option(
+        10.0, "--ema-kimg", 0.0, 1e6, help="EMA half-life in thousands of images."
     ),
-    ema_rampup: float | None = typer.Option(
-        None,
-        "--ema-rampup",
-        callback=opt.finite("--ema-rampup", 0.0, 1e6),
-        help="Cap the EMA half-life at this share of images seen.",
+    ema_rampup: float | None = opt.finite_option(
+        None, "--ema-rampup", 0.0, 1e6, help="Cap the EMA half-life at this share of images seen."
     ),
     flip: bool = typer.Option(
         False, "--flip/--no-flip", help="Horizontal flips (off when pose matters)."
@@ -89,9 +78,7 @@ def train_gan_cmd(
     probe_n: int = typer.Option(
         200, "--probe-n", min=16, max=100_000, help="Held-out faces the probe edits."
     ),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     ckpt: Path | None = typer.Option(
         None, "--ckpt", help="Fine-tune: start from a run's checkpoint folder or a .pt file."
     ),
@@ -142,13 +129,13 @@ def sample_cmd(
     from PIL import Image
 
     from ganedit.models.sources import load_generator
-    from ganedit.utils.files import atomic_path, write_json
+    from ganedit.utils.files import atomic_path, sidecar_path, write_json
     from ganedit.utils.images import labelled_grid, to_uint8
 
     _expect_suffix(out, ".png")
     if n > 4096:
         raise UserInputError(f"expected --n of at most 4096 samples for a grid, received {n}")
-    _outputs(out, _sidecar(out), overwrite=overwrite)
+    _outputs(out, sidecar_path(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.require_modes("--mode").parse(mode) if mode else {}
     how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
@@ -158,7 +145,7 @@ def sample_cmd(
     with atomic_path(out) as tmp:
         Image.fromarray(picture).save(tmp, format="png")
     write_json(
-        _sidecar(out),
+        sidecar_path(out),
         {
             "generator": source.identity,
             "n": n,
@@ -326,17 +313,17 @@ def score_cmd(
     from ganedit.datasets import ImageDataset
     from ganedit.models.registry import load_attribute_predictor
     from ganedit.models.scoring import save_scores, score_dataset
-    from ganedit.utils.files import write_json
+    from ganedit.utils.files import sidecar_path, write_json
 
     _expect_suffix(out, ".npz")
-    _outputs(out, _sidecar(out), overwrite=overwrite)
+    _outputs(out, sidecar_path(out), overwrite=overwrite)
     data = ImageDataset(images)
     model = load_attribute_predictor(predictor, foreign=True)
     scores = score_dataset(data, model, batch_size=batch_size, progress=progress)
     kinds = dict(model.attribute_kinds)  # the predictor's outputs, name by name
     save_scores(scores, out, kinds)
     write_json(
-        _sidecar(out),
+        sidecar_path(out),
         {"images": str(images), "predictor": predictor, "n": len(data), "keys": sorted(scores),
          "kinds": kinds},
     )  # fmt: skip

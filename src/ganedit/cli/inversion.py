@@ -26,7 +26,7 @@ def train_encoder_cmd(
     data_seed: int = typer.Option(7001, "--data-seed", min=0, max=2**32 - 1),
     steps: int = typer.Option(24_000, "--steps", min=1, max=10_000_000),
     batch_size: int = opt.batch_option(8, "Images per training step (all processes)."),
-    lr: float = typer.Option(1e-4, "--lr", callback=opt.finite("--lr", 1e-12, 1.0)),
+    lr: float = opt.finite_option(1e-4, "--lr", 1e-12, 1.0),
     progressive_start: int = typer.Option(
         4000, "--progressive-start", min=0, help="Step at which the first offset switches on."
     ),
@@ -34,34 +34,25 @@ def train_encoder_cmd(
         1500, "--progressive-every", min=1, help="Steps between further offsets."
     ),
     perceptual: opt.Perceptual = opt.perceptual_option(),
-    pixel_weight: float = typer.Option(
-        1.0, "--pixel-weight", callback=opt.finite("--pixel-weight", 0.0, 1e6)
-    ),
-    perceptual_weight: float = typer.Option(
-        0.8, "--perceptual-weight", callback=opt.finite("--perceptual-weight", 0.0, 1e6)
-    ),
-    identity_weight: float = typer.Option(
-        0.5, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
-    ),
-    latent_weight: float = typer.Option(
+    pixel_weight: float = opt.finite_option(1.0, "--pixel-weight", 0.0, 1e6),
+    perceptual_weight: float = opt.finite_option(0.8, "--perceptual-weight", 0.0, 1e6),
+    identity_weight: float = opt.finite_option(0.5, "--identity-weight", 0.0, 1e6),
+    latent_weight: float = opt.finite_option(
         1.0,
         "--latent-weight",
-        callback=opt.finite("--latent-weight", 0.0, 1e6),
+        0.0,
+        1e6,
         help="Code loss on the generator's own samples (their ws are known).",
     ),
-    delta_reg: float = typer.Option(
-        2e-4, "--delta-reg", callback=opt.finite("--delta-reg", 0.0, 1e6), help="Offset norms."
+    delta_reg: float = opt.finite_option(2e-4, "--delta-reg", 0.0, 1e6, help="Offset norms."),
+    adversarial_weight: float = opt.finite_option(
+        0.1, "--adversarial-weight", 0.0, 1e6, help="Latent discriminator (0: none)."
     ),
-    adversarial_weight: float = typer.Option(
-        0.1,
-        "--adversarial-weight",
-        callback=opt.finite("--adversarial-weight", 0.0, 1e6),
-        help="Latent discriminator (0: none).",
-    ),
-    synthetic_fraction: float = typer.Option(
+    synthetic_fraction: float = opt.finite_option(
         0.5,
         "--synthetic-fraction",
-        callback=opt.finite("--synthetic-fraction", 0.0, 1.0),
+        0.0,
+        1.0,
         help="Share of each batch made of the generator's own samples.",
     ),
     seed: int = opt.seed_option(),
@@ -79,9 +70,7 @@ def train_encoder_cmd(
         help="Self-conditioned generator: a selflabel store of --images; each image is "
         "decoded at its modes.",
     ),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
     overwrite: bool = opt.overwrite_option(),
@@ -136,14 +125,12 @@ def invert_cmd(
     ),
     steps: int = typer.Option(500, "--steps", min=1, max=1_000_000, help="Projector steps."),
     pti_steps: int = typer.Option(350, "--pti-steps", min=1, max=1_000_000),
-    lr: float = typer.Option(0.1, "--lr", callback=opt.finite("--lr", 1e-12, 10.0)),
+    lr: float = opt.finite_option(0.1, "--lr", 1e-12, 10.0),
     noise: bool = typer.Option(
         True, "--optimize-noise/--no-optimize-noise", help="Optimise the noise maps too."
     ),
     perceptual: opt.Perceptual = opt.perceptual_option(),
-    identity_weight: float = typer.Option(
-        0.1, "--identity-weight", callback=opt.finite("--identity-weight", 0.0, 1e6)
-    ),
+    identity_weight: float = opt.finite_option(0.1, "--identity-weight", 0.0, 1e6),
     batch_size: int = opt.batch_option(8, "Images optimised together (independent)."),
     seed: int = opt.seed_option(0, "Image i's random draws depend only on (seed, i)."),
     device: str = opt.device_option(),

@@ -25,9 +25,7 @@ def train_predictor_cmd(
         None, "--steps", min=1, help="Training steps (default: the shipped recipe)."
     ),
     batch_size: int | None = typer.Option(None, "--batch-size", min=2),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     progress: bool = opt.progress_option(),
 ) -> None:
     """Train a measuring network on renders made on the fly (resumable)."""

@@ -77,9 +77,7 @@ def resample_cmd(
         None, "--n", "-n", min=1, help="Draws (default: as many as there are images)."
     ),
     neighbours: int = typer.Option(10, "--neighbours", min=1, max=10_000),
-    max_repeat: float = typer.Option(
-        10.0, "--max-repeat", callback=opt.finite("--max-repeat", 1.0, 1e12)
-    ),
+    max_repeat: float = opt.finite_option(10.0, "--max-repeat", 1.0, 1e12),
     seed: int = opt.seed_option(0, "Draw i depends only on (seed, i)."),
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
@@ -114,8 +112,8 @@ def train_selfcond_cmd(
         help="offset: modes start as zero offsets (the pretrained model exactly); copy: "
         "SC-GAN's copies of the constant.",
     ),
-    md_d: float = typer.Option(0.5, "--md-d", callback=opt.finite("--md-d", 0.0, 1e6)),
-    md_g: float = typer.Option(0.5, "--md-g", callback=opt.finite("--md-g", 0.0, 1e6)),
+    md_d: float = opt.finite_option(0.5, "--md-d", 0.0, 1e6),
+    md_g: float = opt.finite_option(0.5, "--md-g", 0.0, 1e6),
     iterations: int = typer.Option(3000, "--iter", "--iterations", min=1, max=100_000_000),
     d_warmup: int = typer.Option(
         500, "--d-warmup", min=0, max=100_000_000, help="Discriminator-only steps first."
@@ -123,14 +121,12 @@ def train_selfcond_cmd(
     batch_size: int | None = typer.Option(
         None, "--batch-size", min=1, max=65_536, help="Default: the pretrained run's."
     ),
-    lr: float | None = typer.Option(None, "--lr", callback=opt.finite("--lr", 1e-12, 10.0)),
-    r1: float | None = typer.Option(None, "--r1", callback=opt.finite("--r1", 0.0, 1e6)),
+    lr: float | None = opt.finite_option(None, "--lr", 1e-12, 10.0),
+    r1: float | None = opt.finite_option(None, "--r1", 0.0, 1e6),
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, max=100_000_000),
     sample_every: int = typer.Option(500, "--sample-every", min=1, max=100_000_000),
-    resume: bool = typer.Option(
-        True, "--resume/--no-resume", help="Continue from the run folder's checkpoint."
-    ),
+    resume: bool = opt.resume_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
 ) -> None:

@@ -11,7 +11,6 @@ from ganedit.cli._app import world_app
 from ganedit.cli._common import (
     _expect_suffix,
     _outputs,
-    _sidecar,
 )
 from ganedit.utils.context import RunContext
 
@@ -54,18 +53,18 @@ def world_sheet(
     overwrite: bool = opt.overwrite_option(),
 ) -> None:
     """Contact sheet: each row one identity, each column one attribute off/on, then a yaw sweep."""
-    from ganedit.utils.files import atomic_path, write_json
+    from ganedit.utils.files import atomic_path, sidecar_path, write_json
     from ganedit.world.config import load_world_config
     from ganedit.world.sheet import make_sheet
 
     _expect_suffix(out, ".png")
-    _outputs(out, _sidecar(out), overwrite=overwrite)
+    _outputs(out, sidecar_path(out), overwrite=overwrite)
     world = load_world_config(preset)
     image = make_sheet(world, rows=rows, size=size, seed=seed, scale=scale)
     with atomic_path(out) as tmp:
         image.save(tmp, format="png")
     write_json(
-        _sidecar(out),
+        sidecar_path(out),
         {"world": world.to_dict(), "rows": rows, "size": size, "seed": seed},
     )
     typer.echo(str(out))

@@ -301,6 +301,16 @@ class DirectionEstimator(BaseEstimator):
     def _fit(self, latents, scores: Mapping) -> DirectionEstimator:
         raise NotImplementedError
 
+    def _confident(self, latents, scores: Mapping):
+        """The labelling methods' inputs: latents [N, F] and their trailing shape, attribute
+        names, probabilities [N, K] and the confident rows."""
+        flat, shape = _as_latents(latents)
+        names, probs, rows = _confident_probabilities(
+            scores, self.attribute, self.attributes, self.threshold, self.method
+        )
+        _check_rows(flat, probs)
+        return flat, shape, names, probs, rows
+
     def decision_function(self, latents) -> np.ndarray:
         """Signed position along the direction, relative to the hyperplane. [N]"""
         check_is_fitted(self, "direction_")
@@ -669,11 +679,7 @@ class MAB(DirectionEstimator):
         self.random_state = random_state
 
     def _fit(self, latents, scores: Mapping) -> MAB:
-        flat, shape = _as_latents(latents)
-        names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold, self.method
-        )
-        _check_rows(flat, probs)
+        flat, shape, names, probs, rows = self._confident(latents, scores)
         labels = (probs[rows] >= 0.5).astype(np.uint8)
         self.attributes_, self.n_confident_ = names, len(rows)
         self.table_ = ContingencyTable.from_labels(labels, names, rows)
@@ -753,11 +759,7 @@ class Stratified(DirectionEstimator):
         self.random_state = random_state
 
     def _fit(self, latents, scores: Mapping) -> Stratified:
-        flat, shape = _as_latents(latents)
-        names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold, self.method
-        )
-        _check_rows(flat, probs)
+        flat, shape, names, probs, rows = self._confident(latents, scores)
         labels = (probs[rows] >= 0.5).astype(np.int64)  # [n, K]
         t = names.index(self.attribute)
         y, nuisance = labels[:, t], np.delete(labels, t, axis=1)
@@ -1040,11 +1042,7 @@ class Fisher(DirectionEstimator):
         self.random_state = random_state
 
     def _fit(self, latents, scores: Mapping) -> Fisher:
-        flat, shape = _as_latents(latents)
-        names, probs, rows = _confident_probabilities(
-            scores, self.attribute, self.attributes, self.threshold, self.method
-        )
-        _check_rows(flat, probs)
+        flat, shape, names, probs, rows = self._confident(latents, scores)
         y = (probs[rows, names.index(self.attribute)] >= 0.5).astype(np.uint8)
         _require_both_classes(y, self.attribute, "confident rows")
         mu1, mu0 = _class_means(flat, rows, y)

@@ -24,6 +24,7 @@ from PIL import Image
 
 from ganedit.choices import EDIT_MODES
 from ganedit.errors import UserInputError
+from ganedit.models.predictors import attribute_logit
 from ganedit.utils.files import atomic_path
 from ganedit.utils.images import format_strength, labelled_grid, to_uint8
 from ganedit.utils.stats import roc_auc
@@ -130,14 +131,6 @@ def move_many(
     return out
 
 
-def target_logit(evaluator, images: torch.Tensor, attribute: str, batch_size: int = 256):
-    """The evaluator's logit for `attribute`: float32 [N] (unbounded, unlike probabilities).
-    Any `AttributePredictor` serves (`models.predictors.attribute_logit`)."""
-    from ganedit.models.predictors import attribute_logit
-
-    return attribute_logit(evaluator, images, attribute, batch_size)
-
-
 WEAK_AUC = 0.6  # |AUC - 0.5| below 0.1: the direction hardly separates its attribute
 WEAK_T = 3.0  # the mean logit change is within 3 standard errors of zero
 DEFAULT_BOUND = 0.5  # a calibrated step moves at most this share of the latents' span
@@ -227,7 +220,7 @@ def calibrate(
     up = move(latents, direction, probe, layers=layers)
     down = move(latents, direction, -probe, layers=layers)
     images = source.synthesize(torch.cat([latents, up, down]), space, progress=progress)
-    logits = target_logit(evaluator, images, attribute).reshape(3, n)
+    logits = attribute_logit(evaluator, images, attribute).reshape(3, n)
     change = (logits[1] - logits[2]) / (2 * probe)  # [n]
     slope = float(change.mean())
     spread = float(change.std(ddof=1)) if n > 1 else 0.0

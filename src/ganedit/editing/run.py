@@ -46,7 +46,7 @@ from ganedit.editing.edit import (
 from ganedit.errors import UserInputError
 from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output, write_json
-from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
+from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_fields, check_params
 from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,7 @@ class EditConfig:
     mode_names: tuple[str, ...] = ()  # the names of a self-conditioned .pt's modes
 
     def __post_init__(self):
-        values = {k: getattr(self, k) for k in _CONSTRAINTS}
-        check_params(values, _CONSTRAINTS, "edit")
+        check_fields(self, _CONSTRAINTS, "edit")
         if not self.boundaries and not self.modes:
             raise UserInputError("expected at least one --boundary or --mode, received none")
         for value in self.strengths:

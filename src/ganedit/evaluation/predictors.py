@@ -21,28 +21,17 @@ HELD_OUT_SEED = 999_983  # never used for training
 CHUNK = 256  # renders per step: the renderer's own batch, so results match one call
 
 
-def _predict(model: AttributeNet, factors: Factors, size: int, progress: bool) -> dict:
-    """The model's predictions on the renders of `factors`, chunk by chunk."""
-    parts = []
-    with progress_bar(len(factors), "render + predict", progress) as bar:
-        for start in range(0, len(factors), CHUNK):
-            chunk = factors.subset(slice(start, start + CHUNK))
-            parts.append(model.predict(render(chunk, size)))
-            bar.advance(len(chunk))
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-def _embed(model: IdentityNet, views: list[Factors], size: int, progress: bool) -> list:
-    """Each view's embeddings [N, D] of its renders, chunk by chunk."""
+def _on_renders(apply, views: list[Factors], size: int, what: str, progress: bool) -> list:
+    """`apply` on the renders of each view, chunk by chunk: per view, its list of parts."""
     out = []
-    with progress_bar(sum(map(len, views)), "render + embed", progress) as bar:
+    with progress_bar(sum(map(len, views)), what, progress) as bar:
         for view in views:
             parts = []
             for start in range(0, len(view), CHUNK):
                 chunk = view.subset(slice(start, start + CHUNK))
-                parts.append(model.embed(render(chunk, size)))
+                parts.append(apply(render(chunk, size)))
                 bar.advance(len(chunk))
-            out.append(np.concatenate(parts))
+            out.append(parts)
     return out
 
 
@@ -56,7 +45,8 @@ def evaluate_attribute_net(
 ) -> dict:
     """Accuracy per binary attribute and yaw mean absolute error (degrees)."""
     factors = sample_factors(load_world_config(preset), seed, 0, n)
-    pred = _predict(model, factors, size, progress)
+    [parts] = _on_renders(model.predict, [factors], size, "render + predict", progress)
+    pred = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     report = {"n": n, "preset": preset, "seed": seed}
     for name in BINARY_ATTRIBUTES:
         report[f"{name}_accuracy"] = float(
@@ -94,7 +84,8 @@ def evaluate_identity_net(
             other = sample_identity(seed + 3, index)
             cols.update({k: other[k] for k in SCENE_FACTORS})
         views.append(cols)
-    emb = _embed(model, [Factors(cols) for cols in views], size, progress)
+    parts = _on_renders(model.embed, [Factors(c) for c in views], size, "render + embed", progress)
+    emb = [np.concatenate(p) for p in parts]
     same = (emb[0] * emb[1]).sum(1)
     rng = np.random.default_rng(seed)
     other = (index + rng.integers(1, n_identities, n_identities)) % n_identities

@@ -25,7 +25,7 @@ class AlignConfig:
 
     def __post_init__(self):
         from ganedit.models.face_landmarks import DETECTORS
-        from ganedit.utils.params import Integer, OneOf, check_params
+        from ganedit.utils.params import Integer, OneOf, check_fields
 
         parse_face(self.face)
         limits = {
@@ -33,7 +33,7 @@ class AlignConfig:
             "upsample": Integer(0, 4),
             "detector": OneOf(DETECTORS),
         }
-        check_params({k: getattr(self, k) for k in limits}, limits, "align")
+        check_fields(self, limits, "align")
 
 
 def run_align(

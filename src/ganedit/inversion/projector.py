@@ -30,7 +30,7 @@ from ganedit.inversion.perceptual import LossWeights, ReconstructionLoss, combin
 from ganedit.models.sources import GeneratorSource
 from ganedit.utils import rng
 from ganedit.utils.arrays import check_finite
-from ganedit.utils.params import Integer, OneOf, Real, check_params
+from ganedit.utils.params import Integer, OneOf, Real, check_fields
 from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -70,9 +70,7 @@ class ProjectorConfig:
     }
 
     def __post_init__(self):
-        check_params(
-            {k: getattr(self, k) for k in self._CONSTRAINTS}, self._CONSTRAINTS, "projector"
-        )
+        check_fields(self, self._CONSTRAINTS, "projector")
         if not isinstance(self.optimize_noise, bool):
             raise UserInputError(
                 f"expected optimize_noise true or false, received {self.optimize_noise!r}"

@@ -29,7 +29,7 @@ from ganedit.inversion.projector import _prepare_images, latent_statistics
 from ganedit.models.sources import StyleGANSource
 from ganedit.utils import rng
 from ganedit.utils.arrays import check_finite
-from ganedit.utils.params import Integer, Real, check_params
+from ganedit.utils.params import Integer, Real, check_fields
 from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,7 @@ class PTIConfig:
     }
 
     def __post_init__(self):
-        values = {k: getattr(self, k) for k in self._CONSTRAINTS}
-        check_params(values, self._CONSTRAINTS, "pivotal tuning")
+        check_fields(self, self._CONSTRAINTS, "pivotal tuning")
         if not isinstance(self.weights, LossWeights):
             raise UserInputError(f"expected LossWeights, received {type(self.weights).__name__}")
 

@@ -50,7 +50,7 @@ from ganedit.models.encoder.convert import save_latents_pt
 from ganedit.utils.context import RunContext
 from ganedit.utils.files import atomic_dir, check_output
 from ganedit.utils.images import encode, labelled_grid, to_uint8
-from ganedit.utils.params import Integer, OneOf, check_params
+from ganedit.utils.params import Integer, OneOf, check_fields
 from ganedit.utils.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class InvertConfig:
     pti: PTIConfig = field(default_factory=PTIConfig)
 
     def __post_init__(self):
-        check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, "invert")
+        check_fields(self, _CONSTRAINTS, "invert")
         INVERTERS[self.method].check(self)
         if self.align:  # refused in one line before any work when the extra is missing
             from ganedit.models.face_landmarks import require_dlib

@@ -64,7 +64,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,12 +99,13 @@ from ganedit.utils.distributed import barrier, init_distributed, on_rank0, updat
 from ganedit.utils.files import (
     atomic_path,
     check_output,
+    empty_folder,
     open_run_folder,
     output_lock,
     write_json,
 )
 from ganedit.utils.images import encode, from_uint8, labelled_grid, to_uint8
-from ganedit.utils.params import Integer, OneOf, Real, check_params
+from ganedit.utils.params import Integer, OneOf, Real, check_fields, check_params
 from ganedit.world.config import load_world_config
 from ganedit.world.factors import sample_factors
 from ganedit.world.render import SIZES, render
@@ -190,7 +190,7 @@ class EncoderTrainConfig:
     labels: str | None = None  # where the real images' modes came from (self-conditioned G)
 
     def __post_init__(self):
-        check_params({k: getattr(self, k) for k in _CONSTRAINTS}, _CONSTRAINTS, WHAT)
+        check_fields(self, _CONSTRAINTS, WHAT)
         if not isinstance(self.generator, str) or not self.generator:
             raise UserInputError(f"expected a generator name or path, received {self.generator!r}")
         for key in ("data", "init_encoder", "labels"):
@@ -706,7 +706,7 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
     """Make, adopt or empty the run folder and write config.json (process 0)."""
     if overwrite and out.is_dir() and any(out.iterdir()):
         check_output(out, overwrite=True, kind="dir")  # only a folder ganedit made
-        _empty(out)
+        empty_folder(out)
     elif not resume:
         check_output(out, overwrite=False, kind="dir")
     open_run_folder(out, WHAT)
@@ -715,14 +715,6 @@ def _open_run(run: EncoderTraining, out: Path, resume: bool, overwrite: bool) ->
         meta = load_json_bounded(state, what="an encoder run's checkpoint state")["meta"]
         _check_resumable(run, meta, out)
     write_json(out / "config.json", run.config.to_dict())
-
-
-def _empty(folder: Path) -> None:
-    for entry in folder.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
 
 
 def encoder_loop(run: EncoderTraining, out: Path, writes: bool) -> Loop:

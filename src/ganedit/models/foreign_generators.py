@@ -18,18 +18,11 @@ from ganedit.models.io import safe_torch_load
 from ganedit.models.sources import StyleGANSource, ZOnlySource, _stylegan_from_file, file_sha256
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
+from ganedit.utils.files import require_file
 
 
-def load_interfacegan_file(path: Path, device, truncation_psi: float, mode_names=None):
-    return _interfacegan_from_file(path, device, truncation_psi)
-
-
-def load_tf_file(path: Path, device, truncation_psi: float, mode_names=None):
-    return _tf_source(path, device, truncation_psi)
-
-
-def _interfacegan_from_file(
-    path: Path, device: torch.device, truncation_psi: float
+def load_interfacegan_file(
+    path: Path, device: torch.device, truncation_psi: float, mode_names=None
 ) -> ZOnlySource | stylegan1.StyleGAN1Source:
     """An InterFaceGAN `.pth` (a plain state dict), told apart by its keys: PGGAN in either of
     its layouts (z only, so truncation does not apply) or StyleGAN v1 (psi on its first 8
@@ -59,8 +52,8 @@ def _pggan_source(g: torch.nn.Module, path: Path, truncation_psi: float) -> ZOnl
     return pggan.PGGANSource(g, path.name, g.z_dim, g.img_resolution, weights_sha256=sha)
 
 
-def _tf_source(
-    path: Path, device: torch.device, truncation_psi: float
+def load_tf_file(
+    path: Path, device: torch.device, truncation_psi: float, mode_names=None
 ) -> StyleGANSource | ZOnlySource | stylegan1.StyleGAN1Source:
     """A TensorFlow pickle's Gs as the source of its kind (PGGAN z only; StyleGAN truncated
     up to the pickle's own cutoff; StyleGAN2 on every layer, as ganedit's sources do)."""
@@ -88,9 +81,7 @@ def _tf_source(
 def _read_state_dict(path: Path, what: str) -> dict[str, torch.Tensor]:
     """A `.pth` holding one flat dict of finite tensors, read with weights_only (one line on
     anything else: a missing file, pickled objects, damage, NaN weights)."""
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected {what}, received {str(path)!r} ({kind})")
+    require_file(path, what)
     state = safe_torch_load(path, what)
     ok = isinstance(state, dict) and bool(state)
     ok = ok and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())

@@ -40,6 +40,7 @@ from ganedit.models.predictors import ATTRIBUTE_KINDS, PROBABILITY, AttributePre
 from ganedit.models.resnet import MultiHeadResNet, remap_attribute_checkpoint
 from ganedit.utils.bounded import describe, describe_keys, load_json_bounded
 from ganedit.utils.device import resolve_device
+from ganedit.utils.files import require_file
 from ganedit.utils.images import as_image_batch
 from ganedit.utils.params import Name
 
@@ -389,9 +390,7 @@ def load_resnet_predictor(
     device = resolve_device(device)
     path = Path(path)
     where = repr(str(path))
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected a predictor checkpoint file, received {where} ({kind})")
+    require_file(path, "a predictor checkpoint file")
     what = "a ResNet attribute-predictor checkpoint (a dict with a `state_dict`)"
     state = _state_dict(safe_torch_load(path, what), where)
     _check_finite(state, where)
@@ -567,11 +566,7 @@ def read_onnx_manifest(path: str | Path) -> OnnxManifest:
     """The manifest at `path`, checked (the model path is relative to the manifest's folder)."""
     path = Path(path)
     where = repr(str(path))
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(
-            f"expected an ONNX predictor manifest (.json), received {where} ({kind})"
-        )
+    require_file(path, "an ONNX predictor manifest (.json)")
     data = load_json_bounded(path, what="an ONNX predictor manifest")
     _keys(data, _TOP_KEYS, {"format", "format_version", "model", "input", "attributes"}, where)
     if data["format"] != ONNX_FORMAT or data["format_version"] != ONNX_FORMAT_VERSION:

@@ -31,10 +31,6 @@ def _tf_pickle(path: Path) -> bool:
     return path.suffix.lower() == ".pkl" and path.is_file() and is_tf_pickle(path)
 
 
-def _model_folder(path: Path) -> bool:
-    return path.is_dir()
-
-
 def _file_itself(path: Path) -> Path:
     return path
 
@@ -109,7 +105,7 @@ GENERATOR_FORMATS: tuple[GeneratorFormat, ...] = (
     GeneratorFormat(
         "model-folder",
         "a ganedit model folder",
-        _model_folder,
+        Path.is_dir,
         f"{_SOURCES}:load_model_folder",
         _folder_weights,
         "ganedit model folder",

@@ -190,6 +190,22 @@ def check_state_shapes(
         )
 
 
+def construct(cls: type, kwargs: dict, expected: str):
+    """`cls(**kwargs)`; a constructor's refusal of its arguments is one line naming `expected`."""
+    try:
+        return cls(**kwargs)
+    except UserInputError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        raise UserInputError(f"expected {expected}, received {kwargs} ({err})") from None
+
+
+def key_indices(state, pattern: str) -> list[int]:
+    """The distinct numbers that group 1 of `pattern` takes among the state's keys, sorted."""
+    regex = re.compile(pattern)
+    return sorted({int(m.group(1)) for key in state if (m := regex.match(key))})
+
+
 def _few(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 

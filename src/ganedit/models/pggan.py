@@ -55,8 +55,9 @@ def pixel_norm(x: torch.Tensor) -> torch.Tensor:  # [N, C, ...] -> same shape
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
 
 
-class _Bias(nn.Module):
-    """Holds a block's bias under the name the layout gives it (`wscale.bias`)."""
+class Bias(nn.Module):
+    """Holds a layer's bias under the name PGGAN's and StyleGAN v1's layouts give it
+    (`wscale.bias`)."""
 
     def __init__(self, channels: int):
         super().__init__()
@@ -78,7 +79,7 @@ class PGGANBlock(nn.Module):
     ):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
-        self.wscale = _Bias(out_channels)
+        self.wscale = Bias(out_channels)
         self.scale = gain / math.sqrt(in_channels * kernel_size**2)
         self.upsample = upsample
         self.activate = activate

@@ -222,14 +222,7 @@ def _shapes_on_meta(spec: ModelSpec, kwargs: dict) -> dict[str, tuple[int, ...]]
 
 
 def _build(spec: ModelSpec, kwargs: dict) -> torch.nn.Module:
-    try:
-        return spec.cls(**kwargs)
-    except UserInputError:
-        raise
-    except (TypeError, ValueError, KeyError, IndexError) as err:
-        raise UserInputError(
-            f"expected {spec.name} constructor arguments, received {kwargs} ({err})"
-        ) from None
+    return io.construct(spec.cls, kwargs, f"{spec.name} constructor arguments")
 
 
 # ------------------------------------------------------------------------------------------

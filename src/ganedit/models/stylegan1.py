@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganedit.errors import UserInputError, expect
-from ganedit.models.pggan import load_strict, pixel_norm, sphere_z
+from ganedit.models.pggan import Bias, load_strict, pixel_norm, sphere_z
 from ganedit.models.sources import _MappedSource, check_truncation
 
 SQRT2 = math.sqrt(2.0)
@@ -52,21 +52,13 @@ _LAYER_KEY = re.compile(r"^synthesis\.layer(\d+)\.epilogue\.bias$")
 # Layers
 
 
-class _Bias(nn.Module):
-    """Holds a layer's bias under the layout's name (`wscale.bias`)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.bias = nn.Parameter(torch.zeros(channels))
-
-
 class Dense(nn.Module):
     """x @ W.T * gain/sqrt(in) * lr + b * lr, then leaky ReLU 0.2 (or linear)."""
 
     def __init__(self, in_dim: int, out_dim: int, gain: float, lr: float, activate: bool):
         super().__init__()
         self.linear = nn.Linear(in_dim, out_dim, bias=False)
-        self.wscale = _Bias(out_dim)
+        self.wscale = Bias(out_dim)
         self.scale, self.lr, self.activate = gain / math.sqrt(in_dim) * lr, lr, activate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, in] -> [N, out]

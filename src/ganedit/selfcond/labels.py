@@ -30,7 +30,7 @@ import torch
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.modes import PERCENTILES, label_ranges
 from ganedit.utils.bounded import load_json_bounded
-from ganedit.utils.params import Integer, check_params
+from ganedit.utils.params import Integer, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,7 @@ class SelfLabelConfig:
     _CONSTRAINTS = {"batch_size": Integer(1, 65536), "chunk": Integer(1, 10_000_000)}
 
     def __post_init__(self):
-        check_params(
-            {k: getattr(self, k) for k in self._CONSTRAINTS}, self._CONSTRAINTS, "selflabel"
-        )
+        check_fields(self, self._CONSTRAINTS, "selflabel")
         if not isinstance(self.save_codes, bool):
             raise UserInputError(f"expected save_codes true or false, received {self.save_codes!r}")
 

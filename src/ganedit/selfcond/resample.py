@@ -26,7 +26,7 @@ import numpy as np
 from ganedit.choices import RESAMPLE_SCHEMES
 from ganedit.errors import UserInputError
 from ganedit.utils import rng
-from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
+from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_fields
 
 SCHEMES = RESAMPLE_SCHEMES
 
@@ -52,9 +52,7 @@ class ResampleConfig:
     }
 
     def __post_init__(self):
-        check_params(
-            {k: getattr(self, k) for k in self._CONSTRAINTS}, self._CONSTRAINTS, "resample"
-        )
+        check_fields(self, self._CONSTRAINTS, "resample")
 
     def to_dict(self) -> dict:
         return asdict(self)

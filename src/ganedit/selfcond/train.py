@@ -46,7 +46,7 @@ from ganedit.training.gan import (
 from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import world_info
 from ganedit.utils.files import atomic_path
-from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_params
+from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_fields
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +89,7 @@ class SelfCondConfig:
     }
 
     def __post_init__(self):
-        check_params(
-            {k: getattr(self, k) for k in self._CONSTRAINTS}, self._CONSTRAINTS, "train-selfcond"
-        )
+        check_fields(self, self._CONSTRAINTS, "train-selfcond")
 
 
 @dataclass(frozen=True)

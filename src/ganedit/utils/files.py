@@ -116,6 +116,15 @@ def _check_folder_replaceable(path: Path, target: Path, overwrite: bool) -> None
     refuse_foreign_files(path, target)
 
 
+def empty_folder(folder: Path) -> None:
+    """Delete everything inside `folder` (a link inside is removed, not followed)."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def refuse_foreign_files(path: Path, target: Path | None = None) -> None:
     """Refuse to replace the folder `path` (at `target`) when it holds a file ganedit did not
     write: replacing it would delete that file."""
@@ -126,6 +135,14 @@ def refuse_foreign_files(path: Path, target: Path | None = None) -> None:
             f"--overwrite, received {str(path)!r}, which holds {foreign!r}, which ganedit did "
             "not write; move or delete it"
         )
+
+
+def require_file(path: Path, expected: str) -> None:
+    """UserInputError `expected <expected>, received '<path>' (a folder | no such file)` unless
+    `path` is a file."""
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "no such file"
+        raise UserInputError(f"expected {expected}, received {str(path)!r} ({kind})")
 
 
 def check_named(path: Path, flag: str = "the output") -> None:
@@ -412,11 +429,7 @@ def open_run_folder(
                 "folder)"
             )
         refuse_foreign_files(folder)
-        for entry in folder.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+        empty_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     write_marker(folder, what, config=config)
     return folder

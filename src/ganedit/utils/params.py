@@ -176,3 +176,8 @@ def check_params(values: Mapping, constraints: Mapping[str, Constraint], owner: 
                 f"expected {owner} parameter {name!r} as {constraints[name].describe()}, "
                 f"received {value!r}"
             )
+
+
+def check_fields(config, constraints: Mapping[str, Constraint], owner: str) -> None:
+    """`check_params` on the attributes of `config` (a config dataclass) that `constraints` names."""
+    check_params({k: getattr(config, k) for k in constraints}, constraints, owner)

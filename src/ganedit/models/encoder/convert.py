@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -29,13 +28,13 @@ import torch
 
 from ganedit.errors import UserInputError, expect
 from ganedit.models.encoder.networks import Encoder4Editing
-from ganedit.models.io import check_state_shapes, safe_torch_load
+from ganedit.models.io import check_state_shapes, construct, key_indices, safe_torch_load
 from ganedit.models.stylegan2.convert import infer_generator_config
 from ganedit.models.stylegan2.networks import Generator
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe, describe_keys
 from ganedit.utils.device import resolve_device
-from ganedit.utils.files import atomic_path
+from ganedit.utils.files import atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +110,7 @@ def load_e4e_checkpoint(
 
 
 def _read_checkpoint(path: Path) -> dict:
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected {_WHAT} file, received {str(path)!r} ({kind})")
+    require_file(path, f"{_WHAT} file")
     ckpt = safe_torch_load(path, _WHAT)
     if not isinstance(ckpt, dict):
         raise UserInputError(f"expected {_WHAT} in {str(path)!r}, received a {_kind(ckpt)}")
@@ -161,11 +158,6 @@ def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Te
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _indices(state: Mapping, pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for key in state if (m := regex.match(key))})
-
-
 def infer_encoder_config(
     state: Mapping[str, torch.Tensor], opts: Mapping | None = None, has_latent_avg: bool = True
 ) -> dict:
@@ -183,8 +175,8 @@ def infer_encoder_config(
     """
     opts = dict(opts or {})
     stored = opts.get(CONFIG_KEY) if isinstance(opts.get(CONFIG_KEY), dict) else {}
-    styles = _indices(state, r"^styles\.(\d+)\.linear\.weight$")
-    units = _indices(state, r"^body\.(\d+)\.res_layer\.3\.weight$")
+    styles = key_indices(state, r"^styles\.(\d+)\.linear\.weight$")
+    units = key_indices(state, r"^body\.(\d+)\.res_layer\.3\.weight$")
     expect(
         bool(styles)
         and styles == list(range(len(styles)))
@@ -203,7 +195,9 @@ def infer_encoder_config(
 
 
 def _head_layout(state: Mapping[str, torch.Tensor], num_ws: int) -> dict:
-    convs = [len(_indices(state, rf"^styles\.{i}\.convs\.(\d+)\.weight$")) for i in range(num_ws)]
+    convs = [
+        len(key_indices(state, rf"^styles\.{i}\.convs\.(\d+)\.weight$")) for i in range(num_ws)
+    ]
     n = convs[0]
     coarse = sum(c == n for c in convs)
     middle = coarse + sum(c == n + 1 for c in convs)
@@ -321,7 +315,7 @@ def _build_encoder(
     The tensors are assigned instead of copied into freshly initialised ones, so nothing is
     allocated twice and the global RNG is not drawn from."""
     with torch.device("meta"):
-        encoder = _construct(config, path)
+        encoder = construct(Encoder4Editing, config, f"an Encoder4Editing config in {str(path)!r}")
     expected = {k: tuple(v.shape) for k, v in encoder.state_dict().items() if k != "latent_avg"}
     found = {k: (str(v.dtype), tuple(v.shape)) for k, v in state.items()}
     check_state_shapes(expected, found, f"the encoder of {str(path)!r}")
@@ -336,17 +330,6 @@ def _build_encoder(
     )
     encoder.load_state_dict(tensors, strict=True, assign=True)
     return encoder
-
-
-def _construct(config: dict, path: Path) -> Encoder4Editing:
-    try:
-        return Encoder4Editing(**config)
-    except UserInputError:
-        raise
-    except (TypeError, ValueError, KeyError, IndexError) as err:
-        raise UserInputError(
-            f"expected an Encoder4Editing config in {str(path)!r}, received {config} ({err})"
-        ) from None
 
 
 def _build_decoder(state: dict, latent_avg: torch.Tensor | None) -> Generator | None:

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from pathlib import Path
 
 import torch
 
 from ganedit.errors import UserInputError, expect
-from ganedit.models.io import safe_torch_load
+from ganedit.models.io import key_indices, safe_torch_load
 from ganedit.models.modes import ModeLayout, attribute_count
 from ganedit.models.stylegan2.networks import Discriminator, Generator, channel_table
 from ganedit.utils.arrays import check_finite
 from ganedit.utils.bounded import describe_keys
-from ganedit.utils.files import atomic_path
+from ganedit.utils.files import atomic_path, require_file
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,8 @@ DEFAULT_CHANNEL_MULTIPLIER = 2
 
 
 def _read_file(path: Path) -> object:
-    if not path.is_file():
-        kind = "a folder" if path.is_dir() else "no such file"
-        raise UserInputError(f"expected a checkpoint file, received {str(path)!r} ({kind})")
+    require_file(path, "a checkpoint file")
     return safe_torch_load(path, "a plain state-dict checkpoint (StyleGAN2-pytorch layout)")
-
-
-def _layer_indices(state: dict, pattern: str) -> list[int]:
-    regex = re.compile(pattern)
-    return sorted({int(m.group(1)) for key in state if (m := regex.match(key))})
 
 
 def infer_channel_config(
@@ -117,8 +109,8 @@ def infer_generator_config(
     """Generator kwargs from a rosinality `g_ema`/`g` state dict (lr_mlp is assumed 0.01),
     ganedit's form of it (`_native_mode_input`). A self-conditioned one's attributes are
     `mode_attributes` when given (the layout does not name them), else attribute_1..k."""
-    rgb = _layer_indices(state, r"^to_rgbs\.(\d+)\.conv\.weight$")
-    mlp = _layer_indices(state, r"^style\.(\d+)\.weight$")
+    rgb = key_indices(state, r"^to_rgbs\.(\d+)\.conv\.weight$")
+    mlp = key_indices(state, r"^style\.(\d+)\.weight$")
     expect(
         bool(rgb) and bool(mlp) and "conv1.conv.weight" in state,
         "a rosinality generator state dict (keys style.*, conv1.*, to_rgbs.*) of size >= 8",
@@ -144,7 +136,7 @@ def infer_generator_config(
 
 def infer_discriminator_config(state: dict, channel_multiplier: int | None = None) -> dict:
     """Discriminator kwargs from a rosinality `d` state dict."""
-    blocks = _layer_indices(state, r"^convs\.(\d+)\.conv2\.1\.weight$")
+    blocks = key_indices(state, r"^convs\.(\d+)\.conv2\.1\.weight$")
     expect(
         bool(blocks) and "convs.0.0.weight" in state,
         "a rosinality discriminator state dict (keys convs.0.0.weight, convs.*.conv2.*)",
