@@ -192,3 +192,19 @@ def test_evaluate_generator_summary_names_each_mode():
     assert mode.startswith("mode smile: identity between its ends 0.400") and "0.250" in mode
     assert "recall at t=0/1 0.050/0.050" in mode
     assert len(_diversity_lines({**d, "precision_recall": None, "modes": {}})) == 1
+
+
+def test_diversity_probe_sees_a_collapsed_generator(monkeypatch):
+    # A generator that ignores z draws one face: the probe's identity cosine is 1.
+    import torch
+
+    from ganedit.evaluation.diversity import diversity_probe
+    from ganedit.models.registry import load_identity_embedder, load_predictor
+    from ganedit.models.sources import load_generator
+
+    g = load_generator("world64").generator
+    probe = diversity_probe(load_predictor("evaluator"), load_identity_embedder("identity"), n=16)
+    alive = probe(g)["all"]["identity_cosine"]
+    monkeypatch.setattr(g.style, "forward", lambda z: torch.zeros(len(z), 128) + g.w_avg)
+    dead = probe(g)["all"]["identity_cosine"]
+    assert alive < 0.3 and dead > 0.99

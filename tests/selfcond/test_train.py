@@ -158,3 +158,12 @@ def test_a_conditional_pickle_is_refused(setting, tmp_path):
     with pytest.raises(UserInputError, match="class-conditional"):
         train_selfcond(_cfg(setting, generator=str(pkl)), tmp_path / "x", ctx=QUIET)
     assert not (tmp_path / "x").exists()
+
+
+def test_diversity_probe_logs_identity_spread_at_neutral_and_uniform_modes(setting, tmp_path):
+    train_selfcond(_cfg(setting, iterations=6, probe_every=3), tmp_path / "run", ctx=QUIET)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "probe.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 6]
+    for line in lines:
+        for at in ("neutral", "uniform"):
+            assert -1.0 <= line[at]["identity_cosine"] <= 1.0 and line[at]["yaw_std"] >= 0.0

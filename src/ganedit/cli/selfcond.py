@@ -126,6 +126,14 @@ def train_selfcond_cmd(
     seed: int = opt.seed_option(),
     checkpoint_every: int = typer.Option(500, "--checkpoint-every", min=1, max=100_000_000),
     sample_every: int = typer.Option(500, "--sample-every", min=1, max=100_000_000),
+    probe_every: int = typer.Option(
+        0,
+        "--probe-every",
+        min=0,
+        max=100_000_000,
+        help="Every N steps (0: never), the identity diversity and yaw spread of g_ema's faces "
+        "at the neutral and at uniform modes (face-world networks; probe.jsonl).",
+    ),
     resume: bool = opt.resume_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -139,7 +147,7 @@ def train_selfcond_cmd(
         resample=None if resample is None else str(resample), attributes=names,
         init=opt.value(init), md_d=md_d, md_g=md_g, iterations=iterations, d_warmup=d_warmup,
         batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,
-        sample_every=sample_every,
+        sample_every=sample_every, probe_every=probe_every,
     )  # fmt: skip
     ctx = RunContext.current(device, progress)
     typer.echo(str(train_selfcond(cfg, out, resume, ctx=ctx)))

@@ -269,3 +269,28 @@ def diversity_report(
             renders=(real, labels), k=k,
         )  # fmt: skip
     return out
+
+
+def diversity_probe(evaluator, identity, n: int = 128, seed: int = 535353):
+    """`probe(generator) -> figures` for a training run (RunSpec.probe): the mean pairwise
+    identity cosine and the evaluator's yaw spread of n faces, for a self-conditioned
+    generator at the neutral mode and at modes drawn uniformly as in training. A collapse
+    (one face for every z) shows as a cosine near 1 long before any other figure moves."""
+    from ganedit.models.modes import draw_coordinates
+    from ganedit.models.sources import StyleGANSource
+
+    def figures(source, t) -> dict:
+        reading = read_samples(source, n, seed, evaluator, identity, t=t)
+        return {"identity_cosine": mean_pairwise_cosine(reading["identity"]),
+                "yaw_std": float(np.std(reading["table"]["yaw"]))}  # fmt: skip
+
+    def probe(generator) -> dict:
+        source = StyleGANSource(generator, "training")
+        layout = source.mode_layout
+        if layout is None:
+            return {"all": figures(source, None)}
+        neutral = layout.neutral(1).numpy()
+        uniform = draw_coordinates("uniform", n, seed, layout).numpy()
+        return {"neutral": figures(source, neutral), "uniform": figures(source, uniform)}
+
+    return probe

@@ -73,6 +73,9 @@ class SelfCondConfig:
     seed: int = 0
     checkpoint_every: int = 500
     sample_every: int = 500
+    # Steps between diversity probes of g_ema into probe.jsonl (0: never): identity cosine
+    # and yaw spread at the neutral mode and at uniform modes (evaluation.diversity).
+    probe_every: int = 0
 
     _CONSTRAINTS = {
         "init": OneOf(INITS),
@@ -86,6 +89,7 @@ class SelfCondConfig:
         "seed": Integer(0, 2**63 - 1),
         "checkpoint_every": Integer(1, 100_000_000),
         "sample_every": Integer(1, 100_000_000),
+        "probe_every": Integer(0, 100_000_000),
     }
 
     def __post_init__(self):
@@ -175,6 +179,7 @@ def gan_config(
         channels=tuple(arch["channels"]) if arch.get("channels") else None,
         data=cfg.data, iterations=cfg.iterations, d_warmup=cfg.d_warmup, seed=cfg.seed,
         checkpoint_every=cfg.checkpoint_every, sample_every=cfg.sample_every, flip=False,
+        probe_every=cfg.probe_every,
     )  # fmt: skip
     for key in ("batch", "lr", "r1"):
         if getattr(cfg, key) is not None:
@@ -255,6 +260,7 @@ def train_selfcond(
         extra={"selfcond": provenance},
         samples=save_mode_samples,
         adopt=(),
+        probe=_diversity_probe(device) if cfg.probe_every else None,
     )
     out = run_training(gcfg, Path(run_dir), state, sampler, spec, resume, device, ctx.progress)
     if world_info()[0] == 0:  # its mode head reads the modes of images the model did not make
@@ -262,6 +268,14 @@ def train_selfcond(
         save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)
         save_data_modes(out, layout, targets, cfg.labels)
     return out
+
+
+def _diversity_probe(device):
+    from ganedit.evaluation.diversity import diversity_probe
+    from ganedit.models.registry import load_identity_embedder, load_predictor
+
+    return diversity_probe(load_predictor("evaluator", device),
+                           load_identity_embedder("identity", device))  # fmt: skip
 
 
 PRIOR_ROWS = 4096  # rows of the data's modes shipped with the model (evenly spaced images)
