@@ -102,3 +102,19 @@ def test_evaluate_with_the_dlib_networks_on_held_out_latents(banks, capsys):
                                "z", "--evaluator", "dlib-pose", "--identity", "none",
                                "--eval-n", 10, "-o", banks / "eval_yaw"])  # fmt: skip
     assert "value attribute" in line
+
+
+def test_an_aligned_photo_is_inverted_into_z_and_edited_there(tmp_path, capsys):
+    # A z-only generator: `edit -i --space z` projects into z and edits the codes in z.
+    from PIL import Image
+    from skimage.data import astronaut
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut()).save(photo)
+    yaw = next(p for p in shipped_directions("dcgan-digiface") if p.name == "yaw_regression.npy")
+    out = tmp_path / "edited"
+    ok(capsys, ["edit", *G, "--space", "z", "-i", photo, "--align", "-b", yaw,
+                "--invert-steps", 3, "--steps", 2, "-o", out, "--no-progress"])  # fmt: skip
+    codes = np.load(out / "edit" / "latents.npy")
+    assert codes.shape[-1] == 100  # z of the DCGAN, not a w
+    assert json.loads((out / "inversion" / "config.json").read_text())["align"] is True

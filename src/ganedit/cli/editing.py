@@ -108,8 +108,11 @@ def edit_cmd(
         check_image_edit(cfg)
         invert = InvertConfig(
             generator=cfg.generator, method=opt.value(invert_method), encoder=encoder,
-            modes=opt.value(image_modes), projector=ProjectorConfig(steps=invert_steps, seed=seed),
-            align=align,
+            modes=opt.value(image_modes), align=align,
+            # --space z projects into z and edits there (a z-only generator, a DCGAN); w and
+            # ws project into w and edit the inverted codes in ws.
+            projector=ProjectorConfig(steps=invert_steps, seed=seed,
+                                      space="z" if cfg.space == "z" else "w"),
         )  # fmt: skip
         _edit_images(cfg, invert, images, out, ctx)
         return

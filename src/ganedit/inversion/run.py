@@ -311,7 +311,10 @@ def invert_and_edit(
                 )  # fmt: skip
                 edits.append(_edit_into(run_edit, one, tmp, out, f"edit_{i:05d}", fresh))
         else:
-            one = replace(edit, generator=cfg.generator, latents=codes, space="ws", n=inverted["n"])
+            space = "z" if cfg.projector.space == "z" else "ws"  # what run_invert wrote
+            one = replace(
+                edit, generator=cfg.generator, latents=codes, space=space, n=inverted["n"]
+            )
             edits.append(_edit_into(run_edit, one, tmp, out, "edit", fresh))
     return {"out": str(out), "inversion": inverted, "edits": edits}
 
