@@ -167,3 +167,20 @@ def test_diversity_probe_logs_identity_spread_at_neutral_and_uniform_modes(setti
     for line in lines:
         for at in ("neutral", "uniform"):
             assert -1.0 <= line[at]["identity_cosine"] <= 1.0 and line[at]["yaw_std"] >= 0.0
+
+
+def test_neutral_share_draws_that_share_of_attributes_at_the_neutral_mode():
+    from ganedit.selfcond.conditioning import ModeConditioning
+
+    gen = torch.Generator().manual_seed(0)
+    fed, target = ModeConditioning(4, neutral_share=0.5).sample(4000, gen, "cpu")
+    t = ModeLayout.unnamed(4).coordinates(target)
+    neutral = (t - 0.5).abs() < 1e-6
+    assert abs(neutral.float().mean().item() - 0.5) < 0.03
+    assert (fed[:, 1:].reshape(-1, 4, 3)[neutral] == 0).all()  # the base constant alone
+    gen = torch.Generator().manual_seed(0)
+    plain = ModeConditioning(4).sample(8, gen, "cpu")[1]
+    again = ModeConditioning(4, neutral_share=0.0).sample(
+        8, torch.Generator().manual_seed(0), "cpu"
+    )
+    assert torch.equal(plain, again[1])  # the recipe's draws are unchanged without the option

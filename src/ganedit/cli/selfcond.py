@@ -114,6 +114,14 @@ def train_selfcond_cmd(
     ),
     md_d: float = opt.finite_option(0.5, "--md-d", 0.0, 1e6),
     md_g: float = opt.finite_option(0.5, "--md-g", 0.0, 1e6),
+    neutral_share: float = opt.finite_option(
+        0.0,
+        "--neutral-share",
+        0.0,
+        1.0,
+        help="Share of the fakes' attributes drawn at the neutral mode (t = 0.5) instead of "
+        "U(0, 1), so the mode edits start from is trained too.",
+    ),
     iterations: int = typer.Option(3000, "--iter", "--iterations", min=1, max=100_000_000),
     d_warmup: int = typer.Option(
         500, "--d-warmup", min=0, max=100_000_000, help="Discriminator-only steps first."
@@ -145,7 +153,8 @@ def train_selfcond_cmd(
     cfg = SelfCondConfig(
         generator=generator, data=str(images), labels=str(labels),
         resample=None if resample is None else str(resample), attributes=names,
-        init=opt.value(init), md_d=md_d, md_g=md_g, iterations=iterations, d_warmup=d_warmup,
+        init=opt.value(init), md_d=md_d, md_g=md_g, neutral_share=neutral_share,
+        iterations=iterations, d_warmup=d_warmup,
         batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,
         sample_every=sample_every, probe_every=probe_every,
     )  # fmt: skip

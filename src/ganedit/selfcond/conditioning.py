@@ -34,10 +34,16 @@ class ModeConditioning:
     k: int
     d_weight: float = 0.5  # SC-GAN's README: md_d = md_g = 0.5
     g_weight: float = 0.5
+    # Share of each fake's attributes drawn at exactly neutral (t = 1/2: the base constant
+    # alone) instead of U(0, 1). Uniform draws almost never feed the neutral mode, where edits
+    # start and `--mode A=T` leaves the other attributes, so it goes untrained (issue 28).
+    neutral_share: float = 0.0
 
     def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
         layout = ModeLayout.unnamed(self.k)
         t = torch.rand(n, self.k, generator=gen)
+        if self.neutral_share > 0:  # a second draw only then: earlier runs resume unchanged
+            t = torch.where(torch.rand(n, self.k, generator=gen) < self.neutral_share, 0.5, t)
         return layout.generator_vector(t).to(device), layout.target_vector(t).to(device)
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -65,6 +65,8 @@ class SelfCondConfig:
     init: str = "offset"
     md_d: float = 0.5
     md_g: float = 0.5
+    # Share of the fakes' attributes drawn at the neutral mode (ModeConditioning).
+    neutral_share: float = 0.0
     iterations: int = 3000
     d_warmup: int = 500
     batch: int | None = None
@@ -81,6 +83,7 @@ class SelfCondConfig:
         "init": OneOf(INITS),
         "md_d": Real(0.0, 1e6),
         "md_g": Real(0.0, 1e6),
+        "neutral_share": Real(0.0, 1.0),
         "iterations": Integer(1, 100_000_000),
         "d_warmup": Integer(0, 100_000_000),
         "batch": OrNone(Integer(1, 65_536)),
@@ -238,7 +241,11 @@ def train_selfcond(
         )  # fmt: skip
 
     state = setup_gan(
-        gcfg, device, build_g, build_d, ModeConditioning(layout.k, cfg.md_d, cfg.md_g)
+        gcfg,
+        device,
+        build_g,
+        build_d,
+        ModeConditioning(layout.k, cfg.md_d, cfg.md_g, cfg.neutral_share),
     )
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)
