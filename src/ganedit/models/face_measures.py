@@ -124,6 +124,14 @@ class _DlibNetwork:
         self._count(reading.detected)
         return reading
 
+    def per_face(self, images, batch_size: int, read) -> np.ndarray:
+        """`read(landmarks [68, 2], width, height)` of every image's face, stacked [N, ...]."""
+        rows = []
+        for frames in self.frames(images, batch_size):
+            h, w = frames.shape[1:3]
+            rows += [read(points, w, h) for points in self.read_faces(frames).landmarks]
+        return np.asarray(rows, np.float64)
+
     def _count(self, detected: np.ndarray) -> None:
         self._this_call.append(detected)
         missed = int((~detected).sum())
@@ -250,12 +258,7 @@ class HeadPose(_DlibNetwork):
 
     def predict(self, images, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Images [N, 3, H, W] in [-1, 1] (or uint8 [N, H, W, 3]) -> name -> float32 [N]."""
-        rows = []
-        for frames in self.frames(images, batch_size):
-            reading = self.read_faces(frames)
-            h, w = frames.shape[1:3]
-            rows += [head_pose(points, w, h) for points in reading.landmarks]
-        out = np.asarray(rows, np.float32)
+        out = self.per_face(images, batch_size, head_pose).astype(np.float32)
         return {name: out[:, k] for k, name in enumerate(self.attribute_kinds)}
 
 
@@ -297,10 +300,7 @@ class MouthProxy(_DlibNetwork):
 
     def predict(self, images, batch_size: int = 64) -> dict[str, np.ndarray]:
         """Images [N, 3, H, W] in [-1, 1] (or uint8 [N, H, W, 3]) -> name -> float32 [N]."""
-        rows = []
-        for frames in self.frames(images, batch_size):
-            rows += [mouth_ratios(points) for points in self.read_faces(frames).landmarks]
-        width, opening = np.asarray(rows, np.float64).T
+        width, opening = self.per_face(images, batch_size, lambda p, w, h: mouth_ratios(p)).T
         z = (width + opening - MOUTH_CENTRE) / MOUTH_SCALE
         proxy = 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
         return {
