@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -16,8 +15,6 @@ from ganedit.cli._common import (
     _write_report,
 )
 from ganedit.errors import UserInputError
-
-log = logging.getLogger(__name__)
 
 
 @app.command("train-gan")
@@ -128,7 +125,7 @@ def sample_cmd(
 
     from PIL import Image
 
-    from ganedit.models.sources import load_generator
+    from ganedit.models.sources import load_generator, sample_mode_vectors
     from ganedit.utils.files import atomic_path, sidecar_path, write_json
     from ganedit.utils.images import labelled_grid, to_uint8
 
@@ -138,7 +135,7 @@ def sample_cmd(
     _outputs(out, sidecar_path(out), overwrite=overwrite)
     source = load_generator(generator, device, truncation_psi, class_index, mode_names)
     settings = source.require_modes("--mode").parse(mode) if mode else {}
-    how, vectors = _sample_modes(source, generator, modes, settings, n, seed)
+    how, vectors = sample_mode_vectors(source, generator, opt.value(modes), settings, n, seed)
     images = source.synthesize(source.sample_z(n, seed), "z", batch_size=batch_size, modes=vectors)
     cols = math.ceil(math.sqrt(n))
     picture = labelled_grid(to_uint8(images), cols, scale=scale)
@@ -160,28 +157,6 @@ def sample_cmd(
     of_class = "" if class_index is None else f", class {class_index}"
     of_class += "" if how is None else f", modes {how}"
     typer.echo(f"{out}: {n} samples of {source.name} (seed {seed}, psi {truncation_psi}{of_class})")
-
-
-def _sample_modes(source, generator: str, modes, settings: dict, n: int, seed: int):
-    """How a sample grid's modes are drawn ("data", "neutral", "uniform"; None without
-    modes) and the generator's mode vectors [n, M] (None: the source's default)."""
-    from ganedit.models.modes import MODE_PRIOR, draw_coordinates, load_mode_prior
-    from ganedit.models.registry import generator_folder
-
-    layout = source.mode_layout
-    if layout is None:
-        if modes is not None:
-            raise UserInputError(
-                f"expected a self-conditioned generator for --modes, received {source.name} "
-                "(it has no modes)"
-            )
-        return None, None
-    prior = load_mode_prior(generator_folder(generator), layout)
-    how = modes.value if modes is not None else "neutral" if settings or prior is None else "data"
-    if modes is None and prior is None and not settings:
-        log.info("%s ships no %s: its samples are drawn at the neutral mode", generator, MODE_PRIOR)
-    t = draw_coordinates(how, n, seed + 1, layout, prior)
-    return how, layout.generator_vector(layout.targets(t, settings))
 
 
 @app.command("evaluate-generator")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,13 +31,15 @@ import torch
 from ganedit.errors import UserInputError
 from ganedit.models import registry
 from ganedit.models.formats import format_of, generator_forms
-from ganedit.models.modes import ModeLayout
+from ganedit.models.modes import MODE_PRIOR, ModeLayout, draw_coordinates, load_mode_prior
 from ganedit.utils import rng
 from ganedit.utils.device import resolve_device
 from ganedit.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from ganedit.models.stylegan1 import StyleGAN1Source
+
+log = logging.getLogger(__name__)
 
 SPACES = ("z", "w", "ws")
 
@@ -538,3 +541,26 @@ def _tuned_from(folder: Path) -> dict | None:
     if isinstance(parent, dict) and isinstance(parent.get("sha256"), str):
         return {"name": str(parent.get("name")), "sha256": parent["sha256"]}
     return None
+
+
+def sample_mode_vectors(source, generator, how: str | None, settings: dict, n: int, seed: int):
+    """How n samples' modes are drawn ("data", "neutral", "uniform"; None for a generator
+    without modes) and the mode vectors [n, M] (None: the source's default), with `settings`
+    ({"smile": 1.0}) fixed on top. Unless told (`how`), a self-conditioned model folder that
+    ships its data's modes (`mode-prior.json`) is sampled there; without one, or with
+    settings, the other attributes are neutral. Row i depends only on (seed, i)."""
+    layout = source.mode_layout
+    if layout is None:
+        if how is not None:
+            raise UserInputError(
+                f"expected a self-conditioned generator for --modes, received {source.name} "
+                "(it has no modes)"
+            )
+        return None, None
+    prior = load_mode_prior(registry.generator_folder(generator), layout)
+    if how is None:
+        how = "neutral" if settings or prior is None else "data"
+        if prior is None and not settings:
+            log.info("%s ships no %s: samples are drawn at the neutral mode", generator, MODE_PRIOR)
+    t = draw_coordinates(how, n, seed + 1, layout, prior)
+    return how, layout.generator_vector(layout.targets(t, settings))
