@@ -98,7 +98,8 @@ def test_evaluate_with_the_dlib_networks_on_held_out_latents(banks, capsys):
     curve = report["directions"][0]["curve"]
     assert curve["flip_rate"][0] == 0 and curve["identity"][0] == pytest.approx(1.0, abs=1e-6)
     assert max(curve["flip_rate"]) > 0
-    line = user_error(capsys, ["evaluate", "-b", banks / "yaw_regression.npy", *G, "--space",
+    yaw = next(p for p in shipped_directions("dcgan-digiface") if p.name == "yaw_regression.npy")
+    line = user_error(capsys, ["evaluate", "-b", yaw, *G, "--space",
                                "z", "--evaluator", "dlib-pose", "--identity", "none",
                                "--eval-n", 10, "-o", banks / "eval_yaw"])  # fmt: skip
     assert "value attribute" in line
