@@ -641,7 +641,8 @@ def damaged_model_folder(src: Path, d: Path, draw) -> Path:
         state[key] = torch.from_numpy(with_nonfinite(state[key].numpy(), draw))
         save_file(state, str(weights))
     elif kind == "weights-other-model":
-        other = src.parent / ("pred" if src.name != "pred" else "tiny")
+        root = next(p for p in src.parents if (p / "pred").is_dir())  # the fixtures' folder
+        other = root / ("pred" if src.name != "pred" else "tiny")
         shutil.copyfile(other / "model.safetensors", weights)
     else:  # weights-header: a header length that does not fit, or a header that is not JSON
         data = bytearray(weights.read_bytes())

@@ -165,3 +165,11 @@ def test_labels_from_a_table(tmp_path):
     (tmp_path / "bad.csv").write_text("index,age\n0,x\n")
     with pytest.raises(UserInputError, match="numbers"):
         labels_from_table(tmp_path / "bad.csv", ["age"], 1)
+
+
+def test_a_boundary_that_does_not_fit_the_codes_is_refused(tmp_path):
+    fits = _boundary(tmp_path, "a", [1.0, 0, 0, 0], 0.0)
+    assert len(load_boundaries([fits], IDENTITY, code_shape=(3, 4))) == 1
+    short = _boundary(tmp_path, "b", [1.0, 0, 0], 0.0)
+    with pytest.raises(UserInputError, match=r"w boundary of shape \[4\].*received shape \[3\]"):
+        load_boundaries([short], IDENTITY, code_shape=(3, 4))

@@ -58,8 +58,11 @@ class Boundary:
         return codes.mean(axis=1) @ normal.reshape(-1) + self.intercept
 
 
-def load_boundaries(paths: list[str | Path], identity: dict, force: bool = False) -> list[Boundary]:
-    """Boundary files (ganedit's, with sidecars) checked against the generator `identity`."""
+def load_boundaries(
+    paths: list[str | Path], identity: dict, force: bool = False, code_shape=None
+) -> list[Boundary]:
+    """Boundary files (ganedit's, with sidecars) checked against the generator `identity`
+    and, given the generator's ws shape `code_shape` (L, D), against its codes."""
     from ganedit.directions.io import load_boundary
     from ganedit.directions.provenance import check_boundary_use
     from ganedit.models.sources import file_sha256
@@ -74,6 +77,8 @@ def load_boundaries(paths: list[str | Path], identity: dict, force: bool = False
                 f"({path})"
             )
         check = check_boundary_use(sidecar, identity, space, str(path), force)
+        if code_shape is not None:
+            _check_shape(vector, space, tuple(code_shape), path)
         intercept = sidecar.get("intercept")
         if intercept is None:
             log.warning("%s records no intercept: its distances are taken through 0", path)
@@ -92,6 +97,16 @@ def load_boundaries(paths: list[str | Path], identity: dict, force: bool = False
     if len(set(names)) != len(names):
         raise UserInputError(f"expected one boundary per attribute, received {names}")
     return out
+
+
+def _check_shape(vector: np.ndarray, space: str, code_shape: tuple[int, int], path) -> None:
+    """A w boundary has D numbers, a ws boundary [L, D]: anything else cannot measure codes."""
+    wanted = code_shape if space == "ws" else code_shape[1:]
+    if tuple(vector.shape) != wanted and not (space == "w" and vector.size == wanted[0]):
+        raise UserInputError(
+            f"expected a {space} boundary of shape {list(wanted)} for this generator's codes, "
+            f"received shape {list(vector.shape)} ({path})"
+        )
 
 
 def boundary_distances(ws: torch.Tensor, boundaries: list[Boundary]) -> np.ndarray:

@@ -77,7 +77,8 @@ def _distance_labeller(generator, boundaries, encoder, config, device, force):
     from ganedit.models.sources import load_generator
 
     source = load_generator(generator or DEFAULT_GENERATOR, device)
-    loaded = load_boundaries(boundaries, source.identity, force)
+    code_shape = source.to_ws(source.sample_z(1, 0), "z").shape[1:]  # (L, D)
+    loaded = load_boundaries(boundaries, source.identity, force, code_shape)
     encoder = encoder or shipped_encoder(source)
     net = load_encoder_for(encoder, source, device)
     labeller = DistanceLabeller(net, loaded, source.resolution, config.batch_size)
