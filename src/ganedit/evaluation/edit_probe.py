@@ -52,9 +52,10 @@ def _labels(source, latents: torch.Tensor, labeler, batch_size: int) -> dict[str
     return {k: np.asarray(v, np.float64) for k, v in pred.items()}
 
 
-def fit_probe_directions(source, labeler, cfg: EditProbeConfig) -> tuple[list[Direction], dict]:
+def fit_probe_directions(source, labeler, cfg: EditProbeConfig):
     """One unit direction in w per binary attribute (cfg.method) and yaw (regression on its
-    degrees), learned from the labeler's reading of n_fit samples; also the fit scores."""
+    degrees), learned from the labeler's reading of n_fit samples; returns (directions,
+    the labeler's scores, the fit latents [n_fit, D])."""
     w = sample_latents(source, cfg.n_fit, cfg.seed, "w")
     scores = _labels(source, w, labeler, cfg.batch_size)
     flat = w.numpy()
@@ -66,7 +67,7 @@ def fit_probe_directions(source, labeler, cfg: EditProbeConfig) -> tuple[list[Di
         )
     yaw = make_estimator("regression", "yaw").fit(flat, scores)
     directions.append(Direction("regression", "yaw", yaw.direction_.reshape(-1), 0.0))
-    return directions, scores
+    return directions, scores, flat
 
 
 def _yaw_slope(w: np.ndarray, yaw: np.ndarray, vector: np.ndarray) -> float:
@@ -79,7 +80,7 @@ def _yaw_slope(w: np.ndarray, yaw: np.ndarray, vector: np.ndarray) -> float:
 def edit_probe(source, labeler, evaluator, identity, cfg: EditProbeConfig | None = None) -> dict:
     """The probe's figures as a JSON-ready dict (see the module docstring)."""
     cfg = cfg or EditProbeConfig()
-    directions, scores = fit_probe_directions(source, labeler, cfg)
+    directions, scores, fit_w = fit_probe_directions(source, labeler, cfg)
     binary, yaw_dir = directions[:-1], directions[-1]
     eval_cfg = DirectionEvalConfig(
         n=cfg.n, seed=cfg.seed + 1, steps=cfg.steps, bootstrap=0, batch_size=cfg.batch_size
@@ -90,7 +91,6 @@ def edit_probe(source, labeler, evaluator, identity, cfg: EditProbeConfig | None
         at50 = row["matched"]["50"]
         out["identity_at_50"][row["attribute"]] = at50["identity"]
         out["off_target_at_50"][row["attribute"]] = at50["off_target"]
-    fit_w = sample_latents(source, cfg.n_fit, cfg.seed, "w").numpy()
     per_ten = 10.0 / max(abs(_yaw_slope(fit_w, scores["yaw"], yaw_dir.vector)), 1e-6)
     alphas = [s * per_ten * sign for s in cfg.yaw_steps for sign in (1.0, -1.0)]
     held = sample_latents(source, cfg.n, cfg.seed + 1, "w")
