@@ -49,3 +49,28 @@ def test_world64_edits_lose_part_of_the_person(world64_probe):
     assert yaw["reach"] in (0.0, 10.0, 20.0, 30.0, 45.0) and yaw["max_degrees"] > 10
     assert sum(b["count"] for b in yaw["bins"]) == 32 * 4
     assert summary_line(world64_probe).startswith("identity at 50% flips: smile ")
+
+
+def test_evaluate_generator_n_edit_runs_the_probe_into_its_report(tmp_path, capsys, monkeypatch):
+    # The command's wiring: --n-edit hands the generator and the count to the probe, prints
+    # its summary and stores it as "edit_identity" (the probe itself is measured above).
+    import json
+
+    import ganedit.evaluation.edit_probe as probe_mod
+    from cli_run import ok
+
+    seen = {}
+    canned = {"identity_at_50": {"smile": 0.5}, "off_target_at_50": {"smile": 0.1},
+              "yaw": {"reach": 10.0, "identity_at_degrees": 0.7}}  # fmt: skip
+
+    def fake(source, n, device="cpu"):
+        seen.update(name=source.name, n=n)
+        return canned
+
+    monkeypatch.setattr(probe_mod, "world_probe", fake)
+    out = tmp_path / "r.json"
+    text = ok(capsys, ["evaluate-generator", "-g", "world64", "-n", 64, "--n-fd", 32,
+                       "--n-identity", 16, "--n-edit", 24, "-o", out, "--no-progress"])  # fmt: skip
+    assert seen == {"name": "world64", "n": 24}
+    assert "edits (24 faces): identity at 50% flips: smile 0.50, yaw reach 10 deg" in text
+    assert json.loads(out.read_text())["edit_identity"] == canned
