@@ -31,6 +31,9 @@ SAMPLE_MODES = ("data", "neutral", "uniform")
 
 RESAMPLE_SCHEMES = ("knn", "density")
 SELFCOND_INITS = ("offset", "copy")
+# The generator's mode term: SC-GAN's auxiliary classifier (ac), or with TAC-GAN's twin
+# classifier on fakes subtracted (twin), which cancels AC-GAN's pull toward prototypes.
+SELFCOND_MODE_LOSSES = ("ac", "twin")
 
 # The face world's binary attributes, in the order the shipped attribute predictors output
 # them (ganedit.world.config draws them; ganedit.models.predictors names its logits by them).

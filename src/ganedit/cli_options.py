@@ -49,6 +49,7 @@ from ganedit.choices import (
     RESAMPLE_SCHEMES,
     SAMPLE_MODES,
     SELFCOND_INITS,
+    SELFCOND_MODE_LOSSES,
     SOLVERS,
     SPLIT_MODES,
 )
@@ -77,6 +78,7 @@ ImageModes = _choices("ImageModes", MODE_SOURCES)
 SampleModes = _choices("SampleModes", SAMPLE_MODES)
 ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
 SelfCondInit = _choices("SelfCondInit", SELFCOND_INITS)
+SelfCondModeLoss = _choices("SelfCondModeLoss", SELFCOND_MODE_LOSSES)
 
 
 def value(choice) -> str | None:

@@ -75,3 +75,66 @@ def _image(data, i):
     from ganedit.utils.images import from_uint8
 
     return from_uint8(data[int(i)][None])[0]
+
+
+def _twin_state(md_g: float):
+    from ganedit.models.stylegan2 import Discriminator, Generator
+    from ganedit.training.gan import GanConfig, setup_gan
+
+    cfg = GanConfig(size=16, style_dim=8, n_mlp=2, channel_max=8, batch=4, mbstd_group=2)
+    state = setup_gan(
+        cfg,
+        build_g=lambda c: Generator(16, style_dim=8, n_mlp=2, channel_max=8, mode_attributes=["a"]),
+        build_d=lambda c: Discriminator(
+            16, channel_max=8, stddev_group=2, num_modes=4, twin_modes=True
+        ),
+        conditioning=ModeConditioning(1, g_weight=md_g, twin=True),
+    )
+    return cfg, state
+
+
+def test_twin_heads_that_agree_leave_the_generator_no_mode_term():
+    """TAC-GAN's term is the mode head's loss minus the twin's: with the twin a copy of the
+    mode head it is zero in value and gradient, so any md_g gives the generator the same step
+    as md_g = 0; with the twin changed, md_g matters."""
+    from ganedit.training.gan import g_main
+
+    def step(md_g, same=True):
+        cfg, state = _twin_state(md_g)
+        with torch.no_grad():
+            state.d.final_twin.load_state_dict(state.d.final_class.state_dict())
+            if not same:
+                state.d.final_twin[1].bias.add_(torch.tensor([0.0, 3.0, -3.0, 1.0]))
+        g_main(state, cfg, None, torch.Generator().manual_seed(5))
+        return state.g.input.mode_offsets.detach().clone(), state.stats
+
+    reference, _ = step(0.0)
+    offsets, stats = step(1e3)
+    torch.testing.assert_close(offsets, reference, rtol=0, atol=1e-6)
+    assert stats["g_mode"] == pytest.approx(stats["g_twin"], abs=1e-6)
+    assert not torch.allclose(step(1e3, same=False)[0], reference, atol=1e-4)
+
+
+def test_the_twin_head_learns_the_fakes_modes_and_the_mode_head_the_reals():
+    from ganedit.training.gan import gan_step
+
+    cfg, state = _twin_state(0.5)
+    images = torch.rand(4, 3, 16, 16) * 2 - 1
+    targets = mode_vector(torch.rand(4, 1, generator=torch.Generator().manual_seed(1)), False)
+    twin = [p.detach().clone() for p in state.d.final_twin.parameters()]
+    stats = [gan_step(state, cfg, lambda step: (images, targets)) for _ in range(3)]
+    assert all(np.isfinite(s["d_twin"]) and np.isfinite(s["g_twin"]) for s in stats)
+    assert all(s["d_mode"] >= s["d_twin"] for s in stats)  # d_mode counts both heads
+    moved = [not torch.equal(a, b) for a, b in zip(twin, state.d.final_twin.parameters())]
+    assert all(moved)
+
+
+def test_a_twin_head_needs_a_mode_head():
+    from ganedit.errors import UserInputError
+    from ganedit.models.stylegan2 import Discriminator
+
+    with pytest.raises(UserInputError, match="a mode head beside a twin one"):
+        Discriminator(16, channel_max=8, twin_modes=True)
+    d = Discriminator(16, channel_max=8, stddev_group=2, num_modes=4)
+    with pytest.raises(UserInputError, match="twin mode head"):
+        d.forward_with_twin(torch.zeros(2, 3, 16, 16))

@@ -97,11 +97,13 @@ def test_train_selfcond_cli(setting, tmp_path, capsys):
     out = ok(capsys, ["train-selfcond", "-i", setting / "r", "-l", setting / "labels",
                       "--resample", setting / "balanced", "-g", setting / "base",
                       "-o", tmp_path / "sc", "--iter", 4, "--d-warmup", 2, "--batch-size", 4,
-                      "--attributes", "yaw", "--init", "copy", "--no-progress"])  # fmt: skip
+                      "--attributes", "yaw", "--init", "copy", "--mode-loss", "twin",
+                      "--no-progress"])  # fmt: skip
     g = load_pretrained(out.strip())
     assert g.mode_attributes == ["yaw"]
     config = json.loads((tmp_path / "sc" / "config.json").read_text())
     assert config["init"] == "copy" and config["gan"]["d_warmup"] == 2
+    assert config["mode_loss"] == "twin"
 
 
 def test_the_saved_discriminator_reads_modes(setting, tmp_path):
@@ -184,3 +186,21 @@ def test_neutral_share_draws_that_share_of_attributes_at_the_neutral_mode():
         8, torch.Generator().manual_seed(0), "cpu"
     )
     assert torch.equal(plain, again[1])  # the recipe's draws are unchanged without the option
+
+
+def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(setting, tmp_path):
+    from ganedit.models.modes import read_modes
+    from ganedit.models.registry import load_mode_reader
+    from ganedit.models.stylegan2.convert import infer_discriminator_config
+
+    cfg = _cfg(setting, iterations=6, mode_loss="twin")
+    out = train_selfcond(cfg, tmp_path / "run", ctx=QUIET)
+    assert json.loads((out / "config.json").read_text())["selfcond"]["mode_loss"] == "twin"
+    stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert np.isfinite(stats[-1]["g_twin"]) and np.isfinite(stats[-1]["d_twin"])
+    reader = load_mode_reader(out, ["smile", "yaw"])
+    assert reader.twin_modes and infer_discriminator_config(reader.state_dict())["twin_modes"]
+    t = read_modes(reader, torch.rand(2, 3, 16, 16) * 2 - 1)
+    assert t.shape == (2, 2) and bool(((t >= 0) & (t <= 1)).all())
+    with pytest.raises(UserInputError, match="mode_loss"):
+        _cfg(setting, mode_loss="projection")

@@ -114,6 +114,12 @@ def train_selfcond_cmd(
     ),
     md_d: float = opt.finite_option(0.5, "--md-d", 0.0, 1e6),
     md_g: float = opt.finite_option(0.5, "--md-g", 0.0, 1e6),
+    mode_loss: opt.SelfCondModeLoss = typer.Option(
+        opt.SelfCondModeLoss("ac"),
+        "--mode-loss",
+        help="ac: SC-GAN's mode classifier; twin: minus a twin classifier of the fakes "
+        "(TAC-GAN), which keeps z's variety within a mode.",
+    ),
     neutral_share: float = opt.finite_option(
         0.0,
         "--neutral-share",
@@ -153,7 +159,8 @@ def train_selfcond_cmd(
     cfg = SelfCondConfig(
         generator=generator, data=str(images), labels=str(labels),
         resample=None if resample is None else str(resample), attributes=names,
-        init=opt.value(init), md_d=md_d, md_g=md_g, neutral_share=neutral_share,
+        init=opt.value(init), md_d=md_d, md_g=md_g, mode_loss=opt.value(mode_loss),
+        neutral_share=neutral_share,
         iterations=iterations, d_warmup=d_warmup,
         batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,
         sample_every=sample_every, probe_every=probe_every,

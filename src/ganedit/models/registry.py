@@ -109,6 +109,7 @@ register(
             "stddev_group": Integer(1, 4096),
             "num_modes": Integer(0, num_modes(MAX_MODE_ATTRIBUTES)),
             "conv_clamp": _CLAMP,
+            "twin_modes": OneOf((True, False)),  # TAC-GAN's twin mode head (train-selfcond)
         },
         legacy_names=("Discriminator",),
     )

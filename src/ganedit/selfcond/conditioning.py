@@ -6,6 +6,13 @@ loss is a per-sample KL divergence between each attribute's 3 target weights and
 softmax of its 3 logits, summed over attributes and averaged over the batch. (SC-GAN's code
 uses `KLDivLoss(reduction='mean')`, which also averages over the 3 anchors: its md weights
 count a third as much as ours.) Slot 0, the base mode, has a logit the loss never reads.
+
+With `twin=True` (TAC-GAN, Gong et al. 2019) a second mode head on the discriminator learns
+to read the modes the fakes were drawn with, and the generator's mode term becomes the
+first head's KL minus the twin's. The plain term (AC-GAN's) also rewards fakes whose modes
+are easy to read, which a generator gets by drawing one prototype per mode; the twin's term
+cancels that reward and leaves the match of the conditional distributions (issue 28: the
+plain term collapsed world64-sc to one face per mode).
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class ModeConditioning:
     # alone) instead of U(0, 1). Uniform draws almost never feed the neutral mode, where edits
     # start and `--mode A=T` leaves the other attributes, so it goes untrained (issue 28).
     neutral_share: float = 0.0
+    twin: bool = False  # TAC-GAN's twin mode head on fakes (module docstring)
 
     def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
         layout = ModeLayout.unnamed(self.k)

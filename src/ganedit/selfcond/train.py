@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganedit.choices import SELFCOND_INITS
+from ganedit.choices import SELFCOND_INITS, SELFCOND_MODE_LOSSES
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.modes import ModeLayout, save_mode_prior
 from ganedit.models.registry import MODE_READER, save_pretrained
@@ -65,6 +65,9 @@ class SelfCondConfig:
     init: str = "offset"
     md_d: float = 0.5
     md_g: float = 0.5
+    # The generator's mode term: "ac" (SC-GAN's classifier) or "twin" (TAC-GAN: minus a twin
+    # head's reading of the fakes; selfcond.conditioning).
+    mode_loss: str = "ac"
     # Share of the fakes' attributes drawn at the neutral mode (ModeConditioning).
     neutral_share: float = 0.0
     iterations: int = 3000
@@ -83,6 +86,7 @@ class SelfCondConfig:
         "init": OneOf(INITS),
         "md_d": Real(0.0, 1e6),
         "md_g": Real(0.0, 1e6),
+        "mode_loss": OneOf(SELFCOND_MODE_LOSSES),
         "neutral_share": Real(0.0, 1.0),
         "iterations": Integer(1, 100_000_000),
         "d_warmup": Integer(0, 100_000_000),
@@ -237,7 +241,7 @@ def train_selfcond(
             c.size, channel_multiplier=c.channel_multiplier, channel_max=c.channel_max,
             channels=c.channels, stddev_group=c.mbstd_group, num_modes=layout.num_modes,
             blur_kernel=d_config.get("blur_kernel", (1, 3, 3, 1)),
-            conv_clamp=d_config.get("conv_clamp"),
+            conv_clamp=d_config.get("conv_clamp"), twin_modes=cfg.mode_loss == "twin",
         )  # fmt: skip
 
     state = setup_gan(
@@ -245,7 +249,9 @@ def train_selfcond(
         device,
         build_g,
         build_d,
-        ModeConditioning(layout.k, cfg.md_d, cfg.md_g, cfg.neutral_share),
+        ModeConditioning(
+            layout.k, cfg.md_d, cfg.md_g, cfg.neutral_share, twin=cfg.mode_loss == "twin"
+        ),
     )
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)
@@ -260,6 +266,7 @@ def train_selfcond(
         "labels": {"path": cfg.labels, "source": record.get("source")},
         "resample": cfg.resample,
         "init": cfg.init,
+        "mode_loss": cfg.mode_loss,
     }
     spec = RunSpec(
         what="train-selfcond",
@@ -313,9 +320,9 @@ def _start_from(g: Generator, pretrained: Generator, init: str) -> None:
 
 @torch.no_grad()
 def _start_d_from(d: Discriminator, pretrained: Discriminator) -> None:
-    """The pretrained discriminator's trunk and real/fake head; the mode head stays fresh."""
+    """The pretrained discriminator's trunk and real/fake head; the mode heads stay fresh."""
     missing, unexpected = d.load_state_dict(pretrained.state_dict(), strict=False)
-    if unexpected or not all(key.startswith("final_class.") for key in missing):
+    if unexpected or not all(key.startswith(("final_class.", "final_twin.")) for key in missing):
         raise UserInputError(
             f"expected the pretrained discriminator's weights to fit the generator's channels, "
             f"received missing {missing[:4]} and unexpected {unexpected[:4]}"

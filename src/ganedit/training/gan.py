@@ -104,11 +104,14 @@ class Conditioning(Protocol):
     `sample` draws the modes of n fakes: what the generator is fed [n, M] and what its mode
     head should read from them [n, M]. `loss` is the mode-classification term of mode logits
     [n, M] against targets [n, M]; it joins the discriminator's loss on real images (weight
-    `d_weight`) and the generator's on fakes (weight `g_weight`).
+    `d_weight`) and the generator's on fakes (weight `g_weight`). With `twin`, the
+    discriminator's twin mode head learns the fakes' modes (weight `d_weight`) and the
+    generator's term is the mode head's loss minus the twin's (TAC-GAN).
     """
 
     d_weight: float
     g_weight: float
+    twin: bool
 
     def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]: ...
 
@@ -318,7 +321,7 @@ def d_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None
     cond = state.conditioning
     real, real_targets = _real(state, batch)
     z, z2 = _noise_z(cfg, gen, real.shape[0], real.device)
-    modes, _ = _fake_modes(state, real.shape[0], gen, real.device)
+    modes, fake_targets = _fake_modes(state, real.shape[0], gen, real.device)
     with torch.no_grad():
         fake, _ = generate(state.g, z, z2, gen, modes)
     if cond is None:
@@ -326,7 +329,14 @@ def d_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None
     else:  # the mode head learns from real images only (SC-GAN)
         real_pred, real_logits = state.d.forward_with_modes(real)
         mode_loss = cond.loss(real_logits, real_targets)
-        loss = d_logistic_loss(real_pred, state.d(fake)) + cond.d_weight * mode_loss
+        if cond.twin:  # the twin head learns from fakes only (TAC-GAN)
+            fake_pred, _, twin_logits = state.d.forward_with_twin(fake)
+            twin_loss = cond.loss(twin_logits, fake_targets)
+            mode_loss = mode_loss + twin_loss
+            state.stats["d_twin"] = twin_loss.item()
+        else:
+            fake_pred = state.d(fake)
+        loss = d_logistic_loss(real_pred, fake_pred) + cond.d_weight * mode_loss
         state.stats["d_mode"] = mode_loss.item()
     update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
@@ -351,9 +361,15 @@ def g_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None
     if cond is None:
         loss = g_nonsaturating_loss(state.d(fake))
     else:
-        fake_pred, fake_logits = state.d.forward_with_modes(fake)
+        if cond.twin:
+            fake_pred, fake_logits, twin_logits = state.d.forward_with_twin(fake)
+            twin_loss = cond.loss(twin_logits, targets)
+            state.stats["g_twin"] = twin_loss.item()
+        else:
+            fake_pred, fake_logits = state.d.forward_with_modes(fake)
+            twin_loss = 0.0
         mode_loss = cond.loss(fake_logits, targets)
-        loss = g_nonsaturating_loss(fake_pred) + cond.g_weight * mode_loss
+        loss = g_nonsaturating_loss(fake_pred) + cond.g_weight * (mode_loss - twin_loss)
         state.stats["g_mode"] = mode_loss.item()
     update(state.g, state.g_optim, loss)
     state.stats["g_loss"] = loss.item()

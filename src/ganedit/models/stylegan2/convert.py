@@ -149,6 +149,8 @@ def infer_discriminator_config(state: dict, channel_multiplier: int | None = Non
     config = {"size": size, **_channel_kwargs(channels, size, channel_multiplier)}
     if "final_class.1.weight" in state:  # SC-GAN's mode head
         config["num_modes"] = int(state["final_class.1.weight"].shape[0])
+    if "final_twin.1.weight" in state:  # ganedit's TAC-GAN twin of it (train-selfcond)
+        config["twin_modes"] = True
     return config
 
 

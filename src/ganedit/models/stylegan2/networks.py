@@ -1198,9 +1198,11 @@ class Discriminator(nn.Module):
         stddev_group: int = 4,
         num_modes: int = 0,
         conv_clamp: float | None = None,
+        twin_modes: bool = False,
     ):
         super().__init__()
         log_size = check_size(size)
+        expect(not twin_modes or num_modes > 0, "a mode head beside a twin one", "num_modes=0")
         ok = conv_clamp is None or (
             isinstance(conv_clamp, int | float) and math.isfinite(conv_clamp) and conv_clamp > 0
         )
@@ -1220,6 +1222,8 @@ class Discriminator(nn.Module):
             self.config["channels"] = list(channels)
         if num_modes:
             self.config["num_modes"] = num_modes
+        if twin_modes:
+            self.config["twin_modes"] = True
         if conv_clamp is not None:
             self.config["conv_clamp"] = conv_clamp
         self.num_modes = num_modes
@@ -1241,10 +1245,17 @@ class Discriminator(nn.Module):
             EqualLinear(ch[4], 1),
         )
         if num_modes:  # SC-GAN's mode head, beside the real/fake head on the same feature
-            self.final_class = nn.Sequential(
-                EqualLinear(ch[4] * 4 * 4, ch[4], activation="fused_lrelu"),
-                EqualLinear(ch[4], num_modes),
-            )
+            self.final_class = self._mode_head(ch[4], num_modes)
+        self.twin_modes = bool(twin_modes)
+        if twin_modes:  # TAC-GAN's twin: reads the modes fakes were drawn with (training only)
+            self.final_twin = self._mode_head(ch[4], num_modes)
+
+    @staticmethod
+    def _mode_head(channels: int, num_modes: int) -> nn.Sequential:
+        return nn.Sequential(
+            EqualLinear(channels * 4 * 4, channels, activation="fused_lrelu"),
+            EqualLinear(channels, num_modes),
+        )
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
         """Images [N, 3, size, size] -> the heads' shared feature [N, C * 16]."""
@@ -1266,6 +1277,15 @@ class Discriminator(nn.Module):
         expect(self.num_modes > 0, "a discriminator with a mode head", "num_modes=0")
         feature = self.features(img)
         return self.final_linear(feature), self.final_class(feature)
+
+    def forward_with_twin(
+        self, img: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Images -> real/fake logits [N, 1], mode logits [N, M] and the twin head's mode
+        logits [N, M] (one trunk pass)."""
+        expect(self.twin_modes, "a discriminator with a twin mode head", "twin_modes=False")
+        feature = self.features(img)
+        return self.final_linear(feature), self.final_class(feature), self.final_twin(feature)
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
