@@ -204,3 +204,69 @@ def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(settin
     assert t.shape == (2, 2) and bool(((t >= 0) & (t <= 1)).all())
     with pytest.raises(UserInputError, match="mode_loss"):
         _cfg(setting, mode_loss="projection")
+
+
+@pytest.fixture(scope="module")
+def gan_run(setting):
+    from ganedit.training.gan import GanConfig, train_gan
+
+    cfg = GanConfig(data=str(setting / "r"), size=16, style_dim=16, n_mlp=2, channel_max=16,
+                    batch=4, iterations=3, checkpoint_every=3, sample_every=3)  # fmt: skip
+    run = setting / "gan-run"
+    if not run.exists():
+        train_gan(cfg, run, progress=False)
+    return run
+
+
+@pytest.mark.parametrize("where", ["run", "checkpoint"])
+def test_a_train_gan_run_brings_its_discriminator(setting, gan_run, tmp_path, where):
+    """Given a train-gan run folder (or its checkpoint/), the fine-tune starts from the
+    checkpoint's g_ema and from the discriminator it was trained against (trunk and real/fake
+    head; the mode heads fresh): with a learning rate of 1e-12, one step leaves both as read."""
+    from ganedit.models.io import load_weights
+    from ganedit.models.registry import MODE_READER
+
+    source = gan_run if where == "run" else gan_run / "checkpoint"
+    cfg = _cfg(setting, generator=str(source), iterations=1, d_warmup=0, lr=1e-12)
+    out = train_selfcond(cfg, tmp_path / "sc", ctx=QUIET)
+    reader = load_pretrained(out / MODE_READER)
+    expected = load_weights(gan_run / "checkpoint" / "d.safetensors")
+    for key, value in reader.state_dict().items():
+        if not key.startswith(("final_class.", "final_twin.")):
+            torch.testing.assert_close(value, expected[key], rtol=0, atol=1e-9)
+    record = json.loads((out / "config.json").read_text())["selfcond"]
+    assert record["discriminator"] == "pretrained" and record["base"]["name"] == "gan-run@3"
+    g = load_pretrained(out)
+    g_ema = load_weights(gan_run / "checkpoint" / "g_ema.safetensors")
+    torch.testing.assert_close(g.state_dict()["style.1.weight"], g_ema["style.1.weight"],
+                               rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_a_damaged_or_self_conditioned_run_is_refused(setting, gan_run, tmp_path):
+    import shutil
+
+    from ganedit.errors import DamagedInputError
+
+    broken = tmp_path / "broken"
+    shutil.copytree(gan_run / "checkpoint", broken)
+    (broken / "state.json").write_text('{"optimizers": {}}')
+    with pytest.raises(DamagedInputError, match="meta and config"):
+        train_selfcond(_cfg(setting, generator=str(broken)), tmp_path / "a", ctx=QUIET)
+    shutil.copytree(gan_run / "checkpoint", tmp_path / "nan", dirs_exist_ok=True)
+    from safetensors.torch import save_file
+
+    weights = load_weights_dict(tmp_path / "nan" / "d.safetensors")
+    weights[next(iter(weights))][...] = float("nan")
+    save_file(weights, str(tmp_path / "nan" / "d.safetensors"))
+    with pytest.raises(DamagedInputError):
+        train_selfcond(_cfg(setting, generator=str(tmp_path / "nan")), tmp_path / "b", ctx=QUIET)
+    sc = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "sc", ctx=QUIET)
+    with pytest.raises(UserInputError, match="unconditional train-gan run"):
+        train_selfcond(_cfg(setting, generator=str(sc.parent)), tmp_path / "c", ctx=QUIET)
+    assert not any((tmp_path / x).exists() for x in ("a", "b", "c"))
+
+
+def load_weights_dict(path):
+    from safetensors.torch import load_file
+
+    return dict(load_file(str(path)))

@@ -99,7 +99,10 @@ def train_selfcond_cmd(
     images: Path = opt.images_option("Training images (LMDB or folder) the labels describe."),
     labels: Path = typer.Option(..., "--labels", "-l", help="A selflabel folder of the images."),
     out: Path = opt.out_option("Run folder: config, stats.jsonl, samples/, checkpoint/, g_ema/."),
-    generator: str = opt.generator_option(help="The pretrained generator to self-condition."),
+    generator: str = opt.generator_option(
+        help="The pretrained generator to self-condition; a train-gan run folder (or its "
+        "checkpoint/) brings the discriminator it was trained against."
+    ),
     resample: Path | None = typer.Option(
         None, "--resample", help="A resample folder: draw the images by its indices.npy."
     ),

@@ -121,6 +121,9 @@ def _pretrained(name_or_path: str, device) -> Pretrained:
 
     if str(name_or_path).endswith(".pkl") and Path(name_or_path).is_file():
         return _from_pickle(Path(name_or_path))
+    run_checkpoint = _training_checkpoint(Path(name_or_path))
+    if run_checkpoint is not None:
+        return _from_checkpoint(run_checkpoint, device)
     source = load_generator(name_or_path, device)
     if not isinstance(source, StyleGANSource):
         raise UserInputError(
@@ -131,6 +134,61 @@ def _pretrained(name_or_path: str, device) -> Pretrained:
     folder = registry.generator_folder(name_or_path)
     train = (read_config(folder).get("train_config") or {}) if folder is not None else {}
     return Pretrained(source.generator, source.identity, train)
+
+
+def _training_checkpoint(path: Path) -> Path | None:
+    """The checkpoint folder when `path` is a `train-gan` run folder or its `checkpoint/`
+    (g_ema, g, d and state.json inside), else None."""
+    for folder in (path / "checkpoint", path):
+        if (folder / "state.json").is_file() and (folder / "g_ema.safetensors").is_file():
+            return folder
+    return None
+
+
+def _from_checkpoint(folder: Path, device) -> Pretrained:
+    """A `train-gan` checkpoint: its g_ema (mean w from the run's seed), the discriminator
+    it was trained against, and the run's config as the recipe. SC-GAN fine-tunes the
+    pretrained D; a fresh one has to catch up first, while the generator drifts."""
+    from ganedit.models.io import load_weights
+    from ganedit.models.sources import file_sha256
+    from ganedit.training.gan import GanConfig, build_discriminator, build_generator
+    from ganedit.utils.bounded import load_json_bounded
+
+    where = repr(str(folder))
+    meta = load_json_bounded(folder / "state.json", what="a training checkpoint's state")
+    meta = meta.get("meta") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise DamagedInputError(f"expected a train-gan checkpoint's state in {where}, received "
+                                "a state.json without its meta and config")  # fmt: skip
+    known = {f.name for f in dataclasses.fields(GanConfig)}
+    train = {k: v for k, v in meta["config"].items() if k in known}
+    if isinstance(train.get("channels"), list):
+        train["channels"] = tuple(train["channels"])
+    gcfg = GanConfig(**train)
+    g, d = build_generator(gcfg), build_discriminator(gcfg)
+    for module, name in ((g, "g_ema"), (d, "d")):
+        weights = folder / f"{name}.safetensors"
+        if not weights.is_file():
+            raise UserInputError(f"expected {name}.safetensors in {where}, received none")
+        state = load_weights(weights)
+        if "input.mode_offsets" in state:
+            raise UserInputError(f"expected an unconditional train-gan run, received the "
+                                 f"self-conditioned checkpoint {where}")  # fmt: skip
+        try:
+            module.load_state_dict(state)
+        except RuntimeError as err:
+            raise DamagedInputError(
+                f"expected the weights of the run's configured networks in {where}, received "
+                f"others: {' '.join(str(err).split())[:200]}"
+            ) from None
+    g.eval().update_w_avg(generator=torch.Generator().manual_seed(gcfg.seed))
+    run = folder.parent if folder.name == "checkpoint" else folder
+    identity = {"name": f"{run.name}@{int(meta.get('step', 0))}",
+                "sha256": file_sha256(folder / "g_ema.safetensors")}  # fmt: skip
+    log.info(
+        "starting from %s's checkpoint at step %s and its discriminator", run, meta.get("step")
+    )
+    return Pretrained(g.to(device), identity, train, d.to(device))
 
 
 def _from_pickle(path: Path) -> Pretrained:
