@@ -34,6 +34,9 @@ SELFCOND_INITS = ("offset", "copy")
 # The generator's mode term: SC-GAN's auxiliary classifier (ac), or with TAC-GAN's twin
 # classifier on fakes subtracted (twin), which cancels AC-GAN's pull toward prototypes.
 SELFCOND_MODE_LOSSES = ("ac", "twin")
+# Where the fakes' modes come from: t ~ U(0, 1) per attribute (SC-GAN), or the real images'
+# modes as the (re-sampled) batches draw them.
+SELFCOND_FAKE_MODES = ("uniform", "data")
 
 # The face world's binary attributes, in the order the shipped attribute predictors output
 # them (ganedit.world.config draws them; ganedit.models.predictors names its logits by them).

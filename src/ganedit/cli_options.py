@@ -48,6 +48,7 @@ from ganedit.choices import (
     QUOTAS,
     RESAMPLE_SCHEMES,
     SAMPLE_MODES,
+    SELFCOND_FAKE_MODES,
     SELFCOND_INITS,
     SELFCOND_MODE_LOSSES,
     SOLVERS,
@@ -79,6 +80,7 @@ SampleModes = _choices("SampleModes", SAMPLE_MODES)
 ResampleScheme = _choices("ResampleScheme", RESAMPLE_SCHEMES)
 SelfCondInit = _choices("SelfCondInit", SELFCOND_INITS)
 SelfCondModeLoss = _choices("SelfCondModeLoss", SELFCOND_MODE_LOSSES)
+SelfCondFakeModes = _choices("SelfCondFakeModes", SELFCOND_FAKE_MODES)
 
 
 def value(choice) -> str | None:

@@ -140,3 +140,17 @@ def test_a_twin_head_needs_a_mode_head():
     d = Discriminator(16, channel_max=8, stddev_group=2, num_modes=4)
     with pytest.raises(UserInputError, match="twin mode head"):
         d.forward_with_twin(torch.zeros(2, 3, 16, 16))
+
+
+def test_fakes_drawn_from_a_pool_take_its_rows():
+    pool = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    cond = ModeConditioning(2, pool=pool)
+    fed, target = cond.sample(300, torch.Generator().manual_seed(0), "cpu")
+    from ganedit.models.modes import ModeLayout
+
+    t = ModeLayout.unnamed(2).coordinates(target)
+    rows = {tuple(r) for r in t.tolist()}
+    assert rows == {tuple(r) for r in pool.tolist()}  # every row drawn, nothing else
+    counts = [(t == r).all(1).float().mean().item() for r in pool]
+    assert all(abs(c - 1 / 3) < 0.1 for c in counts)
+    assert torch.equal(fed, ModeLayout.unnamed(2).generator_vector(t))

@@ -97,13 +97,13 @@ def test_train_selfcond_cli(setting, tmp_path, capsys):
     out = ok(capsys, ["train-selfcond", "-i", setting / "r", "-l", setting / "labels",
                       "--resample", setting / "balanced", "-g", setting / "base",
                       "-o", tmp_path / "sc", "--iter", 4, "--d-warmup", 2, "--batch-size", 4,
-                      "--attributes", "yaw", "--init", "copy", "--mode-loss", "twin",
+                      "--attributes", "yaw", "--init", "copy", "--mode-loss", "twin", "--fake-modes", "data",
                       "--no-progress"])  # fmt: skip
     g = load_pretrained(out.strip())
     assert g.mode_attributes == ["yaw"]
     config = json.loads((tmp_path / "sc" / "config.json").read_text())
     assert config["init"] == "copy" and config["gan"]["d_warmup"] == 2
-    assert config["mode_loss"] == "twin"
+    assert config["mode_loss"] == "twin" and config["fake_modes"] == "data"
 
 
 def test_the_saved_discriminator_reads_modes(setting, tmp_path):
@@ -193,9 +193,10 @@ def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(settin
     from ganedit.models.registry import load_mode_reader
     from ganedit.models.stylegan2.convert import infer_discriminator_config
 
-    cfg = _cfg(setting, iterations=6, mode_loss="twin")
+    cfg = _cfg(setting, iterations=6, mode_loss="twin", fake_modes="data")
     out = train_selfcond(cfg, tmp_path / "run", ctx=QUIET)
-    assert json.loads((out / "config.json").read_text())["selfcond"]["mode_loss"] == "twin"
+    record = json.loads((out / "config.json").read_text())["selfcond"]
+    assert record["mode_loss"] == "twin" and record["fake_modes"] == "data"
     stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert np.isfinite(stats[-1]["g_twin"]) and np.isfinite(stats[-1]["d_twin"])
     reader = load_mode_reader(out, ["smile", "yaw"])
@@ -204,6 +205,8 @@ def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(settin
     assert t.shape == (2, 2) and bool(((t >= 0) & (t <= 1)).all())
     with pytest.raises(UserInputError, match="mode_loss"):
         _cfg(setting, mode_loss="projection")
+    with pytest.raises(UserInputError, match="fake_modes"):
+        _cfg(setting, fake_modes="normal")
 
 
 @pytest.fixture(scope="module")

@@ -123,6 +123,12 @@ def train_selfcond_cmd(
         help="ac: SC-GAN's mode classifier; twin: minus a twin classifier of the fakes "
         "(TAC-GAN), which keeps z's variety within a mode.",
     ),
+    fake_modes: opt.SelfCondFakeModes = typer.Option(
+        opt.SelfCondFakeModes("uniform"),
+        "--fake-modes",
+        help="uniform: the fakes' modes t ~ U(0, 1) (SC-GAN); data: the real images' modes, "
+        "drawn as the re-sampled batches draw them.",
+    ),
     neutral_share: float = opt.finite_option(
         0.0,
         "--neutral-share",
@@ -162,7 +168,7 @@ def train_selfcond_cmd(
     cfg = SelfCondConfig(
         generator=generator, data=str(images), labels=str(labels),
         resample=None if resample is None else str(resample), attributes=names,
-        init=opt.value(init), md_d=md_d, md_g=md_g, mode_loss=opt.value(mode_loss),
+        init=opt.value(init), md_d=md_d, md_g=md_g, mode_loss=opt.value(mode_loss), fake_modes=opt.value(fake_modes),
         neutral_share=neutral_share,
         iterations=iterations, d_warmup=d_warmup,
         batch=batch_size, lr=lr, r1=r1, seed=seed, checkpoint_every=checkpoint_every,

@@ -46,10 +46,17 @@ class ModeConditioning:
     # start and `--mode A=T` leaves the other attributes, so it goes untrained (issue 28).
     neutral_share: float = 0.0
     twin: bool = False  # TAC-GAN's twin mode head on fakes (module docstring)
+    # Coordinates [P, k] the fakes' modes are drawn from, a row each (the real images' modes
+    # as the batches draw them); None: t ~ U(0, 1) per attribute (SC-GAN). Uniform draws put
+    # binary attributes mostly between their classes, where no real image is.
+    pool: torch.Tensor | None = None
 
     def sample(self, n: int, gen: torch.Generator, device) -> tuple[torch.Tensor, torch.Tensor]:
         layout = ModeLayout.unnamed(self.k)
-        t = torch.rand(n, self.k, generator=gen)
+        if self.pool is None:
+            t = torch.rand(n, self.k, generator=gen)
+        else:
+            t = self.pool[torch.randint(len(self.pool), (n,), generator=gen)]
         if self.neutral_share > 0:  # a second draw only then: earlier runs resume unchanged
             t = torch.where(torch.rand(n, self.k, generator=gen) < self.neutral_share, 0.5, t)
         return layout.generator_vector(t).to(device), layout.target_vector(t).to(device)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from ganedit.choices import SELFCOND_INITS, SELFCOND_MODE_LOSSES
+from ganedit.choices import SELFCOND_FAKE_MODES, SELFCOND_INITS, SELFCOND_MODE_LOSSES
 from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.models.modes import ModeLayout, save_mode_prior
 from ganedit.models.registry import MODE_READER, save_pretrained
@@ -68,6 +68,9 @@ class SelfCondConfig:
     # The generator's mode term: "ac" (SC-GAN's classifier) or "twin" (TAC-GAN: minus a twin
     # head's reading of the fakes; selfcond.conditioning).
     mode_loss: str = "ac"
+    # The fakes' modes: "uniform" (t ~ U(0, 1), SC-GAN) or "data" (the real images' modes,
+    # drawn as the re-sampled batches draw them).
+    fake_modes: str = "uniform"
     # Share of the fakes' attributes drawn at the neutral mode (ModeConditioning).
     neutral_share: float = 0.0
     iterations: int = 3000
@@ -87,6 +90,7 @@ class SelfCondConfig:
         "md_d": Real(0.0, 1e6),
         "md_g": Real(0.0, 1e6),
         "mode_loss": OneOf(SELFCOND_MODE_LOSSES),
+        "fake_modes": OneOf(SELFCOND_FAKE_MODES),
         "neutral_share": Real(0.0, 1.0),
         "iterations": Integer(1, 100_000_000),
         "d_warmup": Integer(0, 100_000_000),
@@ -308,8 +312,13 @@ def train_selfcond(
         build_g,
         build_d,
         ModeConditioning(
-            layout.k, cfg.md_d, cfg.md_g, cfg.neutral_share, twin=cfg.mode_loss == "twin"
-        ),
+            layout.k,
+            cfg.md_d,
+            cfg.md_g,
+            cfg.neutral_share,
+            twin=cfg.mode_loss == "twin",
+            pool=_mode_pool(layout, targets, indices) if cfg.fake_modes == "data" else None,
+        ),  # fmt: skip
     )
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)
@@ -325,6 +334,7 @@ def train_selfcond(
         "resample": cfg.resample,
         "init": cfg.init,
         "mode_loss": cfg.mode_loss,
+        "fake_modes": cfg.fake_modes,
     }
     spec = RunSpec(
         what="train-selfcond",
@@ -340,6 +350,13 @@ def train_selfcond(
         save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)
         save_data_modes(out, layout, targets, cfg.labels)
     return out
+
+
+def _mode_pool(layout: ModeLayout, targets: torch.Tensor, indices) -> torch.Tensor:
+    """The coordinates [P, k] of the real images as the batches draw them (each re-sampled
+    index once, so repeats weigh as in the batches)."""
+    t = layout.coordinates(targets)
+    return t if indices is None else t[torch.as_tensor(indices, dtype=torch.long)]
 
 
 def _diversity_probe(device):
