@@ -273,3 +273,15 @@ def load_weights_dict(path):
     from safetensors.torch import load_file
 
     return dict(load_file(str(path)))
+
+
+def test_a_finished_run_extended_to_more_iterations_replaces_its_model(setting, tmp_path):
+    """The model folder holds the mode reader and the data's modes beside the generator; a
+    rerun with a larger --iter resumes and replaces all of them (it once refused its own
+    mode-prior.json as a file ganedit did not write, after training to the end)."""
+    first = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "run", ctx=QUIET)
+    out = train_selfcond(_cfg(setting, iterations=4, d_warmup=0), tmp_path / "run", ctx=QUIET)
+    assert out == first
+    assert json.loads((out / "config.json").read_text())["iterations"] == 4
+    assert json.loads((out / "mode-reader" / "config.json").read_text())["iterations"] == 4
+    assert (out / "mode-prior.json").is_file()

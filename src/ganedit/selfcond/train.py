@@ -45,7 +45,7 @@ from ganedit.training.gan import (
 )
 from ganedit.utils.context import RunContext
 from ganedit.utils.distributed import world_info
-from ganedit.utils.files import atomic_path
+from ganedit.utils.files import atomic_path, record_files
 from ganedit.utils.params import Integer, OneOf, OrNone, Real, check_fields
 
 log = logging.getLogger(__name__)
@@ -349,6 +349,7 @@ def train_selfcond(
         extra = {"selfcond": provenance, "iterations": state.step}
         save_pretrained(state.d, Path(out) / MODE_READER, extra=extra, overwrite=True)
         save_data_modes(out, layout, targets, cfg.labels)
+        record_files(out)  # so that a resumed, extended run may replace them all
     return out
 
 
