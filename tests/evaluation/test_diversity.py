@@ -177,7 +177,8 @@ def test_a_collapsed_generator_is_seen_and_the_world_is_not(celeba):
 def test_evaluate_generator_summary_names_each_mode():
     from ganedit.cli import _diversity_lines
 
-    end = {"identity_cosine": 0.5, "max_gap": 0.25, "precision_recall": {"recall": 0.05}}
+    end = {"identity_cosine": 0.5, "max_gap": 0.25, "precision_recall": {"recall": 0.05},
+           "yaw_std": 3.25}  # fmt: skip
     d = {
         "identity_cosine": 0.667,
         "n_identity": 256,
@@ -189,9 +190,44 @@ def test_evaluate_generator_summary_names_each_mode():
     first, mode = _diversity_lines(d)
     assert "identity cosine 0.667 of 256 samples (world renders 0.006)" in first
     assert "recall 0.100" in first and "k 3" in first
-    assert mode.startswith("mode smile: identity between its ends 0.400") and "0.250" in mode
+    assert mode.startswith("mode smile (others neutral): identity between its ends 0.400")
+    assert "0.250" in mode and "yaw spread 3.2/3.2" in mode
     assert "recall at t=0/1 0.050/0.050" in mode
     assert len(_diversity_lines({**d, "precision_recall": None, "modes": {}})) == 1
+    at_data = {**d, "data_modes": {"identity_cosine": 0.031, "yaw_std": 14.5},
+               "modes_at_data": {"smile": {"ends_identity": {"mean": 0.9}, "t=0": end,
+                                           "t=1": end}}}  # fmt: skip
+    lines = _diversity_lines(at_data)
+    assert lines[1] == "at the data's modes: identity cosine 0.031, yaw spread 14.5 degrees"
+    assert lines[3].startswith("mode smile (others at the data's): identity between its ends 0.900")
+
+
+def test_forced_modes_with_the_others_at_given_coordinates(sc_source, celeba):
+    """`others` sets every face's other attributes (say, at the data's modes): each end
+    renders the face at its own row with the forced column replaced."""
+    calls = []
+    original = sc_source.synthesize
+
+    def spy(latents, space, batch_size=256, modes=None):
+        calls.append(modes.clone())
+        return original(latents, space, batch_size=batch_size, modes=modes)
+
+    others = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.6], [0.7, 0.5]])
+    sc_source.synthesize = spy
+    try:
+        out = mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
+                                others=others)  # fmt: skip
+    finally:
+        del sc_source.synthesize
+    layout = sc_source.mode_layout
+    assert len(calls) == 4 and all(c.shape == (4, 7) for c in calls)
+    expected = others.copy()
+    expected[:, 0] = 1.0  # the smile mode's t=1 end: the yaw column is each face's own
+    torch.testing.assert_close(calls[1], layout.generator_vector(torch.tensor(expected).float()))
+    assert out["smile"]["ends_identity"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="others of shape"):
+        mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
+                          others=others[:3])  # fmt: skip
 
 
 def test_diversity_probe_sees_a_collapsed_generator(monkeypatch):

@@ -285,3 +285,18 @@ def test_a_finished_run_extended_to_more_iterations_replaces_its_model(setting, 
     assert json.loads((out / "config.json").read_text())["iterations"] == 4
     assert json.loads((out / "mode-reader" / "config.json").read_text())["iterations"] == 4
     assert (out / "mode-prior.json").is_file()
+
+
+def test_evaluate_generator_measures_modes_at_the_data_modes_it_ships(setting, tmp_path, capsys):
+    from cli_run import ok
+
+    out = train_selfcond(_cfg(setting, iterations=2, d_warmup=0), tmp_path / "run", ctx=QUIET)
+    text = ok(capsys, ["evaluate-generator", "-g", out, "-n", 8, "--n-fd", 6, "--n-identity", 6,
+                       "--n-modes", 6, "-o", tmp_path / "r.json", "--no-progress"])  # fmt: skip
+    assert "at the data's modes: identity cosine" in text
+    assert "mode yaw (others at the data's): identity between its ends" in text
+    report = json.loads((tmp_path / "r.json").read_text())["diversity"]
+    assert set(report["modes_at_data"]) == set(report["modes"]) == {"smile", "yaw"}
+    assert report["modes_at_data"]["smile"]["t=1"]["n_identity"] == 6
+    at = report["data_modes"]
+    assert at["yaw_std"] >= 0 and -1 <= at["identity_cosine"] <= 1

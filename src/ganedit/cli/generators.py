@@ -216,9 +216,15 @@ def evaluate_generator_cmd(
     _outputs(out, overwrite=overwrite)
     world = load_world_config(preset)
     source = load_generator(generator, device=device)
+    prior = None
+    if source.mode_layout is not None:
+        from ganedit.models.modes import load_mode_prior
+        from ganedit.models.registry import generator_folder
+
+        prior = load_mode_prior(generator_folder(generator), source.mode_layout)
     report = evaluate_generator(
         source, world, n=n, n_fd=n_fd, seed=seed, threshold=t, progress=progress,
-        n_identity=n_identity, n_modes=n_modes,
+        n_identity=n_identity, n_modes=n_modes, mode_prior=prior,
     )  # fmt: skip
     if n_edit:
         from ganedit.evaluation.edit_probe import world_probe
@@ -261,14 +267,22 @@ def _diversity_lines(d: dict) -> list[str]:
             f"renders (renders: {floor['precision']:.3f}, {floor['recall']:.3f}; k {pr['k']})"
         )
     lines = [line]
-    for a, m in d.get("modes", {}).items():
-        ends = [m[f"t={t:g}"] for t in (0, 1)]
+    if "data_modes" in d:
+        at = d["data_modes"]
         lines.append(
-            f"mode {a}: identity between its ends {m['ends_identity']['mean']:.3f}; identity "
-            f"cosine at t=0/1 {ends[0]['identity_cosine']:.3f}/{ends[1]['identity_cosine']:.3f}"
-            f"; largest side effect vs the world {max(e['max_gap'] for e in ends):.3f}"
-            + _end_recalls(ends)
+            f"at the data's modes: identity cosine {at['identity_cosine']:.3f}, yaw spread "
+            f"{at['yaw_std']:.1f} degrees"
         )
+    for key, where in (("modes", "others neutral"), ("modes_at_data", "others at the data's")):
+        for a, m in d.get(key, {}).items():
+            ends = [m[f"t={t:g}"] for t in (0, 1)]
+            lines.append(
+                f"mode {a} ({where}): identity between its ends "
+                f"{m['ends_identity']['mean']:.3f}; identity cosine at t=0/1 "
+                f"{ends[0]['identity_cosine']:.3f}/{ends[1]['identity_cosine']:.3f}; yaw spread "
+                f"{ends[0]['yaw_std']:.1f}/{ends[1]['yaw_std']:.1f}; largest side effect vs "
+                f"the world {max(e['max_gap'] for e in ends):.3f}" + _end_recalls(ends)
+            )
     return lines
 
 

@@ -165,11 +165,13 @@ def render_labels(world: WorldConfig, n: int, seed: int) -> dict[str, np.ndarray
 def mode_side_effects(
     source, world: WorldConfig, evaluator, identity, n: int, seed: int,
     n_identity: int = 256, batch_size: int = 256, renders=None, k: int = 3,
+    others: np.ndarray | None = None,
 ) -> dict:  # fmt: skip
-    """Per mode attribute of a self-conditioned source, the other modes neutral: at each end
-    t in {0, 1}, the evaluator's shares of the other binary attributes against the world's
-    conditional shares (and the largest gap), identity diversity and yaw spread; and the
-    identity cosine between the ends for the same z (mean and median over n faces).
+    """Per mode attribute of a self-conditioned source, the other modes neutral (or, with
+    `others` [n, k], each face's own coordinates there, e.g. rows of the data's modes): at
+    each end t in {0, 1}, the evaluator's shares of the other binary attributes against the
+    world's conditional shares (and the largest gap), identity diversity and yaw spread; and
+    the identity cosine between the ends for the same z (mean and median over n faces).
     With renders = (features [N, F], truth labels {attribute: [N]}), a binary mode's end
     also gets precision/recall against the renders whose attribute = t (a forced attribute
     draws half the world at most; yaw ends get none: no render set matches an extreme)."""
@@ -177,12 +179,16 @@ def mode_side_effects(
 
     attributes = source.mode_attributes
     marginals = world_marginals(world)
+    if others is None:
+        others = np.full((1, len(attributes)), NEUTRAL)
+    elif others.shape != (n, len(attributes)):
+        raise ValueError(f"expected others of shape {(n, len(attributes))}, got {others.shape}")
     out = {}
     for j, a in enumerate(attributes):
         ends, embeds = {}, []
         for t in MODE_ENDS:
-            coords = np.full((1, len(attributes)), NEUTRAL)
-            coords[0, j] = t
+            coords = np.array(others, dtype=np.float64)
+            coords[:, j] = t
             reading = read_samples(source, n, seed, evaluator, identity, coords, batch_size)
             real = None
             if renders is not None and a in BINARY_ATTRIBUTES:

@@ -143,11 +143,14 @@ def evaluate_generator(
     n_identity: int = 256,
     n_modes: int = 1024,
     k: int = 3,
+    mode_prior: np.ndarray | None = None,
 ) -> dict:
     """All generator figures of the model card; sample counts and seeds are in the result.
     `n_identity` (at most n) faces for identity diversity, `n_modes` faces per end of each
     mode of a self-conditioned generator (0: none), `k` neighbours for precision/recall
-    (the edit-identity probe is `ganedit.evaluation.edit_probe`, run beside this)."""
+    (the edit-identity probe is `ganedit.evaluation.edit_probe`, run beside this). With the
+    data's modes of a self-conditioned generator (`mode_prior` [P, k], its mode-prior.json),
+    also the diversity there and each mode's ends with the other attributes at those modes."""
     labeler, evaluator = load_predictor("labeler"), load_predictor("evaluator")
     probs, feats, second = generated_scores(source, n, seed, labeler, evaluator, progress=progress)
     size = source.resolution
@@ -163,7 +166,7 @@ def evaluate_generator(
     shares = confident_shares(probs, threshold)
     diversity = diversity_figures(
         source, world, evaluator, (feats[:n_fd], real_a, real_b), min(n_identity, n), n_modes,
-        seed, k,
+        seed, k, mode_prior,
     )  # fmt: skip
     return {
         "n": n,
@@ -197,7 +200,7 @@ def evaluate_generator(
 
 def diversity_figures(
     source, world: WorldConfig, evaluator, features, n_identity: int, n_modes: int, seed: int,
-    k: int,
+    k: int, mode_prior: np.ndarray | None = None,
 ) -> dict:  # fmt: skip
     """Identity diversity of the first n_identity samples and of as many world renders;
     precision/recall of generated features against renders and of renders against renders
@@ -225,9 +228,44 @@ def diversity_figures(
     }
     if getattr(source, "mode_attributes", None) and n_modes > 0:
         out["n_modes"] = n_modes
+        renders = (real_a, div.render_labels(world, len(real_a), 1_000_003))
         with torch.no_grad():
             out["modes"] = div.mode_side_effects(
                 source, world, evaluator, identity, n_modes, seed, min(n_identity, n_modes),
-                renders=(real_a, div.render_labels(world, len(real_a), 1_000_003)), k=k,
+                renders=renders, k=k,
             )  # fmt: skip
+            if mode_prior is not None:
+                out.update(_at_data_modes(source, world, evaluator, identity, mode_prior,
+                                          n_identity, n_modes, seed, renders, k))  # fmt: skip
     return out
+
+
+def _at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes, seed,
+                   renders, k) -> dict:  # fmt: skip
+    """Diversity at the data's modes (as `sample` draws by default) and each mode's ends with
+    the other attributes there: where a forced mode's side effects and yaw spread mean what
+    they say (at the neutral mode yaw is held frontal by its own mode)."""
+    from ganedit.evaluation import diversity as div
+    from ganedit.models.modes import draw_coordinates
+
+    layout = source.mode_layout
+    t = draw_coordinates("data", max(n_identity, n_modes), seed + 1, layout, prior).numpy()
+    reading = div.read_samples(source, n_identity, seed, evaluator, identity, t[:n_identity])
+    return {
+        "data_modes": {
+            "identity_cosine": div.mean_pairwise_cosine(reading["identity"]),
+            "yaw_std": float(np.std(reading["table"]["yaw"])),
+        },
+        "modes_at_data": div.mode_side_effects(
+            source,
+            world,
+            evaluator,
+            identity,
+            n_modes,
+            seed,
+            min(n_identity, n_modes),
+            renders=renders,
+            k=k,
+            others=t[:n_modes],
+        ),
+    }
