@@ -147,6 +147,7 @@ def setting_figures(reading: dict, n_identity: int, real_features=None, k: int =
         "identity_cosine": mean_pairwise_cosine(reading["identity"][:n_identity]),
         "n_identity": min(n_identity, len(reading["identity"])),
         "yaw_std": float(np.std(table["yaw"])) if "yaw" in table else None,
+        "yaw_mean": float(np.mean(table["yaw"])) if "yaw" in table else None,
         "shares": {a: float((table[a] > 0.5).mean()) for a in BINARY_ATTRIBUTES},
     }
     if real_features is not None:
