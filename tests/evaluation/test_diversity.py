@@ -225,6 +225,15 @@ def test_forced_modes_with_the_others_at_given_coordinates(sc_source, celeba):
     expected[:, 0] = 1.0  # the smile mode's t=1 end: the yaw column is each face's own
     torch.testing.assert_close(calls[1], layout.generator_vector(torch.tensor(expected).float()))
     assert out["smile"]["ends_identity"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    from ganedit.evaluation.diversity import read_samples
+
+    at = others.copy()
+    at[:, 1] = 1.0
+    yaw = read_samples(sc_source, 4, 0, MeanReader(), None, at)["table"]["yaw"]
+    end = out["yaw"]["t=1"]
+    assert end["yaw_mean"] == pytest.approx(yaw.mean()) and end["yaw_std"] == pytest.approx(
+        yaw.std()
+    )
     with pytest.raises(ValueError, match="others of shape"):
         mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
                           others=others[:3])  # fmt: skip
