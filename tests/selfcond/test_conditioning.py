@@ -124,7 +124,6 @@ def test_the_twin_head_learns_the_fakes_modes_and_the_mode_head_the_reals():
     twin = [p.detach().clone() for p in state.d.final_twin.parameters()]
     stats = [gan_step(state, cfg, lambda step: (images, targets)) for _ in range(3)]
     assert all(np.isfinite(s["d_twin"]) and np.isfinite(s["g_twin"]) for s in stats)
-    assert all(s["d_mode"] >= s["d_twin"] for s in stats)  # d_mode counts both heads
     moved = [
         not torch.equal(a, b) for a, b in zip(twin, state.d.final_twin.parameters(), strict=True)
     ]

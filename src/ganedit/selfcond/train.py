@@ -318,7 +318,7 @@ def train_selfcond(
             cfg.neutral_share,
             twin=cfg.mode_loss == "twin",
             pool=_mode_pool(layout, targets, indices) if cfg.fake_modes == "data" else None,
-        ),  # fmt: skip
+        ),
     )
     for g in (state.g, state.g_ema):
         _start_from(g, pretrained, cfg.init)

@@ -332,11 +332,10 @@ def d_main(state: GanState, cfg: GanConfig, batch, gen: torch.Generator) -> None
         if cond.twin:  # the twin head learns from fakes only (TAC-GAN)
             fake_pred, _, twin_logits = state.d.forward_with_twin(fake)
             twin_loss = cond.loss(twin_logits, fake_targets)
-            mode_loss = mode_loss + twin_loss
             state.stats["d_twin"] = twin_loss.item()
         else:
-            fake_pred = state.d(fake)
-        loss = d_logistic_loss(real_pred, fake_pred) + cond.d_weight * mode_loss
+            fake_pred, twin_loss = state.d(fake), 0.0
+        loss = d_logistic_loss(real_pred, fake_pred) + cond.d_weight * (mode_loss + twin_loss)
         state.stats["d_mode"] = mode_loss.item()
     update(state.d, state.d_optim, loss)
     state.stats["d_loss"] = loss.item()
