@@ -7,8 +7,8 @@ evaluator's yaw spread of n faces at the data's modes; then per mode attribute, 
 face's other attributes at its own row of the data's modes, the evaluator's reading at
 t = 0 and 1 (the attribute's share, or mean yaw in degrees), the identity cosine among the
 faces at each end, and the identity of each face between its ends
-(`ganedit.evaluation.diversity.mode_side_effects(..., others=...)`, as
-`ganedit evaluate-generator` reports under `modes_at_data`).
+(`ganedit.evaluation.generator.at_data_modes`, which `ganedit evaluate-generator` runs
+for its `data_modes` and `modes_at_data`).
 
 Usage (about 1 minute per model at n = 128 on 1 core):
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/selfcond_modes.py MODEL [MODEL ...]
@@ -21,11 +21,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from ganedit.evaluation.diversity import mean_pairwise_cosine, mode_side_effects, read_samples
-from ganedit.models.modes import draw_coordinates, load_mode_prior
+from ganedit.evaluation.generator import at_data_modes
+from ganedit.models.modes import load_mode_prior
 from ganedit.models.registry import generator_folder, load_identity_embedder, load_predictor
 from ganedit.models.sources import load_generator
 from ganedit.world.config import load_world_config
@@ -33,26 +32,14 @@ from ganedit.world.config import load_world_config
 
 def measure(model: str, n: int, seed: int, evaluator, identity, world) -> dict:
     source = load_generator(model)
-    layout = source.mode_layout
-    if layout is None:
+    if source.mode_layout is None:
         raise SystemExit(f"expected a self-conditioned generator, received {model!r}")
-    prior = load_mode_prior(generator_folder(model) or Path(model), layout)
+    prior = load_mode_prior(generator_folder(model) or Path(model), source.mode_layout)
     if prior is None:
         raise SystemExit(f"expected {model!r} to ship its data's modes (mode-prior.json)")
-    t = draw_coordinates("data", n, seed + 1, layout, prior).numpy()
     with torch.no_grad():
-        reading = read_samples(source, n, seed, evaluator, identity, t)
-        modes = mode_side_effects(source, world, evaluator, identity, n, seed, n, others=t)
-    return {
-        "model": model,
-        "n": n,
-        "seed": seed,
-        "at_data_modes": {
-            "identity_cosine": mean_pairwise_cosine(reading["identity"]),
-            "yaw_std": float(np.std(reading["table"]["yaw"])),
-        },
-        "modes": modes,
-    }
+        figures = at_data_modes(source, world, evaluator, identity, prior, n, n, seed)
+    return {"model": model, "n": n, "seed": seed, **figures}
 
 
 def _end_reading(source_modes: dict, attribute: str, end: str) -> str:
@@ -64,12 +51,12 @@ def _end_reading(source_modes: dict, attribute: str, end: str) -> str:
 
 
 def summary(result: dict) -> list[str]:
-    at = result["at_data_modes"]
+    at = result["data_modes"]
     lines = [
         f"{result['model']}: at the data's modes identity cosine {at['identity_cosine']:.3f}, "
         f"yaw spread {at['yaw_std']:.1f}"
     ]
-    for a, m in result["modes"].items():
+    for a, m in result["modes_at_data"].items():
         ends = [m["t=0"], m["t=1"]]
         reading = "/".join(_end_reading(m, a, e) for e in ("t=0", "t=1"))
         lines.append(

@@ -235,16 +235,17 @@ def diversity_figures(
                 renders=renders, k=k,
             )  # fmt: skip
             if mode_prior is not None:
-                out.update(_at_data_modes(source, world, evaluator, identity, mode_prior,
-                                          n_identity, n_modes, seed, renders, k))  # fmt: skip
+                out.update(at_data_modes(source, world, evaluator, identity, mode_prior,
+                                         n_identity, n_modes, seed, renders, k))  # fmt: skip
     return out
 
 
-def _at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes, seed,
-                   renders, k) -> dict:  # fmt: skip
-    """Diversity at the data's modes (as `sample` draws by default) and each mode's ends with
-    the other attributes there: where a forced mode's side effects and yaw spread mean what
-    they say (at the neutral mode yaw is held frontal by its own mode)."""
+def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes, seed,
+                  renders=None, k: int = 3) -> dict:  # fmt: skip
+    """Diversity of n_identity faces at the data's modes (rows of `prior` [P, k], as `sample`
+    draws by default) and each mode's ends for n_modes faces with the other attributes at
+    their rows: where a forced mode's side effects and yaw spread mean what they say (at the
+    neutral mode yaw is held frontal by its own mode)."""
     from ganedit.evaluation import diversity as div
     from ganedit.models.modes import draw_coordinates
 
