@@ -191,7 +191,8 @@ def test_neutral_share_draws_that_share_of_attributes_at_the_neutral_mode():
 def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(setting, tmp_path):
     from ganedit.models.modes import read_modes
     from ganedit.models.registry import load_mode_reader
-    from ganedit.models.stylegan2.convert import infer_discriminator_config
+    from ganedit.models.stylegan2 import load_rosinality_checkpoint
+    from ganedit.models.stylegan2.convert import export_rosinality_checkpoint
 
     cfg = _cfg(setting, iterations=6, mode_loss="twin", fake_modes="data")
     out = train_selfcond(cfg, tmp_path / "run", ctx=QUIET)
@@ -200,7 +201,15 @@ def test_a_twin_mode_loss_fine_tune_records_it_and_its_reader_still_reads(settin
     stats = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     assert np.isfinite(stats[-1]["g_twin"]) and np.isfinite(stats[-1]["d_twin"])
     reader = load_mode_reader(out, ["smile", "yaw"])
-    assert reader.twin_modes and infer_discriminator_config(reader.state_dict())["twin_modes"]
+    assert reader.twin_modes
+    # Exported in rosinality's layout, the twin head (training only) stays behind: the file
+    # holds SC-GAN's discriminator keys alone and reads back as a reader with one mode head.
+    pt = export_rosinality_checkpoint(tmp_path / "sc.pt", load_pretrained(out), d=reader)
+    back = load_rosinality_checkpoint(pt)["d"]
+    assert not back.twin_modes and back.num_modes == reader.num_modes
+    assert not any(k.startswith("final_twin.") for k in torch.load(pt, weights_only=True)["d"])
+    for key, value in back.state_dict().items():
+        torch.testing.assert_close(value, reader.state_dict()[key], rtol=0, atol=0)
     t = read_modes(reader, torch.rand(2, 3, 16, 16) * 2 - 1)
     assert t.shape == (2, 2) and bool(((t >= 0) & (t <= 1)).all())
     with pytest.raises(UserInputError, match="mode_loss"):

@@ -149,8 +149,6 @@ def infer_discriminator_config(state: dict, channel_multiplier: int | None = Non
     config = {"size": size, **_channel_kwargs(channels, size, channel_multiplier)}
     if "final_class.1.weight" in state:  # SC-GAN's mode head
         config["num_modes"] = int(state["final_class.1.weight"].shape[0])
-    if "final_twin.1.weight" in state:  # ganedit's TAC-GAN twin of it (train-selfcond)
-        config["twin_modes"] = True
     return config
 
 
@@ -296,7 +294,11 @@ def export_rosinality_checkpoint(
     if g is not None:
         ckpt["g"] = _rosinality_state(g)
     if d is not None:
-        ckpt["d"] = _rosinality_state(d)
+        # A twin mode head (train-selfcond --mode-loss twin) only trains; the layout has no
+        # such module, so it stays behind and upstream's strict loaders read the rest.
+        ckpt["d"] = {
+            k: v for k, v in _rosinality_state(d).items() if not k.startswith("final_twin.")
+        }
         if d.stddev_group != 4:
             # The layout has no field for it; rosinality and our loader rebuild groups of 4.
             log.warning(
