@@ -1208,7 +1208,7 @@ NUMBERS: dict[str, dict[str, list[str]]] = {
              "--steps": ["0", "1025", *NOT_INT], "--strength": NONFINITE,
              "--bound": [*NONFINITE, "0", "-1", "1e7"], "--scale": ["0", "17"],
              "--layers": ["a:b", "3", "5:2", "0:99", "1:1", "-1:2", "::"], "--seed": ["-1", HUGE],
-             "--trunc": [*NONFINITE, "1.5", "-0.1"]},
+             "--trunc": [*NONFINITE, "1.5", "-0.1"], "--modes": ["bogus", "", "read"]},
     "train-encoder": {"--steps": ["0", *NOT_INT], "--batch-size": ["0", "-1", *NOT_INT],
                       "--lr": [*NONFINITE, "0", "-1"], "--identity-weight": [*NONFINITE, "-1"],
                       "--synthetic-fraction": [*NONFINITE, "1.5", "-0.1"],

@@ -414,7 +414,7 @@ def sample_modes_option():
         help="Self-conditioned generator: draw each sample's modes from the data's mode "
         "distribution shipped with the model (data; the default where it ships one, else "
         "neutral), all neutral (neutral), or uniform as in training (uniform). --mode ATTR=T "
-        "fixes an attribute on top (the others neutral unless --modes is given).",
+        "fixes an attribute on top of each sample's own modes.",
     )
 
 

@@ -179,6 +179,11 @@ def test_mode_sliders_of_a_self_conditioned_generator_round_trip(tmp_path, capsy
     usable, refused = service.directions("world64-sc")
     assert not usable and "learned on 'world64'" in refused[0].reason  # not this generator's
     face = service.face_from_seed("world64-sc", 2)
+    # a drawn face starts at its own modes: those `ganedit sample --seed 2` gives its first
+    from ganedit.models.sources import sample_coordinates
+
+    how, own = sample_coordinates(service.source("world64-sc"), "world64-sc", None, 1, 2)
+    assert how == "data" and torch.equal(face.start_t, own)
     turned = EditState.of(modes={"yaw": 1.0})
     start, moved = service.render(face.id, [EditState(), turned])
     assert abs(moved.readout["yaw"]) > abs(start.readout["yaw"]) + 10

@@ -99,7 +99,10 @@ def test_sample_draws_world64_sc_at_the_data_modes_by_default(tmp_path, capsys):
     assert json.loads((tmp_path / "s.png.json").read_text())["modes_drawn"] == "data"
     text = ok(capsys, ["sample", "-g", "world64-sc", "-n", 4, "--mode", "smile=1",
                        "--out", tmp_path / "m.png"])  # fmt: skip
-    assert "modes neutral" in text  # a fixed mode keeps the others neutral, as before
+    assert "modes data" in text  # a fixed mode sits on top of each sample's own modes
+    text = ok(capsys, ["sample", "-g", "world64-sc", "-n", 4, "--mode", "smile=1", "--modes",
+                       "neutral", "--out", tmp_path / "n.png"])  # fmt: skip
+    assert "modes neutral" in text
     line = user_error(capsys, ["sample", "-g", "world64", "-n", 4, "--modes", "uniform",
                                "--out", tmp_path / "t.png"])  # fmt: skip
     assert "self-conditioned" in line

@@ -62,6 +62,38 @@ def test_edit_by_modes_sweeps_from_neutral_to_the_target(capsys, tmp_path, gener
     assert torch.allclose(frames[-1], target, atol=1e-5)
 
 
+def test_sampled_faces_start_at_the_modes_sample_draws_for_them(capsys, tmp_path, generators):
+    """With the data's modes shipped, an edit of sampled latents starts where `sample` drew
+    each face (row i of the same seed), not at the neutral mode no real image has."""
+    import shutil
+
+    from ganedit.models.modes import ModeLayout, draw_coordinates, save_mode_prior
+
+    folder = tmp_path / "with-prior"
+    shutil.copytree(generators / "sc", folder)
+    layout = ModeLayout(["smile", "yaw"])
+    prior = np.array([[0.0, 0.1], [1.0, 0.9], [0.0, 0.7]])
+    save_mode_prior(folder, layout, prior, "test")
+    args = ["edit", "-g", folder, "--mode", "yaw=1", "-n", 3, "--seed", 5, "--steps", 2]
+    ok(capsys, [*args, "-o", tmp_path / "d", "--no-progress"])
+    config = json.loads((tmp_path / "d" / "config.json").read_text())
+    drawn = draw_coordinates("data", 3, 5 + 1, layout, prior)
+    np.testing.assert_allclose(config["modes"]["start"], drawn.numpy(), atol=1e-6)
+    gaps = np.abs(np.asarray(config["modes"]["start"])[:, None] - prior[None]).max(-1)
+    assert gaps.min(1).max() < 1e-6  # every start is a row of the data's modes
+    # sample's first three faces at seed 5 are the edit's strength-0 column
+    ok(capsys, ["sample", "-g", folder, "-n", 3, "--seed", 5, "--out", tmp_path / "s.png"])
+    assert json.loads((tmp_path / "s.png.json").read_text())["modes_drawn"] == "data"
+    ok(capsys, [*args, "--modes", "neutral", "-o", tmp_path / "n", "--no-progress"])
+    config = json.loads((tmp_path / "n" / "config.json").read_text())
+    assert config["modes"]["start"] == [[0.5, 0.5]] * 3 and config["sample_modes"] == "neutral"
+    np.save(tmp_path / "codes.npy", np.zeros((3, 16), np.float32))
+    line = user_error(capsys, [*args, "--modes", "data", "--latents", tmp_path / "codes.npy",
+                               "-o", tmp_path / "x"])  # fmt: skip
+    assert "--modes only with sampled latents" in line
+    assert not (tmp_path / "x").exists()
+
+
 def test_modes_and_directions_combine_and_bad_requests_are_refused(capsys, tmp_path, generators):
     from ganedit.directions.io import save_boundary
 

@@ -74,6 +74,14 @@ def edit_cmd(
         "With --images and --invert-method encoder, the encoder"
     ),
     image_modes: opt.ImageModes = opt.image_modes_option("--image-modes"),
+    sample_modes: opt.SampleModes | None = typer.Option(
+        None,
+        "--modes",
+        help="Sampled latents on a self-conditioned generator: where each face's modes start, "
+        "as `ganedit sample` draws them for the same seed (data: the data's mode distribution "
+        "shipped with the model, the default where it ships one, else neutral; neutral; "
+        "uniform).",
+    ),
     align: bool = opt.align_option("With --images: "),
     truncation_psi: float | None = opt.trunc_option(
         None,
@@ -102,7 +110,7 @@ def edit_cmd(
         layers=_parse_layers(layers), calibrated=calibrated, bound=bound, scale=scale, force=force,
         modes=mode_settings, truncation_psi=truncation_psi, evaluator=evaluator,
         class_index=class_index,
-        mode_names=mode_names,
+        mode_names=mode_names, sample_modes=opt.value(sample_modes),
     )  # fmt: skip
     if images:
         check_image_edit(cfg)

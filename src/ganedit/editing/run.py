@@ -16,7 +16,8 @@ image its scores describe; `truncation_psi` set to another value is refused. Sam
 
 A self-conditioned generator is also edited by its modes (`modes`, "ATTR=T"): each column
 moves the set attributes' anchor coordinates a share of the way from the samples' own
-(neutral, t = 0.5, for sampled latents) to T, keeping w. With boundaries as well, both
+(for sampled latents those `ganedit sample` draws for the same seed: the data's modes
+where the model ships them, `sample_modes` to choose) to T, keeping w. With boundaries as well, both
 edits advance together, column by column.
 """
 
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganedit.choices import SAMPLE_MODES
 from ganedit.directions.io import load_boundary
 from ganedit.directions.provenance import check_boundary_use
 from ganedit.editing import core
@@ -62,6 +64,7 @@ _CONSTRAINTS = {
     "scale": Integer(1, 16),
     "truncation_psi": OrNone(Real(0.0, 1.0)),
     "class_index": OrNone(Integer(0, 100_000)),
+    "sample_modes": OrNone(OneOf(SAMPLE_MODES)),
 }
 
 
@@ -88,9 +91,18 @@ class EditConfig:
     truncation_psi: float | None = None  # None: a bank's own psi, else 1 (module docstring)
     class_index: int | None = None  # the class a class-conditional generator renders
     mode_names: tuple[str, ...] = ()  # the names of a self-conditioned .pt's modes
+    # sampled latents on a self-conditioned generator: their modes as `sample` draws them
+    # (None: the data's where the model ships them, else neutral)
+    sample_modes: str | None = None
 
     def __post_init__(self):
         check_fields(self, _CONSTRAINTS, "edit")
+        if self.sample_modes is not None and self.latents is not None:
+            raise UserInputError(
+                "expected --modes only with sampled latents (a bank's or inverted codes' "
+                f"edits start at their own recorded modes), received --modes "
+                f"{self.sample_modes} with --latents {self.latents}"
+            )
         if not self.boundaries and not self.modes:
             raise UserInputError("expected at least one --boundary or --mode, received none")
         for value in self.strengths:
@@ -130,7 +142,14 @@ def truncation(cfg: EditConfig, origin: dict) -> tuple[float, str]:
 def _input_latents(cfg: EditConfig, source, given) -> tuple[torch.Tensor, dict]:
     """The codes to edit (`given`, or sampled) and what is known of their origin."""
     if given is None:
-        return sample_latents(source, cfg.n, cfg.seed, cfg.space), {}
+        from ganedit.models.sources import sample_coordinates
+
+        latents = sample_latents(source, cfg.n, cfg.seed, cfg.space)
+        how, t = sample_coordinates(source, cfg.generator, cfg.sample_modes, cfg.n, cfg.seed)
+        if t is None:
+            return latents, {}
+        names = list(source.mode_attributes)
+        return latents, {"modes": {"attributes": names, "t": t.tolist(), "drawn": how}}
     codes, origin = given
     if origin.get("generator_sha256") or origin.get("space"):  # a bank, or inverted codes
         where = f"latents {cfg.latents}"

@@ -389,12 +389,17 @@ class EditingService:
     # -------------------------------------------------------------------- faces
 
     def face_from_seed(self, generator: str, seed: int) -> Face:
-        """The face of z sample `seed` (row 0 of `sample_z(1, seed)`)."""
+        """The face of z sample `seed` (row 0 of `sample_z(1, seed)`), on a self-conditioned
+        generator at its own modes: those `ganedit sample --seed SEED` draws for its first
+        face (the data's, where the model ships them)."""
+        from ganedit.models.sources import sample_coordinates
+
         check_params({"seed": seed}, {"seed": Integer(0, 2**63 - 1)}, "face")
         source = self.source(generator)
         z = source.sample_z(1, seed)
         latents = z if self.editing_space(source) == "z" else source.to_ws(z, "z").cpu()
-        return self.add_face(generator, latents, origin={"seed": seed})
+        _, start_t = sample_coordinates(source, generator, None, 1, seed)
+        return self.add_face(generator, latents, start_t=start_t, origin={"seed": seed})
 
     def face_from_bank(self, generator: str, bank: str | Path, row: int) -> Face:
         """The face of row `row` of a latent bank made with this generator."""

@@ -543,12 +543,12 @@ def _tuned_from(folder: Path) -> dict | None:
     return None
 
 
-def sample_mode_vectors(source, generator, how: str | None, settings: dict, n: int, seed: int):
-    """How n samples' modes are drawn ("data", "neutral", "uniform"; None for a generator
-    without modes) and the mode vectors [n, M] (None: the source's default), with `settings`
-    ({"smile": 1.0}) fixed on top. Unless told (`how`), a self-conditioned model folder that
-    ships its data's modes (`mode-prior.json`) is sampled there; without one, or with
-    settings, the other attributes are neutral. Row i depends only on (seed, i)."""
+def sample_coordinates(source, generator, how: str | None, n: int, seed: int):
+    """How n samples' modes are drawn ("data", "neutral", "uniform") and their anchor
+    coordinates [n, k]; (None, None) for a generator without modes. Unless told (`how`), a
+    self-conditioned model folder that ships its data's modes (`mode-prior.json`) is sampled
+    there, else at the neutral mode. Row i depends only on (seed, i): it is the face `sample`
+    draws as its row i, and where an edit of that face starts."""
     layout = source.mode_layout
     if layout is None:
         if how is not None:
@@ -559,8 +559,17 @@ def sample_mode_vectors(source, generator, how: str | None, settings: dict, n: i
         return None, None
     prior = load_mode_prior(registry.generator_folder(generator), layout)
     if how is None:
-        how = "neutral" if settings or prior is None else "data"
-        if prior is None and not settings:
+        how = "neutral" if prior is None else "data"
+        if prior is None:
             log.info("%s ships no %s: samples are drawn at the neutral mode", generator, MODE_PRIOR)
-    t = draw_coordinates(how, n, seed + 1, layout, prior)
+    return how, draw_coordinates(how, n, seed + 1, layout, prior)
+
+
+def sample_mode_vectors(source, generator, how: str | None, settings: dict, n: int, seed: int):
+    """`sample_coordinates` as the generator's mode vectors [n, M] (None: the source's
+    default), with `settings` ({"smile": 1.0}) fixed on top of each sample's own modes."""
+    how, t = sample_coordinates(source, generator, how, n, seed)
+    if t is None:
+        return None, None
+    layout = source.mode_layout
     return how, layout.generator_vector(layout.targets(t, settings))
