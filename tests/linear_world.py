@@ -66,3 +66,20 @@ class LinearIdentity:
 def unit(v):
     v = np.asarray(v, np.float32)
     return v / np.linalg.norm(v)
+
+
+class LayeredSource(LinearSource):
+    """The linear world with a ws space of two rows: the attributes read row 0's
+    coordinates 0..2, the identity row 1's coordinates 3..5 (a direction moved only in
+    row 0 cannot change the person)."""
+
+    spaces = ("z", "w", "ws")
+    num_ws = 2
+
+    def to_ws(self, latents, space):
+        return latents[:, None, :].expand(-1, self.num_ws, -1).clone()
+
+    def synthesize(self, latents, space="w", batch_size=64, progress=False):
+        ws = self.to_ws(latents, space) if space != "ws" else latents
+        x = torch.cat([ws[:, 0, :3], ws[:, 1, 3:]], dim=1)
+        return x.reshape(len(x), 1, 1, D).clone()

@@ -88,6 +88,10 @@ def _networks(cfg: DirectionEvalConfig, device):
     return (source, *measuring_networks(cfg.evaluator, cfg.identity, device))
 
 
+def _rows(layers: tuple[int, int] | None) -> str:
+    return "" if layers is None else f", rows {layers[0]}:{layers[1]}"
+
+
 def evaluate_boundary_files(
     cfg: DirectionEvalConfig,
     paths: list[str],
@@ -121,7 +125,7 @@ def evaluate_boundary_files(
         write_direction_report(
             report,
             tmp,
-            title=f"Directions on {cfg.generator} ({cfg.space})",
+            title=f"Directions on {cfg.generator} ({cfg.space}{_rows(cfg.layers)})",
             extra_markdown=extra_markdown,
         )
     return out / "report.md"

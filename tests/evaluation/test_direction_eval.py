@@ -163,3 +163,33 @@ def test_a_value_attribute_is_no_flip_target():
         )  # fmt: skip
     with pytest.raises(UserInputError, match="probability attribute of the evaluator"):
         attribute_logit(_ForeignEvaluator(), torch.zeros(2, 1, 1, 6), "size")
+
+
+def test_a_direction_restricted_to_rows_is_measured_as_edit_moves_it():
+    """Planted: the attribute lives in ws row 0, the person in row 1. A direction that drags
+    the identity coordinates keeps the person when it moves row 0 alone (`--layers 0:1`),
+    and the report names the restricted direction apart."""
+    from linear_world import LayeredSource
+
+    drags = Direction("drags_identity", "a", _unit([1, 0, 0, 1, 0, 0]))
+    cfg = DirectionEvalConfig(n=200, steps=12, bootstrap=0, calibration_n=64, seed=3, space="ws")
+    args = ([drags], LayeredSource(), LinearEvaluator(), LinearIdentity())
+    whole = evaluate_directions(cfg, *args, progress=False)["directions"][0]
+    cfg = DirectionEvalConfig(**{**cfg.__dict__, "layers": (0, 1)})
+    report = evaluate_directions(cfg, *args, progress=False)
+    row0 = report["directions"][0]
+    assert row0["name"] == "drags_identity@0:1" and report["config"]["layers"] == (0, 1)
+    # a w direction on ws codes separates as it does on w (it once failed on the shapes)
+    in_w = DirectionEvalConfig(n=200, steps=12, bootstrap=0, calibration_n=64, seed=3)
+    flat = evaluate_directions(in_w, *args, progress=False)["directions"][0]
+    assert whole["separability"] == row0["separability"] == flat["separability"]
+    assert row0["matched"]["90"]["identity"] == pytest.approx(1, abs=1e-6)
+    assert whole["matched"]["90"]["identity"] < 0.99
+    # a step moves row 0 as far as the unrestricted edit does: the same flips per step
+    assert row0["matched"]["50"]["step"] == pytest.approx(whole["matched"]["50"]["step"], rel=1e-3)
+    with pytest.raises(UserInputError, match="--space ws"):
+        evaluate_directions(DirectionEvalConfig(layers=(0, 1)), *args, progress=False)
+    with pytest.raises(UserInputError, match="layer range"):
+        evaluate_directions(
+            DirectionEvalConfig(space="ws", layers=(1, 5)), *args, progress=False
+        )

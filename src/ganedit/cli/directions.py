@@ -12,6 +12,7 @@ from ganedit.cli._app import app
 from ganedit.cli._common import (
     _expect_suffix,
     _outputs,
+    _parse_layers,
     _write_report,
 )
 from ganedit.errors import UserInputError
@@ -159,6 +160,11 @@ def evaluate_cmd(
     truncation_psi: float = opt.trunc_option(),
     evaluator: str = opt.evaluator_option(),
     identity: str = opt.identity_option(),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="ws rows START:STOP each direction moves (with --space ws), as `edit --layers`.",
+    ),
     force: bool = opt.force_option(),
     device: str = opt.device_option(),
     progress: bool = opt.progress_option(),
@@ -171,7 +177,7 @@ def evaluate_cmd(
     cfg = DirectionEvalConfig(
         generator=generator, space=opt.value(space), n=eval_n, seed=seed, bootstrap=bootstrap,
         steps=steps, truncation_psi=truncation_psi, evaluator=evaluator,
-        identity=opt.identity_value(identity),
+        identity=opt.identity_value(identity), layers=_parse_layers(layers),
     )  # fmt: skip
     ctx = RunContext.current(device, progress, overwrite)
     path = evaluate_boundary_files(cfg, [str(b) for b in boundary], out, force=force, ctx=ctx)

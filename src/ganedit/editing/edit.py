@@ -80,6 +80,20 @@ def _as_direction(direction, latents: torch.Tensor, layers) -> torch.Tensor:
     return d * _layer_mask(row[0], layers).to(d)
 
 
+def restrict_to_layers(direction, num_ws: int, layers: tuple[int, int]) -> np.ndarray:
+    """A [D] or [num_ws, D] direction as the [num_ws, D] one `--layers START:STOP` moves ws
+    codes by: the direction in rows START..STOP-1, zero elsewhere (no renormalisation, so a
+    step moves each of those rows as far as an unrestricted edit moves it)."""
+    d = np.asarray(direction, np.float32)
+    if d.ndim == 1:
+        d = np.broadcast_to(d, (num_ws, d.shape[0]))
+    if d.ndim != 2 or d.shape[0] != num_ws:
+        raise UserInputError(
+            f"expected a direction of shape [D] or [{num_ws}, D], received {list(d.shape)}"
+        )
+    return d * _layer_mask(num_ws, layers).numpy()
+
+
 def check_fits(directions, latents: torch.Tensor, layers: tuple[int, int] | None) -> None:
     """Refuse, before any work, directions of another shape than a latent row of `latents`
     [N, D] or [N, L, D], and a `layers` range outside its rows (or without ws latents)."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ganedit.editing import core
-from ganedit.editing.edit import sample_latents
+from ganedit.editing.edit import restrict_to_layers, sample_latents
 from ganedit.errors import UserInputError
 from ganedit.models.predictors import PROBABILITY, VALUE, attributes_of_kind
 from ganedit.utils.progress import progress_bar
@@ -51,6 +51,8 @@ class DirectionEvalConfig:
     truncation_psi: float = 1.0
     evaluator: str = "evaluator"  # any attribute predictor `load_predictor` accepts
     identity: str | None = "identity"  # an identity embedder; None: identity not measured
+    # ws rows START:STOP each direction moves (space "ws"), as `edit --layers`; None: all
+    layers: tuple[int, int] | None = None
 
 
 @dataclass
@@ -170,8 +172,11 @@ def bootstrap_matched(trace: EditTrace, level: float, repeats: int, seed: int) -
 
 def separability(latents, base_table, direction: Direction, k: int) -> dict:
     """Held-out ROC AUC and accuracy of the direction's decision function vs evaluator labels."""
+    vector = np.asarray(direction.vector, np.float64)
+    if latents.ndim == 3 and vector.ndim == 1:  # a w direction on ws codes: per row, averaged
+        latents = latents.mean(1)
     flat = latents.reshape(len(latents), -1).numpy().astype(np.float64)
-    score = flat @ np.asarray(direction.vector, np.float64).reshape(-1) + direction.intercept
+    score = flat @ vector.reshape(-1) + direction.intercept
     label = base_table[:, k] >= 0.5
     return {
         "auc": roc_auc(score[label], score[~label])
@@ -228,6 +233,17 @@ def _fields(trace: EditTrace) -> list[np.ndarray]:
     return [getattr(trace, f.name) for f in dataclasses.fields(trace)]
 
 
+def within_layers(direction: Direction, num_ws: int, layers: tuple[int, int]) -> Direction:
+    """`direction` restricted to ws rows START:STOP (`restrict_to_layers`), named
+    "NAME@START:STOP" so that the report tells it from the unrestricted one."""
+    start, stop = layers
+    return dataclasses.replace(
+        direction,
+        name=f"{direction.name}@{start}:{stop}",
+        vector=restrict_to_layers(direction.vector, num_ws, layers),
+    )
+
+
 def evaluate_directions(
     cfg: DirectionEvalConfig,
     directions: list[Direction],
@@ -240,7 +256,12 @@ def evaluate_directions(
     names, n_binary = columns(evaluator)
     for direction in directions:
         _check_target(direction, evaluator)
+    if cfg.layers is not None and cfg.space != "ws":
+        raise UserInputError(f"expected --space ws with --layers, received {cfg.space}")
     latents = sample_latents(source, cfg.n, cfg.seed, cfg.space)
+    given = directions  # a boundary's decision function is the same with its edit restricted
+    if cfg.layers is not None:
+        directions = [within_layers(d, latents.shape[1], cfg.layers) for d in directions]
     base = _score(source, latents, cfg.space, evaluator, identity, cfg.batch_size)
     results = []
     # One tick per batch of edited images rendered: calibration, then each grid step.
@@ -257,7 +278,7 @@ def evaluate_directions(
                 _direction_result(trace, direction, abs(cal.slope), k, names, n_binary, cfg, i)
             )
             results[-1]["calibration"] = cal.to_dict()
-            results[-1]["separability"] = separability(latents, base[0], direction, k)
+            results[-1]["separability"] = separability(latents, base[0], given[i], k)
     return {
         "config": dataclasses.asdict(cfg),
         "attributes": names,
