@@ -190,6 +190,4 @@ def test_a_direction_restricted_to_rows_is_measured_as_edit_moves_it():
     with pytest.raises(UserInputError, match="--space ws"):
         evaluate_directions(DirectionEvalConfig(layers=(0, 1)), *args, progress=False)
     with pytest.raises(UserInputError, match="layer range"):
-        evaluate_directions(
-            DirectionEvalConfig(space="ws", layers=(1, 5)), *args, progress=False
-        )
+        evaluate_directions(DirectionEvalConfig(space="ws", layers=(1, 5)), *args, progress=False)
