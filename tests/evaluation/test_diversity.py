@@ -200,6 +200,14 @@ def test_evaluate_generator_summary_names_each_mode():
     lines = _diversity_lines(at_data)
     assert lines[1] == "at the data's modes: identity cosine 0.031, yaw spread 14.5 degrees"
     assert lines[3].startswith("mode smile (others at the data's): identity between its ends 0.900")
+    pr = {"precision": 0.5, "recall": 0.25, "k": 3}
+    uniform = {"identity_cosine": 0.2, "yaw_std": 20.0, "frechet_distance": 80.25,
+               "precision_recall": pr}  # fmt: skip
+    lines = _diversity_lines({**at_data, "uniform_modes": uniform})
+    assert lines[2] == (
+        "at uniform modes: identity cosine 0.200, yaw spread 20.0 degrees; Frechet distance "
+        "80.2, precision 0.500, recall 0.250"
+    )
 
 
 def test_forced_modes_with_the_others_at_given_coordinates(sc_source, celeba):
@@ -237,6 +245,33 @@ def test_forced_modes_with_the_others_at_given_coordinates(sc_source, celeba):
     with pytest.raises(ValueError, match="others of shape"):
         mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
                           others=others[:3])  # fmt: skip
+    assert end["shares_at"] == "each face's own row"
+
+
+def test_side_effects_are_read_at_the_data_given_the_forced_end(sc_source, celeba):
+    """With side_rows, each end's shares come from faces whose other modes are the data's
+    given that end (the world's conditional shares describe those people); diversity and
+    the ends' identity stay on each face's own row."""
+    from ganedit.evaluation.diversity import binary_shares, read_samples
+
+    others = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.6], [0.7, 0.5]])
+    asked = []
+
+    def side_rows(j, t):
+        asked.append((j, t))
+        return np.full((4, 2), 0.0 if t < 0.5 else 1.0)
+
+    out = mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
+                            others=others, side_rows=side_rows)  # fmt: skip
+    assert asked == [(0, 0.0), (0, 1.0), (1, 0.0), (1, 1.0)]
+    end = out["smile"]["t=1"]
+    assert end["shares_at"] == "rows of the data on this side"
+    given = read_samples(sc_source, 4, 0, MeanReader(), None, np.ones((4, 2)))
+    assert end["shares"] == binary_shares(given["table"])
+    plain = mode_side_effects(sc_source, celeba, MeanReader(), PixelIdentity(), 4, 0, 4,
+                              others=others)  # fmt: skip
+    assert out["smile"]["ends_identity"] == plain["smile"]["ends_identity"]
+    assert end["identity_cosine"] == plain["smile"]["t=1"]["identity_cosine"]
 
 
 def test_diversity_probe_sees_a_collapsed_generator(monkeypatch):

@@ -309,3 +309,8 @@ def test_evaluate_generator_measures_modes_at_the_data_modes_it_ships(setting, t
     assert report["modes_at_data"]["smile"]["t=1"]["n_identity"] == 6
     at = report["data_modes"]
     assert at["yaw_std"] >= 0 and -1 <= at["identity_cosine"] <= 1
+    assert "at uniform modes: identity cosine" in text and "Frechet distance" in text
+    for key in ("data_modes", "uniform_modes"):
+        assert report[key]["frechet_distance"] >= 0 and report[key]["n"] == 6
+        assert 0 <= report[key]["precision_recall"]["recall"] <= 1
+    assert report["modes_at_data"]["smile"]["t=0"]["shares_at"] == "rows of the data on this side"

@@ -267,12 +267,20 @@ def _diversity_lines(d: dict) -> list[str]:
             f"renders (renders: {floor['precision']:.3f}, {floor['recall']:.3f}; k {pr['k']})"
         )
     lines = [line]
-    if "data_modes" in d:
-        at = d["data_modes"]
-        lines.append(
-            f"at the data's modes: identity cosine {at['identity_cosine']:.3f}, yaw spread "
-            f"{at['yaw_std']:.1f} degrees"
-        )
+    for key, where in (("data_modes", "the data's modes"), ("uniform_modes", "uniform modes")):
+        if key in d:
+            at = d[key]
+            line = (
+                f"at {where}: identity cosine {at['identity_cosine']:.3f}, yaw spread "
+                f"{at['yaw_std']:.1f} degrees"
+            )
+            if "frechet_distance" in at:
+                pr = at["precision_recall"]
+                line += (
+                    f"; Frechet distance {at['frechet_distance']:.1f}, precision "
+                    f"{pr['precision']:.3f}, recall {pr['recall']:.3f}"
+                )
+            lines.append(line)
     for key, where in (("modes", "others neutral"), ("modes_at_data", "others at the data's")):
         for a, m in d.get(key, {}).items():
             ends = [m[f"t={t:g}"] for t in (0, 1)]

@@ -148,11 +148,16 @@ def setting_figures(reading: dict, n_identity: int, real_features=None, k: int =
         "n_identity": min(n_identity, len(reading["identity"])),
         "yaw_std": float(np.std(table["yaw"])) if "yaw" in table else None,
         "yaw_mean": float(np.mean(table["yaw"])) if "yaw" in table else None,
-        "shares": {a: float((table[a] > 0.5).mean()) for a in BINARY_ATTRIBUTES},
+        "shares": binary_shares(table),
     }
     if real_features is not None:
         out["precision_recall"] = precision_recall(real_features, reading["features"], k)
     return out
+
+
+def binary_shares(table: dict) -> dict[str, float]:
+    """The share of faces the evaluator reads as positive, per binary attribute."""
+    return {a: float((table[a] > 0.5).mean()) for a in BINARY_ATTRIBUTES}
 
 
 def render_labels(world: WorldConfig, n: int, seed: int) -> dict[str, np.ndarray]:
@@ -166,7 +171,7 @@ def render_labels(world: WorldConfig, n: int, seed: int) -> dict[str, np.ndarray
 def mode_side_effects(
     source, world: WorldConfig, evaluator, identity, n: int, seed: int,
     n_identity: int = 256, batch_size: int = 256, renders=None, k: int = 3,
-    others: np.ndarray | None = None,
+    others: np.ndarray | None = None, side_rows=None,
 ) -> dict:  # fmt: skip
     """Per mode attribute of a self-conditioned source, the other modes neutral (or, with
     `others` [n, k], each face's own coordinates there, e.g. rows of the data's modes): at
@@ -175,11 +180,19 @@ def mode_side_effects(
     the identity cosine between the ends for the same z (mean and median over n faces).
     With renders = (features [N, F], truth labels {attribute: [N]}), a binary mode's end
     also gets precision/recall against the renders whose attribute = t (a forced attribute
-    draws half the world at most; yaw ends get none: no render set matches an extreme)."""
+    draws half the world at most; yaw ends get none: no render set matches an extreme).
+
+    `side_rows(j, t) -> [n, k]` (with `others`): coordinates whose other attributes follow
+    the data given attribute j on t's side (rows of the data's modes with that attribute).
+    The shares compared with the world's conditional shares are then read there, since the
+    world's shares given glasses hold for faces whose other modes are those of people with
+    glasses, not of everyone (`shares_at` says which); diversity, yaw and the ends' identity
+    stay on `others`, where only attribute j differs between a face's two ends."""
     from ganedit.models.modes import NEUTRAL
 
     attributes = source.mode_attributes
     marginals = world_marginals(world)
+    shares_at = "neutral" if others is None else "each face's own row"
     if others is None:
         others = np.full((1, len(attributes)), NEUTRAL)
     elif others.shape != (n, len(attributes)):
@@ -196,6 +209,13 @@ def mode_side_effects(
                 real = renders[0][renders[1][a] == t]
                 real = real if len(real) > k else None
             figures = setting_figures(reading, n_identity, real, k)
+            figures["shares_at"] = shares_at
+            if side_rows is not None:
+                coords = np.array(side_rows(j, t), dtype=np.float64)
+                coords[:, j] = t
+                given = read_samples(source, n, seed, evaluator, None, coords, batch_size)
+                figures["shares"] = binary_shares(given["table"])
+                figures["shares_at"] = "rows of the data on this side"
             if a in BINARY_ATTRIBUTES:
                 world_shares = world_conditional_shares(world, a, int(t))
             else:  # yaw: independent of the labels in the face world

@@ -242,22 +242,34 @@ def diversity_figures(
 
 def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes, seed,
                   renders=None, k: int = 3) -> dict:  # fmt: skip
-    """Diversity of n_identity faces at the data's modes (rows of `prior` [P, k], as `sample`
-    draws by default) and each mode's ends for n_modes faces with the other attributes at
-    their rows: where a forced mode's side effects and yaw spread mean what they say (at the
-    neutral mode yaw is held frontal by its own mode)."""
+    """Faces at the data's modes (rows of `prior` [P, k], as `sample` draws by default) and
+    at uniform modes (as SC-GAN's fine-tune draws its fakes): identity diversity of
+    n_identity, and with renders the Frechet distance and precision/recall of
+    max(n_identity, n_modes); and each mode's ends for n_modes faces with the other
+    attributes at their rows, where a forced mode's yaw spread means what it says (at the
+    neutral mode yaw is held frontal by its own mode), its side effects read at the data's
+    rows on that end's side (`diversity.mode_side_effects`)."""
     from ganedit.evaluation import diversity as div
     from ganedit.models.modes import draw_coordinates
 
     layout = source.mode_layout
-    t = draw_coordinates("data", max(n_identity, n_modes), seed + 1, layout, prior).numpy()
-    reading = div.read_samples(source, n_identity, seed, evaluator, identity, t[:n_identity])
-    return {
-        "data_modes": {
-            "identity_cosine": div.mean_pairwise_cosine(reading["identity"]),
-            "yaw_std": float(np.std(reading["table"]["yaw"])),
-        },
-        "modes_at_data": div.mode_side_effects(
+    n = max(n_identity, n_modes)
+    t = draw_coordinates("data", n, seed + 1, layout, prior).numpy()
+    settings = {
+        "data_modes": t,
+        "uniform_modes": draw_coordinates("uniform", n, seed + 1, layout).numpy(),
+    }
+
+    def side_rows(j: int, end: float) -> np.ndarray:  # the data's modes given j on end's side
+        side = prior[:, j] >= 0.5 if end >= 0.5 else prior[:, j] < 0.5
+        rows = prior[side] if side.any() else prior
+        return draw_coordinates("data", n_modes, seed + 2, layout, rows).numpy()
+
+    out = {
+        key: _setting(source, evaluator, identity, coords, n_identity, seed, renders, k)
+        for key, coords in settings.items()
+    }
+    out["modes_at_data"] = div.mode_side_effects(
             source,
             world,
             evaluator,
@@ -268,5 +280,24 @@ def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes
             renders=renders,
             k=k,
             others=t[:n_modes],
-        ),
+            side_rows=side_rows,
+        )
+    return out
+
+
+def _setting(source, evaluator, identity, t, n_identity, seed, renders=None, k=3) -> dict:
+    """Faces at anchor coordinates t [n, k]: identity diversity and yaw spread of the first
+    n_identity; with renders (features [N, F], labels), the Frechet distance and precision/
+    recall of all n against the renders' evaluator features."""
+    from ganedit.evaluation import diversity as div
+
+    reading = div.read_samples(source, len(t), seed, evaluator, identity, t)
+    out = {
+        "identity_cosine": div.mean_pairwise_cosine(reading["identity"][:n_identity]),
+        "yaw_std": float(np.std(reading["table"]["yaw"][:n_identity])),
+        "n": len(t),
     }
+    if renders is not None and min(len(t), len(renders[0])) > k:
+        out["frechet_distance"] = frechet_distance(reading["features"], renders[0])
+        out["precision_recall"] = div.precision_recall(renders[0], reading["features"], k)
+    return out
