@@ -270,18 +270,18 @@ def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes
         for key, coords in settings.items()
     }
     out["modes_at_data"] = div.mode_side_effects(
-            source,
-            world,
-            evaluator,
-            identity,
-            n_modes,
-            seed,
-            min(n_identity, n_modes),
-            renders=renders,
-            k=k,
-            others=t[:n_modes],
-            side_rows=side_rows,
-        )
+        source,
+        world,
+        evaluator,
+        identity,
+        n_modes,
+        seed,
+        min(n_identity, n_modes),
+        renders=renders,
+        k=k,
+        others=t[:n_modes],
+        side_rows=side_rows,
+    )
     return out
 
 
