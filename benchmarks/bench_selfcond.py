@@ -97,9 +97,10 @@ def diversity(args, base, sc, evaluator, identity, world) -> dict:
     side effects)."""
     out = {}
     for name, source in (("world64", base), ("world64-sc", sc)):
+        prior = shipped_prior(args, sc) if source is sc else None
         out[name] = diversity_report(
             source, world, evaluator, identity, n_identity=args.n_identity, n_pr=args.n_pr,
-            n_modes=args.n_modes, seed=args.seed, k=args.k,
+            n_modes=args.n_modes, seed=args.seed, k=args.k, mode_prior=prior,
         )  # fmt: skip
         for setting, f in out[name]["settings"].items():
             pr = f["precision_recall"]
@@ -131,12 +132,16 @@ def _diversity_tables(lines: list[str], report: dict) -> None:
             )
     for name, d in div.items():
         if "modes" in d:
-            _mode_table(lines, name, d)
+            _mode_table(lines, name, d, "modes", "the others neutral")
+        if "modes_at_data" in d:
+            where = ("the others at each face's own row of the data's modes; the shares read "
+                     "among faces whose other modes are the data's given that end")  # fmt: skip
+            _mode_table(lines, name, d, "modes_at_data", where)
 
 
-def _mode_table(lines: list[str], name: str, d: dict) -> None:
-    lines += ["", f"### Modes of {name}: side effects and identity between the ends", "",
-              f"Each mode forced to t (the others neutral), {d['n_modes']} faces per end, the "
+def _mode_table(lines: list[str], name: str, d: dict, key: str, where: str) -> None:
+    lines += ["", f"### Modes of {name}: side effects and identity between the ends ({key})",
+              "", f"Each mode forced to t ({where}), {d['n_modes']} faces per end, the "
               "same z at both ends: the evaluator's share of each other binary attribute "
               "(the world's share conditional on the mode's attribute = t in brackets; for "
               "yaw, the world's marginal), the largest gap, identity diversity at the end, "
@@ -145,7 +150,7 @@ def _mode_table(lines: list[str], name: str, d: dict) -> None:
     lines += ["| mode | t | other attributes (world) | largest gap | identity cosine | "
               "yaw std | precision / recall | ends identity |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for a, m in d["modes"].items():
+    for a, m in d[key].items():
         for t in ("t=0", "t=1"):
             e = m[t]
             others = ", ".join(
@@ -171,15 +176,37 @@ def directions(args, attributes, method: str) -> dict[str, np.ndarray]:
     return out
 
 
+def shipped_prior(args, sc):
+    """The data's modes [P, k] the self-conditioned model folder ships, or None."""
+    from ganedit.models.modes import load_mode_prior
+    from ganedit.models.registry import generator_folder
+
+    return load_mode_prior(generator_folder(args.sc), sc.mode_layout)
+
+
+def start_modes(args, sc, n: int, seed: int):
+    """Where the edits of n faces start on world64-sc: (t [n, k], "the data's modes") drawn
+    from the shipped prior as `sample` draws them, or (None, "neutral") with
+    --start-modes neutral or no prior shipped."""
+    from ganedit.models.modes import draw_coordinates
+
+    prior = shipped_prior(args, sc)
+    if args.start_modes == "neutral" or prior is None:
+        return None, "neutral"
+    return draw_coordinates("data", n, seed + 1, sc.mode_layout, prior), "the data's modes"
+
+
 def protocol(args, base, sc, evaluator, identity) -> dict:
     """Per attribute: mode edits on world64-sc; each method's traversal on world64; the first
-    method's traversal on world64-sc at its neutral mode."""
+    method's traversal on world64-sc, each face at the same modes its mode edits start
+    from (`start_modes`)."""
     attributes = sc.mode_attributes
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     vectors = {m: directions(args, attributes, m) for m in methods}
     z = base.sample_z(args.n_edit, EDIT_SEED)
     w_base, w_sc = base.to_w(z), sc.to_w(z)
-    neutral = sc.with_modes({})
+    t0, where = start_modes(args, sc, args.n_edit, EDIT_SEED)
+    start_vectors = None if t0 is None else sc.mode_layout.generator_vector(t0)
     out = {}
     steps = sum(
         len(T_GRID)
@@ -190,7 +217,9 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
         for a in attributes:
             alphas = YAW_STEPS if a == "yaw" else STEPS
             runs = {
-                "modes (world64-sc)": mode_edits(sc, w_sc, a, T_GRID, evaluator, identity, bar=bar)
+                "modes (world64-sc)": mode_edits(
+                    sc, w_sc, a, T_GRID, evaluator, identity, bar=bar, start=t0
+                )
             }
             for m in methods:
                 label = "regression" if a == "yaw" else m
@@ -200,9 +229,10 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
                 if a == "yaw":
                     break  # one yaw direction
             label = "regression" if a == "yaw" else methods[0]
-            runs[f"{label} direction (world64-sc, neutral)"] = traversal_edits(
-                neutral, w_sc, a, vectors[methods[0]][a], alphas, evaluator, identity, bar=bar
-            )
+            runs[f"{label} direction (world64-sc, {where})"] = traversal_edits(
+                sc, w_sc, a, vectors[methods[0]][a], alphas, evaluator, identity, bar=bar,
+                modes=start_vectors,  # None: the source's default, the neutral mode
+            )  # fmt: skip
             out[a] = {name: edit_figures(r, a, args.identity_floor) for name, r in runs.items()}
             for name, fig in out[a].items():
                 print(
@@ -451,6 +481,13 @@ def main() -> None:
     parser.add_argument("--n-modes", type=int, default=1024, help="faces per mode end")
     parser.add_argument("--k", type=int, default=3, help="neighbours for precision/recall")
     parser.add_argument("--skip-protocol", action="store_true")
+    parser.add_argument(
+        "--start-modes",
+        choices=("data", "neutral"),
+        default="data",
+        help="where world64-sc's edits and its modes grid start: each face's modes drawn from "
+        "the shipped data's modes (data; neutral where none ships) or the neutral mode",
+    )
     parser.add_argument("--real-n", type=int, default=0, help="held-out renders to invert")
     parser.add_argument("--sc-encoder", default=None, help="world64-sc's encoder (a folder)")
     parser.add_argument("--base-encoder", default="world64-encoder")
@@ -514,7 +551,8 @@ def main() -> None:
 
     from ganedit.editing.edit import mode_sweep_grid
 
-    Image.fromarray(mode_sweep_grid(sc, 2, args.seed)).save(args.out / "modes.png")
+    own, _ = start_modes(args, sc, 2, args.seed)
+    Image.fromarray(mode_sweep_grid(sc, 2, args.seed, own=own)).save(args.out / "modes.png")
     print(f"{args.out}: report.json, report.md, identity.png, modes.png")
 
 

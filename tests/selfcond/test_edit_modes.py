@@ -217,3 +217,50 @@ def test_the_encoder_follows_the_generator_and_sidecar_modes_are_checked(
         start_coordinates(sc, {"modes": {"yaw": "left"}}, 2)
     with pytest.raises(DamagedInputError, match="per-code modes"):
         start_coordinates(sc, {"modes": {"attributes": ["yaw"], "t": [[0.1]]}}, 2)
+
+
+def test_the_modes_grid_sweeps_each_face_from_its_own_modes(generators):
+    """Each row renders one face across t for one attribute; with `own`, the face's other
+    attribute stays at its own coordinate, not neutral."""
+    from ganedit.editing.edit import mode_sweep_grid
+
+    source = load_generator(str(generators / "sc"))
+    t_grid = (0.0, 1.0)
+    neutral = mode_sweep_grid(source, 2, 3, t_grid)
+    assert np.array_equal(neutral, mode_sweep_grid(source, 2, 3, t_grid, own=np.full((2, 2), 0.5)))
+    own = np.array([[0.0, 1.0], [1.0, 0.0]], np.float32)
+    grid = mode_sweep_grid(source, 2, 3, t_grid, own=own)
+    assert grid.shape == neutral.shape and not np.array_equal(grid, neutral)
+    # the smile rows' first face keeps yaw at its own t = 1: its image is the source's
+    w = source.to_w(source.sample_z(2, 3))[:1]
+    expected = source.synthesize(w, "w", modes=mode_vector(torch.tensor([[0.0, 1.0]]), True))
+    from ganedit.utils.images import to_uint8
+
+    first = to_uint8(expected)[0]  # the grid pads each image by 2 white pixels
+    assert np.array_equal(grid[2 : 2 + first.shape[0], 2 : 2 + first.shape[1]], first)
+
+
+def test_a_traversal_renders_each_face_at_its_given_modes(generators, monkeypatch):
+    """traversal_edits with `modes` renders every step at those modes (the protocol's walk
+    on a self-conditioned generator from each face's own modes), not at the default."""
+    from ganedit.evaluation import selfcond
+
+    source = load_generator(str(generators / "sc"))
+    w = source.to_w(source.sample_z(3, 1))
+    modes = mode_vector(torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]), True)
+    seen = []
+
+    def reading(src, latents, space, evaluator, identity, batch_size, modes=None):
+        seen.append(modes)
+        n = len(latents)
+        return {a: np.zeros(n) for a in ("smile", "gender", "glasses", "age", "yaw")}, np.ones(
+            (n, 2)
+        ) / np.sqrt(2)
+
+    monkeypatch.setattr(selfcond, "_reading", reading)
+    direction = np.ones(w.shape[1], np.float32)
+    selfcond.traversal_edits(source, w, "yaw", direction, [1.0, -1.0], None, None, modes=modes)
+    assert len(seen) == 3 and all(m is modes for m in seen)
+    seen.clear()
+    selfcond.traversal_edits(source, w, "yaw", direction, [1.0], None, None)
+    assert seen == [None, None]

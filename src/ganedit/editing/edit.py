@@ -355,19 +355,23 @@ def save_gif(
     return Path(path)
 
 
-def mode_sweep_grid(source, per_attribute: int, seed: int, t_grid=(0.0, 0.25, 0.5, 0.75, 1.0)):
+def mode_sweep_grid(
+    source, per_attribute: int, seed: int, t_grid=(0.0, 0.25, 0.5, 0.75, 1.0), own=None
+):
     """uint8 image grid [H, W, 3]: per mode attribute, `per_attribute` faces (z of seed) in a
-    row each, across `t_grid` for that attribute with the others neutral."""
+    row each, across `t_grid` for that attribute with the others neutral, or at each face's
+    own coordinates `own` [per_attribute, k] (say, the data's modes `sample` draws)."""
     from ganedit.utils.images import grid, to_uint8
 
     layout = source.require_modes()
     w = source.to_w(source.sample_z(per_attribute, seed))
     rows = []
     for k in range(layout.k):
-        coords = layout.neutral(len(t_grid))
-        coords[:, k] = torch.as_tensor(t_grid, dtype=torch.float32)
-        modes = layout.generator_vector(coords)
         for i in range(per_attribute):
+            start = layout.neutral(1) if own is None else torch.as_tensor(own[i : i + 1])
+            coords = start.float().repeat(len(t_grid), 1)
+            coords[:, k] = torch.as_tensor(t_grid, dtype=torch.float32)
+            modes = layout.generator_vector(coords)
             latents = w[i : i + 1].expand(len(t_grid), -1)
             rows.append(source.synthesize(latents, "w", modes=modes))
     return grid(to_uint8(torch.cat(rows)), cols=len(t_grid))

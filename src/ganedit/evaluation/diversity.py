@@ -256,14 +256,30 @@ def summary_line(name: str, figures: dict) -> str:
     return text
 
 
+def data_side_rows(prior: np.ndarray, layout, n: int, seed: int):
+    """`side_rows(j, t)` for `mode_side_effects`: n rows of the data's modes `prior` [P, k]
+    whose attribute j is on t's side of 0.5 (all rows where none is), row i by (seed, i)."""
+    from ganedit.models.modes import draw_coordinates
+
+    def side_rows(j: int, t: float) -> np.ndarray:
+        side = prior[:, j] >= 0.5 if t >= 0.5 else prior[:, j] < 0.5
+        rows = prior[side] if side.any() else prior
+        return draw_coordinates("data", n, seed, layout, rows).numpy()
+
+    return side_rows
+
+
 def diversity_report(
     source, world: WorldConfig, evaluator, identity, n_identity: int = 256, n_pr: int = 1024,
     n_modes: int = 1024, seed: int = 0, k: int = 3, render_seed: int = 1_000_003,
+    mode_prior: np.ndarray | None = None,
 ) -> dict:  # fmt: skip
     """Every diversity figure of one generator: world renders (the floor), the whole model
-    (a self-conditioned one at its neutral mode and with modes drawn as in training,
-    t ~ U(0, 1)), and for a self-conditioned one each mode's ends (`mode_side_effects`)."""
-    from ganedit.models.modes import NEUTRAL, sampled_modes
+    (a self-conditioned one at its neutral mode, with modes drawn as in training,
+    t ~ U(0, 1), and at the data's modes when `mode_prior` [P, k] is given), and for a
+    self-conditioned one each mode's ends (`mode_side_effects`: the others neutral, and with
+    the prior, the others at each face's row of it as `modes_at_data`)."""
+    from ganedit.models.modes import NEUTRAL, draw_coordinates, sampled_modes
 
     real, real_ids = render_features(world, n_pr, render_seed, source.resolution, evaluator,
                                      identity)  # fmt: skip
@@ -285,6 +301,10 @@ def diversity_report(
             "neutral mode": np.full((1, len(attributes)), NEUTRAL),
             "modes as in training": sampled_modes(n_pr, len(attributes), seed + 1),
         }
+        if mode_prior is not None:
+            layout = source.mode_layout
+            t_data = draw_coordinates("data", max(n_pr, n_modes), seed + 1, layout, mode_prior)
+            settings["the data's modes"] = t_data.numpy()[:n_pr]
     for name, t in settings.items():
         reading = read_samples(source, n_pr, seed, evaluator, identity, t)
         out["settings"][name] = setting_figures(reading, n_identity, real, k)
@@ -295,6 +315,12 @@ def diversity_report(
             source, world, evaluator, identity, n_modes, seed, n_identity,
             renders=(real, labels), k=k,
         )  # fmt: skip
+        if mode_prior is not None:
+            out["modes_at_data"] = mode_side_effects(
+                source, world, evaluator, identity, n_modes, seed, n_identity,
+                renders=(real, labels), k=k, others=t_data.numpy()[:n_modes],
+                side_rows=data_side_rows(mode_prior, source.mode_layout, n_modes, seed + 2),
+            )  # fmt: skip
     return out
 
 

@@ -260,11 +260,6 @@ def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes
         "uniform_modes": draw_coordinates("uniform", n, seed + 1, layout).numpy(),
     }
 
-    def side_rows(j: int, end: float) -> np.ndarray:  # the data's modes given j on end's side
-        side = prior[:, j] >= 0.5 if end >= 0.5 else prior[:, j] < 0.5
-        rows = prior[side] if side.any() else prior
-        return draw_coordinates("data", n_modes, seed + 2, layout, rows).numpy()
-
     out = {
         key: _setting(source, evaluator, identity, coords, n_identity, seed, renders, k)
         for key, coords in settings.items()
@@ -280,7 +275,7 @@ def at_data_modes(source, world, evaluator, identity, prior, n_identity, n_modes
         renders=renders,
         k=k,
         others=t[:n_modes],
-        side_rows=side_rows,
+        side_rows=div.data_side_rows(prior, layout, n_modes, seed + 2),
     )
     return out
 

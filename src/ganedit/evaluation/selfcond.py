@@ -242,22 +242,24 @@ def mode_edits(
 
 def traversal_edits(
     source, w: torch.Tensor, attribute: str, direction: np.ndarray, alphas, evaluator, identity,
-    batch_size: int = 256, bar=None, space: str = "w",
+    batch_size: int = 256, bar=None, space: str = "w", modes: torch.Tensor | None = None,
 ) -> EditRecord:  # fmt: skip
     """Codes w [N, w_dim] (or ws [N, num_ws, w_dim] with space "ws": every row moves) walked
     along a unit `direction` [w_dim] by each step of `alphas`: as given for yaw (give both
-    signs), toward the face's opposite class for a binary attribute (give positive steps)."""
+    signs), toward the face's opposite class for a binary attribute (give positive steps).
+    A self-conditioned source renders every face at its mode vector `modes` [N, M] (None:
+    the source's default)."""
     from ganedit.editing import core
 
     vector = np.asarray(direction, np.float32).reshape(-1)
-    base = _reading(source, w, space, evaluator, identity, batch_size)
+    base = _reading(source, w, space, evaluator, identity, batch_size, modes)
     toward = _toward_opposite(attribute, base[0])
     sign = torch.ones(len(w)) if toward is None else torch.as_tensor(toward, dtype=torch.float32)
     faces = np.arange(len(w))
     records = []
     for alpha in alphas:
         moved = core.moved(w, [vector], [sign * float(alpha)])
-        edited = _reading(source, moved, space, evaluator, identity, batch_size)
+        edited = _reading(source, moved, space, evaluator, identity, batch_size, modes)
         records.append(_record(attribute, faces, np.full(len(w), float(alpha)), base, edited))
         if bar is not None:
             bar.advance(1)
