@@ -63,6 +63,8 @@ def test_demo_small(tmp_path, capsys):
     out = ok(capsys, args)
     assert "report:" in out and "Directions on the embedded generator" in out
     assert "self-conditioned generator `world64-sc`" in out and "| yaw (deg) |" in out
+    # world64-sc ships its data's modes: its faces are drawn there and edited from them
+    assert "faces at the data's modes" in out and "starts at each face's own modes" in out
     assert (tmp_path / "d" / "selfcond_modes.png").is_file()
     assert "| rank | tier | method |" in out and "attributes reached" in out
     d = tmp_path / "d"

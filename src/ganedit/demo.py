@@ -112,14 +112,20 @@ def _selfcond_look(cfg: DemoConfig, out: Path, identity) -> dict:
 
     from ganedit.editing.edit import mode_sweep_grid
     from ganedit.evaluation.selfcond import quick_look
+    from ganedit.models.modes import draw_coordinates, load_mode_prior
+    from ganedit.models.registry import generator_folder
     from ganedit.models.sources import load_generator
 
     sc, base = _self_conditioned(cfg.selfcond_generator), load_generator(cfg.generator)
+    prior = load_mode_prior(generator_folder(cfg.selfcond_generator), sc.mode_layout)
+    own = (
+        None if prior is None else draw_coordinates("data", 2, cfg.seed + 1, sc.mode_layout, prior)
+    )
     with atomic_path(out / "selfcond_modes.png") as tmp:
-        Image.fromarray(mode_sweep_grid(sc, 2, cfg.seed)).save(tmp, format="png")
+        Image.fromarray(mode_sweep_grid(sc, 2, cfg.seed, own=own)).save(tmp, format="png")
     evaluator = load_predictor("evaluator")
     world = load_world_config(cfg.preset)
-    look = quick_look(sc, base, world, evaluator, identity, cfg.selfcond_n, cfg.seed)
+    look = quick_look(sc, base, world, evaluator, identity, cfg.selfcond_n, cfg.seed, prior)
     return {**look, "generator": cfg.selfcond_generator, "base": cfg.generator}
 
 
@@ -132,7 +138,7 @@ def _selfcond_summary(look: dict | None) -> str:
         "",
         f"selfcond_modes.png: each attribute's mode from t = 0 to 1 on two faces (w kept). "
         f"Share of {look['n']} faces in rare cells, read by the evaluator (the world's by "
-        "ground truth), with modes drawn as in training:",
+        f"ground truth), the self-conditioned faces at {look.get('modes', 'their modes')}:",
         "",
         f"| cell | world | {look['base']} | {look['generator']} |",
         "|---|---|---|---|",
@@ -144,9 +150,9 @@ def _selfcond_summary(look: dict | None) -> str:
         )
     lines += [
         "",
-        "Editing by modes (w kept, the other modes neutral): mean achieved change and identity "
-        "cosine to the unedited face, moving t to 0 and to 1 (binary attributes: only the faces "
-        "that can move that way):",
+        f"Editing by modes (w kept; each face starts at {look.get('edits_start', 'neutral')}):"
+        " mean achieved change and identity cosine to the unedited face, moving t to 0 and to "
+        "1 (binary attributes: only the faces that can move that way):",
         "",
         "| attribute | t = 0: change | identity | t = 1: change | identity |",
         "|---|---|---|---|---|",

@@ -330,21 +330,31 @@ def edit_figures(record: EditRecord, attribute: str, identity_floor: float = 0.5
     }
 
 
-def quick_look(sc, base, world, evaluator, identity, n: int, seed: int = 0) -> dict:
+def quick_look(sc, base, world, evaluator, identity, n: int, seed: int = 0, prior=None) -> dict:
     """A small-n summary for the demo: rare-cell shares of `base` and of the self-conditioned
-    `sc` (modes drawn as in training) against world renders' truth, and per mode attribute
-    the mean achieved change and identity when t goes to 0 and to 1."""
+    `sc` against world renders' truth, and per mode attribute the mean achieved change and
+    identity when t goes to 0 and to 1 from each face's own modes. With the data's modes
+    `prior` [P, k] (what the model folder ships) the faces are drawn at rows of it, as
+    `sample` draws them; without, at modes drawn as in training and edited from neutral."""
+    from ganedit.models.modes import draw_coordinates
+
     k = len(sc.mode_attributes)
+    layout = sc.mode_layout
     truth, _ = render_readings(world, n, 1_000_003, sc.resolution, evaluator)
     base_table, _ = generated_readings(base, n, seed, evaluator)
-    sc_table, _ = generated_readings(sc, n, seed, evaluator, sampled_modes(n, k, seed + 1))
+    at = sampled_modes(n, k, seed + 1)
+    start = None
+    if prior is not None:
+        at = draw_coordinates("data", n, seed + 1, layout, prior).numpy()
+        start = draw_coordinates("data", n, seed + 3, layout, prior)
+    sc_table, _ = generated_readings(sc, n, seed, evaluator, at)
     shares = {}
     for name, table in (("world", truth), ("base", base_table), ("sc", sc_table)):
         shares[name] = {c: float(m.mean()) for c, m in cell_masks(table).items()}
     w = sc.to_w(sc.sample_z(n, seed + 2))
     edits = {}
     for a in sc.mode_attributes:
-        rec = mode_edits(sc, w, a, (0.0, 1.0), evaluator, identity)
+        rec = mode_edits(sc, w, a, (0.0, 1.0), evaluator, identity, start=start)
         edits[a] = {
             f"t={t:g}": {
                 "achieved": float(rec.achieved[rec.setting == t].mean()),
@@ -353,4 +363,7 @@ def quick_look(sc, base, world, evaluator, identity, n: int, seed: int = 0) -> d
             for t in (0.0, 1.0)
             if (rec.setting == t).any()
         }
-    return {"n": n, "seed": seed, "shares": shares, "mode_edits": edits}
+    drawn = "the data's modes" if prior is not None else "modes drawn as in training"
+    starts = "each face's own modes, drawn from the data's" if prior is not None else "neutral"
+    return {"n": n, "seed": seed, "shares": shares, "mode_edits": edits, "modes": drawn,
+            "edits_start": starts}  # fmt: skip
