@@ -2,10 +2,11 @@
 renders read by the model's own mode reader.
 
 train-selfcond writes the prior from its labels itself; this script is for a model trained
-before it did (the shipped world64-sc): the labels of its data are gone, so the data's modes
-are read back from renders of the same world by the discriminator the fine-tune trained.
+before it did (world64-sc-v1, shipped as world64-sc until issue 28): the labels of its data
+are gone, so the data's modes are read back from renders of the same world by the
+discriminator the fine-tune trained.
 
-    python scripts/ship_mode_prior.py --generator world64-sc --preset celeba --n 4096
+    python scripts/ship_mode_prior.py --generator world64-sc-v1 --preset celeba --n 4096
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ganedit.world.render import render
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--generator", default="world64-sc")
+    ap.add_argument("--generator", default="world64-sc-v1")
     ap.add_argument("--preset", default="celeba")
     ap.add_argument("--n", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=0)

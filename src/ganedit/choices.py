@@ -47,7 +47,7 @@ PREDICTORS = ("labeler", "evaluator", "identity")
 # Real-face networks built on dlib (ganedit[faces]; ganedit.models.face_measures): head pose,
 # a mouth proxy (attribute predictors) and dlib's face-recognition embedder (identity).
 FACE_NETWORKS = ("dlib-pose", "dlib-mouth", "dlib-identity")
-EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc")
+EMBEDDED_GENERATORS = ("world64", "world64-v1", "world64-sc", "world64-sc-v1")
 OPTIONAL_GENERATORS = ("dcgan-digiface",)
 GENERATOR_NAMES = EMBEDDED_GENERATORS + OPTIONAL_GENERATORS
 DEFAULT_GENERATOR = "world64"

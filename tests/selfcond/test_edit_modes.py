@@ -264,3 +264,19 @@ def test_a_traversal_renders_each_face_at_its_given_modes(generators, monkeypatc
     seen.clear()
     selfcond.traversal_edits(source, w, "yaw", direction, [1.0], None, None)
     assert seen == [None, None]
+
+
+def test_each_shipped_self_conditioned_generator_pairs_with_its_own_encoder():
+    """world64-sc and its predecessor world64-sc-v1 are different weights; each shipped
+    encoder loads for its own generator and is refused for the other (by sha256)."""
+    from ganedit.errors import ProvenanceError
+    from ganedit.inversion.encode import load_encoder_for, shipped_encoder
+
+    new, old = load_generator("world64-sc"), load_generator("world64-sc-v1")
+    assert new.identity["sha256"] != old.identity["sha256"]
+    assert new.mode_attributes == old.mode_attributes == ["smile", "glasses", "age", "yaw"]
+    assert shipped_encoder(old) == "world64-sc-v1-encoder"
+    for source, other in ((new, "world64-sc-v1-encoder"), (old, "world64-sc-encoder")):
+        assert load_encoder_for(None, source, "cpu") is not None
+        with pytest.raises(ProvenanceError, match="expected an encoder trained for"):
+            load_encoder_for(other, source, "cpu")

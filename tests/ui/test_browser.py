@@ -36,6 +36,7 @@ CHROMIUM_FLAGS = (
     "--disable-default-apps", "--disable-extensions", "--window-size=1400,900",
 )  # fmt: skip
 YOUNG_SEED = 3  # a world64 face the evaluator reads as young
+SC_SEED = 2  # a world64-sc face drawn at the data's modes without a smile (smile t near 0)
 
 
 def _need_browser():
@@ -506,8 +507,9 @@ def test_an_exported_code_loads_in_ganedit_edit(browser, downloads, tmp_path, ca
 
 
 def test_mode_sliders_of_a_self_conditioned_generator(browser):
-    """Switching to world64-sc gives one slider per mode; moving the smile mode to t = 1
-    makes the face smile (the evaluator's read-out) and leaves the identity close."""
+    """Switching to world64-sc gives one slider per mode; moving the smile mode from the
+    face's own t (the data's modes it was drawn at) to the other end changes the smile (the
+    evaluator's read-out) and leaves the identity close."""
     from selenium.webdriver.support.ui import Select
 
     _idle_now(browser)
@@ -518,10 +520,13 @@ def test_mode_sliders_of_a_self_conditioned_generator(browser):
     _idle(browser, before)
     for attr in ("smile", "glasses", "age", "yaw"):
         assert _shown(browser, f"slider-mode-{attr}")
-    _draw(browser, YOUNG_SEED)
+    _draw(browser, SC_SEED)
     smile = _readout(browser, "smile")
-    _drag(browser, "slider-mode-smile", 100)  # steps of 0.01 from the face's own t: to 1
-    assert _text(browser, "value-mode-smile") == "1.00"
-    assert _readout(browser, "smile") > max(0.5, smile + 0.3)
+    own = float(_text(browser, "value-mode-smile"))
+    up = own < 0.5  # steps of 0.01 from the face's own t to the other end
+    _drag(browser, "slider-mode-smile", 100 if up else -100)
+    assert _text(browser, "value-mode-smile") == ("1.00" if up else "0.00")
+    moved = _readout(browser, "smile")
+    assert moved > max(0.5, smile + 0.3) if up else moved < min(0.5, smile - 0.3)
     assert _readout(browser, "identity_cosine") > 0.5
     _shot(browser, "modes")

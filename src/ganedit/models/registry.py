@@ -6,7 +6,8 @@
   which allocates nothing) before any real allocation, so a damaged folder, weights of another
   model or a memory-bomb config are refused with one line.
 - The shipped measuring networks (`labeler`, `evaluator`, `identity`) and the embedded
-  generators (`world64`, `world64-v1`) by name, and the optional `dcgan-digiface`.
+  generators (`world64`, `world64-v1`, `world64-sc`, `world64-sc-v1`) by name, and the
+  optional `dcgan-digiface`.
 - The real-face networks on dlib (`dlib-pose`, `dlib-mouth`, `dlib-identity`; the optional
   extra ganedit[faces]), by name.
 
@@ -281,7 +282,11 @@ def load_predictor(name_or_dir: str | Path, device: str | torch.device = "cpu"):
 MODE_READER = "mode-reader"  # a self-conditioned generator folder's discriminator
 
 # The shipped encoder of each shipped generator: `--encoder`'s default follows `-g`.
-SHIPPED_ENCODERS = {"world64": "world64-encoder", "world64-sc": "world64-sc-encoder"}
+SHIPPED_ENCODERS = {
+    "world64": "world64-encoder",
+    "world64-sc": "world64-sc-encoder",
+    "world64-sc-v1": "world64-sc-v1-encoder",
+}
 
 
 def generator_folder(name_or_path: str | Path) -> Path | None:
@@ -314,7 +319,7 @@ def load_mode_reader(generator: str | Path, attributes: list[str], device="cpu")
     return d
 
 
-EMBEDDED_ENCODERS = ("world64-encoder", "world64-sc-encoder")
+EMBEDDED_ENCODERS = ("world64-encoder", "world64-sc-encoder", "world64-sc-v1-encoder")
 
 
 def load_encoder(name_or_dir: str | Path, device: str | torch.device = "cpu") -> dict:

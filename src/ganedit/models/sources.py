@@ -7,7 +7,8 @@ Each source also carries its `identity` (name and sha256 of its weights), which 
 and boundary files record so that artefacts of different generators are never mixed silently.
 
 Registered names: `world64` (the embedded default), `world64-v1` (its predecessor, kept because
-earlier studies were measured on it), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
+earlier studies were measured on it), `world64-sc` (self-conditioned) and `world64-sc-v1` (its
+collapsed predecessor, kept for the same reason), `dcgan-digiface` (optional package), a StyleGAN2-pytorch
 `.pt` path, an NVIDIA StyleGAN2-ADA `.pkl` path or a TensorFlow PGGAN/StyleGAN/StyleGAN2 one
 (both read without running them, `ganedit.models.tf_pickle`), an InterFaceGAN
 PGGAN or StyleGAN `.pth` path (`ganedit.models.pggan`, `ganedit.models.stylegan1`), or a
