@@ -185,15 +185,14 @@ def shipped_prior(args, sc):
 
 
 def start_modes(args, sc, n: int, seed: int):
-    """Where the edits of n faces start on world64-sc: (t [n, k], "the data's modes") drawn
-    from the shipped prior as `sample` draws them, or (None, "neutral") with
-    --start-modes neutral or no prior shipped."""
-    from ganedit.models.modes import draw_coordinates
+    """Where the edits of n faces start on world64-sc, as `sample` draws their modes for
+    (seed, i): (t [n, k], "the data's modes") where the model ships them, else (or with
+    --start-modes neutral) (t, "neutral"), every coordinate 0.5."""
+    from ganedit.models.sources import sample_coordinates
 
-    prior = shipped_prior(args, sc)
-    if args.start_modes == "neutral" or prior is None:
-        return None, "neutral"
-    return draw_coordinates("data", n, seed + 1, sc.mode_layout, prior), "the data's modes"
+    how = "neutral" if args.start_modes == "neutral" else None
+    how, t = sample_coordinates(sc, args.sc, how, n, seed)
+    return t, ("the data's modes" if how == "data" else "neutral")
 
 
 def protocol(args, base, sc, evaluator, identity) -> dict:
@@ -206,7 +205,7 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
     z = base.sample_z(args.n_edit, EDIT_SEED)
     w_base, w_sc = base.to_w(z), sc.to_w(z)
     t0, where = start_modes(args, sc, args.n_edit, EDIT_SEED)
-    start_vectors = None if t0 is None else sc.mode_layout.generator_vector(t0)
+    start_vectors = sc.mode_layout.generator_vector(t0)
     out = {}
     steps = sum(
         len(T_GRID)
@@ -231,7 +230,7 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
             label = "regression" if a == "yaw" else methods[0]
             runs[f"{label} direction (world64-sc, {where})"] = traversal_edits(
                 sc, w_sc, a, vectors[methods[0]][a], alphas, evaluator, identity, bar=bar,
-                modes=start_vectors,  # None: the source's default, the neutral mode
+                modes=start_vectors,
             )  # fmt: skip
             out[a] = {name: edit_figures(r, a, args.identity_floor) for name, r in runs.items()}
             for name, fig in out[a].items():

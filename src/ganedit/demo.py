@@ -112,15 +112,13 @@ def _selfcond_look(cfg: DemoConfig, out: Path, identity) -> dict:
 
     from ganedit.editing.edit import mode_sweep_grid
     from ganedit.evaluation.selfcond import quick_look
-    from ganedit.models.modes import draw_coordinates, load_mode_prior
+    from ganedit.models.modes import load_mode_prior
     from ganedit.models.registry import generator_folder
-    from ganedit.models.sources import load_generator
+    from ganedit.models.sources import load_generator, sample_coordinates
 
     sc, base = _self_conditioned(cfg.selfcond_generator), load_generator(cfg.generator)
     prior = load_mode_prior(generator_folder(cfg.selfcond_generator), sc.mode_layout)
-    own = (
-        None if prior is None else draw_coordinates("data", 2, cfg.seed + 1, sc.mode_layout, prior)
-    )
+    _, own = sample_coordinates(sc, cfg.selfcond_generator, None, 2, cfg.seed)
     with atomic_path(out / "selfcond_modes.png") as tmp:
         Image.fromarray(mode_sweep_grid(sc, 2, cfg.seed, own=own)).save(tmp, format="png")
     evaluator = load_predictor("evaluator")

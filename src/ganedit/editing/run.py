@@ -15,9 +15,9 @@ image its scores describe; `truncation_psi` set to another value is refused. Sam
 1 (none) by default. The psi used and where it came from are in the output's config.json.
 
 A self-conditioned generator is also edited by its modes (`modes`, "ATTR=T"): each column
-moves the set attributes' anchor coordinates a share of the way from the samples' own
-(for sampled latents those `ganedit sample` draws for the same seed: the data's modes
-where the model ships them, `sample_modes` to choose) to T, keeping w. With boundaries as well, both
+moves the set attributes' anchor coordinates a share of the way from the samples' own to
+T, keeping w (for sampled latents, the modes `ganedit sample` draws for the same seed: the
+data's where the model ships them; `sample_modes` chooses). With boundaries as well, both
 edits advance together, column by column.
 """
 
