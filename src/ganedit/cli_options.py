@@ -259,7 +259,8 @@ def mode_settings_option():
     return typer.Option(
         [],
         "--mode",
-        help="A self-conditioned generator's mode ATTR=T (t in [0, 1]; repeat; others neutral).",
+        help="A self-conditioned generator's mode ATTR=T (t in [0, 1]; repeat), set on top of "
+        "each sample's own modes.",
         metavar="ATTR=T",
     )
 

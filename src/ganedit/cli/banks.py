@@ -30,6 +30,7 @@ def generate_cmd(
     store_ws: bool = typer.Option(False, "--store-ws", help="Also store ws [N, L, D]."),
     save_images: bool = typer.Option(False, "--save-images", help="Also write one PNG per sample."),
     mode: list[str] = opt.mode_settings_option(),
+    modes: opt.SampleModes | None = opt.sample_modes_option(),
     resume: bool = opt.resume_option("Continue an interrupted run."),
     overwrite: bool = opt.overwrite_option(),
     device: str = opt.device_option(),
@@ -42,13 +43,16 @@ def generate_cmd(
         generator=generator, predictor=predictor, n=n, seed=seed, truncation_psi=truncation_psi,
         chunk_size=chunk_size, batch_size=batch_size, store_ws=store_ws, save_images=save_images,
         modes=tuple(mode), class_index=class_index, mode_names=mode_names,
+        sample_modes=opt.value(modes),
     )  # fmt: skip
     ctx = RunContext.current(device, progress, overwrite)
     path = generate_bank(cfg, out, resume=resume, ctx=ctx)
     bank = LatentBank.open(path, verify=False)
+    drawn = bank.mode_record(0, 1)
+    drawn = f"; modes {drawn['drawn']}" if drawn and "drawn" in drawn else ""
     typer.echo(
         f"{path}: {bank.n} samples of {generator} (spaces {', '.join(bank.spaces)}; scores "
-        f"{', '.join(bank.score_names) or 'none'})"
+        f"{', '.join(bank.score_names) or 'none'}{drawn})"
     )
 
 

@@ -122,8 +122,9 @@ def load_latents(path: str, space: str, stop: int | None = None) -> tuple[np.nda
         origin["truncation_psi"] = bank.truncation_psi
     if isinstance(identity.get("class"), int):  # a class-conditional generator's class
         origin["generator_class"] = identity["class"]
-    if isinstance(bank.meta.get("modes"), dict):  # a self-conditioned generator's, per bank
-        origin["modes"] = bank.meta["modes"]
+    modes = bank.mode_record(0, stop)  # a self-conditioned generator's: where each row started
+    if modes is not None:
+        origin["modes"] = modes
     return codes, origin
 
 
@@ -142,6 +143,15 @@ def _npy_origin(path: Path) -> dict:
     if isinstance(data.get("modes"), dict):  # inverted images' own modes (`invert`)
         origin["modes"] = data["modes"]
     return origin
+
+
+def _modes_summary(origin: dict) -> dict:
+    """The codes' modes as a boundary records them: how they were drawn or read and what was
+    set, not every row's coordinates (a bank's may be millions of numbers)."""
+    modes = origin.get("modes")
+    if not isinstance(modes, dict) or "t" not in modes:
+        return {}
+    return {"modes": {k: v for k, v in modes.items() if k != "t"}}
 
 
 def load_scores(latents: str, scores: str | None, attribute: str) -> Scores:
@@ -272,6 +282,7 @@ def fit_boundary(
     estimator = build_estimator(cfg).fit(latents, scores)
     metadata = {
         **origin,
+        **_modes_summary(origin),
         "attribute": cfg.attribute,
         "attribute_kind": score_kinds(scores)[cfg.attribute],
         "boundary_config": dataclasses.asdict(cfg),

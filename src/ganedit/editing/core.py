@@ -135,9 +135,9 @@ def start_coordinates(source, origin: dict, n: int) -> torch.Tensor | None:
 
 
 def _per_code_modes(record: dict, n: int) -> dict[str, np.ndarray]:
-    """{attribute: t [n]} of a sidecar's {"attributes": [...], "t": [[...], ...]}."""
+    """{attribute: t [n]} of a sidecar's or a bank's {"attributes": [...], "t": [[...], ...]}."""
     names, values = record.get("attributes"), record.get("t")
-    rows = np.asarray(values, np.float64) if isinstance(values, list) else None
+    rows = np.asarray(values, np.float64) if isinstance(values, list | np.ndarray) else None
     if (
         not isinstance(names, list)
         or rows is None
@@ -154,7 +154,7 @@ def _per_code_modes(record: dict, n: int) -> dict[str, np.ndarray]:
 
 
 def _bank_modes(record: dict, n: int) -> dict[str, np.ndarray]:
-    """{attribute: t [n]} of a bank's one setting for every sample, {attribute: t}."""
+    """{attribute: t [n]} of a version-1 bank's one setting for every sample, {attribute: t}."""
     bad = {k: v for k, v in record.items() if not isinstance(v, (int, float)) or v != v}
     if bad:
         raise DamagedInputError(

@@ -421,8 +421,9 @@ class EditingService:
         if self.editing_space(source) == "ws":
             codes = source.to_ws(codes, space).cpu()
         start_t = None
-        if isinstance(opened.meta.get("modes"), dict):
-            start_t = core.start_coordinates(source, {"modes": opened.meta["modes"]}, 1)
+        modes = opened.mode_record(row, row + 1)
+        if modes is not None:
+            start_t = core.start_coordinates(source, {"modes": modes}, 1)
         return self.add_face(
             generator, codes, start_t=start_t, origin={"bank": str(bank), "row": row}
         )

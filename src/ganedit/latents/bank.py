@@ -7,6 +7,8 @@ A bank is a zarr v3 directory store (conventionally `*.zarr`):
     ws              float32 [N, num_ws, w_dim]    (optional)
     index           int64   [N]                   (row i is sample (seed, index[i]))
     scores/<attr>   float32 [N]                   (of the kind in meta `score_kinds`)
+    modes           float32 [N, k]                (a self-conditioned generator's: each row's
+                                                   anchor coordinates, columns `mode_attributes`)
     done            uint8   [n_chunks]            (1 once every array of chunk k is written)
     config.json     the configuration that produced it (also in the group attributes)
     images/         optional PNGs, {i:07d}.png
@@ -16,7 +18,11 @@ exactly one writer and is marked in `done[k]` (its own file) once written. The g
 hold the metadata (`meta`), including `complete`, set only after every chunk is done, the
 generator's identity (name and sha256 of its weights) in `generator_identity`, each score's kind
 in `score_kinds` and the truncation psi the samples were rendered at in `truncation_psi` (null
-for an imported bank).
+for an imported bank). A bank of a self-conditioned generator stores the modes each row was
+rendered at (`modes`, one row per sample, in [0, 1]) and names their columns in
+`mode_attributes`; such a bank is format version 2, so an older ganedit refuses it instead of
+reading its samples without their modes. (Version-1 banks of such generators recorded one
+setting for every row in `meta["modes"]`, {attribute: t}; they are still read.)
 
 Damage is found, not read as data: opening a bank checks that every chunk file of every array
 is there and whole (its compressed frame's recorded size matches the file), each chunk carries a
@@ -50,7 +56,7 @@ from ganedit.utils.files import (
 )
 
 FORMAT = "ganedit.latent_bank"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-row modes (`modes`, `mode_attributes`); 1 without them
 SPACES = ("z", "w", "ws")
 DEFAULT_CHUNK_SIZE = 4096
 SCORE_KINDS = KINDS
@@ -204,8 +210,33 @@ class LatentBank:
         return out
 
     def array_names(self) -> list[str]:
-        """Every stored array: the spaces, `index`, `done` and `scores/<name>`."""
-        return [*self.spaces, "index", "done", *(f"scores/{s}" for s in self.score_names)]
+        """Every stored array: the spaces, `index`, `done`, `scores/<name>` and `modes`."""
+        return stored_arrays(self._meta)
+
+    @property
+    def mode_attributes(self) -> tuple[str, ...]:
+        """The attributes of the stored per-row modes' columns (empty: none stored)."""
+        return tuple(self._meta.get("mode_attributes") or ())
+
+    def modes(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
+        """Rows [start, stop) of the anchor coordinates [R, k] each sample was rendered at (a
+        self-conditioned generator's, columns `mode_attributes`); None when the bank stores
+        none."""
+        if not self.mode_attributes:
+            return None
+        start, stop = self._range(start, stop)
+        return self._read("modes", start, stop)
+
+    def mode_record(self, start: int = 0, stop: int | None = None) -> dict | None:
+        """The modes rows [start, stop) were rendered at, as codes' origins record them:
+        {"attributes", "t" [R, k], "drawn", "set"} for per-row modes, a version-1 bank's one
+        setting {attribute: t}, or None for a bank without modes."""
+        t = self.modes(start, stop)
+        if t is None:
+            legacy = self._meta.get("modes")
+            return dict(legacy) if isinstance(legacy, dict) else None
+        summary = self._meta.get("modes") if isinstance(self._meta.get("modes"), dict) else {}
+        return {**summary, "attributes": list(self.mode_attributes), "t": t}
 
     def dims(self, space: str) -> tuple[int, ...]:
         """Per-row shape of a space: (z_dim,), (w_dim,) or (num_ws, w_dim)."""
@@ -297,13 +328,18 @@ def create_store(
     dims: dict[str, Sequence[int]],
     score_names: Sequence[str],
     meta: dict,
+    mode_attributes: Sequence[str] = (),
 ) -> zarr.Group:
     """Create an empty, incomplete bank at `path` (replacing anything there).
 
-    `dims` maps each stored space to its per-row shape; `meta` adds to the standard attributes."""
+    `dims` maps each stored space to its per-row shape; `meta` adds to the standard attributes;
+    `mode_attributes`: a self-conditioned generator's, whose per-row modes the bank stores."""
     expect(n >= 1 and chunk_size >= 1, "n >= 1 and chunk_size >= 1", (n, chunk_size))
     expect("z" in dims and set(dims) <= set(SPACES), f"spaces including 'z' from {SPACES}", dims)
     check_score_names(score_names)
+    mode_attributes = [str(a) for a in mode_attributes]
+    expect(len(set(mode_attributes)) == len(mode_attributes), "distinct mode attributes",
+           mode_attributes)  # fmt: skip
     if path.exists():
         if not made_by_ganedit(path):
             raise UserInputError(
@@ -314,7 +350,7 @@ def create_store(
     spaces = [s for s in SPACES if s in dims]
     attrs = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if mode_attributes else 1,
         **meta,
         "n": int(n),
         "chunk_size": int(chunk_size),
@@ -322,6 +358,7 @@ def create_store(
         "spaces": spaces,
         "dims": {s: [int(d) for d in dims[s]] for s in spaces},
         "score_names": [str(s) for s in score_names],
+        **({"mode_attributes": mode_attributes} if mode_attributes else {}),
         "ganedit_version": ganedit_version(),
         "created": now(),
         "complete": False,
@@ -333,6 +370,8 @@ def create_store(
     scores = group.create_group("scores")
     for name in score_names:
         _rows_array(scores, str(name), (n,), chunk_size, "float32")
+    if mode_attributes:
+        _rows_array(group, "modes", (n, len(mode_attributes)), chunk_size, "float32")
     # One uncompressed byte per chunk, each its own file: writers never share a marker.
     group.create_array(
         "done",
@@ -359,13 +398,13 @@ def _rows_array(group: zarr.Group, name: str, shape: tuple, chunk_size: int, dty
 
 
 def write_chunk(group: zarr.Group, k: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write chunk k: `arrays` maps `z`/`w`/`ws`/`index`/`scores/<name>` to its rows; then
-    mark it done. Every stored array must be given, with exactly the chunk's row count."""
-    n, size = int(group.attrs["n"]), int(group.attrs["chunk_size"])
+    """Write chunk k: `arrays` maps `z`/`w`/`ws`/`index`/`scores/<name>` (and `modes`) to its
+    rows; then mark it done. Every stored array must be given, with exactly the chunk's row
+    count."""
+    attrs = dict(group.attrs)
+    n, size = int(attrs["n"]), int(attrs["chunk_size"])
     start, stop = k * size, min((k + 1) * size, n)
-    expected = {*group.attrs["spaces"], "index"} | {
-        f"scores/{s}" for s in group.attrs["score_names"]
-    }
+    expected = set(stored_arrays(attrs)) - {"done"}
     expect(set(arrays) == expected, f"arrays {sorted(expected)}", sorted(arrays))
     for name, values in arrays.items():
         expect(len(values) == stop - start, f"{stop - start} rows of {name}", len(values))
@@ -395,8 +434,7 @@ def finalize(partial: Path, out: Path, overwrite: bool = False) -> Path:
             f"(first: {missing[:5].tolist()})"
         )
     attrs = dict(group.attrs)
-    names = [*attrs["spaces"], "index", "done", *(f"scores/{s}" for s in attrs["score_names"])]
-    verify_chunks(partial, names, attrs)
+    verify_chunks(partial, stored_arrays(attrs), attrs)
     check_target(out, overwrite)
     group.attrs.update({"complete": True, "completed": now()})
     record_files(partial, "latent bank")  # what a later --overwrite may replace
@@ -469,6 +507,14 @@ def _check_attrs(attrs: dict, path: Path) -> None:
         and len(set(names)) == len(names)
     ):
         problems.append(f"score_names {describe(names)} (distinct names)")
+    modes = attrs.get("mode_attributes")
+    if modes is not None and not (
+        isinstance(modes, list)
+        and modes
+        and all(isinstance(x, str) and x for x in modes)
+        and len(set(modes)) == len(modes)
+    ):
+        problems.append(f"mode_attributes {describe(modes)} (distinct attribute names)")
     if not isinstance(attrs.get("generator_identity") or {}, dict):
         problems.append(
             f"generator_identity {describe(attrs.get('generator_identity'))} (an object)"
@@ -494,6 +540,14 @@ def _check_attrs(attrs: dict, path: Path) -> None:
         )
 
 
+def stored_arrays(attrs: dict) -> list[str]:
+    """Every array a bank with group attributes `attrs` holds: its spaces, `index`, `done`,
+    `scores/<name>` and, with per-row modes, `modes`."""
+    modes = ["modes"] if attrs.get("mode_attributes") else []
+    return [*attrs["spaces"], "index", "done", *(f"scores/{s}" for s in attrs["score_names"]),
+            *modes]  # fmt: skip
+
+
 def _expected_arrays(attrs: dict) -> dict[str, tuple[list[int], str]]:
     """Array name -> (shape, data type) that the attributes describe."""
     n, spaces, dims = attrs["n"], attrs["spaces"], attrs["dims"]
@@ -501,6 +555,8 @@ def _expected_arrays(attrs: dict) -> dict[str, tuple[list[int], str]]:
     expected["index"] = ([n], "int64")
     expected["done"] = ([attrs["n_chunks"]], "uint8")
     expected.update({f"scores/{s}": ([n], "float32") for s in attrs["score_names"]})
+    if attrs.get("mode_attributes"):
+        expected["modes"] = ([n, len(attrs["mode_attributes"])], "float32")
     return expected
 
 

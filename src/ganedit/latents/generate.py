@@ -16,6 +16,12 @@ levels, resizes the shorter side to 256 and crops 224 (its input_size), so image
 224 first would lose its border and change its scores. A predictor that declares nothing
 receives the generator's resolution and resizes as it likes.
 
+On a self-conditioned generator every row has its own modes, drawn as `sample` draws them
+(`sample_modes`: the data's mode distribution where the model ships one, else neutral; or
+uniform), with the `modes` settings fixed on top; the bank stores each row's anchor coordinates
+(`modes` [N, k]), so an edit or a fit of its codes knows where each started. Row i's modes, like
+its z, depend only on (seed, i).
+
 Under torchrun (WORLD_SIZE > 1) rank r computes chunks r, r + world, ...; rank 0 creates the
 store before the others start and finalises it after all are done.
 """
@@ -56,6 +62,7 @@ log = logging.getLogger(__name__)
 NO_PREDICTOR = "none"  # GenerateConfig.predictor value for a bank without scores
 MAX_RESIZE = 4096  # largest `resizes_to` a predictor may declare (pixels)
 RESUME_FREE = ("batch_size",)  # config fields that may change between a run and its resume
+SAMPLE_MODES = ("data", "neutral", "uniform")  # how a self-conditioned bank draws rows' modes
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,10 @@ class GenerateConfig:
     batch_size: int = 256
     store_ws: bool = False
     save_images: bool = False
-    modes: tuple[str, ...] = ()  # "ATTR=T": a self-conditioned generator's modes, all samples
+    modes: tuple[str, ...] = ()  # "ATTR=T": fixed on top of each sample's own modes
     class_index: int | None = None  # the class a class-conditional generator renders
     mode_names: tuple[str, ...] = ()  # the names of a self-conditioned .pt's modes
+    sample_modes: str | None = None  # "data", "neutral", "uniform"; None: `sample`'s default
 
     def __post_init__(self):
         expect(bool(str(self.generator)), "a generator name or path", self.generator)
@@ -85,6 +93,8 @@ class GenerateConfig:
         expect(0 <= self.truncation_psi <= 1, "truncation_psi in [0, 1]", self.truncation_psi)
         ok = self.class_index is None or (type(self.class_index) is int and self.class_index >= 0)
         expect(ok, "a class index >= 0 or None", self.class_index)
+        ok = self.sample_modes in (None, *SAMPLE_MODES)
+        expect(ok, f"modes drawn from one of {SAMPLE_MODES} (or None)", self.sample_modes)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -142,9 +152,31 @@ def generate_bank(
 # Setup
 
 
+@dataclass(frozen=True)
+class RowModes:
+    """How a self-conditioned generator's bank draws each row's modes: `how` ("data",
+    "neutral", "uniform") with `settings` ({attribute: t}) fixed on top."""
+
+    generator: str
+    how: str
+    settings: dict
+    seed: int
+
+    def coordinates(self, source, start: int, n: int) -> torch.Tensor:
+        """Anchor coordinates [n, k] of rows start, ..., start + n - 1."""
+        from ganedit.models.sources import sample_coordinates
+
+        _, t = sample_coordinates(source, self.generator, self.how, n, self.seed, start)
+        return source.mode_layout.targets(t, self.settings)
+
+    def vectors(self, source, start: int, n: int) -> torch.Tensor:
+        """The generator's mode vectors [n, M] of those rows."""
+        return source.mode_layout.generator_vector(self.coordinates(source, start, n))
+
+
 def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
-    """The source, the predictor (None: no scores) and the mode vector [1, M] every sample
-    renders at (`cfg.modes`; None: the generator's own, or no modes)."""
+    """The source, the predictor (None: no scores) and how each row's modes are drawn
+    (`RowModes`; None for a generator without modes)."""
     if source is None:
         from ganedit.models.sources import load_generator
 
@@ -156,10 +188,7 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
         expect(psi == cfg.truncation_psi, f"a source with truncation_psi {cfg.truncation_psi}", psi)
         given = getattr(source, "class_index", None)
         expect(given == cfg.class_index, f"a source of class {cfg.class_index}", given)
-    modes = None
-    if cfg.modes:
-        layout = source.require_modes("--mode")
-        modes = layout.setting_vector(layout.parse(cfg.modes))
+    modes = _row_modes(cfg, source)
     if cfg.store_ws and "ws" not in source.spaces:
         raise UserInputError(
             f"expected a generator with a ws space to store ws, received {cfg.generator!r} "
@@ -170,6 +199,22 @@ def _models(cfg: GenerateConfig, source, predictor, device: torch.device):
 
         predictor = load_predictor(cfg.predictor, device)
     return source, predictor, modes
+
+
+def _row_modes(cfg: GenerateConfig, source) -> RowModes | None:
+    """How the rows' modes are drawn; None for a generator without modes (UserInputError
+    when `cfg` sets modes for one)."""
+    from ganedit.models.sources import sample_coordinates
+
+    if source.mode_layout is None:
+        if cfg.modes:
+            source.require_modes("--mode")
+        if cfg.sample_modes is not None:
+            sample_coordinates(source, cfg.generator, cfg.sample_modes, 1, cfg.seed)  # refuses
+        return None
+    settings = source.require_modes("--mode").parse(cfg.modes) if cfg.modes else {}
+    how, _ = sample_coordinates(source, str(cfg.generator), cfg.sample_modes, 1, cfg.seed)
+    return RowModes(str(cfg.generator), how, settings, cfg.seed)
 
 
 def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, modes, resume: bool) -> None:
@@ -197,22 +242,20 @@ def _prepare(cfg: GenerateConfig, partial: Path, source, predictor, modes, resum
         "truncation_psi": cfg.truncation_psi,
         "seed": cfg.seed,
         "resolution": resolution,
-        "modes": _modes_record(source, modes),
         "config": cfg.to_dict(),
     }
+    if modes is not None:  # each row's own coordinates are the `modes` array
+        meta["modes"] = {"drawn": modes.how, "set": dict(modes.settings)}
     create_store(
-        partial, n=cfg.n, chunk_size=cfg.chunk_size, dims=dims, score_names=names, meta=meta
+        partial,
+        n=cfg.n,
+        chunk_size=cfg.chunk_size,
+        dims=dims,
+        score_names=names,
+        meta=meta,
+        mode_attributes=source.mode_attributes if modes is not None else (),
     )
     write_json(partial / "config.json", cfg.to_dict())
-
-
-def _modes_record(source, modes: torch.Tensor | None) -> dict | None:
-    """The anchor coordinates every sample was rendered at, by attribute (None: no modes)."""
-    if modes is None:
-        return None
-    layout = source.mode_layout
-    t = layout.coordinates(modes.cpu())[0].tolist()
-    return dict(zip(layout.attributes, t, strict=True))
 
 
 def _identity(source, cfg: GenerateConfig) -> dict:
@@ -268,9 +311,10 @@ def _check_resumable(partial: Path, cfg: GenerateConfig, identity: dict) -> None
         )
 
 
-def _probe(source, predictor, modes, cfg: GenerateConfig):
+def _probe(source, predictor, modes: RowModes | None, cfg: GenerateConfig):
     """Latent shapes, score names and image size, from sample 0."""
     z = source.sample_z(1, cfg.seed, 0)
+    modes = None if modes is None else modes.vectors(source, 0, 1)
     dims = {"z": tuple(z.shape[1:])}
     if "w" in source.spaces:
         w = source.to_w(z).float().cpu()
@@ -299,7 +343,7 @@ def _write_chunks(
     cfg: GenerateConfig,
     source,
     predictor,
-    modes: torch.Tensor | None,
+    modes: RowModes | None,
     chunks: list[tuple[int, int, int]],
     image_dir: Path | None,
     bar: bool,
@@ -336,7 +380,7 @@ def _compute_chunk(
     dims: dict[str, tuple[int, ...]],
     names: list[str],
     image_dir: Path | None,
-    modes: torch.Tensor | None,
+    modes: RowModes | None,
 ) -> dict[str, np.ndarray]:
     """Every stored array for rows [start, stop), synthesising and scoring batch by batch."""
     rows = stop - start
@@ -345,11 +389,17 @@ def _compute_chunk(
     z = source.sample_z(rows, cfg.seed, start)  # [R, z_dim]
     arrays["z"][:] = z.numpy()
     arrays["index"] = np.arange(start, stop, dtype=np.int64)
+    vectors = None
+    if modes is not None:
+        t = modes.coordinates(source, start, rows)  # [R, k]
+        arrays["modes"] = t.numpy().astype(np.float32)
+        vectors = source.mode_layout.generator_vector(t)  # [R, M]
     side = predictor_resize(predictor) if predictor is not None else None
     for a in range(0, rows, cfg.batch_size):
         b = min(a + cfg.batch_size, rows)
-        batch = {key: array[a:b] for key, array in arrays.items() if key != "index"}
-        _compute_batch(source, predictor, modes, side, z[a:b], batch, image_dir, start + a)
+        batch = {key: array[a:b] for key, array in arrays.items() if key in dims or "/" in key}
+        at = None if vectors is None else vectors[a:b]
+        _compute_batch(source, predictor, at, side, z[a:b], batch, image_dir, start + a)
     return arrays
 
 
@@ -387,8 +437,8 @@ def _compute_batch(
 
 def render_batch(source, latents: torch.Tensor, space: str, modes=None) -> torch.Tensor:
     """One batch of images [B, 3, H, W] in [-1, 1], left on the generator's device: the
-    operations of `source.synthesize` for one batch (at mode vectors `modes` [1, M] when
-    given), without its copy to the CPU."""
+    operations of `source.synthesize` for one batch (at mode vectors `modes` [1 or B, M]
+    when given), without its copy to the CPU."""
     with torch.no_grad():
         return source.render(latents, space, modes=modes).clamp(-1, 1)
 

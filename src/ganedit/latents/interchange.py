@@ -6,6 +6,9 @@
     <attr>_scores.npy    float32 [N, 1]              (InterFaceGAN; one per score, yaw included)
     scores_dict.npy      a pickled dict {attr: float32 [N]} saved with np.save (MAB)
     score_kinds.json     {attr: "probability" | "value"}  (ganedit's; the kinds the bank records)
+    modes.npy            float32 [N, k]              (ganedit's; a self-conditioned generator's
+                                                      per-row modes, in [0, 1])
+    modes.json           {"attributes": [k names], "drawn": ..., "set": {...}}  (with modes.npy)
 
 Score kinds travel with the scores: `bank export` writes `score_kinds.json` (the kinds the bank
 records; none for a bank that records none) and `bank import` reads it; `ganedit score`'s .npz
@@ -50,6 +53,7 @@ LATENT_FILES = {"z": "z.npy", "w": "w.npy", "ws": "wp.npy"}
 SCORES_DICT = "scores_dict.npy"
 SCORES_SUFFIX = "_scores.npy"
 KINDS_FILE = "score_kinds.json"  # {attr: kind} beside the reference files
+MODES_FILE, MODES_RECORD = "modes.npy", "modes.json"  # a self-conditioned bank's per-row modes
 
 
 # ------------------------------------------------------------------------------------------
@@ -79,8 +83,20 @@ def export_reference(
         if kinds:  # a bank that records no kinds exports none: readers keep the old rule
             with atomic_path(tmp / KINDS_FILE) as part:
                 part.write_text(json.dumps(kinds, indent=2) + "\n")
+        if bank.mode_attributes:
+            _export_modes(bank, tmp)
     log.info("exported %s to %s", bank.path, folder)
     return folder
+
+
+def _export_modes(bank: LatentBank, folder: Path) -> None:
+    """modes.npy (each row's anchor coordinates) and modes.json (their columns, and how they
+    were drawn) of a self-conditioned generator's bank."""
+    record = {k: v for k, v in bank.mode_record(0, 1).items() if k != "t"}
+    with atomic_path(folder / MODES_FILE) as part, open(part, "wb") as fh:
+        np.save(fh, bank.modes().astype(np.float32))
+    with atomic_path(folder / MODES_RECORD) as part:
+        part.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _export_latents(bank: LatentBank, space: str, path: Path) -> None:
@@ -131,6 +147,7 @@ def import_reference(
         )
     scores = _load_scores(files, n)
     kinds = _reference_kinds(files, scores)
+    modes, record = _load_modes(files, n)
     partial = partial_path(out)
     group = create_store(
         partial,
@@ -147,16 +164,57 @@ def import_reference(
             "seed": None,
             "imported_from": sorted(str(p) for p in files.values()),
             "config": None,
+            **({"modes": record} if record else {}),
         },
+        mode_attributes=(record or {}).get("attributes", ()),
     )
     for k, (a, b) in enumerate(chunk_ranges(n, chunk_size)):
         arrays = {s: np.asarray(x[a:b], np.float32) for s, x in latents.items()}
         arrays["index"] = np.arange(a, b, dtype=np.int64)
         arrays.update({f"scores/{name}": v[a:b] for name, v in scores.items()})
+        if modes is not None:
+            arrays["modes"] = modes[a:b]
         write_chunk(group, k, arrays)
     finalize(partial, out, overwrite)
     log.info("imported %d samples into %s", n, out)
     return out
+
+
+def _load_modes(files: dict[str, Path], n: int) -> tuple[np.ndarray | None, dict | None]:
+    """The per-row modes [n, k] of modes.npy and modes.json's record (both, or neither)."""
+    if "modes" not in files and "mode_record" not in files:
+        return None, None
+    expect(
+        "modes" in files and "mode_record" in files,
+        f"{MODES_FILE} and {MODES_RECORD} together",
+        sorted(p.name for r, p in files.items() if r in ("modes", "mode_record")),
+    )
+    where = repr(str(files["mode_record"]))
+    record = load_json_bounded(files["mode_record"], what="a bank's mode record", where=where)
+    names = record.get("attributes") if isinstance(record, dict) else None
+    if not (
+        isinstance(names, list)
+        and names
+        and all(isinstance(x, str) and x for x in names)
+        and len(set(names)) == len(names)
+    ):
+        raise DamagedInputError(
+            f'expected {{"attributes": [distinct names], ...}} in {where}, received '
+            f"{describe(record, 80)}"
+        )
+    modes = load_npy(files["modes"], f"per-row modes ({MODES_FILE})")
+    expect(
+        modes.dtype.kind == "f" and modes.shape == (n, len(names)),
+        f"float modes of shape ({n}, {len(names)}) in {MODES_FILE}",
+        f"{modes.dtype} {modes.shape}",
+    )
+    check_finite(modes, MODES_FILE)
+    if not ((modes >= 0) & (modes <= 1)).all():
+        raise DamagedInputError(f"expected modes in [0, 1] in {MODES_FILE}, received others")
+    kept = {"attributes": names}
+    if isinstance(record.get("drawn"), str):
+        kept["drawn"] = record["drawn"]
+    return np.asarray(modes, np.float32), kept
 
 
 def _identity_of(generator: str) -> dict:
@@ -183,8 +241,9 @@ def _reference_files(source) -> dict[str, Path]:
         paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
     else:
         paths = sorted(Path(source).glob("*.npy"))
-        if (Path(source) / KINDS_FILE).exists():
-            paths.append(Path(source) / KINDS_FILE)
+        for name in (KINDS_FILE, MODES_RECORD):
+            if (Path(source) / name).exists():
+                paths.append(Path(source) / name)
     by_name = {v: k for k, v in LATENT_FILES.items()}
     roles: dict[str, Path] = {}
     for path in paths:
@@ -195,12 +254,17 @@ def _reference_files(source) -> dict[str, Path]:
             role = "scores_dict"
         elif path.name == KINDS_FILE:
             role = "kinds"
+        elif path.name == MODES_FILE:
+            role = "modes"
+        elif path.name == MODES_RECORD:
+            role = "mode_record"
         elif path.name.endswith(SCORES_SUFFIX) and len(path.name) > len(SCORES_SUFFIX):
             role = "score:" + path.name[: -len(SCORES_SUFFIX)]
         elif explicit:
             raise UserInputError(
                 "expected reference files named z.npy, w.npy, wp.npy, scores_dict.npy, "
-                f"<attr>_scores.npy or {KINDS_FILE}, received {str(path)!r}"
+                f"<attr>_scores.npy, {KINDS_FILE}, {MODES_FILE} or {MODES_RECORD}, received "
+                f"{str(path)!r}"
             )
         else:
             log.info("ignoring %s (not a reference file name)", path)

@@ -290,17 +290,22 @@ def load_mode_prior(folder: str | Path | None, layout: ModeLayout) -> np.ndarray
 
 
 def draw_coordinates(
-    how: str, n: int, seed: int, layout: ModeLayout, prior: np.ndarray | None = None
+    how: str,
+    n: int,
+    seed: int,
+    layout: ModeLayout,
+    prior: np.ndarray | None = None,
+    start: int = 0,
 ) -> torch.Tensor:
-    """Anchor coordinates [n, k] for n samples: rows of the data's `prior` ("data"),
-    every attribute neutral ("neutral"), or U(0, 1) as the fine-tune draws fakes
-    ("uniform"). Row i depends only on (seed, i)."""
+    """Anchor coordinates [n, k] for samples start, ..., start + n - 1: rows of the data's
+    `prior` ("data"), every attribute neutral ("neutral"), or U(0, 1) as the fine-tune draws
+    fakes ("uniform"). Row i depends only on (seed, start + i)."""
     from ganedit.utils import rng
 
+    index = np.arange(start, start + n)
     if how == "neutral":
         return layout.neutral(n)
     if how == "uniform":
-        index = np.arange(n)
         cols = [rng.uniform(seed, index, _UNIFORM_STREAM + a) for a in range(layout.k)]
         return torch.from_numpy(np.stack(cols, axis=1).astype(np.float32).reshape(n, layout.k))
     if how != "data":
@@ -310,7 +315,7 @@ def draw_coordinates(
             "expected a generator that ships its data's mode distribution (mode-prior.json) "
             "for --modes data, received one without it (use --modes neutral or uniform)"
         )
-    pick = np.floor(rng.uniform(seed, np.arange(n), _PRIOR_STREAM) * len(prior)).astype(int)
+    pick = np.floor(rng.uniform(seed, index, _PRIOR_STREAM) * len(prior)).astype(int)
     return torch.from_numpy(prior[np.minimum(pick, len(prior) - 1)].astype(np.float32))
 
 

@@ -544,12 +544,13 @@ def _tuned_from(folder: Path) -> dict | None:
     return None
 
 
-def sample_coordinates(source, generator, how: str | None, n: int, seed: int):
-    """How n samples' modes are drawn ("data", "neutral", "uniform") and their anchor
-    coordinates [n, k]; (None, None) for a generator without modes. Unless told (`how`), a
-    self-conditioned model folder that ships its data's modes (`mode-prior.json`) is sampled
-    there, else at the neutral mode. Row i depends only on (seed, i): it is the face `sample`
-    draws as its row i, and where an edit of that face starts."""
+def sample_coordinates(source, generator, how: str | None, n: int, seed: int, start: int = 0):
+    """How samples start, ..., start + n - 1 have their modes drawn ("data", "neutral",
+    "uniform") and their anchor coordinates [n, k]; (None, None) for a generator without
+    modes. Unless told (`how`), a self-conditioned model folder that ships its data's modes
+    (`mode-prior.json`) is sampled there, else at the neutral mode. Sample i depends only on
+    (seed, i): it is the face `sample` draws as its row i, where an edit of that face starts,
+    and the modes `generate` renders row i of a bank at."""
     layout = source.mode_layout
     if layout is None:
         if how is not None:
@@ -563,7 +564,7 @@ def sample_coordinates(source, generator, how: str | None, n: int, seed: int):
         how = "neutral" if prior is None else "data"
         if prior is None:
             log.info("%s ships no %s: samples are drawn at the neutral mode", generator, MODE_PRIOR)
-    return how, draw_coordinates(how, n, seed + 1, layout, prior)
+    return how, draw_coordinates(how, n, seed + 1, layout, prior, start)
 
 
 def sample_mode_vectors(source, generator, how: str | None, settings: dict, n: int, seed: int):
