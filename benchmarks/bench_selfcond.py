@@ -243,6 +243,17 @@ def protocol(args, base, sc, evaluator, identity) -> dict:
 REAL_SEED = 90001  # held-out renders, as benchmarks/bench_inversion.py
 
 
+def kept_in_tails(images, recon, evaluator, factors) -> dict:
+    """How many of each tail's images keep their attribute after inversion (issue 28,
+    point 4), read by the labeler (`ganedit.evaluation.inversion.tails_kept`)."""
+    from ganedit.evaluation.inversion import reconstruction_metrics, tails_kept
+    from ganedit.inversion.perceptual import ReconstructionLoss
+
+    labeler = load_predictor("labeler")
+    metrics = reconstruction_metrics(images, recon, ReconstructionLoss(None), evaluator, labeler)
+    return tails_kept(metrics, factors.columns)
+
+
 def real_images(args, base, sc, evaluator, identity, world) -> dict:
     """Held-out world renders inverted into world64-sc (its encoder, at the modes its mode
     reader reads) and into world64 (world64-encoder): reconstruction, identity, how well the
@@ -272,6 +283,7 @@ def real_images(args, base, sc, evaluator, identity, world) -> dict:
             "pixel_mse": float(((recon - images) ** 2).mean()),
             "identity_median": float(np.median(cos)),
             "identity_mean": float(cos.mean()),
+            "tails_kept": kept_in_tails(images, recon, evaluator, factors),
         }
     for j, a in enumerate(sc.mode_attributes):  # the reader against the truth
         t = t0[:, j].numpy()
@@ -395,9 +407,18 @@ def _real_and_rest(lines: list[str], report: dict) -> None:
             f"{real['n']} held-out world renders (seed {REAL_SEED}).",
             "",
         ]
-        lines += ["| inverted into | pixel MSE | identity cosine (median) |", "|---|---|---|"]
+        lines += [
+            "| inverted into | pixel MSE | identity cosine (median) | glasses kept | smiling men "
+            "keep the smile | \\|yaw\\| > 30 within 10 deg |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in real["reconstruction"].items():
-            lines.append(f"| {name} | {r['pixel_mse']:.4f} | {r['identity_median']:.3f} |")
+            kept = r.get("tails_kept", {})
+            shares = [kept.get(c, {}).get("kept") for c in ("glasses", "smiling men", "|yaw| > 30")]
+            cells = " | ".join("n/a" if v is None else f"{v:.2f}" for v in shares)
+            lines.append(
+                f"| {name} | {r['pixel_mse']:.4f} | {r['identity_median']:.3f} | {cells} |"
+            )
         reads = ", ".join(
             f"{a} {'r' if 'correlation' in v else 'agreement'} "
             f"{v.get('correlation', v.get('agreement')):.2f}"

@@ -13,6 +13,7 @@ def test_perfect_reconstructions_agree_everywhere():
     nets = [AttributeNet(width=8, hidden=16, image_size=16).eval() for _ in range(2)]
     metrics = reconstruction_metrics(images, images.clone(), ReconstructionLoss(None), *nets)
     assert np.all(metrics["pixel_mse"] == 0) and np.all(metrics["yaw_error"] == 0)
+    assert set(metrics["labeler_reads_smile"]) <= {0.0, 1.0}
     assert all(np.all(v == 1) for k, v in metrics.items() if "agrees" in k)
     flipped = reconstruction_metrics(images, -images, ReconstructionLoss(None), *nets)
     assert np.all(flipped["pixel_mse"] > 0)
@@ -32,6 +33,30 @@ def test_summary_by_ground_truth_cells():
     assert report["smiling men"] == {"n": 1, "pixel_mse": 1.0, "x_agrees_y": 1.0}
     assert report["glasses"] == {"n": 0}
     assert report["|yaw| > 30"]["n"] == 2 and report["|yaw| > 30"]["x_agrees_y"] == 0.5
+
+
+def test_tails_kept_counts_each_tail_that_keeps_its_attribute():
+    from ganedit.evaluation.inversion import tails_kept
+
+    factors = {
+        "smile_label": np.array([1, 1, 1, 0, 0.0]),
+        "gender_label": np.array([1, 1, 0, 1, 0.0]),
+        "glasses_label": np.array([1, 0, 0, 1, 1.0]),
+        "age_label": np.zeros(5),
+        "yaw": np.array([40.0, -35.0, 0.0, 50.0, 10.0]),
+    }
+    metrics = {
+        "labeler_reads_smile": np.array([1, 0, 1, 1, 0.0]),  # men 0, 1 smile: one keeps it
+        "labeler_reads_glasses": np.array([1, 1, 0, 0, 1.0]),  # 0, 3, 4 wear them: 2 keep
+        "yaw_error": np.array([3.0, 12.0, 50.0, 10.0, 0.0]),  # 0, 1, 3 turned: 0 and 3 keep
+    }
+    kept = tails_kept(metrics, factors)
+    assert kept["smiling men"] == {"n": 2, "kept": 0.5, "what": "smile"}
+    assert kept["glasses"]["n"] == 3 and kept["glasses"]["kept"] == pytest.approx(2 / 3)
+    assert kept["|yaw| > 30"]["kept"] == pytest.approx(2 / 3)
+    assert summarise(metrics, factors)["tails_kept"] == kept
+    factors["glasses_label"][:] = 0
+    assert tails_kept(metrics, factors)["glasses"] == {"n": 0, "kept": None, "what": "glasses"}
 
 
 def test_code_error_is_relative_to_the_distance_from_the_mean():

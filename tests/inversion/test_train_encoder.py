@@ -251,11 +251,35 @@ def test_encode_images_is_batched_and_leaves_the_mode_alone(gen):
         ({"perceptual_net": "vgg"}, "perceptual_net"),
         ({"encoder": {"widths": 3}}, "unknown"),
         ({"lr": float("nan")}, "lr"),
+        ({"world": "utopia"}, "preset name"),
+        ({"world": "balanced", "data": "faces/"}, "only for world renders"),
     ],
 )
 def test_config_values_are_checked(gen, change, match):
     with pytest.raises(UserInputError, match=match):
         _cfg(gen, **change)
+
+
+def test_the_renders_come_from_the_chosen_world(gen, monkeypatch):
+    """--preset balanced: the real part of each batch is rendered from that world."""
+    from ganedit.world.config import load_world_config
+    from ganedit.world.factors import sample_factors
+
+    seen = []
+    real = te.sample_factors
+
+    def spy(config, seed, start, n):
+        seen.append(config.name)
+        return real(config, seed, start, n)
+
+    monkeypatch.setattr(te, "sample_factors", spy)
+    run = setup_encoder_training(_cfg(gen, world="balanced", data_seed=3), torch.device("cpu"))
+    encoder_step(run)
+    assert seen and set(seen) == {"balanced"}
+    balanced = sample_factors(load_world_config("balanced"), 3, 0, 400)
+    celeba = sample_factors(load_world_config("celeba"), 3, 0, 400)
+    share = {k: f.columns["glasses_label"].mean() for k, f in (("b", balanced), ("c", celeba))}
+    assert share["b"] > 0.4 > 0.15 > share["c"]  # the tails as often as the core
 
 
 def test_an_encoder_of_another_width_is_refused(gen):

@@ -21,9 +21,15 @@ def train_encoder_cmd(
         "-i",
         "--data",
         help="Images the generator did not make (LMDB or folder); default: world renders "
-        "made on the fly (celeba preset, --data-seed).",
+        "made on the fly (--preset, --data-seed).",
     ),
     data_seed: int = typer.Option(7001, "--data-seed", min=0, max=2**32 - 1),
+    preset: str = typer.Option(
+        "celeba",
+        "--preset",
+        help=opt.PRESET_HELP + " The world the renders come from without --images (balanced: "
+        "the tails as often as the core).",
+    ),
     steps: int = typer.Option(24_000, "--steps", min=1, max=10_000_000),
     batch_size: int = opt.batch_option(8, "Images per training step (all processes)."),
     lr: float = opt.finite_option(1e-4, "--lr", 1e-12, 1.0),
@@ -80,7 +86,8 @@ def train_encoder_cmd(
     from ganedit.selfcond.encoder import train_conditional_encoder
 
     cfg = EncoderTrainConfig(
-        generator=generator, data=str(data) if data else None, data_seed=data_seed, steps=steps,
+        generator=generator, data=str(data) if data else None, data_seed=data_seed, world=preset,
+        steps=steps,
         batch_size=batch_size, lr=lr, progressive_start=progressive_start,
         progressive_every=progressive_every, perceptual_net=opt.value(perceptual),
         pixel=pixel_weight, perceptual=perceptual_weight, identity=identity_weight,

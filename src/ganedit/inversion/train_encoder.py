@@ -9,7 +9,9 @@ images:
   `truncation_psi`): their ws are known, so a latent loss (mean squared error of the
   predicted ws) teaches the encoder where the generator's codes are;
 - images the generator did not make: the LMDB or folder `data`, or, when `data` is None,
-  faces rendered on the fly by the procedural world (`celeba` preset) with `data_seed`
+  faces rendered on the fly by the procedural world (`world`: the `celeba` preset by default;
+  `balanced` shows every attribute's tail as often as its core, so the encoder learns to
+  keep glasses, smiles and turned heads the generator's own samples rarely show) with `data_seed`
   (7001 by default, a seed that no evaluation or shipped network uses: predictors train on
   101/202/303, their held-out checks use 999983, studies and samples use 0 and 7).
 
@@ -162,8 +164,9 @@ class EncoderTrainConfig:
     """
 
     generator: str = "world64"
-    data: str | None = None  # LMDB or image folder; None: world renders (celeba, data_seed)
+    data: str | None = None  # LMDB or image folder; None: world renders (`world`, data_seed)
     data_seed: int = DATA_SEED
+    world: str = "celeba"  # the world preset (or TOML path) the renders come from
     steps: int = 24_000
     batch_size: int = 8
     lr: float = 1e-4
@@ -199,6 +202,12 @@ class EncoderTrainConfig:
                 raise UserInputError(f"expected a {key} path or None, received {value!r}")
         constraints = spec_of_class(Encoder4Editing).constraints
         check_params(self.encoder, constraints, "encoder")
+        if self.data is not None and self.world != "celeba":
+            raise UserInputError(
+                f"expected a world preset only for world renders (no --images), received "
+                f"{self.world!r} with images {self.data!r}"
+            )
+        load_world_config(self.world)  # a preset name or a readable TOML file
 
     @property
     def loss_weights(self) -> LossWeights:
@@ -310,10 +319,12 @@ def _fit(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return F.interpolate(images, size=(resolution, resolution), mode="area")
 
 
-def world_images(seed: int, start: int, n: int, resolution: int) -> torch.Tensor:
-    """World renders start .. start+n-1 (`celeba` preset) [n, 3, R, R] in [-1, 1]."""
+def world_images(
+    seed: int, start: int, n: int, resolution: int, world: str = "celeba"
+) -> torch.Tensor:
+    """World renders start .. start+n-1 of the `world` preset [n, 3, R, R] in [-1, 1]."""
     size = min(max(resolution, SIZES[0]), SIZES[-1])
-    factors = sample_factors(load_world_config("celeba"), seed, start, n)
+    factors = sample_factors(load_world_config(world), seed, start, n)
     return _fit(render(factors, size), resolution)
 
 
@@ -400,7 +411,8 @@ class TrainingBatches:
         if n == 0:
             return torch.zeros(0, 3, resolution, resolution, device=self.device), none
         if self.dataset is None:
-            return world_images(self.config.data_seed, start, n, resolution).to(self.device), none
+            images = world_images(self.config.data_seed, start, n, resolution, self.config.world)
+            return images.to(self.device), none
         ids = np.arange(start, start + n)
         index = (rng.uniform(self.config.data_seed, ids, 1) * len(self.dataset)).astype(np.int64)
         images = from_uint8(np.stack([self.dataset[int(i)] for i in index]))
