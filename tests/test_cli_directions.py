@@ -169,3 +169,22 @@ def test_boundaries_of_another_generator_or_space_are_refused_unless_forced(work
     evaluate = ["evaluate", "-b", work / "strat_age.npy", "--eval-n", 10, "--steps", 2,
                 "--bootstrap", 0, "--no-progress"]  # fmt: skip
     assert "--force" in user_error(capsys, [*evaluate, "-g", work / "other", "-o", work / "r2"])
+
+
+def test_the_summary_names_the_method_that_keeps_the_most(tmp_path, capsys):
+    from ganedit.cli.directions import _print_ranking
+
+    def direction(name, attribute, identity, off):
+        m = {"step": 1.0, "identity": identity, "off_target": off}
+        return {"name": name, "attribute": attribute, "matched": {"50": m, "90": dict(m)}}
+
+    report = {
+        "directions": [direction("drifty", "a", 0.9, 0.2), direction("faceless", "a", 0.1, 0.0)]
+    }
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    _print_ranking(tmp_path / "report.md")
+    out = capsys.readouterr().out
+    assert "1. faceless" in out  # least drift at 90%
+    assert (
+        "keeps the most at 50% flips (identity minus drift): drifty; per attribute: a drifty" in out
+    )

@@ -11,10 +11,11 @@ from __future__ import annotations
 # Direction estimators (ganedit.directions.estimators.METHODS maps each to its class).
 DIRECTION_METHODS = ("interfacegan", "mab", "stratified", "regression", "fisher")
 # The method `ganedit boundary` uses unless told otherwise, chosen on the committed 200k
-# direction study on world64 (docs/directions_report): the least off-target drift of the
-# methods that need no other boundaries, on the attributes every method could edit
-# (docs/directions.md says why, and where regression still wins).
-DEFAULT_METHOD = "stratified"
+# direction study on world64 (docs/directions_report) by the rule in docs/directions.md:
+# of the methods that need no other boundaries, the one whose edits keep the most at 50%
+# matched flips, identity cosine minus off-target change
+# (`ganedit.evaluation.direction_report.recommended_methods`).
+DEFAULT_METHOD = "regression"
 SOLVERS = ("fast", "kernel")  # interfacegan's SVM solvers
 SPLIT_MODES = ("ganedit", "reference")
 QUOTAS = ("random", "exact")  # how mab's balanced sampler fills its cells

@@ -154,3 +154,49 @@ def test_a_report_read_back_from_json_renders_the_same(report, written):
 def test_json_safe_converts_numpy_and_non_finite():
     value = {1: (np.float32(0.5), np.inf, [np.nan]), "b": np.arange(2), "c": np.bool_(True)}
     assert json_safe(value) == {"1": [0.5, None, [None]], "b": [0, 1], "c": True}
+
+
+def _planted(figures: dict) -> dict:
+    """A report whose directions have the given {(method, attribute): (identity, off)} at
+    50% (None: the level was never reached)."""
+    directions = []
+    for (name, attribute), pair in figures.items():
+        step = None if pair is None else 1.0
+        identity, off = (None, None) if pair is None else pair
+        matched = {"step": step, "identity": identity, "off_target": off}
+        directions.append({"name": name, "attribute": attribute,
+                           "matched": {"50": matched, "90": dict(matched)}})  # fmt: skip
+    return {"directions": directions}
+
+
+def test_the_default_rule_weighs_identity_and_drift_together():
+    from ganedit.evaluation.direction_report import method_scores, recommended_methods
+
+    report = _planted({
+        ("drifts_least", "a"): (0.2, 0.05), ("drifts_least", "b"): (0.3, 0.05),
+        ("keeps_face", "a"): (0.9, 0.15), ("keeps_face", "b"): (0.8, 0.20),
+        ("a+projected", "a"): (0.95, 0.02), ("a+projected", "b"): (0.9, 0.02),
+        ("keeps_face", "c"): (0.1, 0.5), ("drifts_least", "c"): None,
+    })  # fmt: skip
+    rows = method_scores(report)
+    assert [r["method"] for r in rows] == ["a+projected", "keeps_face", "drifts_least"]
+    keeps = rows[1]
+    assert keeps["attributes"] == ["a", "b"]  # c is not reached by every method
+    assert keeps["kept"] == pytest.approx((0.75 + 0.6) / 2)
+    assert keeps["identity"] == pytest.approx(0.85) and keeps["off_target"] == pytest.approx(0.175)
+    assert keeps["per_attribute"]["c"] == pytest.approx(-0.4) and not rows[0]["standalone"]
+    pick = recommended_methods(report)
+    assert pick["default"] == "keeps_face"  # the projection needs other boundaries
+    assert pick["by_attribute"] == {"a": "a+projected", "b": "a+projected", "c": None}
+
+
+def test_the_rule_falls_back_to_the_lowest_level_and_renders(report):
+    from ganedit.evaluation.direction_report import method_scores
+
+    only_90 = copy.deepcopy(report)
+    for d in only_90["directions"]:
+        d["matched"].pop("50")
+    assert method_scores(only_90)[0]["level"] == "90"
+    text = render_markdown(report)
+    section = text.split("## Recommendation: identity and drift together")[1].split("\n## ")[0]
+    assert "By this rule: default `clean`" in section

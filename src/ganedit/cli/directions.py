@@ -187,7 +187,7 @@ def evaluate_cmd(
 def _print_ranking(report_md: Path) -> None:
     import json
 
-    from ganedit.evaluation.direction_report import method_tiers
+    from ganedit.evaluation.direction_report import method_tiers, recommended_methods
 
     report = json.loads((report_md.parent / "report.json").read_text())
     typer.echo(f"{report_md}")
@@ -196,6 +196,13 @@ def _print_ranking(report_md: Path) -> None:
         typer.echo(
             f"  {r['rank']}. {r['method']} (tier {r['tier']}{missed}): off-target change "
             f"{r['off_target']:.3f} at 90% flips"
+        )
+    pick = recommended_methods(report)
+    if pick["default"] is not None:
+        per = ", ".join(f"{a} {m or 'none'}" for a, m in pick["by_attribute"].items())
+        typer.echo(
+            f"  keeps the most at 50% flips (identity minus drift): {pick['default']}; "
+            f"per attribute: {per}"
         )
 
 

@@ -96,6 +96,69 @@ def method_tiers(report: dict, level: str | int | float = "90") -> list[dict]:
     return rows
 
 
+# The rule that picks ganedit's default method (docs/directions.md, "The default method"):
+# at 50% matched flips, where edits are used and identity still tells methods apart (at 90%
+# every direction on a small generator has lost the face), a direction's figure is what the
+# edit keeps, identity cosine minus the mean off-target change: 0.1 of identity cosine costs
+# as much as 0.1 of probability moved in the other attributes.
+RECOMMEND_LEVEL = "50"
+
+
+def method_scores(report: dict, level: str | int | float = RECOMMEND_LEVEL) -> list[dict]:
+    """Methods by what their edits keep, best first: per method, `kept` = identity cosine -
+    off-target change at `level`% matched flips, averaged over the attributes every method
+    reached there (like with like), with the mean identity and off-target change behind it,
+    each attribute's own figure, and whether the method stands alone (`standalone`: a name
+    with '+', such as a projection onto other boundaries, needs those boundaries). Without
+    the level, the report's lowest is used."""
+    levels = _levels(report)
+    key = _level_key(level) if _level_key(level) in levels else levels[0]
+    by_method: dict[str, dict[str, tuple[float, float]]] = {}
+    for d in report["directions"]:
+        m = d["matched"][key]
+        figures = (_num(m["identity"]), _num(m["off_target"]))
+        if math.isfinite(_num(m["step"])) and all(map(math.isfinite, figures)):
+            by_method.setdefault(d["name"], {})[d["attribute"]] = figures
+        else:
+            by_method.setdefault(d["name"], {})
+    common = sorted(set.intersection(*(set(v) for v in by_method.values())) if by_method else [])
+    rows = []
+    for name, figures in by_method.items():
+        kept = {a: figures[a][0] - figures[a][1] for a in figures}
+        chosen = [figures[a] for a in common]
+        rows.append(
+            {
+                "method": name,
+                "level": key,
+                "kept": float(np.mean([i - o for i, o in chosen])) if chosen else float("nan"),
+                "identity": float(np.mean([i for i, _ in chosen])) if chosen else float("nan"),
+                "off_target": float(np.mean([o for _, o in chosen])) if chosen else float("nan"),
+                "attributes": common,
+                "per_attribute": kept,
+                "standalone": "+" not in name,
+            }
+        )
+    rows.sort(key=lambda r: -r["kept"] if math.isfinite(r["kept"]) else math.inf)
+    return rows
+
+
+def recommended_methods(report: dict, level: str | int | float = RECOMMEND_LEVEL) -> dict:
+    """{"default": the standalone method `method_scores` ranks first, "by_attribute":
+    {attribute: the method (any) whose edits keep the most on it, None where no method's
+    edit keeps more than it loses (kept <= 0)}}."""
+    rows = method_scores(report, level)
+    standalone = [r["method"] for r in rows if r["standalone"] and math.isfinite(r["kept"])]
+    by_attribute: dict[str, tuple[float, str]] = {}
+    for r in rows:
+        for attribute, kept in r["per_attribute"].items():
+            if attribute not in by_attribute or kept > by_attribute[attribute][0]:
+                by_attribute[attribute] = (kept, r["method"])
+    return {
+        "default": standalone[0] if standalone else None,
+        "by_attribute": {a: m if k > 0 else None for a, (k, m) in sorted(by_attribute.items())},
+    }
+
+
 def json_safe(value):
     """A copy that strict JSON accepts: NaN/inf -> None, numpy -> Python, tuples -> lists."""
     if isinstance(value, dict):
@@ -122,6 +185,7 @@ def render_markdown(
     for level in _levels(report):
         lines += _level_section(report, level)
     lines += _summary_section(report, _levels(report)[-1])
+    lines += _recommendation_section(report)
     lines += _cosine_section(report)
     if images:
         lines += ["## Plots", ""]
@@ -303,6 +367,35 @@ def _summary_section(report: dict, level: str) -> list[str]:
         " attributes they reached (not comparable with tier 1)."
     )
     return ["## Summary", "", note, "", *_table(header, rows), ""]
+
+
+def _recommendation_section(report: dict) -> list[str]:
+    rows = method_scores(report)
+    if not rows:
+        return []
+    level, common = rows[0]["level"], rows[0]["attributes"]
+    header = ["method", "kept", "identity", "off-target", *common]
+    body = [
+        [
+            r["method"] + ("" if r["standalone"] else " (needs other boundaries)"),
+            _fmt(r["kept"]),
+            _fmt(r["identity"]),
+            _fmt(r["off_target"]),
+            *[_fmt(r["per_attribute"].get(a)) for a in common],
+        ]
+        for r in rows
+    ]
+    pick = recommended_methods(report, level)
+    per = ", ".join(f"{a} {m or 'none (every edit loses more than it keeps)'}"
+                    for a, m in pick["by_attribute"].items())  # fmt: skip
+    note = (
+        f"What an edit keeps at {level}% matched flips: identity cosine minus off-target change"
+        f", averaged over the attributes every method reached ({', '.join(common) or 'none'})."
+        " The rule that picks ganedit's default method (docs/directions.md)."
+    )
+    verdict = f"By this rule: default `{pick['default']}`; per attribute: {per or 'none'}."
+    return ["## Recommendation: identity and drift together", "", note, "",
+            *_table(header, body), "", verdict, ""]  # fmt: skip
 
 
 def _cosine_section(report: dict) -> list[str]:

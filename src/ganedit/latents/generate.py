@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganedit.choices import SAMPLE_MODES
 from ganedit.errors import ProvenanceError, UserInputError, expect
 from ganedit.latents.bank import (
     check_target,
@@ -62,7 +63,6 @@ log = logging.getLogger(__name__)
 NO_PREDICTOR = "none"  # GenerateConfig.predictor value for a bank without scores
 MAX_RESIZE = 4096  # largest `resizes_to` a predictor may declare (pixels)
 RESUME_FREE = ("batch_size",)  # config fields that may change between a run and its resume
-SAMPLE_MODES = ("data", "neutral", "uniform")  # how a self-conditioned bank draws rows' modes
 
 
 @dataclass(frozen=True)
