@@ -56,9 +56,9 @@ from ganedit.world.config import load_world_config
 RENDER_SEED = 1_000_003
 EDIT_SEED = 424242
 T_GRID = (0.0, 0.125, 0.25, 0.375, 0.625, 0.75, 0.875, 1.0)
-# Toward the opposite class (binary attributes). The committed report used this grid; its
-# gentlest traversal is 1 unit (docs/selfcond.md states the caveat).
-STEPS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
+# Toward the opposite class (binary attributes). The first steps are fine (0.25, 0.5 units) so
+# that the smallest-change bins hold traversals too, as they hold mode edits (issue 28).
+STEPS = (0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0)
 YAW_STEPS = tuple(-s for s in reversed(STEPS)) + STEPS  # both ways
 
 
@@ -245,13 +245,14 @@ REAL_SEED = 90001  # held-out renders, as benchmarks/bench_inversion.py
 
 def kept_in_tails(images, recon, evaluator, factors) -> dict:
     """How many of each tail's images keep their attribute after inversion (issue 28,
-    point 4), read by the labeler (`ganedit.evaluation.inversion.tails_kept`)."""
+    point 4), read by the evaluator (`ganedit.evaluation.inversion.tails_kept`)."""
     from ganedit.evaluation.inversion import reconstruction_metrics, tails_kept
     from ganedit.inversion.perceptual import ReconstructionLoss
 
-    labeler = load_predictor("labeler")
-    metrics = reconstruction_metrics(images, recon, ReconstructionLoss(None), evaluator, labeler)
-    return tails_kept(metrics, factors.columns)
+    # The evaluator reads both sides; the second network's figures are not used here.
+    loss = ReconstructionLoss(None)
+    metrics = reconstruction_metrics(images, recon, loss, evaluator, evaluator)
+    return tails_kept(metrics, factors.columns, reader="evaluator")
 
 
 def real_images(args, base, sc, evaluator, identity, world) -> dict:

@@ -162,3 +162,19 @@ def test_editability_runs_on_real_networks():
     assert 0 <= record["flipped_at_last_step"] <= 1
     if np.isfinite(record["step"]):
         assert 0 <= record["step"] <= 40 and -1 <= record["identity"] <= 1
+
+
+def test_tails_kept_reads_with_the_chosen_network():
+    from ganedit.evaluation.inversion import tails_kept
+
+    factors = {"smile_label": np.ones(2), "gender_label": np.ones(2), "glasses_label": np.ones(2),
+               "age_label": np.zeros(2), "yaw": np.array([40.0, 50.0])}  # fmt: skip
+    metrics = {
+        "labeler_reads_smile": np.zeros(2), "labeler_reads_glasses": np.zeros(2),
+        "yaw_error": np.full(2, 30.0),
+        "evaluator_reads_smile": np.ones(2), "evaluator_reads_glasses": np.ones(2),
+        "evaluator_yaw_error": np.array([2.0, 11.0]),
+    }  # fmt: skip
+    assert [v["kept"] for v in tails_kept(metrics, factors).values()] == [0.0, 0.0, 0.0]
+    by_evaluator = tails_kept(metrics, factors, reader="evaluator")
+    assert [v["kept"] for v in by_evaluator.values()] == [1.0, 1.0, 0.5]

@@ -32,25 +32,33 @@ CELLS = {
 }
 
 
-# What a tail's reconstruction must keep: its cell's attribute as the labeler reads it (a
-# network no inversion optimises against), or a turned head's yaw within 10 degrees of the
-# labeler's reading of the input.
+# What a tail's reconstruction must keep: its cell's attribute as a reader network reads it
+# (the labeler by default, a network no inversion optimises against), or a turned head's yaw
+# within 10 degrees of that network's reading of the input.
 YAW_KEPT_DEGREES = 10.0
 KEPT = {
-    "smiling men": ("smile", lambda m: m["labeler_reads_smile"]),
-    "glasses": ("glasses", lambda m: m["labeler_reads_glasses"]),
-    "|yaw| > 30": (f"yaw within {YAW_KEPT_DEGREES:g} deg", lambda m: m["yaw_error"] <= 10.0),
+    "smiling men": ("smile", lambda m, r: m[f"{r}_reads_smile"]),
+    "glasses": ("glasses", lambda m, r: m[f"{r}_reads_glasses"]),
+    "|yaw| > 30": (
+        f"yaw within {YAW_KEPT_DEGREES:g} deg",
+        lambda m, r: m[_yaw_error_key(r)] <= YAW_KEPT_DEGREES,
+    ),
 }
 
 
-def tails_kept(metrics: dict[str, np.ndarray], factors) -> dict:
+def _yaw_error_key(reader: str) -> str:
+    return "yaw_error" if reader == "labeler" else f"{reader}_yaw_error"
+
+
+def tails_kept(metrics: dict[str, np.ndarray], factors, reader: str = "labeler") -> dict:
     """{cell: {"n", "kept", "what"}}: the share of each tail cell's images (ground truth of
-    the renders' `factors`) whose reconstruction keeps the cell's attribute (`KEPT`), from
-    `reconstruction_metrics`' per-image figures."""
+    the renders' `factors`) whose reconstruction keeps the cell's attribute (`KEPT`), as
+    `reader` ("labeler" or "evaluator") reads it, from `reconstruction_metrics`' per-image
+    figures."""
     out = {}
     for cell, (what, rule) in KEPT.items():
         mask = np.asarray(CELLS[cell](factors), bool)
-        kept = np.asarray(rule(metrics), np.float64)[mask]
+        kept = np.asarray(rule(metrics, reader), np.float64)[mask]
         out[cell] = {"n": int(mask.sum()), "kept": float(kept.mean()) if len(kept) else None,
                      "what": what}  # fmt: skip
     return out
@@ -75,10 +83,10 @@ def reconstruction_metrics(
         a, b = net.predict(inputs), net.predict(recon)
         for attr in BINARY_ATTRIBUTES:
             out[f"{name}_agrees_{attr}"] = ((a[attr] > 0.5) == (b[attr] > 0.5)).astype(np.float64)
-        if name == "labeler":
-            out["yaw_error"] = np.abs(a["yaw"] - b["yaw"])
-            for attr in BINARY_ATTRIBUTES:  # the reconstruction's own labels (tails_kept)
-                out[f"labeler_reads_{attr}"] = (b[attr] > 0.5).astype(np.float64)
+        for attr in BINARY_ATTRIBUTES:  # the reconstruction's own labels (tails_kept)
+            out[f"{name}_reads_{attr}"] = (b[attr] > 0.5).astype(np.float64)
+        if "yaw" in a and "yaw" in b:
+            out[_yaw_error_key(name)] = np.abs(a["yaw"] - b["yaw"])
     return out
 
 
