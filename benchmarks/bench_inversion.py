@@ -8,6 +8,9 @@ preset with seed 90001, which no training run uses.
 
     python benchmarks/bench_inversion.py --n 32 --pti-n 16 --json runs/bench_inversion.json
     python benchmarks/bench_inversion.py --n 1000 --methods encoder --json runs/bench_encoder.json
+
+On the renders, `tails_kept` says how many glasses, smiling men and turned heads keep what
+makes them a tail (issue 28's encoder targets, `ganedit.evaluation.inversion.tails_kept`).
 """
 
 from __future__ import annotations
@@ -175,6 +178,13 @@ def main() -> None:
                 f"{seconds:.2f} s/img {result['peak_mb']:.0f} MB",
                 flush=True,
             )
+            if "tails_kept" in result:
+                kept = ", ".join(
+                    f"{cell} ({v['n']}) {v['kept']:.2f}"
+                    for cell, v in result["tails_kept"].items()
+                    if v["kept"] is not None
+                )
+                print(f"{'':9s} {method:11s} tails kept (labeler): {kept}", flush=True)
             _write(args.json, report)  # after every method: a long run keeps what it measured
     if args.editability:
         report["results"]["generated/true codes"] = {
