@@ -14,10 +14,9 @@ from cli_run import ok, user_error
 from ganedit.errors import DamagedInputError
 from ganedit.latents import GenerateConfig, LatentBank, generate_bank
 from ganedit.models.modes import ModeLayout, save_mode_prior
-from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator, sample_coordinates
-from ganedit.models.stylegan2 import Generator
 from ganedit.utils.images import to_uint8
+from tiny_generators import save_tiny_generators
 
 LAYOUT = ModeLayout(["smile", "yaw"])
 # The data's modes, as a model folder ships them: two clusters far from neutral.
@@ -27,15 +26,9 @@ PRIOR = np.array([[0.0, 0.1], [1.0, 0.9], [0.0, 0.8], [1.0, 0.2]] * 4)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("bankmodes")
-    torch.manual_seed(0)
-    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16, mode_attributes=["smile", "yaw"])
-    with torch.no_grad():
-        g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(1))
-    g.eval().update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
-    save_pretrained(g, root / "sc")
+    save_tiny_generators(root)
     shutil.copytree(root / "sc", root / "sc-prior")
     save_mode_prior(root / "sc-prior", LAYOUT, PRIOR, origin="test")
-    save_pretrained(Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval(), root / "plain")
     return root
 
 

@@ -10,26 +10,20 @@ from cli_run import ok, user_error
 from ganedit.models.modes import mode_vector
 from ganedit.models.registry import save_pretrained
 from ganedit.models.sources import load_generator
-from ganedit.models.stylegan2 import Discriminator, Generator
+from ganedit.models.stylegan2 import Discriminator
+from tiny_generators import save_tiny_generators
 
 
 @pytest.fixture(scope="module")
 def generators(tmp_path_factory):
     root = tmp_path_factory.mktemp("gens")
-    torch.manual_seed(0)
-    g = Generator(16, style_dim=16, n_mlp=2, channel_max=16, mode_attributes=["smile", "yaw"])
-    with torch.no_grad():
-        g.input.mode_offsets.normal_(generator=torch.Generator().manual_seed(1))
-    g.eval().update_w_avg(n=256, generator=torch.Generator().manual_seed(0))
-    save_pretrained(g, root / "sc")
+    save_tiny_generators(root)
     reader = Discriminator(16, channel_max=16, num_modes=7).eval()
     with torch.no_grad():  # reads every image as smile t = 1, yaw t = 0
         reader.final_class[1].weight.zero_()
         reader.final_class[1].bias.copy_(torch.tensor([0, -50, -50, 50, 50, -50, -50.0]))
     selfcond = {"attributes": ["smile", "yaw"], "ranges": [[0, 1], [-40, 40]]}
     save_pretrained(reader, root / "sc" / "mode-reader", extra={"selfcond": selfcond})
-    plain = Generator(16, style_dim=16, n_mlp=2, channel_max=16).eval()
-    save_pretrained(plain, root / "plain")
     return root
 
 
