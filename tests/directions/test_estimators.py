@@ -623,3 +623,15 @@ def test_regression_learns_a_continuous_target_apart_from_correlated_binaries():
     assert Regression("yaw", threshold=0.9).fit(x, scores).n_confident_ < n
     with pytest.raises(UserInputError, match="probabilities"):
         Regression("smile", attributes=["smile", "age"]).fit(x, {**scores, "age": yaw})
+
+
+def test_scores_of_unequal_lengths_are_refused_in_one_line():
+    """An edited scores_dict with one attribute short: a user mistake, not a crash."""
+    from ganedit.directions.estimators import Regression
+
+    rng = np.random.default_rng(0)
+    latents = rng.normal(size=(40, 4)).astype(np.float32)
+    scores = {"smile": rng.uniform(size=40), "age": rng.uniform(size=39)}
+    with pytest.raises(UserInputError, match="one score per sample") as err:
+        Regression(attribute="smile").fit(latents, scores)
+    assert "\n" not in str(err.value)

@@ -933,11 +933,11 @@ class Regression(DirectionEstimator):
                 f"expected the target among attributes {names}, received {self.attribute!r}"
             )
         continuous = [kinds[n] == VALUE for n in names]
-        values = np.stack(
-            [score_matrix(scores, [n], probabilities=not c)[:, 0]
-             for n, c in zip(names, continuous, strict=True)],
-            axis=1,
-        )  # fmt: skip
+        columns = [score_matrix(scores, [n], probabilities=not c)[:, 0]
+                   for n, c in zip(names, continuous, strict=True)]  # fmt: skip
+        lengths = {n: len(c) for n, c in zip(names, columns, strict=True)}
+        expect(len(set(lengths.values())) == 1, "one score per sample for every attribute", lengths)
+        values = np.stack(columns, axis=1)
         binary = values[:, ~np.asarray(continuous)]
         rows = np.arange(len(values))
         if self.threshold is not None and binary.size:
