@@ -206,13 +206,11 @@ def _row_modes(cfg: GenerateConfig, source) -> RowModes | None:
     when `cfg` sets modes for one)."""
     from ganedit.models.sources import sample_coordinates
 
+    if cfg.modes or cfg.sample_modes is not None:
+        source.require_modes("--mode" if cfg.modes else "--modes")  # refused without modes
     if source.mode_layout is None:
-        if cfg.modes:
-            source.require_modes("--mode")
-        if cfg.sample_modes is not None:
-            sample_coordinates(source, cfg.generator, cfg.sample_modes, 1, cfg.seed)  # refuses
         return None
-    settings = source.require_modes("--mode").parse(cfg.modes) if cfg.modes else {}
+    settings = source.mode_layout.parse(cfg.modes) if cfg.modes else {}
     how, _ = sample_coordinates(source, str(cfg.generator), cfg.sample_modes, 1, cfg.seed)
     return RowModes(str(cfg.generator), how, settings, cfg.seed)
 
