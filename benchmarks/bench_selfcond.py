@@ -249,9 +249,7 @@ def kept_in_tails(images, recon, evaluator, factors) -> dict:
     from ganedit.evaluation.inversion import reconstruction_metrics, tails_kept
     from ganedit.inversion.perceptual import ReconstructionLoss
 
-    # The evaluator reads both sides; the second network's figures are not used here.
-    loss = ReconstructionLoss(None)
-    metrics = reconstruction_metrics(images, recon, loss, evaluator, evaluator)
+    metrics = reconstruction_metrics(images, recon, ReconstructionLoss(None), evaluator, None)
     return tails_kept(metrics, factors.columns, reader="evaluator")
 
 

@@ -15,6 +15,8 @@ def test_perfect_reconstructions_agree_everywhere():
     assert np.all(metrics["pixel_mse"] == 0) and np.all(metrics["yaw_error"] == 0)
     assert set(metrics["labeler_reads_smile"]) <= {0.0, 1.0}
     assert all(np.all(v == 1) for k, v in metrics.items() if "agrees" in k)
+    alone = reconstruction_metrics(images, images.clone(), ReconstructionLoss(None), nets[0], None)
+    assert "evaluator_reads_smile" in alone and not any(k.startswith("labeler") for k in alone)
     flipped = reconstruction_metrics(images, -images, ReconstructionLoss(None), *nets)
     assert np.all(flipped["pixel_mse"] > 0)
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from cli_run import ok, user_error
-from ganedit.errors import DamagedInputError
+from ganedit.errors import DamagedInputError, UserInputError
 from ganedit.latents import GenerateConfig, LatentBank, generate_bank
 from ganedit.models.modes import ModeLayout, save_mode_prior
 from ganedit.models.sources import load_generator, sample_coordinates
@@ -124,7 +124,7 @@ def test_an_interrupted_bank_resumes_with_the_same_rows(models, tmp_path):
     changed = GenerateConfig(str(models / "sc-prior"), "none", n=7, seed=3, chunk_size=3,
                              sample_modes="uniform")  # fmt: skip
     shutil.move(out, partial_path(out))
-    with pytest.raises(Exception, match="sample_modes"):
+    with pytest.raises(UserInputError, match="sample_modes"):
         generate_bank(changed, out)
 
 

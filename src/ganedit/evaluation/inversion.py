@@ -70,9 +70,10 @@ def reconstruction_metrics(
     recon: torch.Tensor,
     loss,
     evaluator: torch.nn.Module,
-    labeler: torch.nn.Module,
+    labeler: torch.nn.Module | None,
 ) -> dict[str, np.ndarray]:
-    """Per-image metrics [N] of reconstructions [N, 3, H, W] of inputs (both in [-1, 1])."""
+    """Per-image metrics [N] of reconstructions [N, 3, H, W] of inputs (both in [-1, 1]);
+    without a labeler (None), only the evaluator's readings."""
     terms = loss.terms(recon, inputs)
     out = {"pixel_mse": terms["pixel"].numpy()}
     if "perceptual" in terms:
@@ -80,6 +81,8 @@ def reconstruction_metrics(
     if "identity" in terms:
         out["identity_cosine"] = 1.0 - terms["identity"].numpy()
     for name, net in (("evaluator", evaluator), ("labeler", labeler)):
+        if net is None:
+            continue
         a, b = net.predict(inputs), net.predict(recon)
         for attr in BINARY_ATTRIBUTES:
             out[f"{name}_agrees_{attr}"] = ((a[attr] > 0.5) == (b[attr] > 0.5)).astype(np.float64)
